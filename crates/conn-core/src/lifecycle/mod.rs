@@ -1,0 +1,126 @@
+//! The lifecycle every transport implements: accept, connect, done, close, kill.
+//!
+//! Two surfaces per trait. The static traits here use native `async fn` in
+//! traits and are what generic, allocation-free code (the serve loop, the
+//! layers) is written against. Their object-safe twins in [`dynamic`] let a
+//! program pick a transport at run time; a blanket bridge makes every static
+//! implementation a dynamic one too.
+
+pub mod dynamic;
+mod orderly;
+
+pub use orderly::{close_in_order, half_close};
+
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{Deadline, Endpoint, Result};
+
+/// One established byte stream, whatever carries it.
+///
+/// | step | what it does |
+/// |---|---|
+/// | [`done`](Connection::done) | half-close: no more sends, the peer reads end-of-stream, receiving goes on |
+/// | [`close`](Connection::close) | orderly end: tell the peer, drain and drop inbound data until the peer's own end, release |
+/// | [`kill`](Connection::kill) | release this process's handle without telling the peer |
+///
+/// Dropping a connection is the same as [`kill`](Connection::kill): no
+/// implementation may call `shutdown(2)` in `Drop`, because after `fork` that
+/// would end the connection for every process holding a copy.
+///
+/// # Examples
+///
+/// ```
+/// use conn_core::{Connection, Deadline, mem::{MemListener, MemStream}};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let mut listener = MemListener::bind("lifecycle-doc")?;
+/// let mut client = MemStream::connect("lifecycle-doc", Deadline::NEVER).await?;
+/// let mut server = conn_core::Listener::accept(&mut listener, Deadline::NEVER).await?;
+///
+/// client.write_all(b"bye").await?;
+/// client.done(Deadline::NEVER).await?;          // the server reads end-of-stream...
+/// let mut got = Vec::new();
+/// server.read_to_end(&mut got).await?;
+/// assert_eq!(got, b"bye");
+/// server.write_all(b"ok").await?;               // ...and can still answer.
+/// server.close(Deadline::NEVER).await?;
+///
+/// let mut answer = Vec::new();
+/// client.read_to_end(&mut answer).await?;
+/// assert_eq!(answer, b"ok");
+/// client.close(Deadline::NEVER).await?;
+/// # Ok(()) }
+/// ```
+pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Half-closes: no more sends; the peer reads end-of-stream while this
+    /// side goes on receiving (libdill `ipc_done`).
+    fn done(&mut self, deadline: Deadline) -> impl Future<Output = Result<()>> + Send;
+
+    /// The orderly terminal handshake (libdill `ipc_close`): sends this side's
+    /// end, drains and drops inbound data until the peer's own end, then
+    /// releases the handle. The handle is released even when this fails:
+    /// `TimedOut` when the peer did not end within `deadline`,
+    /// `ConnectionReset` when it vanished.
+    fn close(self, deadline: Deadline) -> impl Future<Output = Result<()>> + Send
+    where
+        Self: Sized;
+
+    /// Releases this process's handle without telling the peer (Spread
+    /// `SP_kill`, libdill `hclose`). After `fork`, other copies stay usable;
+    /// the peer sees only what the OS shows when the last copy goes.
+    fn kill(self)
+    where
+        Self: Sized;
+
+    /// Where the peer is, as a transport-qualified endpoint, when known.
+    fn peer_endpoint(&self) -> Option<Endpoint> {
+        None
+    }
+}
+
+/// Waits for peers and hands out [`Connection`]s.
+pub trait Listener: Send + 'static {
+    /// The connections this listener accepts.
+    type Conn: Connection;
+
+    /// Waits for the next peer until `deadline` (libdill `ipc_accept`).
+    /// [`Deadline::NOW`] returns `TimedOut` at once when no peer is waiting.
+    fn accept(&mut self, deadline: Deadline) -> impl Future<Output = Result<Self::Conn>> + Send;
+
+    /// Accepts into caller-owned storage (libdill `ipc_accept_mem`): the
+    /// connection is placed in `slot`, and a steady accept loop that reuses
+    /// one slot needs no fresh storage for it. A connection still in the slot
+    /// is killed first.
+    fn accept_into<'s>(
+        &mut self,
+        slot: &'s mut Option<Self::Conn>,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<&'s mut Self::Conn>> + Send {
+        async move {
+            if let Some(old) = slot.take() {
+                old.kill();
+            }
+            let conn = self.accept(deadline).await?;
+            Ok(slot.insert(conn))
+        }
+    }
+
+    /// The endpoint this listener is bound to.
+    fn local_endpoint(&self) -> Endpoint;
+}
+
+/// Opens connections to endpoints of one transport.
+pub trait Connector: Send + Sync + 'static {
+    /// The connections this connector opens.
+    type Conn: Connection;
+
+    /// Opens a connection to `endpoint` until `deadline`.
+    fn connect(
+        &self,
+        endpoint: &Endpoint,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Self::Conn>> + Send;
+}

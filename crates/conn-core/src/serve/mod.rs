@@ -1,0 +1,16 @@
+//! The accept loop: every connection handed to a `tower::Service`, graceful
+//! shutdown with a report, and survival of exhausted descriptor tables.
+
+mod accept;
+mod incoming;
+mod lines;
+mod report;
+mod server;
+
+pub use incoming::{Graceful, Incoming};
+pub use lines::{LineHandler, lines};
+pub use report::ShutdownReport;
+pub use server::{Serve, WithGracefulShutdown, serve};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+
+use super::accept::{Backoff, Verdict, verdict};
+use super::{Graceful, Incoming, ShutdownReport};
+use crate::{Deadline, Error, ErrorKind, Listener, Result};
+
+/// Serves every connection `listener` accepts with a clone of `service`.
+///
+/// The service is called once per connection with an [`Incoming`]; its
+/// future drives that connection to its end and runs on its own task. The
+/// loop waits for `poll_ready` before accepting, so a
+/// `tower::limit::ConcurrencyLimitLayer` on the service bounds open
+/// connections. When the descriptor table fills (EMFILE, ENFILE) the loop
+/// logs once, pauses with a growing backoff (never spinning), and goes on
+/// when descriptors free up.
+///
+/// The listener's `accept` must be cancel safe (every connkit listener is).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conn_core::{Connection, Deadline, mem::{MemListener, MemStream}, serve::{lines, serve}};
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+/// use tower::service_fn;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let listener = MemListener::bind("serve-doc")?;
+/// let upper = service_fn(|line: String| async move { Ok::<_, conn_core::Error>(line.to_uppercase()) });
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(
+///     serve(listener, lines(upper))
+///         .with_graceful_shutdown(async { stopped.await.ok(); }, Duration::from_secs(1))
+///         .into_future(),
+/// );
+///
+/// let mut client = BufReader::new(MemStream::connect("serve-doc", Deadline::NEVER).await?);
+/// client.get_mut().write_all(b"hello\n").await?;
+/// let mut answer = String::new();
+/// client.read_line(&mut answer).await?;
+/// assert_eq!(answer, "HELLO\n");
+///
+/// // Graceful shutdown half-closes the idle connection; our close completes
+/// // the orderly handshake.
+/// stop.send(()).unwrap();
+/// client.into_inner().close(Deadline::NEVER).await?;
+/// let report = server.await.unwrap()?;
+/// assert_eq!((report.accepted, report.closed, report.killed), (1, 1, 0));
+/// # Ok(()) }
+/// ```
+pub fn serve<L, S>(listener: L, service: S) -> Serve<L, S> {
+    Serve { listener, service }
+}
+
+/// A serve loop without graceful shutdown; `.await` it to run it. It runs
+/// until the listener fails for good.
+#[derive(Debug)]
+#[must_use = "a server does nothing until awaited"]
+pub struct Serve<L, S> {
+    listener: L,
+    service: S,
+}
+
+/// A serve loop that shuts down gracefully when its signal fires; `.await`
+/// it to run it.
+#[derive(Debug)]
+#[must_use = "a server does nothing until awaited"]
+pub struct WithGracefulShutdown<L, S, F> {
+    serve: Serve<L, S>,
+    signal: F,
+    drain: Duration,
+}
+
+impl<L, S> Serve<L, S> {
+    /// When `signal` resolves: stop accepting at once, ask every connection
+    /// to end gracefully (idle ones half-close, busy ones finish their work),
+    /// wait up to `drain` for them, kill the rest, and return the
+    /// [`ShutdownReport`].
+    pub fn with_graceful_shutdown<F>(
+        self,
+        signal: F,
+        drain: Duration,
+    ) -> WithGracefulShutdown<L, S, F>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        WithGracefulShutdown {
+            serve: self,
+            signal,
+            drain,
+        }
+    }
+}
+
+impl<L, S> IntoFuture for Serve<L, S>
+where
+    L: Listener,
+    S: Service<Incoming<L::Conn>, Response = ()> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Error>,
+{
+    type Output = Result<ShutdownReport>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run(
+            self.listener,
+            self.service,
+            std::future::pending(),
+            Duration::ZERO,
+        ))
+    }
+}
+
+impl<L, S, F> IntoFuture for WithGracefulShutdown<L, S, F>
+where
+    L: Listener,
+    S: Service<Incoming<L::Conn>, Response = ()> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Error>,
+    F: Future<Output = ()> + Send + 'static,
+{
+    type Output = Result<ShutdownReport>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run(
+            self.serve.listener,
+            self.serve.service,
+            self.signal,
+            self.drain,
+        ))
+    }
+}
+
+/// The state the loop keeps while it runs and drains.
+struct Tally {
+    report: ShutdownReport,
+}
+
+impl Tally {
+    fn finished(&mut self, outcome: std::result::Result<Result<()>, JoinError>) {
+        match outcome {
+            Ok(Ok(())) => self.report.closed += 1,
+            Ok(Err(e)) => self.report.errors.push(e),
+            Err(e) if e.is_cancelled() => self.report.killed += 1,
+            Err(e) => {
+                let what = panic_message(e);
+                self.report.errors.push(
+                    Error::new(ErrorKind::Other)
+                        .during("serve connection")
+                        .detail(format!("the handler panicked: {what}")),
+                );
+            }
+        }
+    }
+}
+
+fn panic_message(e: JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+async fn run<L, S, F>(
+    mut listener: L,
+    mut service: S,
+    signal: F,
+    drain: Duration,
+) -> Result<ShutdownReport>
+where
+    L: Listener,
+    S: Service<Incoming<L::Conn>, Response = ()> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Error>,
+    F: Future<Output = ()> + Send,
+{
+    let endpoint = listener.local_endpoint();
+    let graceful = CancellationToken::new();
+    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+    let mut tally = Tally {
+        report: ShutdownReport::default(),
+    };
+    let mut backoff = Backoff::new();
+    tokio::pin!(signal);
+
+    'accepting: loop {
+        // Wait until the service takes another connection...
+        tokio::select! {
+            biased;
+            () = &mut signal => break 'accepting,
+            Some(done) = tasks.join_next() => { tally.finished(done); continue 'accepting; }
+            ready = std::future::poll_fn(|cx| service.poll_ready(cx)) => {
+                if let Err(e) = ready {
+                    return Err(e.into().during("serve").on(&endpoint));
+                }
+            }
+        }
+        // ...then for the next peer.
+        let conn = tokio::select! {
+            biased;
+            () = &mut signal => break 'accepting,
+            Some(done) = tasks.join_next() => { tally.finished(done); continue 'accepting; }
+            accepted = listener.accept(Deadline::NEVER) => accepted,
+        };
+        match conn {
+            Ok(conn) => {
+                if backoff.recovered() {
+                    tracing::info!(%endpoint, "accepting again: descriptors are available");
+                }
+                tally.report.accepted += 1;
+                let incoming =
+                    Incoming::new(conn, Graceful::new(graceful.clone()), tally.report.accepted);
+                let fut = service.call(incoming);
+                tasks.spawn(async move { fut.await.map_err(Into::into) });
+            }
+            Err(e) => {
+                tally.report.accept_errors += 1;
+                match verdict(&e) {
+                    Verdict::Retry => {
+                        tracing::debug!(%endpoint, error = %e, "accept failed; retrying")
+                    }
+                    Verdict::Fatal => return Err(e.during("accept").on(&endpoint)),
+                    Verdict::Backoff => {
+                        let (pause, new_episode) = backoff.pause();
+                        if new_episode {
+                            tally.report.fd_limit_episodes += 1;
+                            tracing::warn!(%endpoint, error = %e,
+                                "accept paused: out of descriptors or memory; resuming as connections end");
+                        }
+                        // A connection that ends frees a descriptor: retry then,
+                        // or after the pause, whichever comes first.
+                        tokio::select! {
+                            biased;
+                            () = &mut signal => break 'accepting,
+                            Some(done) = tasks.join_next() => tally.finished(done),
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Graceful shutdown: stop accepting now, ask connections to end, wait
+    // for them until the drain deadline, kill the rest.
+    drop(listener);
+    let start = tokio::time::Instant::now();
+    graceful.cancel();
+    let deadline = Deadline::after(drain);
+    let drained = deadline
+        .run(async {
+            while let Some(done) = tasks.join_next().await {
+                tally.finished(done);
+            }
+        })
+        .await;
+    if drained.is_err() {
+        tasks.abort_all();
+        while let Some(done) = tasks.join_next().await {
+            tally.finished(done);
+        }
+    }
+    tally.report.drain = start.elapsed();
+    Ok(tally.report)
+}

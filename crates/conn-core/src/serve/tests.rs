@@ -1,0 +1,190 @@
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tower::{ServiceBuilder, service_fn};
+
+use super::{lines, serve};
+use crate::layer::{DeadlineLayer, Shutdown};
+use crate::mem::{MemListener, MemStream};
+use crate::{Deadline, Error, ErrorKind};
+
+/// A line service: "sleep N" answers after N ms, anything else is echoed.
+fn sleepy()
+-> impl tower::Service<String, Response = String, Error = Error, Future: Send> + Clone + Send + 'static
+{
+    service_fn(|req: String| async move {
+        if let Some(ms) = req.strip_prefix("sleep ") {
+            let ms: u64 = ms.parse().map_err(|_| Error::new(ErrorKind::InvalidType))?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return Ok(format!("slept {ms}"));
+        }
+        Ok(req)
+    })
+}
+
+async fn client(name: &str) -> BufReader<MemStream> {
+    BufReader::new(MemStream::connect(name, Deadline::NEVER).await.unwrap())
+}
+
+async fn ask(c: &mut BufReader<MemStream>, line: &str) -> String {
+    c.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    c.read_line(&mut answer).await.unwrap();
+    answer
+}
+
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_half_closes_idle_finishes_busy_and_kills_overrunning() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        serve(
+            MemListener::bind("serve-graceful").unwrap(),
+            lines(sleepy()),
+        )
+        .with_graceful_shutdown(
+            async {
+                stopped.await.ok();
+            },
+            Duration::from_millis(500),
+        )
+        .into_future(),
+    );
+
+    // An idle connection, one with a call that finishes in time, one that overruns.
+    let mut idle = client("serve-graceful").await;
+    assert_eq!(ask(&mut idle, "warm").await, "warm\n");
+    let mut busy = client("serve-graceful").await;
+    busy.get_mut().write_all(b"sleep 200\n").await.unwrap();
+    let mut stuck = client("serve-graceful").await;
+    stuck.get_mut().write_all(b"sleep 60000\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    stop.send(()).unwrap();
+
+    // The idle connection sees end-of-stream at once (a half-close), and
+    // closing our side completes the orderly handshake.
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    idle.into_inner().done(Deadline::NEVER).await.unwrap();
+
+    // The busy one gets its answer, then end-of-stream.
+    let mut answer = String::new();
+    busy.read_line(&mut answer).await.unwrap();
+    assert_eq!(answer, "slept 200\n");
+    let mut rest = Vec::new();
+    busy.read_to_end(&mut rest).await.unwrap();
+    busy.into_inner().done(Deadline::NEVER).await.unwrap();
+
+    // New connections are refused once the listener is gone.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let refused = MemStream::connect("serve-graceful", Deadline::NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+
+    let report = server.await.unwrap().unwrap();
+    assert_eq!(report.accepted, 3);
+    assert_eq!(report.closed, 2, "{report}");
+    assert_eq!(report.killed, 1, "{report}");
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.drain, Duration::from_millis(500));
+
+    // The overrunning connection was killed: end-of-stream, no answer.
+    let mut rest = Vec::new();
+    stuck.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+use crate::Connection as _;
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_handler_is_contained_and_reported() {
+    let svc = service_fn(|req: String| async move {
+        if req == "boom" {
+            panic!("handler exploded");
+        }
+        Ok::<_, Error>(req)
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        serve(MemListener::bind("serve-panic").unwrap(), lines(svc))
+            .with_graceful_shutdown(
+                async {
+                    stopped.await.ok();
+                },
+                Duration::from_millis(100),
+            )
+            .into_future(),
+    );
+    let mut bad = client("serve-panic").await;
+    bad.get_mut().write_all(b"boom\n").await.unwrap();
+    let mut rest = Vec::new();
+    bad.read_to_end(&mut rest).await.unwrap();
+
+    // The server goes on serving others.
+    let mut good = client("serve-panic").await;
+    assert_eq!(ask(&mut good, "still here").await, "still here\n");
+    good.into_inner().done(Deadline::NEVER).await.unwrap();
+
+    stop.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert!(
+        report.errors[0].to_string().contains("handler exploded"),
+        "{report}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn layers_compose_with_towers_own_in_one_stack() {
+    use tower::limit::ConcurrencyLimitLayer;
+    use tower::timeout::TimeoutLayer;
+    use tower::{Service, ServiceExt};
+
+    let shutdown = Shutdown::new();
+    let token = tokio_util::sync::CancellationToken::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(shutdown.layer())
+        .layer(crate::layer::CancelLayer::new(token.clone()))
+        .layer(ConcurrencyLimitLayer::new(2))
+        .layer(DeadlineLayer::new(Duration::from_millis(100)))
+        .map_err(Error::from_boxed)
+        .layer(TimeoutLayer::new(Duration::from_millis(50)))
+        .service(sleepy());
+
+    assert_eq!(
+        svc.ready().await.unwrap().call("hi".into()).await.unwrap(),
+        "hi"
+    );
+    // tower's TimeoutLayer fires first (50 ms) and its error converts into ours.
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call("sleep 70".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    token.cancel();
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call("hi".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Canceled);
+    shutdown.trigger();
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call("hi".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ShuttingDown);
+}
