@@ -1,1 +1,29 @@
-fn main() {}
+//! connkit's task runner.
+//!
+//! * `cargo xtask test-all`: every check CI runs, one line per step with its time.
+//! * `cargo xtask bench`: runs the benches and writes BENCHMARKS.md.
+//! * `cargo xtask demo`: runs `connkit demo`.
+
+mod bench;
+mod steps;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let ok = match task {
+        "test-all" => steps::test_all(),
+        "bench" => bench::run(&args[1..]),
+        "demo" => steps::demo(),
+        _ => {
+            eprintln!("usage: cargo xtask <test-all | bench [NAME...] | demo>");
+            task == "help" || task == "--help"
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

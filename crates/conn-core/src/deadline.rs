@@ -129,6 +129,26 @@ impl Deadline {
         Timed {
             future,
             deadline: self,
+            relative: None,
+            sleep: None,
+        }
+    }
+
+    /// Like [`Deadline::run`] with `Deadline::after(timeout)`, but the clock
+    /// is read only if the future is not ready on its first poll, so the
+    /// timeout counts from that first poll. Calls that complete at once
+    /// never read the clock: this is the per-call fast path of
+    /// [`DeadlineLayer`](crate::layer::DeadlineLayer).
+    pub fn run_for<F>(timeout: Duration, future: F) -> Timed<F> {
+        let deadline = if timeout.is_zero() {
+            Deadline::NOW
+        } else {
+            Deadline::NEVER
+        };
+        Timed {
+            future,
+            deadline,
+            relative: (!timeout.is_zero()).then_some(timeout),
             sleep: None,
         }
     }
@@ -163,12 +183,15 @@ pub struct Timed<F> {
     #[pin]
     future: F,
     deadline: Deadline,
+    /// A timeout still to be turned into `deadline` at the first pending poll.
+    relative: Option<Duration>,
     #[pin]
     sleep: Option<Sleep>,
 }
 
 impl<F> Timed<F> {
-    /// The deadline this future runs under.
+    /// The deadline this future runs under ([`Deadline::NEVER`] until a
+    /// [`Deadline::run_for`] timeout starts at its first pending poll).
     pub fn deadline(&self) -> Deadline {
         self.deadline
     }
@@ -181,6 +204,9 @@ impl<F: Future> Future for Timed<F> {
         let mut this = self.project();
         if let Poll::Ready(out) = this.future.poll(cx) {
             return Poll::Ready(Ok(out));
+        }
+        if let Some(timeout) = this.relative.take() {
+            *this.deadline = Deadline::after(timeout);
         }
         let at = match this.deadline.0 {
             Kind::Never => return Poll::Pending,

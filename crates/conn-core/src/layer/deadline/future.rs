@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 
 use pin_project::pin_project;
 
+use super::CallDeadline;
 use crate::deadline::Timed;
 use crate::{Deadline, Error};
 
@@ -17,10 +18,12 @@ pub struct DeadlineFuture<F> {
 }
 
 impl<F> DeadlineFuture<F> {
-    pub(super) fn new(inner: F, deadline: Deadline) -> Self {
-        DeadlineFuture {
-            timed: deadline.run(inner),
-        }
+    pub(super) fn new(inner: F, deadline: CallDeadline) -> Self {
+        let timed = match deadline {
+            CallDeadline::After(timeout) => Deadline::run_for(timeout, inner),
+            CallDeadline::At(at) => at.run(inner),
+        };
+        DeadlineFuture { timed }
     }
 }
 

@@ -4,16 +4,17 @@ use tower_layer::Layer;
 
 use super::{DeadlineService, Fixed, FromRequest};
 
-/// Runs every call under a deadline: a timeout counted from the call
-/// ([`DeadlineLayer::new`]), or the request's own deadline
+/// Runs every call under a deadline: a timeout counted from the call's first
+/// poll ([`DeadlineLayer::new`]), or the request's own deadline
 /// ([`DeadlineLayer::from_request`]).
 ///
 /// A missed deadline ends the call with [`ErrorKind::TimedOut`] and drops the
 /// inner future. A zero timeout is libdill's `NOW`: the inner future is polled
 /// exactly once.
 ///
-/// Unlike `tower::timeout::Timeout`, the timer is armed only when the inner
-/// future is not ready on its first poll, so fast calls never touch it.
+/// Unlike `tower::timeout::Timeout`, neither the clock nor the timer is
+/// touched unless the inner future is pending on its first poll, so calls
+/// that complete at once cost next to nothing.
 ///
 /// [`ErrorKind::TimedOut`]: crate::ErrorKind::TimedOut
 ///
@@ -48,7 +49,8 @@ pub struct DeadlineLayer<P = Fixed> {
 }
 
 impl DeadlineLayer<Fixed> {
-    /// Every call gets `timeout`, counted from the call.
+    /// Every call gets `timeout`, counted from its first poll (which tower
+    /// callers make right after `call`).
     pub fn new(timeout: Duration) -> Self {
         DeadlineLayer {
             policy: Fixed(Some(timeout)),

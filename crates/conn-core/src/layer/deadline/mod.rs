@@ -7,7 +7,7 @@ mod service;
 
 pub use future::DeadlineFuture;
 pub use layer::DeadlineLayer;
-pub use policy::{DeadlinePolicy, Fixed, FromRequest};
+pub use policy::{CallDeadline, DeadlinePolicy, Fixed, FromRequest};
 pub use service::DeadlineService;
 
 use crate::Deadline;

@@ -3,13 +3,23 @@ use std::time::Duration;
 use super::HasDeadline;
 use crate::Deadline;
 
-/// How a [`DeadlineService`](super::DeadlineService) picks each call's deadline.
-pub trait DeadlinePolicy<Req> {
-    /// The deadline for a call with `request`, taken at call time.
-    fn deadline(&self, request: &Req) -> Deadline;
+/// A call's deadline as a policy picks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallDeadline {
+    /// A timeout counted from the call's first poll (the clock is read only
+    /// if the call does not complete on that poll).
+    After(Duration),
+    /// A fixed deadline.
+    At(Deadline),
 }
 
-/// The same timeout for every call, counted from the call.
+/// How a [`DeadlineService`](super::DeadlineService) picks each call's deadline.
+pub trait DeadlinePolicy<Req> {
+    /// The deadline for a call with `request`.
+    fn deadline(&self, request: &Req) -> CallDeadline;
+}
+
+/// The same timeout for every call.
 #[derive(Clone, Copy, Debug)]
 pub struct Fixed(pub(super) Option<Duration>);
 
@@ -17,25 +27,26 @@ pub struct Fixed(pub(super) Option<Duration>);
 #[derive(Clone, Copy, Debug)]
 pub struct FromRequest(pub(super) Option<Duration>);
 
-fn after(timeout: Option<Duration>) -> Deadline {
-    match timeout {
-        // Zero is libdill's "now": poll once, never block.
-        Some(t) if t.is_zero() => Deadline::NOW,
-        Some(t) => Deadline::after(t),
-        None => Deadline::NEVER,
+fn timeout(t: Option<Duration>) -> CallDeadline {
+    match t {
+        Some(t) => CallDeadline::After(t),
+        None => CallDeadline::At(Deadline::NEVER),
     }
 }
 
 impl<Req> DeadlinePolicy<Req> for Fixed {
     #[inline]
-    fn deadline(&self, _: &Req) -> Deadline {
-        after(self.0)
+    fn deadline(&self, _: &Req) -> CallDeadline {
+        timeout(self.0)
     }
 }
 
 impl<Req: HasDeadline> DeadlinePolicy<Req> for FromRequest {
     #[inline]
-    fn deadline(&self, request: &Req) -> Deadline {
-        request.deadline().unwrap_or_else(|| after(self.0))
+    fn deadline(&self, request: &Req) -> CallDeadline {
+        match request.deadline() {
+            Some(d) => CallDeadline::At(d),
+            None => timeout(self.0),
+        }
     }
 }

@@ -1,0 +1,66 @@
+//! What every bench shares: reading criterion's medians and writing the
+//! ratio table that `cargo xtask bench` gathers into BENCHMARKS.md.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Where criterion writes its estimates for this workspace.
+pub fn criterion_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/criterion")
+}
+
+/// The median time, in nanoseconds, criterion measured for `group/id`.
+pub fn median_ns(group: &str, id: &str) -> Option<f64> {
+    let path = criterion_dir()
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// One row of a bench table: connkit's figure beside its peer's.
+pub struct Row {
+    /// What was measured.
+    pub what: String,
+    /// connkit's figure.
+    pub ours: f64,
+    /// The peer's figure, measured in the same run.
+    pub peer: f64,
+    /// Unit of both figures.
+    pub unit: &'static str,
+    /// The goal, in words.
+    pub goal: String,
+    /// Whether the goal was met.
+    pub met: bool,
+}
+
+/// Writes `rows` as the markdown table for `bench`, and prints it.
+pub fn write_table(bench: &str, title: &str, notes: &str, rows: &[Row]) {
+    let mut md = format!(
+        "## {title}\n\n{notes}\n\n| measured | connkit | peer | ratio | goal | met |\n|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} {} | {:.1} {} | {:.2} | {} | {} |",
+            r.what,
+            r.ours,
+            r.unit,
+            r.peer,
+            r.unit,
+            r.ours / r.peer,
+            r.goal,
+            if r.met { "yes" } else { "**no**" }
+        );
+    }
+    println!("\n{md}");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-tables");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Err(e) = std::fs::write(dir.join(format!("{bench}.md")), md) {
+        eprintln!("cannot write the {bench} table: {e}");
+    }
+}

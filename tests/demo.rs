@@ -1,0 +1,35 @@
+//! `connkit demo` runs with no set-up, exits 0 and tells the whole story.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_runs_every_part_and_reports_the_shutdown() {
+    let out = Command::new(env!("CARGO_BIN_EXE_connkit"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "sleep 10 ms          -> slept 10 ms",
+        "sleep 1000 ms        -> error: call: deadline passed (ETIMEDOUT)",
+        "cancel during a call -> error: call: canceled (ECANCELED)",
+        "call of 5000 ms    -> error: call: canceled (ECANCELED): the shutdown's drain deadline passed",
+        "call after shutdown -> error: call: shutting down (ESHUTDOWN)",
+        "drain report: finished 1, cancelled 1",
+        "idle client saw:  end-of-stream at once (half-closed); closed in order",
+        "busy client saw:  \"slept 100 ms\\n\" then end-of-stream",
+        "overrunning client saw: end-of-stream after the drain deadline (killed)",
+        "shutdown report: accepted 3, closed in order 2, killed 1, errors 0",
+        "demo finished",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}

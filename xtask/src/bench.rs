@@ -1,0 +1,55 @@
+//! `cargo xtask bench`: runs the benches and writes BENCHMARKS.md.
+//!
+//! Each bench (in `benches/`) measures connkit and its peer in the same run
+//! and writes its table to `target/bench-tables/<bench>.md`; this task runs
+//! them and gathers the tables, in order, into BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::steps::root;
+
+/// Every bench, in the order BENCHMARKS.md lists them.
+const BENCHES: &[&str] = &["layers"];
+
+pub fn run(names: &[String]) -> bool {
+    let chosen: Vec<&str> = if names.is_empty() {
+        BENCHES.to_vec()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    let tables = root().join("target/bench-tables");
+    let mut ok = true;
+    for name in &chosen {
+        println!("bench: {name}");
+        let status = Command::new("cargo")
+            .args(["bench", "-p", "connkit", "--bench", name])
+            .current_dir(root())
+            .status();
+        ok &= status.is_ok_and(|s| s.success());
+    }
+    let mut doc = String::from(
+        "# Benchmarks\n\nWritten by `cargo xtask bench`. Every row measures connkit and its peer in the \
+         same run on the same machine (2 shared cores: compare ratios, not absolute times). \
+         Ratios are connkit / peer for times (lower is better) unless a row says otherwise.\n",
+    );
+    for name in BENCHES {
+        match std::fs::read_to_string(tables.join(format!("{name}.md"))) {
+            Ok(table) => {
+                let _ = write!(doc, "\n{table}");
+            }
+            Err(_) => {
+                let _ = write!(
+                    doc,
+                    "\n## {name}\n\nNot run yet: `cargo xtask bench {name}`.\n"
+                );
+            }
+        }
+    }
+    if let Err(e) = std::fs::write(root().join("BENCHMARKS.md"), doc) {
+        eprintln!("bench: cannot write BENCHMARKS.md: {e}");
+        return false;
+    }
+    println!("bench: BENCHMARKS.md written");
+    ok
+}

@@ -1,0 +1,205 @@
+//! `test-all` and `demo`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
+}
+
+/// Tallies tests and failed steps across `test-all`.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs `cmd` through the shell from the workspace root, echoing its output
+/// and adding any `test result:` / nextest summary counts to `tally`.
+/// Returns whether it exited successfully.
+fn run_step(name: &str, cmd: &str, tally: &mut Tally, count_tests: bool) -> bool {
+    let start = Instant::now();
+    println!("test-all: {name}: {cmd}");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -o pipefail; {cmd} 2>&1"))
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.unwrap_or_default();
+        println!("{line}");
+        if let Some((p, f)) = parse_test_result(&line) {
+            passed += p;
+            failed += f;
+        }
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    if count_tests {
+        tally.passed += passed;
+        tally.failed += failed;
+    }
+    if !ok && (!count_tests || failed == 0) {
+        // A step that failed without failing tests counts as one failure.
+        tally.failed += 1;
+    }
+    let verdict = if ok { "ok" } else { "FAILED" };
+    if count_tests {
+        println!(
+            "test-all: step {name}: {verdict} in {:.1?} ({passed} passed, {failed} failed)",
+            start.elapsed()
+        );
+    } else {
+        println!(
+            "test-all: step {name}: {verdict} in {:.1?}",
+            start.elapsed()
+        );
+    }
+    ok
+}
+
+/// Reads cargo test's `test result: ok. 41 passed; 0 failed; ...`, and the
+/// plain `N passed, N failed` that harness-less test binaries print.
+fn parse_test_result(line: &str) -> Option<(u64, u64)> {
+    if let Some((p, f)) = line.trim().split_once(" passed, ") {
+        if let (Ok(p), Some(Ok(f))) = (p.parse(), f.strip_suffix(" failed").map(str::parse)) {
+            return Some((p, f));
+        }
+    }
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let number_before = |word: &str| -> Option<u64> {
+        let i = rest.find(word)?;
+        rest[..i]
+            .split_whitespace()
+            .last()?
+            .trim_start_matches(['.', ';'])
+            .parse()
+            .ok()
+    };
+    Some((number_before(" passed")?, number_before(" failed")?))
+}
+
+/// Installs Debian packages whose commands are missing.
+pub fn ensure_apt(packages: &[(&str, &str)]) -> bool {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(command, _)| which(command).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    println!("test-all: installing {} with apt-get", missing.join(" "));
+    let cmd = format!(
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq {} >/dev/null",
+        missing.join(" ")
+    );
+    Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Where `command` is on PATH, if it is.
+pub fn which(command: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(command))
+        .find(|p| p.is_file())
+}
+
+fn ensure_cargo_deny() -> bool {
+    let installed = Command::new("cargo")
+        .args(["deny", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed {
+        return true;
+    }
+    println!("test-all: installing cargo-deny (about 3 minutes)");
+    Command::new("cargo")
+        .args(["install", "--locked", "cargo-deny"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Every check: format, lints, tests (unit, integration, doc), licences.
+pub fn test_all() -> bool {
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    let mut all_ok = true;
+    if !ensure_apt(&[("curl", "curl"), ("ip", "iproute2")]) {
+        println!("test-all: could not install the packages the tests use");
+        tally.failed += 1;
+        all_ok = false;
+    }
+    let steps: &[(&str, &str, bool)] = &[
+        ("fmt", "cargo fmt --all -- --check", false),
+        (
+            "clippy",
+            "cargo clippy --workspace --all-targets --locked -- -D warnings",
+            false,
+        ),
+        (
+            "test",
+            "cargo test --workspace --all-targets --locked",
+            true,
+        ),
+        ("doc-test", "cargo test --workspace --doc --locked", true),
+    ];
+    for (name, cmd, count) in steps {
+        all_ok &= run_step(name, cmd, &mut tally, *count);
+    }
+    if ensure_cargo_deny() {
+        println!("test-all: cargo deny: advisories need a network database and are skipped here");
+        all_ok &= run_step(
+            "deny",
+            "cargo deny --offline check licenses bans sources",
+            &mut tally,
+            false,
+        );
+    } else {
+        println!("test-all: step deny: FAILED (cargo-deny could not be installed)");
+        tally.failed += 1;
+        all_ok = false;
+    }
+    println!("test-all: finished in {:.1?}", start.elapsed());
+    println!("test-all: {} passed, {} failed", tally.passed, tally.failed);
+    all_ok && tally.failed == 0
+}
+
+/// `connkit demo`, built in release mode.
+pub fn demo() -> bool {
+    Command::new("cargo")
+        .args(["run", "--release", "-p", "connkit", "--", "demo"])
+        .current_dir(root())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_test_result;
+
+    #[test]
+    fn reads_cargo_test_summaries() {
+        let line = "test result: ok. 41 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.10s";
+        assert_eq!(parse_test_result(line), Some((41, 0)));
+        let line = "test result: FAILED. 16 passed; 3 failed; 0 ignored";
+        assert_eq!(parse_test_result(line), Some((16, 3)));
+        assert_eq!(parse_test_result("running 3 tests"), None);
+        assert_eq!(parse_test_result("1 passed, 0 failed"), Some((1, 0)));
+    }
+}
