@@ -1,0 +1,482 @@
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
+use rustix::fs::{FileType, Mode};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use tokio_util::sync::CancellationToken;
+
+use crate::addr::IpcAddr;
+use crate::fd::{LazyFd, Wait, adopt};
+use crate::{IpcSlot, IpcStream};
+
+/// A listening Unix-domain socket at a filesystem path or a Linux abstract
+/// name (`@name`), with connkit's lifecycle (libdill `ipc_listen`).
+///
+/// ```
+/// use conn_core::{Connection, Deadline, ErrorKind};
+/// use conn_ipc::{IpcListener, IpcStream};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let path = std::env::temp_dir().join(format!("conn-ipc-doc-{}.sock", std::process::id()));
+/// let mut listener = IpcListener::options().mode(0o600).bind(&path)?;
+///
+/// // Nobody waiting: NOW gives up at once.
+/// let err = listener.accept(Deadline::NOW).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::TimedOut);
+///
+/// let client = IpcStream::connect(&path, Deadline::NEVER).await?;
+/// let server = listener.accept(Deadline::NOW).await?;
+/// assert_eq!(server.peer_cred()?.pid, std::process::id());
+/// client.kill();
+/// server.kill();
+///
+/// drop(listener); // removes the socket file
+/// assert!(!path.exists());
+/// # Ok(()) }
+/// ```
+///
+/// # Socket files
+///
+/// Binding over a path that holds a *stale* socket file (one nobody listens
+/// on any more, left by a crashed process) replaces it. Binding over a live
+/// listener fails with `AddrInUse`, and so does binding over a file that is
+/// not a socket, which is never deleted. When the listener goes, it removes
+/// its socket file, but only if the path still names the file it created
+/// (same device and inode): a newer listener's file is left alone.
+///
+/// The file's mode can be set with [`IpcListenerOptions::mode`]. It is set
+/// after `bind(2)` and before `listen(2)`; no peer can connect before
+/// `listen`, so no peer ever connects through a file with the wrong mode.
+///
+/// # Cancel safety
+///
+/// [`accept`](IpcListener::accept) is cancel safe: the only thing it does
+/// that has an effect is the `accept4(2)` call, and a connection it accepts
+/// is returned in the same poll. `conn_core::serve` relies on this.
+#[derive(Debug)]
+pub struct IpcListener {
+    io: LazyFd,
+    endpoint: Endpoint,
+    file: Option<SocketFile>,
+}
+
+/// The socket file a listener created, to remove when it goes.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+/// How [`IpcListener::options`] binds: the socket file's mode, the backlog,
+/// and what happens to stale files.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// use conn_ipc::IpcListenerOptions;
+///
+/// let path = std::env::temp_dir().join(format!("conn-ipc-opts-doc-{}.sock", std::process::id()));
+/// let listener = IpcListenerOptions::new().mode(0o660).backlog(16).bind(&path)?;
+/// assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
+/// drop(listener);
+/// # Ok::<(), conn_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct IpcListenerOptions {
+    mode: Option<u32>,
+    backlog: i32,
+    replace_stale: bool,
+    remove_on_drop: bool,
+}
+
+impl Default for IpcListenerOptions {
+    fn default() -> Self {
+        IpcListenerOptions {
+            mode: None,
+            backlog: 128,
+            replace_stale: true,
+            remove_on_drop: true,
+        }
+    }
+}
+
+impl IpcListenerOptions {
+    /// The defaults: the mode the umask gives, a backlog of 128, stale
+    /// socket files replaced, the file removed when the listener goes.
+    pub fn new() -> Self {
+        IpcListenerOptions::default()
+    }
+
+    /// Sets the socket file's permission bits, e.g. `0o600` so only the
+    /// owner can connect. Ignored for abstract names, which have no file.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// Sets the `listen(2)` backlog: connections the kernel queues before
+    /// `connect` is refused with `EAGAIN`.
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Whether a stale socket file at the path is replaced (default `true`).
+    /// With `false`, any existing file is `AddrInUse`.
+    pub fn replace_stale(mut self, replace: bool) -> Self {
+        self.replace_stale = replace;
+        self
+    }
+
+    /// Whether the listener removes its socket file when it goes (default
+    /// `true`).
+    pub fn remove_on_drop(mut self, remove: bool) -> Self {
+        self.remove_on_drop = remove;
+        self
+    }
+
+    /// Binds and listens at `path`: a filesystem path, or a Linux abstract
+    /// name written `@name`, with or without `ipc://`.
+    pub fn bind(&self, path: impl AsRef<Path>) -> Result<IpcListener> {
+        let (addr, endpoint) = IpcAddr::parse(path.as_ref(), "bind")?;
+        let fail = |e: io::Error| Error::io(e, "bind", &endpoint);
+        let sockaddr = addr.socket_addr().map_err(fail)?;
+        let fd = new_socket().map_err(fail)?;
+        match (rustix::net::bind(&fd, &sockaddr), &addr) {
+            (Ok(()), _) => {}
+            (Err(Errno::ADDRINUSE), IpcAddr::Path(path)) if self.replace_stale => {
+                match probe(path) {
+                    Probe::Gone => {}
+                    Probe::Stale => match rustix::fs::unlink(path.as_path()) {
+                        Ok(()) | Err(Errno::NOENT) => {}
+                        Err(e) => {
+                            return Err(fail(e.into()).detail("removing the stale socket file"));
+                        }
+                    },
+                    Probe::Live => {
+                        return Err(in_use(&endpoint, "another listener is accepting there"));
+                    }
+                    Probe::NotSocket => {
+                        return Err(in_use(
+                            &endpoint,
+                            "the path exists and is not a socket; it was left alone",
+                        ));
+                    }
+                }
+                rustix::net::bind(&fd, &sockaddr).map_err(|e| fail(e.into()))?;
+            }
+            (Err(e), _) => return Err(fail(e.into())),
+        }
+        let file = match &addr {
+            IpcAddr::Path(path) => {
+                // The file is ours from here on: set its mode before
+                // `listen` (no peer can connect before that), note its
+                // identity, and remove it again if anything fails.
+                let setup = || -> io::Result<SocketFile> {
+                    if let Some(mode) = self.mode {
+                        rustix::fs::chmod(path.as_path(), Mode::from_raw_mode(mode))?;
+                    }
+                    let st = rustix::fs::lstat(path.as_path())?;
+                    rustix::net::listen(&fd, self.backlog)?;
+                    Ok(SocketFile {
+                        path: path.clone(),
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                    })
+                };
+                match setup() {
+                    Ok(file) => self.remove_on_drop.then_some(file),
+                    Err(e) => {
+                        let _ = rustix::fs::unlink(path.as_path());
+                        return Err(fail(e));
+                    }
+                }
+            }
+            IpcAddr::Abstract(_) => {
+                rustix::net::listen(&fd, self.backlog).map_err(|e| fail(e.into()))?;
+                None
+            }
+        };
+        Ok(IpcListener {
+            io: LazyFd::new(fd),
+            endpoint,
+            file,
+        })
+    }
+}
+
+fn new_socket() -> io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+fn in_use(endpoint: &Endpoint, why: &'static str) -> Error {
+    Error::new(ErrorKind::AddrInUse)
+        .during("bind")
+        .on(endpoint)
+        .detail(why)
+}
+
+/// What holds a path that `bind` found in use.
+enum Probe {
+    /// Nothing any more.
+    Gone,
+    /// A socket file nobody listens on.
+    Stale,
+    /// A socket file with a listener behind it (or one we cannot check).
+    Live,
+    /// Something that is not a socket.
+    NotSocket,
+}
+
+fn probe(path: &Path) -> Probe {
+    let st = match rustix::fs::lstat(path) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Probe::Gone,
+        Err(_) => return Probe::Live,
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+        return Probe::NotSocket;
+    }
+    let Ok(sockaddr) = rustix::net::SocketAddrUnix::new(path) else {
+        return Probe::Live;
+    };
+    let Ok(fd) = new_socket() else {
+        return Probe::Live;
+    };
+    match rustix::net::connect(&fd, &sockaddr) {
+        // Only a refusal proves nobody listens; anything else (a connection,
+        // a full backlog, no permission) leaves the file alone.
+        Err(Errno::CONNREFUSED) => Probe::Stale,
+        Err(Errno::NOENT) => Probe::Gone,
+        _ => Probe::Live,
+    }
+}
+
+impl IpcListener {
+    /// Binds and listens at `path` with the default options (see
+    /// [`IpcListenerOptions`]): a filesystem path, or a Linux abstract name
+    /// written `@name`, with or without `ipc://`.
+    pub fn bind(path: impl AsRef<Path>) -> Result<IpcListener> {
+        IpcListenerOptions::new().bind(path)
+    }
+
+    /// Options for binding: the socket file's mode, the backlog, stale
+    /// files.
+    pub fn options() -> IpcListenerOptions {
+        IpcListenerOptions::new()
+    }
+
+    /// Adopts a listening Unix-domain stream socket, e.g. one passed by
+    /// systemd (see `conn_core::activation::listen_fds`) (libdill
+    /// `ipc_listener_fromfd`). The descriptor is made non-blocking. The
+    /// socket file, if any, belongs to whoever created it and is left alone.
+    ///
+    /// `NotSocket` when `fd` is not a socket; `InvalidType` when it is not a
+    /// listening Unix-domain stream socket.
+    pub fn from_fd(fd: OwnedFd) -> Result<IpcListener> {
+        adopt(fd.as_fd(), true, "adopt listener")?;
+        let endpoint = IpcAddr::of_socket(fd.as_fd(), false)
+            .and_then(|addr| addr.endpoint())
+            .ok_or_else(|| {
+                Error::new(ErrorKind::InvalidType)
+                    .during("adopt listener")
+                    .on(crate::addr::Unnamed(fd.as_raw_fd()))
+                    .detail("the socket has no address")
+            })?;
+        Ok(IpcListener {
+            io: LazyFd::new(fd),
+            endpoint,
+            file: None,
+        })
+    }
+
+    /// Waits for the next peer until `deadline` (libdill `ipc_accept`).
+    ///
+    /// The system call is tried first, so [`Deadline::NOW`] accepts a peer
+    /// already waiting and otherwise returns `TimedOut` at once. Resource
+    /// errors keep their kind: `ProcessFdLimit` (EMFILE), `SystemFdLimit`
+    /// (ENFILE), `OutOfMemory`, each naming the listener:
+    /// `accept on ipc:///run/x.sock: process fd limit reached (EMFILE)`.
+    /// Cancel safe.
+    pub async fn accept(&mut self, deadline: Deadline) -> Result<IpcStream> {
+        let fd = self.accept_fd(deadline).await?;
+        Ok(IpcStream::accepted(fd, self.endpoint.clone()))
+    }
+
+    /// Like [`accept`](IpcListener::accept), but gives up with `Canceled`
+    /// when `token` fires first (at once if it has fired already).
+    ///
+    /// ```
+    /// use conn_core::{Deadline, ErrorKind};
+    /// use conn_ipc::IpcListener;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let mut listener = IpcListener::bind(format!("@conn-ipc-until-doc-{}", std::process::id()))?;
+    /// let token = CancellationToken::new();
+    /// token.cancel();
+    /// let err = listener.accept_until(Deadline::NEVER, &token).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Canceled);
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept_until(
+        &mut self,
+        deadline: Deadline,
+        token: &CancellationToken,
+    ) -> Result<IpcStream> {
+        let accepted = if token.is_cancelled() {
+            None
+        } else {
+            tokio::select! {
+                biased;
+                () = token.cancelled() => None,
+                accepted = self.accept(deadline) => Some(accepted),
+            }
+        };
+        accepted.unwrap_or_else(|| {
+            Err(Error::new(ErrorKind::Canceled)
+                .during("accept")
+                .on(&self.endpoint))
+        })
+    }
+
+    /// Accepts into caller-owned storage (libdill `ipc_accept_mem`): the
+    /// connection is placed in `slot`, whose buffer is kept for it, and a
+    /// connection still in the slot is killed first.
+    ///
+    /// ```
+    /// use conn_core::Deadline;
+    /// use conn_ipc::{IpcListener, IpcSlot};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let name = format!("@conn-ipc-slot-doc-{}", std::process::id());
+    /// let mut listener = IpcListener::bind(&name)?;
+    /// let mut slot = IpcSlot::with_buffer(512); // allocated once, reused
+    /// for _ in 0..3 {
+    ///     let mut client = std::os::unix::net::UnixStream::connect_addr(
+    ///         &std::os::linux::net::SocketAddrExt::from_abstract_name(&name[1..])?,
+    ///     )?;
+    ///     std::io::Write::write_all(&mut client, b"hi")?;
+    ///     client.shutdown(std::net::Shutdown::Write)?;
+    ///
+    ///     listener.accept_into(&mut slot, Deadline::NEVER).await?;
+    ///     let (conn, buf) = slot.parts();
+    ///     let n = conn.unwrap().read(buf).await?;
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     slot.close(Deadline::NEVER).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Allocations
+    ///
+    /// A steady loop of `accept_into` on one slot allocates nothing: the
+    /// descriptor goes into the slot's storage, the endpoint is shared by
+    /// reference count, and the accepted stream does **not** join tokio's
+    /// reactor. tokio (1.54) allocates one `Arc<ScheduledIo>` for every
+    /// descriptor it registers (`RegistrationSet::allocate`) and its
+    /// release list is a `Vec` renewed with `mem::take`, so registering
+    /// each connection would cost at least one allocation per connection.
+    /// Instead every read, write and accept first tries its system call,
+    /// and a stream registers only when a call would block. A connection
+    /// served without waiting (its request already queued, its peer's end
+    /// already sent) allocates nothing at all; one that has to wait pays
+    /// exactly tokio's registration, once. `tests/alloc.rs` measures both
+    /// with a counting global allocator. The listener itself registers the
+    /// first time an accept has to wait, once.
+    pub async fn accept_into<'s>(
+        &mut self,
+        slot: &'s mut IpcSlot,
+        deadline: Deadline,
+    ) -> Result<&'s mut IpcStream> {
+        slot.kill();
+        let fd = self.accept_fd(deadline).await?;
+        Ok(slot.put(IpcStream::accepted(fd, self.endpoint.clone())))
+    }
+
+    /// The endpoint this listener is bound to, e.g. `ipc:///run/x.sock`.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    async fn accept_fd(&mut self, deadline: Deadline) -> Result<OwnedFd> {
+        fn accept(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+            loop {
+                match rustix::net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+                    Err(Errno::INTR) => continue,
+                    r => return Ok(r?),
+                }
+            }
+        }
+        // Try once first (libdill's deadline 0 still performs the operation
+        // when it can), even when the reactor has not yet seen the peer.
+        let first = match self.io.fd() {
+            Some(fd) => accept(fd),
+            None => Err(Errno::BADF.into()),
+        };
+        let result = match first {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if deadline.is_expired() {
+                    Err(Error::new(ErrorKind::TimedOut).detail("no peer is waiting"))
+                } else {
+                    let io = &mut self.io;
+                    deadline
+                        .run(std::future::poll_fn(|cx| io.poll_io(cx, Wait::Read, accept)))
+                        .await
+                        .and_then(|r| r.map_err(Error::from))
+                }
+            }
+            other => other.map_err(Error::from),
+        };
+        result.map_err(|e| e.during("accept").on(&self.endpoint))
+    }
+}
+
+impl Listener for IpcListener {
+    type Conn = IpcStream;
+
+    async fn accept(&mut self, deadline: Deadline) -> Result<IpcStream> {
+        IpcListener::accept(self, deadline).await
+    }
+
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+}
+
+impl AsFd for IpcListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io
+            .fd()
+            .expect("an IpcListener always holds its descriptor")
+    }
+}
+
+impl AsRawFd for IpcListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl Drop for IpcListener {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            // Remove the file only while the path still names the one we
+            // created; a newer listener may have replaced it.
+            if let Ok(st) = rustix::fs::lstat(file.path.as_path()) {
+                if st.st_dev == file.dev && st.st_ino == file.ino {
+                    let _ = rustix::fs::unlink(file.path.as_path());
+                }
+            }
+        }
+    }
+}
