@@ -9,6 +9,7 @@
 //! * [`mem`]: the in-memory transport, `mem://name`.
 //! * [`layer`]: `DeadlineLayer`, `CancelLayer`, `ShutdownLayer`.
 //! * [`serve()`]: the accept loop with graceful shutdown.
+//! * [`activation`]: systemd socket activation (`LISTEN_FDS`).
 //!
 //! # Example: a server composed from layers, shut down gracefully
 //!
@@ -47,6 +48,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod activation;
 mod deadline;
 mod endpoint;
 mod error;
