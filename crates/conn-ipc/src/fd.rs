@@ -3,7 +3,8 @@
 //! tokio allocates one `Arc<ScheduledIo>` per registration (tokio 1.54,
 //! `runtime/io/registration_set.rs`, `RegistrationSet::allocate`), and
 //! deregistering pushes onto a `Vec` that the driver empties with
-//! `mem::take`, so the next deregistration grows a fresh one. To keep the
+//! `mem::take`, so the next deregistration grows a fresh one: two
+//! allocations per registered descriptor. To keep the
 //! accept path free of allocations, descriptors start unregistered: every
 //! operation tries its system call first and registers only when the call
 //! would block. A connection that never has to wait never touches the

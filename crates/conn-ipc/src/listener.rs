@@ -353,8 +353,8 @@ impl IpcListener {
     /// connection still in the slot is killed first.
     ///
     /// ```
-    /// use conn_core::Deadline;
-    /// use conn_ipc::{IpcListener, IpcSlot};
+    /// use conn_core::{Connection, Deadline};
+    /// use conn_ipc::{IpcListener, IpcSlot, IpcStream};
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
@@ -362,11 +362,9 @@ impl IpcListener {
     /// let mut listener = IpcListener::bind(&name)?;
     /// let mut slot = IpcSlot::with_buffer(512); // allocated once, reused
     /// for _ in 0..3 {
-    ///     let mut client = std::os::unix::net::UnixStream::connect_addr(
-    ///         &std::os::linux::net::SocketAddrExt::from_abstract_name(&name[1..])?,
-    ///     )?;
-    ///     std::io::Write::write_all(&mut client, b"hi")?;
-    ///     client.shutdown(std::net::Shutdown::Write)?;
+    ///     let mut client = IpcStream::connect(&name, Deadline::NEVER).await?;
+    ///     client.write_all(b"hi").await?;
+    ///     client.done(Deadline::NEVER).await?;
     ///
     ///     listener.accept_into(&mut slot, Deadline::NEVER).await?;
     ///     let (conn, buf) = slot.parts();
@@ -382,17 +380,23 @@ impl IpcListener {
     /// A steady loop of `accept_into` on one slot allocates nothing: the
     /// descriptor goes into the slot's storage, the endpoint is shared by
     /// reference count, and the accepted stream does **not** join tokio's
-    /// reactor. tokio (1.54) allocates one `Arc<ScheduledIo>` for every
-    /// descriptor it registers (`RegistrationSet::allocate`) and its
-    /// release list is a `Vec` renewed with `mem::take`, so registering
-    /// each connection would cost at least one allocation per connection.
-    /// Instead every read, write and accept first tries its system call,
-    /// and a stream registers only when a call would block. A connection
-    /// served without waiting (its request already queued, its peer's end
-    /// already sent) allocates nothing at all; one that has to wait pays
-    /// exactly tokio's registration, once. `tests/alloc.rs` measures both
-    /// with a counting global allocator. The listener itself registers the
-    /// first time an accept has to wait, once.
+    /// reactor. tokio 1.54 allocates for every descriptor it registers: an
+    /// `Arc<ScheduledIo>` (`RegistrationSet::allocate`), and on release a
+    /// fresh pending-release `Vec` (the driver empties the old one with
+    /// `mem::take`). Registering every accepted connection would therefore
+    /// cost two allocations per connection. Instead every accept, read and
+    /// write first tries its system call, and a stream registers only when
+    /// a call would block:
+    ///
+    /// * a connection served without waiting (its request already queued,
+    ///   its peer's end already sent) allocates nothing at all;
+    /// * one that has to wait pays exactly tokio's registration, once
+    ///   (two allocations in tokio 1.54), and nothing else.
+    ///
+    /// `tests/alloc.rs` measures both with a counting global allocator,
+    /// the second against a bare `tokio::io::unix::AsyncFd` registration.
+    /// The listener itself registers the first time an accept has to wait,
+    /// once.
     pub async fn accept_into<'s>(
         &mut self,
         slot: &'s mut IpcSlot,
@@ -430,7 +434,9 @@ impl IpcListener {
                 } else {
                     let io = &mut self.io;
                     deadline
-                        .run(std::future::poll_fn(|cx| io.poll_io(cx, Wait::Read, accept)))
+                        .run(std::future::poll_fn(|cx| {
+                            io.poll_io(cx, Wait::Read, accept)
+                        }))
                         .await
                         .and_then(|r| r.map_err(Error::from))
                 }

@@ -278,7 +278,11 @@ impl AsyncRead for IpcStream {
 }
 
 impl AsyncWrite for IpcStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         // MSG_NOSIGNAL: a vanished peer is EPIPE, never SIGPIPE.
         self.get_mut().io.poll_io(cx, Wait::Write, |fd| {
             Ok(rustix::net::send(fd, buf, SendFlags::NOSIGNAL)?)
@@ -297,7 +301,9 @@ impl AsyncWrite for IpcStream {
 
 impl AsFd for IpcStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.fd().expect("an IpcStream always holds its descriptor")
+        self.io
+            .fd()
+            .expect("an IpcStream always holds its descriptor")
     }
 }
 

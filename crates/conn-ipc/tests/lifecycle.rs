@@ -108,7 +108,11 @@ async fn kill_ends_the_connection_without_a_handshake() {
     client.kill();
     assert_released(fd, &identity);
     let mut buf = [0u8; 8];
-    let n = liveness().run(server.read(&mut buf)).await.unwrap().unwrap();
+    let n = liveness()
+        .run(server.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(n, 0);
 }
 
@@ -119,8 +123,10 @@ async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
     let err = listener.accept(Deadline::NOW).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(
-        err.to_string()
-            .starts_with(&format!("accept on ipc://{}: deadline passed (ETIMEDOUT)", path.display())),
+        err.to_string().starts_with(&format!(
+            "accept on ipc://{}: deadline passed (ETIMEDOUT)",
+            path.display()
+        )),
         "{err}"
     );
 

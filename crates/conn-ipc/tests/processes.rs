@@ -151,14 +151,19 @@ fn accept_is_process_fd_limit_at_emfile_and_serve_recovers_once_descriptors_free
         tokio::task::yield_now().await;
         spare.clear(); // two descriptors free up
 
-        let served = clients.into_iter().enumerate().map(|(i, mut c)| async move {
-            c.write_all(format!("hello {i}\n").as_bytes()).await.unwrap();
-            c.done(liveness()).await.unwrap();
-            let mut answer = String::new();
-            c.read_to_string(&mut answer).await.unwrap();
-            assert_eq!(answer, format!("hello {i}\n"));
-            c.close(liveness()).await.unwrap();
-        });
+        let served = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| async move {
+                c.write_all(format!("hello {i}\n").as_bytes())
+                    .await
+                    .unwrap();
+                c.done(liveness()).await.unwrap();
+                let mut answer = String::new();
+                c.read_to_string(&mut answer).await.unwrap();
+                assert_eq!(answer, format!("hello {i}\n"));
+                c.close(liveness()).await.unwrap();
+            });
         liveness()
             .run(futures_join_all(served))
             .await

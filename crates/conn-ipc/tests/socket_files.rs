@@ -34,8 +34,10 @@ async fn bind_over_a_live_listener_is_addr_in_use_and_leaves_it_working() {
     let err = IpcListener::bind(&path).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AddrInUse);
     assert!(
-        err.to_string()
-            .starts_with(&format!("bind on ipc://{}: address in use (EADDRINUSE)", path.display())),
+        err.to_string().starts_with(&format!(
+            "bind on ipc://{}: address in use (EADDRINUSE)",
+            path.display()
+        )),
         "{err}"
     );
     let _client = IpcStream::connect(&path, liveness()).await.unwrap();
