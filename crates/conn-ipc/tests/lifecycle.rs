@@ -313,3 +313,25 @@ async fn the_registry_binds_and_dials_ipc_urls() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidType);
 }
+
+#[tokio::test]
+async fn connect_waits_for_room_in_a_full_backlog_until_its_deadline() {
+    let path = temp_path("backlog");
+    let mut listener = IpcListener::options().backlog(1).bind(&path).unwrap();
+    let mut queued = Vec::new();
+    let err = loop {
+        match IpcStream::connect(&path, Deadline::NOW).await {
+            Ok(conn) => queued.push(conn),
+            Err(e) => break e,
+        }
+        assert!(queued.len() < 64, "the backlog never filled");
+    };
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(err.to_string().contains("backlog"), "{err}");
+
+    // With time to wait, connect gets in once accept makes room.
+    let waiting = tokio::spawn(IpcStream::connect(path.clone(), liveness()));
+    tokio::task::yield_now().await;
+    listener.accept(liveness()).await.unwrap();
+    waiting.await.unwrap().unwrap();
+}
