@@ -25,11 +25,16 @@ pub use conn_tcp as tcp;
 pub use conn_utcp as utcp;
 pub use signal_session as session;
 
+pub mod cli;
 pub mod demo;
+pub mod http;
 
-/// A registry that knows every transport built into connkit.
+/// A registry that knows every transport built into connkit: `mem://`
+/// and `ipc://`.
 pub fn registry() -> core::Registry {
-    core::Registry::with_defaults()
+    let mut registry = core::Registry::with_defaults();
+    ipc::register(&mut registry);
+    registry
 }
 
 /// The README's example, compiled as a doc test so it cannot rot.

@@ -1,0 +1,96 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tower::Service;
+
+use super::{Routes, route};
+use crate::core::serve::Incoming;
+use crate::core::{Connection, Deadline, Error, ErrorKind, Result};
+
+/// Serves HTTP/1.1 on each connection `serve()` hands it.
+///
+/// Keep-alive is on. When graceful shutdown begins, an idle keep-alive
+/// connection ends at once and a busy one after its response; either way the
+/// transport is then closed in order, not dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use connkit::core::{mem::MemListener, serve::serve};
+/// use connkit::http::{Routes, http_handler};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> connkit::core::Result<()> {
+/// let server = serve(MemListener::bind("http-handler-doc")?, http_handler(Routes::default()))
+///     .with_graceful_shutdown(async {}, Duration::from_secs(1));
+/// let report = server.await?;
+/// assert_eq!(report.accepted, 0);
+/// # Ok(()) }
+/// ```
+pub fn http_handler(routes: Routes) -> HttpHandler {
+    HttpHandler { routes }
+}
+
+/// The connection handler [`http_handler`] makes.
+#[derive(Clone, Debug)]
+pub struct HttpHandler {
+    routes: Routes,
+}
+
+/// How long the closing handshake may take once hyper is done.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
+impl<C: Connection> Service<Incoming<C>> for HttpHandler {
+    type Response = ();
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, incoming: Incoming<C>) -> Self::Future {
+        let routes = self.routes.clone();
+        Box::pin(async move {
+            let _open = routes.stats().connection();
+            let (conn, graceful) = incoming.into_parts();
+            let service = hyper::service::service_fn(move |req| {
+                let routes = routes.clone();
+                Box::pin(async move { Ok::<_, std::convert::Infallible>(route(routes, req).await) })
+                    as Pin<Box<dyn Future<Output = _> + Send>>
+            });
+            let mut http = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(conn), service);
+            let mut asked_to_end = false;
+            let served = loop {
+                tokio::select! {
+                    served = std::future::poll_fn(|cx| http.poll_without_shutdown(cx)) => break served,
+                    () = graceful.wait(), if !asked_to_end => {
+                        asked_to_end = true;
+                        Pin::new(&mut http).graceful_shutdown();
+                    }
+                }
+            };
+            let conn = http.into_parts().io.into_inner();
+            match served {
+                Ok(()) => conn.close(Deadline::after(CLOSE_WITHIN)).await,
+                Err(e) => {
+                    // A broken peer or malformed request: nothing to hand-shake with.
+                    conn.kill();
+                    let kind = if e.is_parse() {
+                        ErrorKind::Protocol
+                    } else {
+                        ErrorKind::ConnectionReset
+                    };
+                    if e.is_incomplete_message() || e.is_canceled() {
+                        return Ok(());
+                    }
+                    Err(Error::new(kind).during("serve http").with_source(e))
+                }
+            }
+        })
+    }
+}
