@@ -25,6 +25,10 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "busy client saw:  \"slept 100 ms\\n\" then end-of-stream",
         "overrunning client saw: end-of-stream after the drain deadline (killed)",
         "shutdown report: accepted 3, closed in order 2, killed 1, errors 0",
+        "done:  the server saw \"question\" then end-of-stream; the client still received \"answer\" then end-of-stream",
+        "close: the server saw end-of-stream, ended its side, and the client's close returned Ok",
+        "kill:  the server saw end-of-stream with no handshake; its next write: broken pipe (EPIPE)",
+        "the socket file is gone with the listener: true",
         "demo finished",
     ] {
         assert!(

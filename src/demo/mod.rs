@@ -3,6 +3,7 @@
 //! Each part prints what it did and what the other side saw. The output is
 //! checked by `tests/demo.rs`.
 
+mod ipc;
 mod layers;
 mod mem;
 
@@ -18,6 +19,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     )?;
     layers::run(out).await?;
     mem::run(out).await?;
+    ipc::run(out).await?;
     writeln!(out, "\ndemo finished")?;
     Ok(())
 }
