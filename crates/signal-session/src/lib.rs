@@ -1,5 +1,60 @@
-//! Sessions of processes, tasks and connections signalled as one
-//! (SGI Array Services' model), and `sessiond`.
+//! Sessions of processes, tasks and connections signalled as one: SGI
+//! Array Services' array sessions, on one machine.
 //!
-//! Not built yet: this crate is a placeholder in the workspace map
-//! (DESIGN.md); its issue fills it.
+//! * [`Session`]: a set of members under one 64-bit handle, an [`Ash`].
+//!   Processes join by being spawned into it or adopted, and everything
+//!   they fork belongs to it too: the session is a cgroup v2 of its own
+//!   where the machine lets us write one, pidfds plus a child subreaper
+//!   otherwise ([`Backend`]).
+//! * In-process members: tasks ([`SessionMember`], a stream of
+//!   [`Signal`]s), `conn_core::layer::Shutdown` controllers and
+//!   connections ([`SessionConn`]): SIGTERM means graceful shutdown,
+//!   SIGKILL means kill.
+//! * [`kill_local`] (`askillash_local`): signal every member present now
+//!   and report each ([`KillReport`]); [`kill_local_atomic`] freezes the
+//!   session first, so no fork escapes.
+//!
+//! # Example: stop a process tree and a server's connections together
+//!
+//! ```
+//! use std::time::Duration;
+//! use conn_core::layer::Shutdown;
+//! use signal_session::{Member, Outcome, Session, kill_local};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+//! let session = Session::builder().kill_on_drop(true).create()?;
+//! let mut sleep = tokio::process::Command::new("sleep");
+//! sleep.arg("100");
+//! let mut worker = session.spawn(sleep)?;
+//! let calls = Shutdown::new();
+//! let id = session.add_shutdown(&calls);
+//!
+//! let report = kill_local(session.ash(), libc::SIGTERM)?;
+//! assert_eq!(report.outcome(Member::Shutdown(id)), Some(Outcome::Signalled));
+//! assert!(calls.is_triggered());                    // new calls are refused now
+//! assert!(!worker.wait().await?.success());         // the process got SIGTERM
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod ash;
+mod backend;
+mod cgroup;
+mod conn;
+mod kill;
+mod local;
+mod registry;
+mod report;
+mod session;
+mod signal;
+mod sys;
+mod tracker;
+
+pub use ash::Ash;
+pub use backend::{Backend, BackendChoice};
+pub use conn::SessionConn;
+pub use kill::{kill_local, kill_local_atomic, sessions};
+pub use local::{MemberId, SessionMember};
+pub use report::{KillReport, Member, Outcome};
+pub use session::{Session, SessionBuilder};
+pub use signal::Signal;

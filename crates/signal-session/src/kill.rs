@@ -1,0 +1,198 @@
+//! Signalling a whole session (`askillash_local`).
+
+use conn_core::{Error, ErrorKind, Result};
+
+use crate::cgroup::Cgroup;
+use crate::session::{Inner, Procs, lock};
+use crate::sys::{PidFd, Sent};
+use crate::{Ash, KillReport, Member, Outcome, Signal};
+
+/// Sends `sig` to every member of session `ash` present at the moment of
+/// the call (Array Services' `askillash_local`): each process through a
+/// pidfd opened for it (no pid-reuse race), each in-process member as its
+/// kind defines (SIGTERM: graceful shutdown, SIGKILL: kill).
+///
+/// * `sig` 0 checks the session and the caller's permission on each member
+///   and sends nothing (members report [`Outcome::Checked`]).
+/// * An invalid signal number is `InvalidType`; a handle no live session
+///   in this process has is `NoSuchSession`; SIGKILL to a session that
+///   holds process 1 is `PermissionDenied`, and nothing is sent.
+/// * Otherwise the call succeeds, and the [`KillReport`] says per member
+///   whether it was signalled, already gone, or not permitted.
+///
+/// Not atomic with respect to forks: a process forked while the call runs
+/// may miss the signal. [`kill_local_atomic`] closes that gap.
+///
+/// # Examples
+///
+/// ```
+/// use conn_core::ErrorKind;
+/// use signal_session::{Ash, Session, kill_local};
+///
+/// let session = Session::create().unwrap();
+/// let _member = session.member();
+/// assert!(kill_local(session.ash(), 0).unwrap().all_reached()); // a valid handle
+///
+/// let err = kill_local(session.ash(), 1000).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidType);
+///
+/// let ash = session.ash();
+/// drop(session);
+/// let err = kill_local(ash, libc::SIGTERM).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::NoSuchSession);
+/// assert!(err.to_string().starts_with(&format!("kill session on session {ash}")));
+/// ```
+pub fn kill_local(ash: Ash, sig: i32) -> Result<KillReport> {
+    crate::registry::lookup(ash, "kill session")?.kill(sig, false)
+}
+
+/// [`kill_local`] with the session frozen while it is signalled, so a
+/// process forked during the call is signalled too: freeze the session's
+/// cgroup (and wait until the kernel reports it frozen), signal every
+/// member, thaw. SIGKILL uses the kernel's `cgroup.kill`, which takes
+/// forks in progress along.
+///
+/// Needs the cgroup v2 backend: on the pidfd backend it is `NotSupported`.
+pub fn kill_local_atomic(ash: Ash, sig: i32) -> Result<KillReport> {
+    crate::registry::lookup(ash, "kill session atomically")?.kill(sig, true)
+}
+
+/// The handles of the live sessions in this process.
+pub fn sessions() -> Vec<Ash> {
+    crate::registry::all()
+}
+
+impl Inner {
+    pub(crate) fn kill(&self, sig: i32, atomic: bool) -> Result<KillReport> {
+        let op = if atomic {
+            "kill session atomically"
+        } else {
+            "kill session"
+        };
+        let target = format!("session {}", self.ash);
+        let sig = Signal::new(sig).map_err(|e| e.during(op).on(&target))?;
+        let processes = match &self.procs {
+            Procs::Cgroup(cg) if atomic => {
+                let frozen = Frozen::new(cg).map_err(|e| e.during(op).on(&target))?;
+                let sent = if sig == Signal::KILL {
+                    kill_cgroup(cg)
+                } else {
+                    signal_cgroup(cg, sig)
+                };
+                frozen.thaw().map_err(|e| e.during(op).on(&target))?;
+                sent
+            }
+            Procs::Cgroup(cg) => signal_cgroup(cg, sig),
+            Procs::Pidfd(_) if atomic => {
+                return Err(Error::new(ErrorKind::NotSupported)
+                    .during(op)
+                    .on(&target)
+                    .detail(
+                        "atomic signalling needs the cgroup v2 backend (freeze, signal, thaw); \
+                         this session uses pidfds",
+                    ));
+            }
+            Procs::Pidfd(set) => {
+                let mut set = lock(set);
+                set.refresh();
+                let pids = set.pids();
+                check_init(&pids, sig).map_err(|e| e.during(op).on(&target))?;
+                Ok(set
+                    .signal(sig)
+                    .into_iter()
+                    .map(|(pid, sent)| (Member::Process(pid), outcome(sig, sent)))
+                    .collect())
+            }
+        };
+        let mut members = processes.map_err(|e| e.during(op).on(&target))?;
+        members.extend(self.local().deliver(sig));
+        Ok(KillReport {
+            ash: self.ash,
+            signal: sig,
+            atomic,
+            members,
+        })
+    }
+}
+
+type Outcomes = Result<Vec<(Member, Outcome)>>;
+
+fn check_init(pids: &[u32], sig: Signal) -> Result<()> {
+    if sig == Signal::KILL && pids.contains(&1) {
+        return Err(Error::new(ErrorKind::PermissionDenied)
+            .detail("the session holds process 1 (init), which SIGKILL may not be sent to; nothing was sent"));
+    }
+    Ok(())
+}
+
+fn outcome(sig: Signal, sent: std::io::Result<Sent>) -> Outcome {
+    match sent {
+        Ok(Sent::Delivered) if sig.is_null() => Outcome::Checked,
+        Ok(Sent::Delivered) => Outcome::Signalled,
+        Ok(Sent::Gone) => Outcome::AlreadyGone,
+        Ok(Sent::Denied) => Outcome::PermissionDenied,
+        Err(e) => Outcome::Failed(Error::from(e).kind()),
+    }
+}
+
+/// Signals each process in the cgroup through a pidfd. The pidfd is opened
+/// first and the process's cgroup read after, and it counts only if it is
+/// still alive then: so a pid that was reused by a stranger after it left
+/// the list is never signalled.
+fn signal_cgroup(cg: &Cgroup, sig: Signal) -> Outcomes {
+    let pids = cg.pids()?;
+    check_init(&pids, sig)?;
+    Ok(pids
+        .into_iter()
+        .map(|pid| {
+            let sent = match PidFd::open(pid) {
+                Ok(fd) if cg.holds(pid) && !fd.has_exited() => fd.send(sig),
+                Ok(_) => Ok(Sent::Gone),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Sent::Gone),
+                Err(e) => Err(e),
+            };
+            (Member::Process(pid), outcome(sig, sent))
+        })
+        .collect())
+}
+
+/// SIGKILL to the whole (frozen) cgroup at once.
+fn kill_cgroup(cg: &Cgroup) -> Outcomes {
+    let pids = cg.pids()?;
+    check_init(&pids, Signal::KILL)?;
+    cg.kill_all()?;
+    Ok(pids
+        .into_iter()
+        .map(|pid| (Member::Process(pid), Outcome::Signalled))
+        .collect())
+}
+
+/// A frozen cgroup, thawed when dropped if not thawed before.
+struct Frozen<'a> {
+    cg: Option<&'a Cgroup>,
+}
+
+impl<'a> Frozen<'a> {
+    fn new(cg: &'a Cgroup) -> Result<Frozen<'a>> {
+        let frozen = Frozen { cg: Some(cg) };
+        cg.freeze(true)?;
+        Ok(frozen)
+    }
+
+    fn thaw(mut self) -> Result<()> {
+        match self.cg.take() {
+            Some(cg) => cg.freeze(false),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cg.take()
+            && let Err(e) = cg.freeze(false)
+        {
+            tracing::error!("thawing a session after a failed signal: {e}");
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! A session: its handle, its backend, and its members.
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::time::Duration;
+
+use conn_core::layer::Shutdown;
+use conn_core::{Connection, Error, ErrorKind, Result};
+use tokio::sync::mpsc;
+
+use crate::cgroup::{Cgroup, own_cgroup};
+use crate::local::LocalMembers;
+use crate::sys::PidFd;
+use crate::sys::pidfd::become_subreaper;
+use crate::sys::procfs;
+use crate::tracker::PidSet;
+use crate::{Ash, Backend, BackendChoice, KillReport, MemberId, SessionConn, SessionMember};
+
+/// A session: processes, tasks and connections that are signalled as one
+/// (an SGI Array Services array session, on one machine).
+///
+/// A process joins by being spawned into the session ([`Session::spawn`])
+/// or adopted ([`Session::adopt`]); everything it forks afterwards belongs
+/// to the session too. Tasks join with [`Session::member`], shutdown
+/// controllers with [`Session::add_shutdown`], connections with
+/// [`Session::add_connection`]. The session is found by its [`Ash`] from
+/// anywhere in the process ([`kill_local`](crate::kill_local)) until it is
+/// dropped; dropping it releases its surviving processes, or kills them if
+/// built with [`SessionBuilder::kill_on_drop`].
+///
+/// # Examples
+///
+/// ```
+/// use signal_session::{Outcome, Session, kill_local};
+/// use tokio::process::Command;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let session = Session::builder().kill_on_drop(true).create()?;
+/// println!("session {} on {}", session.ash(), session.backend());
+///
+/// // A shell and the sleep it forks are both members.
+/// let mut sh = session.spawn({
+///     let mut c = Command::new("sh");
+///     c.args(["-c", "sleep 100 & wait"]);
+///     c
+/// })?;
+/// # for _ in 0..400 { if session.pids()?.len() == 2 { break } tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
+/// assert_eq!(session.pids()?.len(), 2);
+///
+/// let report = kill_local(session.ash(), libc::SIGKILL)?;
+/// assert_eq!(report.count(Outcome::Signalled), 2);
+/// assert!(!sh.wait().await?.success());
+/// # Ok(()) }
+/// ```
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+/// Options for a new [`Session`].
+///
+/// ```
+/// use signal_session::{Backend, BackendChoice, Session};
+///
+/// let session = Session::builder().backend(BackendChoice::Pidfd).create().unwrap();
+/// assert_eq!(session.backend(), Backend::Pidfd);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct SessionBuilder {
+    backend: BackendChoice,
+    kill_on_drop: bool,
+}
+
+/// The shared state of a session; the registry and members hold it weakly.
+pub(crate) struct Inner {
+    pub(crate) ash: Ash,
+    pub(crate) procs: Procs,
+    pub(crate) local: Mutex<LocalMembers>,
+    kill_on_drop: bool,
+}
+
+pub(crate) enum Procs {
+    Cgroup(Cgroup),
+    Pidfd(Mutex<PidSet>),
+}
+
+impl SessionBuilder {
+    /// Picks the backend (default [`BackendChoice::Auto`]).
+    pub fn backend(mut self, choice: BackendChoice) -> SessionBuilder {
+        self.backend = choice;
+        self
+    }
+
+    /// When the session is dropped, SIGKILL its remaining processes instead
+    /// of letting them go on outside it. Default: let them go.
+    pub fn kill_on_drop(mut self, kill: bool) -> SessionBuilder {
+        self.kill_on_drop = kill;
+        self
+    }
+
+    /// Creates the session and registers its handle.
+    pub fn create(self) -> Result<Session> {
+        let ash = Ash::unique();
+        let procs = match self.backend {
+            BackendChoice::Pidfd => pidfd_backend(ash)?,
+            BackendChoice::CgroupV2 => Procs::Cgroup(cgroup_backend(ash).map_err(|why| {
+                Error::new(ErrorKind::NotSupported)
+                    .during("create session")
+                    .on(format_args!("session {ash}"))
+                    .detail(format!("cgroup v2 is not usable here: {why}"))
+            })?),
+            BackendChoice::Auto => match cgroup_backend(ash) {
+                Ok(cgroup) => Procs::Cgroup(cgroup),
+                Err(why) => {
+                    tracing::info!(%ash, "cgroup v2 is not usable ({why}); using pidfds");
+                    pidfd_backend(ash)?
+                }
+            },
+        };
+        let inner = Arc::new(Inner {
+            ash,
+            procs,
+            local: Mutex::new(LocalMembers::default()),
+            kill_on_drop: self.kill_on_drop,
+        });
+        crate::registry::insert(ash, &inner);
+        Ok(Session { inner })
+    }
+}
+
+fn cgroup_backend(ash: Ash) -> std::result::Result<Cgroup, String> {
+    let own = own_cgroup()?;
+    let name = format!("{}-{:016x}", std::process::id(), ash.raw());
+    Cgroup::create(&own, &name).map_err(|e| e.to_string())
+}
+
+fn pidfd_backend(ash: Ash) -> Result<Procs> {
+    static SUBREAPER: Once = Once::new();
+    let mut failed = None;
+    SUBREAPER.call_once(|| failed = become_subreaper().err());
+    if let Some(e) = failed {
+        return Err(Error::io(
+            e,
+            "become child subreaper",
+            format_args!("session {ash}"),
+        ));
+    }
+    Ok(Procs::Pidfd(Mutex::new(PidSet::default())))
+}
+
+impl Session {
+    /// A session on the best backend this machine offers (see
+    /// [`Session::backend`]).
+    pub fn create() -> Result<Session> {
+        SessionBuilder::default().create()
+    }
+
+    /// Options for a new session.
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
+    }
+
+    /// The session's handle.
+    pub fn ash(&self) -> Ash {
+        self.inner.ash
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match &self.inner.procs {
+            Procs::Cgroup(cg) => Backend::CgroupV2 {
+                path: cg.dir().to_owned(),
+            },
+            Procs::Pidfd(_) => Backend::Pidfd,
+        }
+    }
+
+    /// Spawns `command` (a `tokio::process::Command`, or a
+    /// `std::process::Command`) as a member. It joins before it runs its
+    /// program, so nothing it forks escapes. Call within a tokio runtime.
+    pub fn spawn(
+        &self,
+        command: impl Into<tokio::process::Command>,
+    ) -> Result<tokio::process::Child> {
+        let mut command = command.into();
+        let target = || format!("session {}", self.inner.ash);
+        match &self.inner.procs {
+            Procs::Cgroup(cg) => {
+                let procs = cg.procs_for_child()?;
+                let fd = procs.as_raw_fd();
+                // SAFETY: the hook runs in the child between fork and exec
+                // and calls only write(2), which is async-signal-safe; `fd`
+                // stays open until spawn returns, as `procs` lives until then.
+                unsafe {
+                    command.pre_exec(move || {
+                        // "0" moves the writing process: the child itself.
+                        if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                            Ok(())
+                        } else {
+                            Err(io::Error::last_os_error())
+                        }
+                    });
+                }
+                let child = command
+                    .spawn()
+                    .map_err(|e| Error::io(e, "spawn into session", target()))?;
+                drop(procs);
+                Ok(child)
+            }
+            Procs::Pidfd(set) => {
+                // SAFETY: the hook runs in the child between fork and exec
+                // and calls only setsid(2), which is async-signal-safe.
+                unsafe {
+                    command.pre_exec(|| {
+                        if libc::setsid() < 0 {
+                            Err(io::Error::last_os_error())
+                        } else {
+                            Ok(())
+                        }
+                    });
+                }
+                let child = command
+                    .spawn()
+                    .map_err(|e| Error::io(e, "spawn into session", target()))?;
+                // Not yet waited for, so the pid is still this child's.
+                let pid = child.id().expect("a child not yet waited for has a pid");
+                let fd =
+                    PidFd::open(pid).map_err(|e| Error::io(e, "track spawned member", target()))?;
+                lock(set).add_spawned(fd);
+                Ok(child)
+            }
+        }
+    }
+
+    /// Adopts the running process `pid`, and the descendants it has now,
+    /// as members; `NoSuchSession` (ESRCH) when there is no such process.
+    pub fn adopt(&self, pid: u32) -> Result<()> {
+        let target = || format!("pid {pid} into session {}", self.inner.ash);
+        match &self.inner.procs {
+            Procs::Cgroup(cg) => {
+                cg.add(pid).map_err(|e| Error::io(e, "adopt", target()))?;
+                // Pull in the descendants it already has, until a scan finds
+                // no new ones (children it forks from now on start inside).
+                for _ in 0..8 {
+                    let stragglers = descendants(pid)
+                        .into_iter()
+                        .filter(|&p| !cg.holds(p))
+                        .collect::<Vec<_>>();
+                    if stragglers.is_empty() {
+                        break;
+                    }
+                    for p in stragglers {
+                        // One that exited meanwhile is nothing to move.
+                        let _ = cg.add(p);
+                    }
+                }
+                Ok(())
+            }
+            Procs::Pidfd(set) => {
+                let fd = PidFd::open(pid).map_err(|e| Error::io(e, "adopt", target()))?;
+                let mut set = lock(set);
+                set.add_adopted(fd);
+                set.refresh();
+                Ok(())
+            }
+        }
+    }
+
+    /// The pids of the session's processes now.
+    pub fn pids(&self) -> Result<Vec<u32>> {
+        self.inner.pids()
+    }
+
+    /// Registers an in-process member that receives every signal sent to
+    /// the session.
+    pub fn member(&self) -> SessionMember {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.inner.local().add_task(tx);
+        SessionMember::new(id, rx, Arc::downgrade(&self.inner))
+    }
+
+    /// Registers a shutdown controller: SIGTERM to the session triggers it
+    /// ([`Shutdown::trigger`]: refuse new calls, let those in flight
+    /// finish), SIGKILL aborts it ([`Shutdown::abort`]). It stays a member
+    /// until [`Session::remove`].
+    pub fn add_shutdown(&self, shutdown: &Shutdown) -> MemberId {
+        self.inner.local().add_shutdown(shutdown.clone())
+    }
+
+    /// Makes `conn` a member: SIGTERM closes it in order (waiting up to
+    /// `drain` for the peer's end), SIGKILL kills it. Use the returned
+    /// [`SessionConn`] as the connection.
+    pub fn add_connection<C: Connection>(&self, conn: C, drain: Duration) -> SessionConn<C> {
+        SessionConn::new(
+            conn,
+            drain,
+            self.inner.ash,
+            Arc::downgrade(&self.inner),
+            |control| self.inner.local().add_connection(control),
+        )
+    }
+
+    /// Removes an in-process member; false when it was not a member.
+    pub fn remove(&self, id: MemberId) -> bool {
+        self.inner.local().remove(id)
+    }
+
+    /// Signals every member present now (see [`kill_local`](crate::kill_local)).
+    pub fn kill(&self, sig: i32) -> Result<KillReport> {
+        self.inner.kill(sig, false)
+    }
+
+    /// Signals every member with the session frozen, so that no process
+    /// forked during the call escapes (see
+    /// [`kill_local_atomic`](crate::kill_local_atomic)).
+    pub fn kill_atomic(&self, sig: i32) -> Result<KillReport> {
+        self.inner.kill(sig, true)
+    }
+}
+
+/// Every current descendant of `pid`, from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let all = procfs::all();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    pub(crate) fn local(&self) -> MutexGuard<'_, LocalMembers> {
+        lock(&self.local)
+    }
+
+    pub(crate) fn remove_local(&self, id: MemberId) {
+        self.local().remove(id);
+    }
+
+    pub(crate) fn pids(&self) -> Result<Vec<u32>> {
+        match &self.procs {
+            Procs::Cgroup(cg) => cg.pids().map_err(|e| {
+                e.during("list members")
+                    .on(format_args!("session {}", self.ash))
+            }),
+            Procs::Pidfd(set) => {
+                let mut set = lock(set);
+                set.refresh();
+                Ok(set.pids())
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        crate::registry::remove(self.inner.ash);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        match &self.procs {
+            Procs::Cgroup(cg) => {
+                if let Err(e) = cg.remove(self.kill_on_drop) {
+                    tracing::warn!(ash = %self.ash, "cleaning up the session's cgroup: {e}");
+                }
+            }
+            Procs::Pidfd(set) if self.kill_on_drop => {
+                let mut set = lock(set);
+                set.refresh();
+                set.signal(crate::Signal::KILL);
+            }
+            Procs::Pidfd(_) => {}
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("ash", &self.inner.ash)
+            .field("backend", &self.backend())
+            .finish()
+    }
+}

@@ -1,0 +1,72 @@
+//! Reading process ancestry and session ids from `/proc`.
+
+use std::fs;
+
+/// What `/proc/<pid>/stat` says about one process's place in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
+    /// The POSIX session id (`setsid`).
+    pub(crate) sid: u32,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when the process is gone.
+pub(crate) fn stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &text)
+}
+
+/// Parses a stat line; the command name in parentheses may itself hold
+/// spaces and parentheses, so fields are counted from the last `)`.
+fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let _pgrp = fields.next()?;
+    let sid = fields.next()?.parse().ok()?;
+    Some(Stat { pid, ppid, sid })
+}
+
+/// The cgroup v2 path of `pid` (the `0::` line of `/proc/<pid>/cgroup`).
+pub(crate) fn cgroup_v2(pid: u32) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// Every process visible in `/proc` now.
+pub(crate) fn all() -> Vec<Stat> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_name_with_parentheses_and_spaces_parses() {
+        let line = "42 (a) b (c)) S 7 42 9 0 -1 4194560 0 0";
+        assert_eq!(
+            parse_stat(42, line),
+            Some(Stat {
+                pid: 42,
+                ppid: 7,
+                sid: 9
+            })
+        );
+    }
+
+    #[test]
+    fn this_process_is_found_with_its_parent() {
+        let me = stat(std::process::id()).unwrap();
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+    }
+}

@@ -1,0 +1,113 @@
+//! The fallback backend: a session is a set of pidfds, grown from `/proc`.
+//!
+//! Without a cgroup, membership of descendants is worked out each time it is
+//! needed: a process belongs to the session when it is a tracked member, a
+//! child of one, or in a POSIX session (`setsid`) that the session's spawned
+//! members lead. Spawned members start their own POSIX session, and this
+//! process becomes a child subreaper, so a member that double-forks (its
+//! child orphaned) still carries the session id and still lives below us.
+//! An adopted process's orphaned children, reparented elsewhere before a
+//! scan saw them, are lost: that is what the cgroup backend is for.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::Signal;
+use crate::sys::procfs::{self, Stat};
+use crate::sys::{PidFd, Sent};
+
+/// The tracked processes of one session.
+#[derive(Debug, Default)]
+pub(crate) struct PidSet {
+    members: HashMap<u32, Tracked>,
+    /// POSIX session ids whose every process belongs to us.
+    sids: HashSet<u32>,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    fd: PidFd,
+    /// A child the caller holds a `Child` for: the caller reaps it, we
+    /// must not.
+    owned: bool,
+}
+
+impl PidSet {
+    /// Tracks a process this session spawned into its own POSIX session.
+    pub(crate) fn add_spawned(&mut self, fd: PidFd) {
+        self.sids.insert(fd.pid());
+        self.members.insert(fd.pid(), Tracked { fd, owned: true });
+    }
+
+    /// Tracks an adopted process.
+    pub(crate) fn add_adopted(&mut self, fd: PidFd) {
+        self.members.insert(fd.pid(), Tracked { fd, owned: false });
+    }
+
+    /// Drops exited members (reaping those that were orphaned to us), then
+    /// takes in every live descendant and session-mate the scan finds.
+    pub(crate) fn refresh(&mut self) {
+        self.members.retain(|_, t| {
+            if !t.fd.has_exited() {
+                return true;
+            }
+            if !t.owned {
+                t.fd.try_reap();
+            }
+            false
+        });
+        let all = procfs::all();
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut queue: Vec<u32> = Vec::new();
+        for s in &all {
+            children.entry(s.ppid).or_default().push(s.pid);
+            if self.sids.contains(&s.sid) && !self.members.contains_key(&s.pid) {
+                queue.push(s.pid);
+            }
+        }
+        queue.extend(self.members.keys().copied());
+        let mut seen: HashSet<u32> = HashSet::new();
+        while let Some(pid) = queue.pop() {
+            if !seen.insert(pid) {
+                continue;
+            }
+            if !self.members.contains_key(&pid) {
+                if let Some(fd) = self.confirm(pid) {
+                    self.members.insert(pid, Tracked { fd, owned: false });
+                } else {
+                    continue;
+                }
+            }
+            if let Some(kids) = children.get(&pid) {
+                queue.extend(kids);
+            }
+        }
+    }
+
+    /// Opens a pidfd for a candidate and checks, race-free, that the process
+    /// it names still qualifies: the stat is read after opening, and the
+    /// pidfd is still live after reading, so the stat is that process's.
+    fn confirm(&self, pid: u32) -> Option<PidFd> {
+        let fd = PidFd::open(pid).ok()?;
+        let Stat { ppid, sid, .. } = procfs::stat(pid)?;
+        let qualifies = self.sids.contains(&sid) || self.members.contains_key(&ppid);
+        (qualifies && !fd.has_exited()).then_some(fd)
+    }
+
+    /// The live members' pids.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.members.keys().copied().collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Signals every member through its pidfd.
+    pub(crate) fn signal(&self, sig: Signal) -> Vec<(u32, std::io::Result<Sent>)> {
+        let mut sent: Vec<_> = self
+            .members
+            .values()
+            .map(|t| (t.fd.pid(), t.fd.send(sig)))
+            .collect();
+        sent.sort_unstable_by_key(|(pid, _)| *pid);
+        sent
+    }
+}

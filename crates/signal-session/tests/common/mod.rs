@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests: sessions on each backend,
+//! shell commands, and liveness waits with generous deadlines.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use conn_core::ErrorKind;
+use signal_session::{BackendChoice, Session};
+use tokio::process::Command;
+
+/// Liveness only: how long a condition may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A session on the cgroup v2 backend that kills what is left when
+/// dropped, or `None` (said loudly) when cgroup v2 is not writable here.
+pub fn cgroup_session() -> Option<Session> {
+    match Session::builder()
+        .backend(BackendChoice::CgroupV2)
+        .kill_on_drop(true)
+        .create()
+    {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == ErrorKind::NotSupported => {
+            eprintln!("!!! SKIPPING the cgroup v2 backend test: {e}");
+            None
+        }
+        Err(e) => panic!("creating a cgroup session: {e}"),
+    }
+}
+
+/// A session on the pidfd backend that kills what is left when dropped.
+pub fn pidfd_session() -> Session {
+    Session::builder()
+        .backend(BackendChoice::Pidfd)
+        .kill_on_drop(true)
+        .create()
+        .expect("a pidfd session")
+}
+
+/// One session per backend available here.
+pub fn sessions() -> Vec<Session> {
+    cgroup_session()
+        .into_iter()
+        .chain([pidfd_session()])
+        .collect()
+}
+
+/// `sh -c script`, killed when its `Child` is dropped.
+pub fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]).kill_on_drop(true);
+    c
+}
+
+/// Waits until `cond` holds, failing the test after [`PATIENCE`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// True while `pid` runs (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
+            state != Some('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+/// The parent of `pid`.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `sleep 100`, killed when its `Child` is dropped.
+pub fn sleep() -> Command {
+    let mut c = Command::new("sleep");
+    c.arg("100").kill_on_drop(true);
+    c
+}
