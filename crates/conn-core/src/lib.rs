@@ -10,6 +10,9 @@
 //! * [`layer`]: `DeadlineLayer`, `CancelLayer`, `ShutdownLayer`.
 //! * [`serve()`]: the accept loop with graceful shutdown.
 //! * [`activation`]: systemd socket activation (`LISTEN_FDS`).
+//! * [`sys`]: the kernel-socket parts the socket transports share
+//!   (lazily registered descriptors, accept, `from_fd` checks).
+//! * [`slot::Slot`]: caller-owned storage for `accept_into`.
 //!
 //! # Example: a server composed from layers, shut down gracefully
 //!
@@ -57,6 +60,8 @@ pub mod lifecycle;
 pub mod mem;
 mod registry;
 pub mod serve;
+pub mod slot;
+pub mod sys;
 
 pub use deadline::{Deadline, Timed};
 pub use endpoint::Endpoint;

@@ -42,7 +42,6 @@
 #![warn(missing_docs)]
 
 mod addr;
-mod fd;
 mod listener;
 mod slot;
 mod stream;

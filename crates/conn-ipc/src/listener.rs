@@ -2,6 +2,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use conn_core::sys::{LazyFd, Role, SocketKind};
 use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
 use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
@@ -9,7 +10,6 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use tokio_util::sync::CancellationToken;
 
 use crate::addr::IpcAddr;
-use crate::fd::{LazyFd, Wait, adopt};
 use crate::{IpcSlot, IpcStream};
 
 /// A listening Unix-domain socket at a filesystem path or a Linux abstract
@@ -282,7 +282,12 @@ impl IpcListener {
     /// `NotSocket` when `fd` is not a socket; `InvalidType` when it is not a
     /// listening Unix-domain stream socket.
     pub fn from_fd(fd: OwnedFd) -> Result<IpcListener> {
-        adopt(fd.as_fd(), true, "adopt listener")?;
+        SocketKind::UNIX.adopt(
+            fd.as_fd(),
+            Role::Listening,
+            "adopt listener",
+            crate::addr::Unnamed(fd.as_raw_fd()),
+        )?;
         let endpoint = IpcAddr::of_socket(fd.as_fd(), false)
             .and_then(|addr| addr.endpoint())
             .ok_or_else(|| {
@@ -332,20 +337,9 @@ impl IpcListener {
         deadline: Deadline,
         token: &CancellationToken,
     ) -> Result<IpcStream> {
-        let accepted = if token.is_cancelled() {
-            None
-        } else {
-            tokio::select! {
-                biased;
-                () = token.cancelled() => None,
-                accepted = self.accept(deadline) => Some(accepted),
-            }
-        };
-        accepted.unwrap_or_else(|| {
-            Err(Error::new(ErrorKind::Canceled)
-                .during("accept")
-                .on(&self.endpoint))
-        })
+        conn_core::sys::until_cancelled(token, self.accept(deadline))
+            .await
+            .map_err(|e| e.during("accept").on(&self.endpoint))
     }
 
     /// Accepts into caller-owned storage (libdill `ipc_accept_mem`): the
@@ -413,37 +407,9 @@ impl IpcListener {
     }
 
     async fn accept_fd(&mut self, deadline: Deadline) -> Result<OwnedFd> {
-        fn accept(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-            loop {
-                match rustix::net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
-                    Err(Errno::INTR) => continue,
-                    r => return Ok(r?),
-                }
-            }
-        }
-        // Try once first (libdill's deadline 0 still performs the operation
-        // when it can), even when the reactor has not yet seen the peer.
-        let first = match self.io.fd() {
-            Some(fd) => accept(fd),
-            None => Err(Errno::BADF.into()),
-        };
-        let result = match first {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if deadline.is_expired() {
-                    Err(Error::new(ErrorKind::TimedOut).detail("no peer is waiting"))
-                } else {
-                    let io = &mut self.io;
-                    deadline
-                        .run(std::future::poll_fn(|cx| {
-                            io.poll_io(cx, Wait::Read, accept)
-                        }))
-                        .await
-                        .and_then(|r| r.map_err(Error::from))
-                }
-            }
-            other => other.map_err(Error::from),
-        };
-        result.map_err(|e| e.during("accept").on(&self.endpoint))
+        conn_core::sys::accept(&mut self.io, deadline)
+            .await
+            .map_err(|e| e.during("accept").on(&self.endpoint))
     }
 }
 

@@ -3,17 +3,17 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use conn_core::lifecycle::{close_in_order, half_close};
+use conn_core::sys::{LazyFd, Role, SocketKind};
 use conn_core::{Connection, Deadline, Endpoint, Error, ErrorKind, Result};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SendFlags, Shutdown, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::addr::{IpcAddr, Unnamed};
-use crate::fd::{LazyFd, Wait, adopt};
 
 /// One end of a Unix-domain stream connection, with connkit's lifecycle.
 ///
@@ -160,7 +160,12 @@ impl IpcStream {
     /// a Unix-domain stream socket, or is a listening one (use
     /// [`IpcListener::from_fd`](crate::IpcListener::from_fd) for those).
     pub fn from_fd(fd: OwnedFd) -> Result<IpcStream> {
-        adopt(fd.as_fd(), false, "adopt connection")?;
+        SocketKind::UNIX.adopt(
+            fd.as_fd(),
+            Role::Connection,
+            "adopt connection",
+            Unnamed(fd.as_raw_fd()),
+        )?;
         let (endpoint, dialed) = match IpcAddr::of_socket(fd.as_fd(), true) {
             Some(peer) => (peer.endpoint(), true),
             None => (
@@ -215,13 +220,6 @@ impl IpcStream {
             None => Target::Unnamed(Unnamed(self.as_raw_fd())),
         }
     }
-
-    fn with_fd<R>(&self, op: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
-        match self.io.fd() {
-            Some(fd) => op(fd),
-            None => Err(Errno::BADF.into()),
-        }
-    }
 }
 
 enum Target<'a> {
@@ -268,12 +266,7 @@ impl AsyncRead for IpcStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let dst = buf.initialize_unfilled();
-        let n = ready!(self.get_mut().io.poll_io(cx, Wait::Read, |fd| {
-            Ok(rustix::io::read(fd, &mut *dst)?)
-        }))?;
-        buf.advance(n);
-        Poll::Ready(Ok(()))
+        self.get_mut().io.poll_read(cx, buf)
     }
 }
 
@@ -284,9 +277,7 @@ impl AsyncWrite for IpcStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         // MSG_NOSIGNAL: a vanished peer is EPIPE, never SIGPIPE.
-        self.get_mut().io.poll_io(cx, Wait::Write, |fd| {
-            Ok(rustix::net::send(fd, buf, SendFlags::NOSIGNAL)?)
-        })
+        self.get_mut().io.poll_send(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -295,7 +286,7 @@ impl AsyncWrite for IpcStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         // shutdown(2) never blocks on AF_UNIX.
-        Poll::Ready(self.with_fd(|fd| Ok(rustix::net::shutdown(fd, Shutdown::Write)?)))
+        Poll::Ready(self.io.shutdown(Shutdown::Write))
     }
 }
 

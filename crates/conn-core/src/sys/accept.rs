@@ -1,0 +1,79 @@
+//! Accepting until a deadline, the system call tried first.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::net::SocketFlags;
+
+use super::{LazyFd, Wait};
+use crate::{Deadline, Error, ErrorKind, Result};
+
+/// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`, retried on `EINTR`;
+/// `WouldBlock` when no peer is waiting.
+pub fn accept_nonblocking(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        match rustix::net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// Waits on the listening socket `io` for the next peer until `deadline`,
+/// with [`accept_nonblocking`]. See [`accept_with`].
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use conn_core::{Deadline, ErrorKind, sys::{LazyFd, accept}};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// std_listener.set_nonblocking(true)?;
+/// let addr = std_listener.local_addr()?;
+/// let mut io = LazyFd::new(OwnedFd::from(std_listener));
+/// assert_eq!(accept(&mut io, Deadline::NOW).await.unwrap_err().kind(), ErrorKind::TimedOut);
+/// let _peer = std::net::TcpStream::connect(addr)?;
+/// let _conn: OwnedFd = accept(&mut io, Deadline::NOW).await?;
+/// # Ok(()) }
+/// ```
+pub async fn accept(io: &mut LazyFd, deadline: Deadline) -> Result<OwnedFd> {
+    accept_with(io, deadline, accept_nonblocking).await
+}
+
+/// Waits on the listening socket `io` for the next peer until `deadline`,
+/// accepting with `accept` (a non-blocking call that reports "no peer yet"
+/// as `WouldBlock`, e.g. [`accept_nonblocking`] or one that also returns
+/// the peer's address).
+///
+/// The call is tried first, even before the reactor has seen the peer, so
+/// [`Deadline::NOW`] accepts a peer already waiting (libdill's deadline 0
+/// still performs the operation when it can) and otherwise returns
+/// `TimedOut` at once. Resource errors keep their kind (`ProcessFdLimit`,
+/// `SystemFdLimit`, `OutOfMemory`). Errors carry no operation or target;
+/// the caller names them.
+///
+/// Cancel safe: the only effect is the accepting call, and a connection it
+/// accepts is returned in the same poll.
+pub async fn accept_with<R>(
+    io: &mut LazyFd,
+    deadline: Deadline,
+    mut accept: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+) -> Result<R> {
+    let first = io.with_fd(&mut accept);
+    match first {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            if deadline.is_expired() {
+                Err(Error::new(ErrorKind::TimedOut).detail("no peer is waiting"))
+            } else {
+                deadline
+                    .run(std::future::poll_fn(|cx| {
+                        io.poll_io(cx, Wait::Read, &mut accept)
+                    }))
+                    .await
+                    .and_then(|r| r.map_err(Error::from))
+            }
+        }
+        other => other.map_err(Error::from),
+    }
+}

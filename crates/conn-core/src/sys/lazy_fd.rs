@@ -1,0 +1,156 @@
+//! A non-blocking descriptor that joins tokio's reactor only when it must wait.
+//!
+//! tokio allocates one `Arc<ScheduledIo>` per registration (tokio 1.54,
+//! `runtime/io/registration_set.rs`, `RegistrationSet::allocate`), and
+//! deregistering pushes onto a `Vec` that the driver empties with
+//! `mem::take`, so the next deregistration grows a fresh one: two
+//! allocations per registered descriptor. To keep the
+//! accept path free of allocations, descriptors start unregistered: every
+//! operation tries its system call first and registers only when the call
+//! would block. A connection that never has to wait never touches the
+//! reactor; one that does pays tokio's registration once.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::task::{Context, Poll, ready};
+
+use tokio::io::unix::AsyncFd;
+
+/// What a descriptor waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Readable: data, a peer's end, a waiting connection, an error.
+    Read,
+    /// Writable: room to send, a finished `connect`, an error.
+    Write,
+}
+
+/// A non-blocking descriptor that joins tokio's reactor only when a call on
+/// it would block.
+///
+/// Every operation ([`poll_io`](LazyFd::poll_io)) first runs its system
+/// call; only a `WouldBlock` registers the descriptor with the reactor of
+/// the current runtime (once, for good). A connection served without
+/// waiting never costs tokio's registration.
+///
+/// Dropping a `LazyFd` closes this process's descriptor and does nothing
+/// else: no `shutdown(2)`, so after `fork` the other process's copy stays
+/// fully usable. That is the transports' `kill`.
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use conn_core::sys::{LazyFd, Wait};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+/// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+/// a.set_nonblocking(true)?;
+/// let mut a = LazyFd::new(OwnedFd::from(a));
+/// std::io::Write::write_all(&mut &b, b"x")?;
+///
+/// // Data is there: the read succeeds without joining the reactor.
+/// let mut buf = [0u8; 1];
+/// let n = std::future::poll_fn(|cx| a.poll_io(cx, Wait::Read, |fd| Ok(rustix::io::read(fd, &mut buf)?))).await?;
+/// assert_eq!(n, 1);
+/// assert!(!a.is_registered());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LazyFd {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Not (yet) known to tokio's reactor.
+    Raw(OwnedFd),
+    /// Registered with the reactor of the runtime that first had to wait.
+    Registered(AsyncFd<OwnedFd>),
+    /// Only while `register` moves the descriptor (a failed registration
+    /// hands it back), so seen outside it only after a panic there.
+    Released,
+}
+
+impl LazyFd {
+    /// Wraps `fd`, which must already be non-blocking (`O_NONBLOCK`).
+    pub fn new(fd: OwnedFd) -> LazyFd {
+        LazyFd {
+            state: State::Raw(fd),
+        }
+    }
+
+    /// The descriptor; `None` only if registering it panicked (no runtime).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.state {
+            State::Raw(fd) => Some(fd.as_fd()),
+            State::Registered(afd) => Some(afd.get_ref().as_fd()),
+            State::Released => None,
+        }
+    }
+
+    /// True once an operation had to wait and so joined tokio's reactor.
+    pub fn is_registered(&self) -> bool {
+        matches!(self.state, State::Registered(_))
+    }
+
+    /// Runs `op` on the descriptor, `EBADF` if it is gone.
+    pub fn with_fd<R>(&self, op: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
+        match self.fd() {
+            Some(fd) => op(fd),
+            None => Err(rustix::io::Errno::BADF.into()),
+        }
+    }
+
+    /// Joins the current runtime's reactor.
+    fn register(&mut self) -> io::Result<()> {
+        if let State::Raw(_) = self.state {
+            let State::Raw(fd) = std::mem::replace(&mut self.state, State::Released) else {
+                unreachable!("checked above")
+            };
+            // SAFETY: an `OwnedFd` holds a valid, open descriptor that stays
+            // open and names the same file description until the `OwnedFd`
+            // is dropped, which happens only when the `AsyncFd` that now
+            // owns it is dropped (or hands it back below); its
+            // `as_raw_fd` always returns that one descriptor.
+            match unsafe { AsyncFd::register(fd) } {
+                Ok(afd) => self.state = State::Registered(afd),
+                Err(e) => {
+                    let (fd, err) = e.into_parts();
+                    self.state = State::Raw(fd);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the non-blocking call `op` until it does not block: at once
+    /// while unregistered, then (after registering) whenever the reactor
+    /// reports the descriptor ready for `wait`.
+    ///
+    /// `op` must report "try again later" as [`io::ErrorKind::WouldBlock`].
+    pub fn poll_io<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        wait: Wait,
+        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            match &mut self.state {
+                State::Raw(fd) => match op(fd.as_fd()) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register()?,
+                    done => return Poll::Ready(done),
+                },
+                State::Registered(afd) => {
+                    let mut guard = match wait {
+                        Wait::Read => ready!(afd.poll_read_ready(cx))?,
+                        Wait::Write => ready!(afd.poll_write_ready(cx))?,
+                    };
+                    if let Ok(done) = guard.try_io(|afd| op(afd.get_ref().as_fd())) {
+                        return Poll::Ready(done);
+                    }
+                }
+                State::Released => return Poll::Ready(Err(rustix::io::Errno::BADF.into())),
+            }
+        }
+    }
+}

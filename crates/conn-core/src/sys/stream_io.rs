@@ -1,0 +1,39 @@
+//! The byte-stream calls of a connected socket: read, send, shutdown.
+
+use std::io;
+use std::task::{Context, Poll, ready};
+
+use rustix::net::{SendFlags, Shutdown};
+use tokio::io::ReadBuf;
+
+use super::{LazyFd, Wait};
+
+impl LazyFd {
+    /// Reads into `buf` (`read(2)`), waiting for data when there is none;
+    /// the body of an `AsyncRead::poll_read`.
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let dst = buf.initialize_unfilled();
+        let n = ready!(self.poll_io(cx, Wait::Read, |fd| Ok(rustix::io::read(fd, &mut *dst)?)))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends from `buf` (`send(2)` with `MSG_NOSIGNAL`: a vanished peer is
+    /// `EPIPE`, never `SIGPIPE`), waiting for room when there is none; the
+    /// body of an `AsyncWrite::poll_write`.
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Wait::Write, |fd| {
+            Ok(rustix::net::send(fd, buf, SendFlags::NOSIGNAL)?)
+        })
+    }
+
+    /// `shutdown(2)`: `Shutdown::Write` is the half-close behind
+    /// `Connection::done`. It never blocks on Unix-domain or TCP sockets.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.with_fd(|fd| Ok(rustix::net::shutdown(fd, how)?))
+    }
+}
