@@ -1,0 +1,335 @@
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use conn_core::lifecycle::{close_in_order, half_close};
+use conn_core::sys::{LazyFd, Role, SocketKind, Wait};
+use conn_core::{Connection, Deadline, Endpoint, Error, Result};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType, ipproto, sockopt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::ToTcpAddr;
+use crate::addr::{Target, Tcp, Unnamed, of_socket};
+use crate::listener::{no_address, resolve_error};
+
+/// One end of a TCP connection, with connkit's lifecycle.
+///
+/// ```
+/// use conn_core::{Connection, Deadline};
+/// use conn_tcp::{TcpListener, TcpStream};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let mut listener = TcpListener::bind("[::1]:0")?;
+/// let mut a = TcpStream::connect(listener.endpoint().address(), Deadline::NEVER).await?;
+/// let mut b = listener.accept(Deadline::NEVER).await?;
+/// assert!(a.nodelay()?); // TCP_NODELAY by default
+///
+/// a.write_all(b"ping").await?;
+/// a.done(Deadline::NEVER).await?;            // b reads end-of-stream...
+/// let mut got = Vec::new();
+/// b.read_to_end(&mut got).await?;
+/// assert_eq!(got, b"ping");
+/// b.write_all(b"pong").await?;               // ...and a still receives.
+/// b.close(Deadline::NEVER).await?;
+/// let mut answer = Vec::new();
+/// a.read_to_end(&mut answer).await?;
+/// assert_eq!(answer, b"pong");
+/// a.close(Deadline::NEVER).await?;
+/// # Ok(()) }
+/// ```
+///
+/// * [`done`](Connection::done) is `shutdown(SHUT_WR)`: a FIN; the peer
+///   reads end-of-stream, this side goes on receiving.
+/// * [`close`](Connection::close) sends the FIN, reads and drops inbound
+///   data until the peer's FIN, then releases the descriptor (libdill
+///   `tcp_close`, mTCP `mtcp_close`). The descriptor is released whatever
+///   `close` returns: `TimedOut` when the peer did not end within the
+///   deadline, `ConnectionReset` when it reset.
+/// * [`kill`](Connection::kill) and drop close this process's descriptor and
+///   nothing else; neither calls `shutdown(2)`, so after `fork` the other
+///   process's copy stays fully usable. The peer sees what the kernel sends
+///   when the last copy goes (a FIN, or a reset if unread data was queued).
+/// * [`abort`](TcpStream::abort) ends at once with a reset the peer reads
+///   as `ECONNRESET` (mTCP `mtcp_abort`).
+///
+/// A stream joins tokio's reactor only when an operation would block (see
+/// [`conn_core::sys::LazyFd`]).
+pub struct TcpStream {
+    io: LazyFd,
+    peer: SocketAddr,
+}
+
+impl TcpStream {
+    /// Connects to `addr` until `deadline`, with `TCP_NODELAY` set.
+    ///
+    /// `addr` is a socket address or text (`127.0.0.1:80`, `[::1]:80`,
+    /// `localhost:80`, with or without `tcp://`). A host name is resolved
+    /// (`tokio::net::lookup_host`) and every address it resolves to is
+    /// tried in turn until one connects or the deadline passes; the error
+    /// names the host and is the last address's error:
+    /// `connect on tcp://127.0.0.1:1: connection refused (ECONNREFUSED)`.
+    /// `NotFound` when the name does not resolve.
+    pub async fn connect(addr: impl ToTcpAddr, deadline: Deadline) -> Result<TcpStream> {
+        let target = Target::from_spec(addr.spec(), "connect")?;
+        let addrs: Vec<SocketAddr> = match &target {
+            Target::Addr(addr) => vec![*addr],
+            Target::Name(name) => deadline
+                .run(tokio::net::lookup_host(name.as_str()))
+                .await
+                .map_err(|e| {
+                    e.during("connect")
+                        .on(&target)
+                        .detail("resolving the host name")
+                })?
+                .map_err(|e| resolve_error(e, "connect", &target))?
+                .collect(),
+        };
+        let mut last = None;
+        for (tried, addr) in addrs.iter().enumerate() {
+            if tried > 0 && deadline.is_expired() {
+                break;
+            }
+            match connect_one(*addr, deadline).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some((*addr, e)),
+            }
+        }
+        let Some((addr, err)) = last else {
+            return Err(no_address("connect", &target));
+        };
+        let err = err.during("connect").on(&target);
+        Err(match &target {
+            Target::Name(_) if addrs.len() > 1 => {
+                err.detail(format!("tried {} addresses, the last {addr}", addrs.len()))
+            }
+            Target::Name(_) => err.detail(format!("tried {addr}")),
+            Target::Addr(_) => err,
+        })
+    }
+
+    /// Adopts a connected TCP socket, e.g. one inherited across `fork` and
+    /// `exec`. The descriptor is made non-blocking; its other options
+    /// (`TCP_NODELAY` among them) are left as they are, since they belong
+    /// to the socket every copy shares.
+    ///
+    /// `NotSocket` when `fd` is not a socket; `InvalidType` when it is not
+    /// an IPv4 or IPv6 TCP socket, or is a listening one (use
+    /// [`TcpListener::from_fd`](crate::TcpListener::from_fd) for those);
+    /// `NotConnected` when it is not connected.
+    ///
+    /// ```
+    /// use conn_tcp::TcpStream;
+    ///
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let std_stream = std::net::TcpStream::connect(std_listener.local_addr()?)?;
+    /// let stream = TcpStream::from_fd(std_stream.into())?;
+    /// assert_eq!(stream.peer_addr(), std_listener.local_addr()?);
+    /// # Ok::<(), conn_core::Error>(())
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> Result<TcpStream> {
+        let target = Unnamed(fd.as_raw_fd());
+        SocketKind::TCP.adopt(fd.as_fd(), Role::Connection, "adopt connection", target)?;
+        let peer =
+            of_socket(fd.as_fd(), true).map_err(|e| Error::io(e, "adopt connection", target))?;
+        Ok(TcpStream {
+            io: LazyFd::new(fd),
+            peer,
+        })
+    }
+
+    pub(crate) fn accepted(fd: OwnedFd, peer: SocketAddr) -> TcpStream {
+        TcpStream {
+            io: LazyFd::new(fd),
+            peer,
+        }
+    }
+
+    /// Ends the connection at once with a reset (mTCP `mtcp_abort`): sets
+    /// `SO_LINGER` to zero and releases the descriptor, so the kernel
+    /// discards what is queued and sends RST; the peer's next read or
+    /// write fails with `ECONNRESET`.
+    ///
+    /// The descriptor is released in every case. `SO_LINGER` belongs to
+    /// the socket, which copies made by `fork` share: the reset goes out
+    /// when the last copy is closed. An error here means the option could
+    /// not be set, and the descriptor was released without it.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use conn_core::Deadline;
+    /// use conn_tcp::TcpStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let peer_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let stream = TcpStream::connect(peer_listener.local_addr()?, Deadline::NEVER).await?;
+    /// let (mut peer, _) = peer_listener.accept()?;
+    /// stream.abort()?;
+    /// let err = peer.read(&mut [0u8; 8]).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    /// # Ok(()) }
+    /// ```
+    pub fn abort(self) -> Result<()> {
+        self.io
+            .with_fd(|fd| Ok(sockopt::set_socket_linger(fd, Some(Duration::ZERO))?))
+            .map_err(|e| Error::io(e, "abort", Tcp(self.peer)))
+    }
+
+    /// The address the peer connected from, or that this side connected to.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// This side's address (`getsockname`).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.io
+            .with_fd(|fd| of_socket(fd, false))
+            .map_err(|e| Error::io(e, "local address", Tcp(self.peer)))
+    }
+
+    /// Sets `TCP_NODELAY` (on by default): `true` sends small writes at
+    /// once instead of waiting to coalesce them (Nagle's algorithm).
+    pub fn set_nodelay(&self, nodelay: bool) -> Result<()> {
+        self.io
+            .with_fd(|fd| Ok(sockopt::set_tcp_nodelay(fd, nodelay)?))
+            .map_err(|e| Error::io(e, "set TCP_NODELAY", Tcp(self.peer)))
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> Result<bool> {
+        self.io
+            .with_fd(|fd| Ok(sockopt::tcp_nodelay(fd)?))
+            .map_err(|e| Error::io(e, "get TCP_NODELAY", Tcp(self.peer)))
+    }
+
+    /// True once the stream has had to wait and so joined tokio's reactor
+    /// (which costs tokio one allocation).
+    pub fn is_registered(&self) -> bool {
+        self.io.is_registered()
+    }
+}
+
+/// One non-blocking connect to `addr` until `deadline`; errors name nothing.
+async fn connect_one(addr: SocketAddr, deadline: Deadline) -> Result<TcpStream> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        Some(ipproto::TCP),
+    )
+    .map_err(io::Error::from)?;
+    sockopt::set_tcp_nodelay(&fd, true).map_err(io::Error::from)?;
+    let mut io = LazyFd::new(fd);
+    match io.with_fd(|fd| Ok(rustix::net::connect(fd, &addr)?)) {
+        Ok(()) => {}
+        // EINTR: the connection goes on being established, as EINPROGRESS.
+        Err(e)
+            if matches!(
+                Errno::from_io_error(&e),
+                Some(Errno::INPROGRESS | Errno::INTR)
+            ) =>
+        {
+            deadline
+                .run(std::future::poll_fn(|cx| {
+                    io.poll_io(cx, Wait::Write, connect_finished)
+                }))
+                .await??;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(TcpStream { io, peer: addr })
+}
+
+/// Whether a non-blocking connect has finished: its error (`SO_ERROR`),
+/// `Ok` once connected, `WouldBlock` while in progress.
+fn connect_finished(fd: BorrowedFd<'_>) -> io::Result<()> {
+    sockopt::socket_error(fd)??;
+    match rustix::net::getpeername(fd) {
+        Ok(_) => Ok(()),
+        Err(Errno::NOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Connection for TcpStream {
+    async fn done(&mut self, deadline: Deadline) -> Result<()> {
+        half_close(self, deadline)
+            .await
+            .map_err(|e| e.during("done").on(Tcp(self.peer)))
+    }
+
+    async fn close(mut self, deadline: Deadline) -> Result<()> {
+        let result = close_in_order(&mut self, deadline).await;
+        // The descriptor goes with `self`, whatever the handshake gave.
+        result.map_err(|e| e.during("close").on(Tcp(self.peer)))
+    }
+
+    fn kill(self) {}
+
+    fn peer_endpoint(&self) -> Option<Endpoint> {
+        Endpoint::new("tcp", self.peer).ok()
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().io.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // MSG_NOSIGNAL: a vanished peer is EPIPE, never SIGPIPE.
+        self.get_mut().io.poll_send(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // shutdown(2) queues the FIN and never blocks.
+        Poll::Ready(self.io.shutdown(Shutdown::Write))
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io
+            .fd()
+            .expect("a TcpStream always holds its descriptor")
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.as_raw_fd())
+            .field("peer", &self.peer)
+            .field("registered", &self.is_registered())
+            .finish()
+    }
+}
