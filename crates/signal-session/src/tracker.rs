@@ -26,21 +26,22 @@ pub(crate) struct PidSet {
 #[derive(Debug)]
 struct Tracked {
     fd: PidFd,
-    /// A child the caller holds a `Child` for: the caller reaps it, we
-    /// must not.
-    owned: bool,
+    /// Reap it when it exits: it was found as an orphan of the session,
+    /// never a child this process spawned (a `Child` somewhere in this
+    /// process may wait for those, and must get their status).
+    reap: bool,
 }
 
 impl PidSet {
     /// Tracks a process this session spawned into its own POSIX session.
     pub(crate) fn add_spawned(&mut self, fd: PidFd) {
         self.sids.insert(fd.pid());
-        self.members.insert(fd.pid(), Tracked { fd, owned: true });
+        self.members.insert(fd.pid(), Tracked { fd, reap: false });
     }
 
     /// Tracks an adopted process.
     pub(crate) fn add_adopted(&mut self, fd: PidFd) {
-        self.members.insert(fd.pid(), Tracked { fd, owned: false });
+        self.members.insert(fd.pid(), Tracked { fd, reap: false });
     }
 
     /// Drops exited members (reaping those that were orphaned to us), then
@@ -50,7 +51,7 @@ impl PidSet {
             if !t.fd.has_exited() {
                 return true;
             }
-            if !t.owned {
+            if t.reap {
                 t.fd.try_reap();
             }
             false
@@ -71,11 +72,13 @@ impl PidSet {
                 continue;
             }
             if !self.members.contains_key(&pid) {
-                if let Some(fd) = self.confirm(pid) {
-                    self.members.insert(pid, Tracked { fd, owned: false });
-                } else {
+                let Some((fd, stat)) = self.confirm(pid) else {
                     continue;
-                }
+                };
+                // Not our child when found, or in a session we lead: either
+                // way no `Child` of this process stands for it.
+                let reap = stat.ppid != std::process::id() || self.sids.contains(&stat.sid);
+                self.members.insert(pid, Tracked { fd, reap });
             }
             if let Some(kids) = children.get(&pid) {
                 queue.extend(kids);
@@ -86,11 +89,11 @@ impl PidSet {
     /// Opens a pidfd for a candidate and checks, race-free, that the process
     /// it names still qualifies: the stat is read after opening, and the
     /// pidfd is still live after reading, so the stat is that process's.
-    fn confirm(&self, pid: u32) -> Option<PidFd> {
+    fn confirm(&self, pid: u32) -> Option<(PidFd, Stat)> {
         let fd = PidFd::open(pid).ok()?;
-        let Stat { ppid, sid, .. } = procfs::stat(pid)?;
-        let qualifies = self.sids.contains(&sid) || self.members.contains_key(&ppid);
-        (qualifies && !fd.has_exited()).then_some(fd)
+        let stat = procfs::stat(pid)?;
+        let qualifies = self.sids.contains(&stat.sid) || self.members.contains_key(&stat.ppid);
+        (qualifies && !fd.has_exited()).then_some((fd, stat))
     }
 
     /// The live members' pids.

@@ -23,7 +23,8 @@ async fn a_spawned_process_and_everything_it_forks_are_members() {
         let report = kill_local(session.ash(), libc::SIGTERM).unwrap();
         assert_eq!(report.pids(), pids, "{backend}");
         assert_eq!(report.count(Outcome::Signalled), 3, "{backend}: {report}");
-        assert!(!shell.wait().await.unwrap().success());
+        let status = shell.wait().await.unwrap();
+        assert!(!status.success(), "{backend}: {status} after {report:?}");
         eventually("every member is gone", || pids.iter().all(|&p| !alive(p))).await;
         eventually("the session is empty", || {
             session.pids().unwrap().is_empty()
