@@ -1,0 +1,480 @@
+//! done / close / kill / abort, accept deadlines and cancellation, connect,
+//! from_fd and the registry, on real sockets against peers that are not
+//! connkit: std's blocking TcpStream / TcpListener in threads.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::thread;
+use std::time::Duration;
+
+use common::{assert_released, closed_port, fd_identity, liveness, std_peer};
+use conn_core::{Connection, Deadline, ErrorKind, Listener, Registry};
+use conn_tcp::{TcpListener, TcpSlot, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// A std listener on loopback and a connkit stream connected to it, with
+/// the std end accepted.
+async fn to_std_peer() -> (TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let conn = TcpStream::connect(l.local_addr().unwrap(), liveness())
+        .await
+        .unwrap();
+    let (peer, _) = l.accept().unwrap();
+    (conn, std_peer(peer))
+}
+
+#[tokio::test]
+async fn done_lets_a_std_peer_read_end_of_stream_while_it_can_still_send() {
+    let (mut conn, mut peer) = to_std_peer().await;
+    let peer = thread::spawn(move || {
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap(); // ends at our FIN
+        assert_eq!(got, b"request");
+        peer.write_all(b"answer").unwrap(); // the peer can still send
+    });
+    conn.write_all(b"request").await.unwrap();
+    conn.done(liveness()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    assert_eq!(answer, b"answer");
+    peer.join().unwrap();
+}
+
+#[tokio::test]
+async fn close_drains_until_the_peers_fin_returns_ok_and_releases_the_fd() {
+    let (conn, mut peer) = to_std_peer().await;
+    let fd = conn.as_raw_fd();
+    let identity = fd_identity(fd).unwrap();
+    // More than the socket buffers hold: the peer's write completes only
+    // because the closing side drains it.
+    let peer = thread::spawn(move || {
+        peer.write_all(&vec![7u8; 8 << 20]).unwrap();
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).unwrap(); // our FIN
+        assert!(rest.is_empty());
+        // Dropping answers with the peer's own FIN.
+    });
+    conn.close(liveness()).await.unwrap();
+    assert_released(fd, &identity);
+    peer.join().unwrap();
+}
+
+#[tokio::test]
+async fn close_times_out_when_the_peer_never_sends_its_fin_and_still_releases_the_fd() {
+    let (conn, mut peer) = to_std_peer().await;
+    let fd = conn.as_raw_fd();
+    let identity = fd_identity(fd).unwrap();
+
+    let err = conn
+        .close(Deadline::after(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert_eq!(err.operation(), Some("close"));
+    assert_eq!(
+        err.target(),
+        Some(format!("tcp://{}", peer.local_addr().unwrap()).as_str())
+    );
+    assert_released(fd, &identity);
+
+    // Our FIN went out before we gave up.
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+/// Makes `stream` reset when dropped (SO_LINGER zero), as a crashing or
+/// aborting peer does.
+fn set_linger_zero(stream: &std::net::TcpStream) {
+    rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO)).unwrap();
+}
+
+#[tokio::test]
+async fn close_is_connection_reset_when_the_peer_resets_and_releases_the_fd() {
+    let (conn, peer) = to_std_peer().await;
+    let fd = conn.as_raw_fd();
+    let identity = fd_identity(fd).unwrap();
+    set_linger_zero(&peer);
+    drop(peer); // RST
+
+    let err = conn.close(liveness()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    assert_eq!(err.operation(), Some("close"));
+    assert!(
+        err.target().unwrap().starts_with("tcp://127.0.0.1:"),
+        "{err}"
+    );
+    assert_released(fd, &identity);
+}
+
+#[tokio::test]
+async fn close_is_connection_reset_when_the_peer_resets_while_we_drain() {
+    let (conn, peer) = to_std_peer().await;
+    let peer = thread::spawn(move || {
+        let mut peer = peer;
+        let mut buf = [0u8; 1];
+        assert_eq!(peer.read(&mut buf).unwrap(), 0); // our FIN arrived
+        set_linger_zero(&peer);
+    });
+    let err = conn.close(liveness()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+    peer.join().unwrap();
+}
+
+#[tokio::test]
+async fn abort_is_seen_by_the_peer_as_econnreset_and_releases_the_fd() {
+    let (conn, mut peer) = to_std_peer().await;
+    let fd = conn.as_raw_fd();
+    let identity = fd_identity(fd).unwrap();
+    conn.abort().unwrap();
+    assert_released(fd, &identity);
+    let err = peer.read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET));
+}
+
+#[tokio::test]
+async fn kill_releases_the_fd_and_the_peer_reads_end_of_stream() {
+    let (conn, mut peer) = to_std_peer().await;
+    let fd = conn.as_raw_fd();
+    let identity = fd_identity(fd).unwrap();
+    conn.kill();
+    assert_released(fd, &identity);
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
+    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = listener.accept(Deadline::NOW).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(
+        err.to_string().starts_with(&format!(
+            "accept on tcp://{}: deadline passed (ETIMEDOUT)",
+            listener.local_addr()
+        )),
+        "{err}"
+    );
+
+    // ...and accepts a peer that is already waiting (the kernel completes
+    // the handshake before std's connect returns).
+    let client = std::net::TcpStream::connect(listener.local_addr()).unwrap();
+    let server = listener.accept(Deadline::NOW).await.unwrap();
+    assert_eq!(server.peer_addr(), client.local_addr().unwrap());
+}
+
+#[tokio::test]
+async fn accept_until_a_cancelled_token_is_canceled_and_loses_no_peer() {
+    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr();
+    let token = CancellationToken::new();
+    let waiting = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            let r = listener.accept_until(Deadline::NEVER, &token).await;
+            (r, listener)
+        })
+    };
+    tokio::task::yield_now().await;
+    token.cancel();
+    let (result, mut listener) = waiting.await.unwrap();
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Canceled);
+    assert_eq!(
+        err.to_string(),
+        format!("accept on tcp://{addr}: canceled (ECANCELED)")
+    );
+
+    // A token that fired already refuses at once, even with a peer waiting.
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let err = listener
+        .accept_until(Deadline::NEVER, &token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Canceled);
+    listener.accept(Deadline::NOW).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dropped_accept_loses_no_connection() {
+    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let r = Deadline::after(Duration::from_millis(20))
+        .run(Listener::accept(&mut listener, Deadline::NEVER))
+        .await;
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::TimedOut);
+    let _client = std::net::TcpStream::connect(listener.local_addr()).unwrap();
+    Listener::accept(&mut listener, liveness()).await.unwrap();
+}
+
+#[tokio::test]
+async fn accept_into_reuses_one_slot_and_kills_what_it_held() {
+    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut slot = TcpSlot::with_buffer(64);
+    let mut first = std_peer(std::net::TcpStream::connect(listener.local_addr()).unwrap());
+    listener.accept_into(&mut slot, liveness()).await.unwrap();
+    let _second = std::net::TcpStream::connect(listener.local_addr()).unwrap();
+    listener.accept_into(&mut slot, liveness()).await.unwrap();
+    // The first connection was killed: its peer reads end-of-stream.
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    assert!(!slot.is_empty());
+}
+
+#[tokio::test]
+async fn ipv6_loopback_binds_accepts_and_connects() {
+    let mut listener = TcpListener::bind("[::1]:0").unwrap();
+    let addr = listener.local_addr();
+    assert!(addr.is_ipv6());
+    assert_eq!(
+        listener.endpoint().to_string(),
+        format!("tcp://[::1]:{}", addr.port())
+    );
+
+    // A std client to our listener...
+    let mut client = std_peer(std::net::TcpStream::connect(addr).unwrap());
+    let mut server = listener.accept(liveness()).await.unwrap();
+    assert_eq!(server.peer_addr(), client.local_addr().unwrap());
+    client.write_all(b"v6").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"v6");
+    server.close(liveness()).await.unwrap();
+
+    // ...and our client to a std listener, by text with tcp://.
+    let std_listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let url = format!("tcp://{}", std_listener.local_addr().unwrap());
+    let conn = TcpStream::connect(url.as_str(), liveness()).await.unwrap();
+    assert_eq!(conn.peer_addr(), std_listener.local_addr().unwrap());
+    assert!(conn.local_addr().unwrap().is_ipv6());
+}
+
+#[tokio::test]
+async fn connect_to_a_host_name_works() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    let mut conn = TcpStream::connect(format!("localhost:{port}"), liveness())
+        .await
+        .unwrap();
+    let (peer, _) = std_listener.accept().unwrap();
+    assert_eq!(conn.peer_addr().port(), port);
+    conn.write_all(b"by name").await.unwrap();
+    conn.done(liveness()).await.unwrap();
+    let mut got = Vec::new();
+    std_peer(peer.try_clone().unwrap())
+        .read_to_end(&mut got)
+        .unwrap();
+    assert_eq!(got, b"by name");
+    peer.shutdown(Shutdown::Write).unwrap();
+    conn.close(liveness()).await.unwrap();
+
+    // The (host, port) form resolves too.
+    let _again = TcpStream::connect(("localhost", port), liveness())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn connect_errors_name_the_operation_and_the_target() {
+    let closed = closed_port();
+    let err = TcpStream::connect(closed, liveness()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    assert_eq!(
+        err.to_string(),
+        format!("connect on tcp://{closed}: connection refused (ECONNREFUSED)")
+    );
+
+    // By name: the error names the host and the address tried last.
+    let name = format!("localhost:{}", closed.port());
+    let err = TcpStream::connect(name.as_str(), liveness())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    assert!(
+        err.to_string().starts_with(&format!(
+            "connect on tcp://{name}: connection refused (ECONNREFUSED)"
+        )),
+        "{err}"
+    );
+
+    let err = TcpStream::connect("no-such-host.invalid:80", liveness())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("connect on tcp://no-such-host.invalid:80: not found (ENOENT)"),
+        "{err}"
+    );
+
+    let err = TcpStream::connect("nonsense", liveness())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+}
+
+#[tokio::test]
+async fn streams_have_nodelay_by_default_and_know_both_addresses() {
+    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr(), liveness())
+        .await
+        .unwrap();
+    let server = listener.accept(liveness()).await.unwrap();
+    assert!(client.nodelay().unwrap());
+    assert!(server.nodelay().unwrap());
+    assert_eq!(client.peer_addr(), listener.local_addr());
+    assert_eq!(client.local_addr().unwrap(), server.peer_addr());
+    assert_eq!(server.local_addr().unwrap(), listener.local_addr());
+    assert_eq!(
+        client.peer_endpoint().unwrap().to_string(),
+        format!("tcp://{}", listener.local_addr())
+    );
+    client.set_nodelay(false).unwrap();
+    assert!(!client.nodelay().unwrap());
+
+    let mut plain = TcpListener::options()
+        .nodelay(false)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let _c = std::net::TcpStream::connect(plain.local_addr()).unwrap();
+    assert!(!plain.accept(liveness()).await.unwrap().nodelay().unwrap());
+}
+
+#[tokio::test]
+async fn reuse_port_lets_per_core_listeners_share_a_port() {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = TcpListener::bind(a.local_addr()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "bind on tcp://{}: address in use (EADDRINUSE)",
+            a.local_addr()
+        )
+    );
+
+    let options = TcpListener::options().reuse_port(true).backlog(16);
+    let mut first = options.bind("127.0.0.1:0").unwrap();
+    let mut second = options.bind(first.local_addr()).unwrap();
+    assert_eq!(first.local_addr(), second.local_addr());
+    // Connections are spread between them; each one is accepted by one.
+    let addr = first.local_addr();
+    let clients: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let mut accepted = 0;
+    for listener in [&mut first, &mut second] {
+        while listener.accept(Deadline::NOW).await.is_ok() {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, clients.len());
+}
+
+#[tokio::test]
+async fn from_fd_checks_for_tcp_sockets() {
+    let file: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+    let err = TcpStream::from_fd(file).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSocket);
+    assert!(
+        err.to_string()
+            .starts_with("adopt connection on tcp socket (fd "),
+        "{err}"
+    );
+
+    let udp: OwnedFd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().into();
+    let err = TcpStream::from_fd(udp).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+    assert!(err.to_string().ends_with("not a stream socket"), "{err}");
+    let (unix, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+    let err = TcpStream::from_fd(unix.into()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+    assert!(err.to_string().ends_with("not a TCP socket"), "{err}");
+    let path = std::env::temp_dir().join(format!("conn-tcp-from-fd-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let unix_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let err = TcpListener::from_fd(unix_listener.into()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+    assert!(
+        err.to_string()
+            .starts_with("adopt listener on tcp socket (fd "),
+        "{err}"
+    );
+
+    // A socket that was never connected.
+    let fresh = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        TcpStream::from_fd(fresh).unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
+
+    // A listener is not a connection, and a connection is not a listener.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let std_client = std::net::TcpStream::connect(std_listener.local_addr().unwrap()).unwrap();
+    let err = TcpListener::from_fd(std_client.try_clone().unwrap().into()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+    let err = TcpStream::from_fd(std_listener.try_clone().unwrap().into()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+
+    // The right kinds are adopted and work.
+    let addr: SocketAddr = std_listener.local_addr().unwrap();
+    let mut listener = TcpListener::from_fd(std_listener.into()).unwrap();
+    assert_eq!(listener.local_addr(), addr);
+    let mut client = TcpStream::from_fd(std_client.into()).unwrap();
+    assert_eq!(client.peer_addr(), addr);
+    let mut server = listener.accept(liveness()).await.unwrap();
+    client.write_all(b"adopted").await.unwrap();
+    client.done(liveness()).await.unwrap();
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"adopted");
+}
+
+#[tokio::test]
+async fn the_registry_binds_and_dials_tcp_urls() {
+    let mut registry = Registry::with_defaults();
+    conn_tcp::register(&mut registry);
+    assert!(registry.schemes().any(|s| s == "tcp"));
+
+    for bind in ["tcp://127.0.0.1:0", "tcp://[::1]:0"] {
+        let mut listener = registry.bind(bind).await.unwrap();
+        let url = listener.local_endpoint().to_string();
+        let mut client = registry.connect(&url, liveness()).await.unwrap();
+        let mut server = listener.accept(liveness()).await.unwrap();
+        client.write_all(b"dyn").await.unwrap();
+        client.done(liveness()).await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"dyn");
+        server.close(liveness()).await.unwrap();
+        client.close(liveness()).await.unwrap();
+    }
+
+    let err = registry
+        .connect(format!("tcp://{}", closed_port()), liveness())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+
+    let err = conn_core::Connector::connect(
+        &conn_tcp::TcpConnector,
+        &"mem://x".parse().unwrap(),
+        Deadline::NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+}
