@@ -188,3 +188,93 @@ async fn layers_compose_with_towers_own_in_one_stack() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ShuttingDown);
 }
+
+/// tokio-test's scripted I/O as a connection, to pin down the exact bytes the
+/// line handler reads and writes.
+struct Scripted(tokio_test::io::Mock);
+
+impl tokio::io::AsyncRead for Scripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Scripted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl crate::Connection for Scripted {
+    async fn done(&mut self, deadline: Deadline) -> crate::Result<()> {
+        crate::lifecycle::half_close(self, deadline).await
+    }
+    async fn close(mut self, deadline: Deadline) -> crate::Result<()> {
+        crate::lifecycle::close_in_order(&mut self, deadline).await
+    }
+    fn kill(self) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_line_handler_answers_each_line_and_errors_as_err_lines_on_mock_io() {
+    use tower::{Service, ServiceExt};
+    let io = tokio_test::io::Builder::new()
+        .read(b"ping\nsleep x\n")
+        .write(b"ping\n")
+        .write(b"ERR invalid argument or handle type (EINVAL)\n")
+        .read(b"bye\n")
+        .write(b"bye\n")
+        .build();
+    let incoming = super::Incoming::new(Scripted(io), super::Graceful::default(), 1);
+    let mut handler = lines(sleepy());
+    ServiceExt::<super::Incoming<Scripted>>::ready(&mut handler)
+        .await
+        .unwrap()
+        .call(incoming)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_line_handler_ends_an_idle_connection_when_shutdown_begins_on_mock_io() {
+    use tower::{Service, ServiceExt};
+    let token = tokio_util::sync::CancellationToken::new();
+    // The peer sends one request, then waits; the handler must not read again
+    // once shutdown has begun while it was idle.
+    let io = tokio_test::io::Builder::new()
+        .read(b"hello\n")
+        .write(b"hello\n")
+        .wait(Duration::from_secs(1))
+        .build();
+    let incoming = super::Incoming::new(Scripted(io), super::Graceful::new(token.clone()), 1);
+    let mut handler = lines(sleepy());
+    let call = tokio::spawn(
+        ServiceExt::<super::Incoming<Scripted>>::ready(&mut handler)
+            .await
+            .unwrap()
+            .call(incoming),
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    token.cancel();
+    call.await.unwrap().unwrap();
+}
