@@ -29,11 +29,12 @@ pub mod cli;
 pub mod demo;
 pub mod http;
 
-/// A registry that knows every transport built into connkit: `mem://`
-/// and `ipc://`.
+/// A registry that knows every transport built into connkit: `mem://`,
+/// `ipc://` and `tcp://`.
 pub fn registry() -> core::Registry {
     let mut registry = core::Registry::with_defaults();
     ipc::register(&mut registry);
+    tcp::register(&mut registry);
     registry
 }
 

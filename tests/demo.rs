@@ -29,6 +29,10 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "close: the server saw end-of-stream, ended its side, and the client's close returned Ok",
         "kill:  the server saw end-of-stream with no handshake; its next write: broken pipe (EPIPE)",
         "the socket file is gone with the listener: true",
+        "close: the peer saw end-of-stream (FIN); close returned Ok",
+        "abort: the peer saw connection reset by peer (ECONNRESET)",
+        ": 200 OK \"hello from connkit\\n\"",
+        "HTTP server shutdown report: accepted 1, closed in order 1, killed 0, errors 0",
         "demo finished",
     ] {
         assert!(

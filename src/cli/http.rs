@@ -12,19 +12,23 @@ use crate::http::{Routes, Stats, http_handler};
 pub async fn run(registry: &Registry, listen: &str, drain: Duration) -> Result<()> {
     let listener = registry.bind(listen).await?;
     let endpoint = crate::core::Listener::local_endpoint(&listener);
-    println!("connkit http: listening on {endpoint}");
-    std::io::stdout().flush()?;
+    say(format_args!("listening on {endpoint}"));
     let routes = Routes::new(Arc::new(Stats::default()));
     let report = serve(listener, http_handler(routes))
         .with_graceful_shutdown(
             async move {
                 super::terminate_signal().await;
-                println!("connkit http: shutting down, draining for up to {drain:?}");
-                let _ = std::io::stdout().flush();
+                say(format_args!("shutting down, draining for up to {drain:?}"));
             },
             drain,
         )
         .await?;
-    println!("connkit http: shutdown report: {report}");
+    say(format_args!("shutdown report: {report}"));
     Ok(())
+}
+
+/// One line of progress on stdout; a closed stdout must not stop the server.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "connkit http: {line}").and_then(|()| out.flush());
 }

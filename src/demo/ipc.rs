@@ -21,7 +21,11 @@ async fn seen(conn: &mut IpcStream) -> String {
 pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let path = std::env::temp_dir().join(format!("connkit-demo-{}.sock", std::process::id()));
     let mut listener = IpcListener::options().mode(0o600).bind(&path)?;
-    writeln!(out, "\n== ipc://{}: done, close and kill on a Unix socket", path.display())?;
+    writeln!(
+        out,
+        "\n== ipc://{}: done, close and kill on a Unix socket",
+        path.display()
+    )?;
     let within = Deadline::after(Duration::from_secs(5));
 
     // done: a half-close; the peer reads the end, this side still receives.
@@ -34,7 +38,10 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     server.close(within).await?;
     let client_got = seen(&mut client).await;
     client.close(within).await?;
-    writeln!(out, "  done:  the server saw {server_saw}; the client still received {client_got}")?;
+    writeln!(
+        out,
+        "  done:  the server saw {server_saw}; the client still received {client_got}"
+    )?;
 
     // close: tell the peer, wait for its own end, release.
     let client = IpcStream::connect(&path, within).await?;
@@ -42,7 +49,9 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let closing = tokio::spawn(client.close(within));
     let server_saw = seen(&mut server).await;
     server.close(within).await?;
-    let result = closing.await.map_err(|e| Error::from(std::io::Error::other(e)))?;
+    let result = closing
+        .await
+        .map_err(|e| Error::from(std::io::Error::other(e)))?;
     writeln!(
         out,
         "  close: the server saw {server_saw}, ended its side, and the client's close returned {}",
@@ -62,8 +71,15 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
         Err(e) => Error::from(e).to_string(),
     };
     server.kill();
-    writeln!(out, "  kill:  the server saw {server_saw} with no handshake; its next write: {write}")?;
+    writeln!(
+        out,
+        "  kill:  the server saw {server_saw} with no handshake; its next write: {write}"
+    )?;
     drop(listener);
-    writeln!(out, "  the socket file is gone with the listener: {}", !path.exists())?;
+    writeln!(
+        out,
+        "  the socket file is gone with the listener: {}",
+        !path.exists()
+    )?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod ipc;
 mod layers;
 mod mem;
+mod tcp;
 
 use std::io::Write;
 
@@ -20,6 +21,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     layers::run(out).await?;
     mem::run(out).await?;
     ipc::run(out).await?;
+    tcp::run(out).await?;
     writeln!(out, "\ndemo finished")?;
     Ok(())
 }

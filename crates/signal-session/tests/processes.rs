@@ -9,6 +9,7 @@ use signal_session::{Ash, BackendChoice, Member, Outcome, Session, kill_local, k
 
 #[tokio::test]
 async fn a_spawned_process_and_everything_it_forks_are_members() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let backend = session.backend();
         let mut shell = session.spawn(sh("sleep 100 & sleep 100 & wait")).unwrap();
@@ -35,6 +36,7 @@ async fn a_spawned_process_and_everything_it_forks_are_members() {
 
 #[tokio::test]
 async fn a_double_forked_orphan_stays_in_the_session() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let backend = session.backend();
         // The subshell forks a sleep and exits at once: the sleep is
@@ -68,6 +70,7 @@ async fn a_double_forked_orphan_stays_in_the_session() {
 
 #[tokio::test]
 async fn an_adopted_process_brings_its_children_along() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let backend = session.backend();
         let mut outsider = sh("sleep 100 & wait").spawn().unwrap();
@@ -95,6 +98,7 @@ async fn an_adopted_process_brings_its_children_along() {
 
 #[tokio::test]
 async fn adopting_a_pid_that_does_not_exist_is_no_such_session() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let err = session.adopt(1 << 23).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NoSuchSession, "{err}");
@@ -104,6 +108,7 @@ async fn adopting_a_pid_that_does_not_exist_is_no_such_session() {
 
 #[tokio::test]
 async fn signal_zero_checks_every_member_and_sends_nothing() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let mut sleeper = session.spawn(common::sleep()).unwrap();
         let pid = sleeper.id().unwrap();
@@ -122,6 +127,7 @@ async fn signal_zero_checks_every_member_and_sends_nothing() {
 
 #[tokio::test]
 async fn an_invalid_signal_number_is_invalid_type_and_sends_nothing() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let mut sleeper = session.spawn(common::sleep()).unwrap();
         for bad in [-1, 65, 1000] {
@@ -155,6 +161,7 @@ fn an_unknown_session_is_no_such_session() {
 
 #[tokio::test]
 async fn sigkill_to_a_session_holding_pid_1_is_refused_and_sends_nothing() {
+    let _serial = common::serial().await;
     // Only the pidfd backend: moving init into a cgroup is no test to run
     // on a shared machine. This session holds init and so everything
     // below it: it must never be dropped with kill_on_drop, nor get any
@@ -174,6 +181,7 @@ async fn sigkill_to_a_session_holding_pid_1_is_refused_and_sends_nothing() {
 
 #[tokio::test]
 async fn a_member_of_another_user_is_reported_denied_while_the_rest_are_signalled() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let backend = session.backend();
         let mut ours = session.spawn(common::sleep()).unwrap();
@@ -221,6 +229,7 @@ async fn a_member_of_another_user_is_reported_denied_while_the_rest_are_signalle
 
 #[tokio::test]
 async fn atomic_signalling_on_the_pidfd_backend_is_not_supported() {
+    let _serial = common::serial().await;
     let session = common::pidfd_session();
     let err = session.kill_atomic(libc::SIGKILL).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotSupported);
@@ -231,6 +240,7 @@ async fn atomic_signalling_on_the_pidfd_backend_is_not_supported() {
 
 #[tokio::test]
 async fn a_dropped_session_is_unregistered_and_kills_on_drop_when_asked() {
+    let _serial = common::serial().await;
     for session in sessions() {
         let ash = session.ash();
         assert!(signal_session::sessions().contains(&ash));

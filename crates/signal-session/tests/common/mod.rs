@@ -37,6 +37,16 @@ pub fn pidfd_session() -> Session {
         .expect("a pidfd session")
 }
 
+/// Process tests in one binary run one at a time. A child subreaper and
+/// the reaping of orphans are process-wide, and a pidfd-backend test run
+/// beside others has been seen (about 1 run in 15) to find its SIGTERMed
+/// shell exit 0; that is not yet explained, and until it is these tests do
+/// not share the process with each other.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
 /// One session per backend available here.
 pub fn sessions() -> Vec<Session> {
     cgroup_session()

@@ -1,0 +1,293 @@
+//! `connkit http` over a Unix socket and over kernel TCP, each reached by
+//! the real `curl`, by `connkit get`, and by hyper-util's own Client.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use connkit::http::connector;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// The transports `connkit http` is tested over.
+#[derive(Clone, Copy, Debug)]
+enum Over {
+    Ipc,
+    Tcp,
+}
+
+const BOTH: [Over; 2] = [Over::Ipc, Over::Tcp];
+
+/// A `connkit http` process on its own socket or port; killed if a test fails.
+struct Server {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    /// The endpoint it listens on, as it printed it.
+    endpoint: String,
+    over: Over,
+}
+
+impl Server {
+    fn start(name: &str, over: Over) -> Server {
+        let listen = match over {
+            Over::Ipc => {
+                let path = std::env::temp_dir()
+                    .join(format!("connkit-{name}-{}.sock", std::process::id()));
+                format!("ipc://{}", path.display())
+            }
+            Over::Tcp => "tcp://127.0.0.1:0".to_string(),
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_connkit"))
+            .args(["http", "--listen", &listen, "--drain-ms", "5000"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start connkit http");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let endpoint = line
+            .trim()
+            .strip_prefix("connkit http: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server {
+            child,
+            out,
+            endpoint,
+            over,
+        }
+    }
+
+    /// The socket file, for ipc.
+    fn socket(&self) -> Option<PathBuf> {
+        self.endpoint.strip_prefix("ipc://").map(PathBuf::from)
+    }
+
+    /// The http:// URL for `path` as curl and `connkit get` address this server.
+    fn http(&self, path: &str) -> String {
+        match self.over {
+            Over::Ipc => format!("http://connkit{path}"),
+            Over::Tcp => format!(
+                "http://{}{path}",
+                self.endpoint.trim_start_matches("tcp://")
+            ),
+        }
+    }
+
+    /// A curl command that reaches this server.
+    fn curl_cmd(&self) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--fail"]);
+        if let Some(socket) = self.socket() {
+            cmd.arg("--unix-socket").arg(socket);
+        }
+        cmd
+    }
+
+    fn curl(&self, paths: &[&str]) -> std::process::Output {
+        self.curl_cmd()
+            .args(paths.iter().map(|p| self.http(p)))
+            .output()
+            .expect("curl runs (cargo xtask test-all installs it)")
+    }
+
+    /// `connkit get` with `extra` options, reaching `path` on this server.
+    fn get(&self, extra: &[&str], path: &str) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_connkit"));
+        cmd.arg("get").args(extra);
+        if self.socket().is_some() {
+            cmd.args(["--via", &self.endpoint]);
+        }
+        cmd.arg(self.http(path)).output().unwrap()
+    }
+
+    /// SIGTERM, then the rest of stdout and the exit status.
+    fn terminate(mut self) -> (String, bool) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        (rest, status.success())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stats_field(json: &str, field: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {field} in {json}"))
+}
+
+#[test]
+fn curl_gets_hello_and_reuses_its_keep_alive_connection() {
+    for over in BOTH {
+        let server = Server::start("curl", over);
+        let out = server.curl(&["/"]);
+        assert!(out.status.success(), "{over:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from connkit\n");
+
+        // One curl, three URLs: one connection, as the server's /stats shows.
+        let out = server.curl(&["/", "/", "/stats"]);
+        let body = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{over:?}: {body}");
+        assert_eq!(stats_field(&body, "accepted"), 2, "{over:?}: {body}");
+        assert_eq!(
+            stats_field(&body, "connections_open"),
+            1,
+            "{over:?}: {body}"
+        );
+
+        let (rest, ok) = server.terminate();
+        assert!(ok, "{over:?}: {rest}");
+        assert!(
+            rest.contains("shutdown report: accepted 2, closed in order 2, killed 0, errors 0"),
+            "{over:?}: {rest}"
+        );
+    }
+}
+
+#[test]
+fn a_slow_request_in_flight_during_sigterm_still_completes_and_the_server_exits_0() {
+    for over in BOTH {
+        let server = Server::start("sigterm", over);
+        let mut slow = server.curl_cmd();
+        slow.arg(server.http("/slow?ms=800"));
+        let slow = std::thread::spawn(move || slow.output().unwrap());
+        // Wait until the slow request is in flight, as /stats tells.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = server.curl(&["/stats"]);
+            if stats_field(&String::from_utf8_lossy(&out.stdout), "requests_in_flight") >= 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{over:?}: the slow request never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let socket = server.socket();
+        let (rest, ok) = server.terminate();
+        let slow = slow.join().unwrap();
+        assert!(
+            slow.status.success(),
+            "{over:?}: {}",
+            String::from_utf8_lossy(&slow.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&slow.stdout), "slept 800 ms\n");
+        assert!(ok, "{over:?}: {rest}");
+        assert!(rest.contains("killed 0, errors 0"), "{over:?}: {rest}");
+        if let Some(socket) = socket {
+            assert!(
+                !socket.exists(),
+                "the socket file is removed when the server ends"
+            );
+        }
+    }
+}
+
+#[test]
+fn connkit_get_fetches_over_ipc_and_tcp_and_names_what_failed() {
+    for over in BOTH {
+        let server = Server::start("get", over);
+        let out = server.get(&[], "/");
+        assert!(
+            out.status.success(),
+            "{over:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from connkit\n");
+
+        let out = server.get(&[], "/missing");
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("HTTP 404"),
+            "{over:?}"
+        );
+
+        let out = server.get(&["--timeout-ms", "200"], "/slow?ms=5000");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("ETIMEDOUT"), "{over:?}: {err}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_connkit"))
+        .args([
+            "get",
+            "--via",
+            "ipc:///nonexistent/connkit.sock",
+            "http://connkit/",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connect on ipc:///nonexistent/connkit.sock") && err.contains("ENOENT"),
+        "{err}"
+    );
+
+    // A dead TCP target: a port that was just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_connkit"))
+        .args(["get", &format!("http://127.0.0.1:{port}/")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("connect on tcp://127.0.0.1:{port}")) && err.contains("ECONNREFUSED"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn hyper_utils_client_dials_ipc_and_tcp_through_the_connkit_connector() {
+    for over in BOTH {
+        let server = Server::start("hyper", over);
+        // Over ipc every request goes via the socket; over tcp the URL says where.
+        let via = server.socket().map(|_| server.endpoint.parse().unwrap());
+        let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector(
+            connkit::registry(),
+            via,
+            Duration::from_secs(5),
+        ));
+        for _ in 0..3 {
+            let response = client.get(server.http("/").parse().unwrap()).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello from connkit\n");
+        }
+        let response = client
+            .get(server.http("/stats").parse().unwrap())
+            .await
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(
+            stats_field(&body, "accepted"),
+            1,
+            "{over:?}: keep-alive reuse: {body}"
+        );
+        drop(client);
+        let (rest, ok) = tokio::task::spawn_blocking(move || server.terminate())
+            .await
+            .unwrap();
+        assert!(ok, "{over:?}: {rest}");
+    }
+}
