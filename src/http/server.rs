@@ -67,6 +67,8 @@ impl<C: Connection> Service<Incoming<C>> for HttpHandler {
             let mut asked_to_end = false;
             let served = loop {
                 tokio::select! {
+                    // The connection first: it is what wakes us nearly every time.
+                    biased;
                     served = std::future::poll_fn(|cx| http.poll_without_shutdown(cx)) => break served,
                     () = graceful.wait(), if !asked_to_end => {
                         asked_to_end = true;

@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::steps::root;
 
 /// Every bench, in the order BENCHMARKS.md lists them.
-const BENCHES: &[&str] = &["layers", "ipc"];
+const BENCHES: &[&str] = &["layers", "ipc", "http"];
 
 pub fn run(names: &[String]) -> bool {
     let chosen: Vec<&str> = if names.is_empty() {
@@ -18,6 +18,9 @@ pub fn run(names: &[String]) -> bool {
     } else {
         names.iter().map(String::as_str).collect()
     };
+    if !crate::steps::ensure_apt(&[("wrk", "wrk")]) {
+        eprintln!("bench: could not install wrk; benches/http.rs will say it skipped");
+    }
     let tables = root().join("target/bench-tables");
     let mut ok = true;
     for name in &chosen {
