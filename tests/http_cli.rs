@@ -291,3 +291,25 @@ async fn hyper_utils_client_dials_ipc_and_tcp_through_the_connkit_connector() {
         assert!(ok, "{over:?}: {rest}");
     }
 }
+
+#[tokio::test]
+async fn one_transports_own_connector_is_a_service_of_uri_too() {
+    let server = Server::start("own-connector", Over::Tcp);
+    let dial = tower::ServiceBuilder::new()
+        .layer(connkit::core::layer::DeadlineLayer::new(
+            Duration::from_secs(5),
+        ))
+        .service(connkit::http::Connector::new(
+            connkit::tcp::TcpConnector::default(),
+        ));
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, Empty<Bytes>>(tower::util::BoxCloneSyncService::new(dial));
+    let response = client.get(server.http("/").parse().unwrap()).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"hello from connkit\n");
+    drop(client);
+    let (rest, ok) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(ok, "{rest}");
+}

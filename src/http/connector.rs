@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,10 +11,16 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 use crate::core::layer::DeadlineLayer;
-use crate::core::{BoxConnection, Deadline, Endpoint, Error, ErrorKind, Registry, Result};
+use crate::core::lifecycle::dynamic::box_connection;
+use crate::core::{
+    BoxConnection, Connector as DialEndpoint, Deadline, Endpoint, Error, ErrorKind, Registry,
+    Result,
+};
 
-/// Dials the transport an HTTP request should travel over: a
-/// `tower::Service<Uri>` of the shape hyper-util's `Client` expects.
+/// Makes any connkit [`Connector`](crate::core::Connector) a
+/// `tower::Service<Uri>` of the shape hyper-util's `Client` expects: a
+/// [`Registry`] (every transport, picked by scheme) or one transport's own
+/// connector (`conn_ipc::IpcConnector`, `conn_tcp::TcpConnector`, ...).
 ///
 /// Without [`via`](Connector::via), `http://host:port/...` goes to
 /// `tcp://host:port`; with it, every request goes to that endpoint (an
@@ -38,17 +45,26 @@ use crate::core::{BoxConnection, Deadline, Endpoint, Error, ErrorKind, Registry,
 /// assert_eq!(&body[..], b"hello from connkit\n");
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
-pub struct Connector {
-    registry: Registry,
+#[derive(Debug)]
+pub struct Connector<C = Registry> {
+    dial: Arc<C>,
     via: Option<Endpoint>,
 }
 
-impl Connector {
-    /// Dials through `registry`, picking the endpoint from each URI.
-    pub fn new(registry: Registry) -> Self {
+impl<C> Clone for Connector<C> {
+    fn clone(&self) -> Self {
         Connector {
-            registry,
+            dial: self.dial.clone(),
+            via: self.via.clone(),
+        }
+    }
+}
+
+impl<C: DialEndpoint> Connector<C> {
+    /// Dials through `dial`, picking the endpoint from each URI.
+    pub fn new(dial: C) -> Self {
+        Connector {
+            dial: Arc::new(dial),
             via: None,
         }
     }
@@ -84,7 +100,7 @@ impl Connector {
     }
 }
 
-impl Service<Uri> for Connector {
+impl<C: DialEndpoint> Service<Uri> for Connector<C> {
     type Response = HttpConnection;
     type Error = Error;
     type Future = Pin<Box<dyn Future<Output = Result<HttpConnection>> + Send>>;
@@ -95,10 +111,10 @@ impl Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let endpoint = self.endpoint_for(&uri);
-        let registry = self.registry.clone();
+        let dial = self.dial.clone();
         Box::pin(async move {
             let endpoint = endpoint?;
-            let conn = registry.connect(endpoint.as_str(), Deadline::NEVER).await?;
+            let conn = box_connection(dial.connect(&endpoint, Deadline::NEVER).await?);
             Ok(HttpConnection {
                 io: TokioIo::new(conn),
             })

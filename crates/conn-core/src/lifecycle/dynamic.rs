@@ -55,8 +55,17 @@ impl<C: Connection> DynConnection for C {
     }
 }
 
-/// Boxes without boxing twice: a `BoxConnection` passed here comes back as is.
-pub(crate) fn box_connection<C: Connection>(conn: C) -> BoxConnection {
+/// Boxes a connection without boxing twice: a [`BoxConnection`] passed here
+/// comes back as it is.
+///
+/// ```
+/// use conn_core::{BoxConnection, lifecycle::dynamic::box_connection, mem::MemStream};
+/// let (a, _b) = MemStream::pair();
+/// let boxed: BoxConnection = box_connection(a);
+/// let again: BoxConnection = box_connection(boxed); // not boxed a second time
+/// # drop(again);
+/// ```
+pub fn box_connection<C: Connection>(conn: C) -> BoxConnection {
     let mut slot = Some(conn);
     if let Some(boxed) =
         (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<BoxConnection>>()
