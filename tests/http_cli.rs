@@ -299,9 +299,7 @@ async fn one_transports_own_connector_is_a_service_of_uri_too() {
         .layer(connkit::core::layer::DeadlineLayer::new(
             Duration::from_secs(5),
         ))
-        .service(connkit::http::Connector::new(
-            connkit::tcp::TcpConnector::default(),
-        ));
+        .service(connkit::http::Connector::new(connkit::tcp::TcpConnector));
     let client = Client::builder(TokioExecutor::new())
         .build::<_, Empty<Bytes>>(tower::util::BoxCloneSyncService::new(dial));
     let response = client.get(server.http("/").parse().unwrap()).await.unwrap();
