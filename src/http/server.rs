@@ -64,18 +64,29 @@ impl<C: Connection> Service<Incoming<C>> for HttpHandler {
             let mut http = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(conn), service);
+            // Wait for the graceful signal without re-polling its future on
+            // every wake-up of a busy keep-alive connection (that costs a lock
+            // per request): register once, and again only if the waker
+            // changes; in between an atomic load tells whether it fired.
+            let cancelled = graceful.token().cancelled();
+            tokio::pin!(cancelled);
+            let mut registered: Option<std::task::Waker> = None;
             let mut asked_to_end = false;
-            let served = loop {
-                tokio::select! {
-                    // The connection first: it is what wakes us nearly every time.
-                    biased;
-                    served = std::future::poll_fn(|cx| http.poll_without_shutdown(cx)) => break served,
-                    () = graceful.wait(), if !asked_to_end => {
+            let served = std::future::poll_fn(|cx| {
+                if !asked_to_end {
+                    let stale = registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker()));
+                    let fired = graceful.is_shutting_down()
+                        || (stale && cancelled.as_mut().poll(cx).is_ready());
+                    if fired {
                         asked_to_end = true;
                         Pin::new(&mut http).graceful_shutdown();
+                    } else if stale {
+                        registered = Some(cx.waker().clone());
                     }
                 }
-            };
+                http.poll_without_shutdown(cx)
+            })
+            .await;
             let conn = http.into_parts().io.into_inner();
             match served {
                 Ok(()) => conn.close(Deadline::after(CLOSE_WITHIN)).await,
