@@ -478,3 +478,43 @@ async fn the_registry_binds_and_dials_tcp_urls() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidType);
 }
+
+#[tokio::test]
+async fn connect_times_out_against_a_listener_whose_accept_queue_is_full() {
+    // Linux drops SYNs to a listener whose accept queue is full, so a
+    // connect to it waits for an answer that does not come.
+    let listener = TcpListener::options()
+        .backlog(0)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = listener.local_addr();
+    let mut queued = Vec::new();
+    let mut filled = false;
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(_) => {
+                filled = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        filled,
+        "the accept queue never filled ({} queued)",
+        queued.len()
+    );
+
+    let err = TcpStream::connect(addr, Deadline::after(Duration::from_millis(300)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("connect on tcp://{addr}")),
+        "{err}"
+    );
+    let err = TcpStream::connect(addr, Deadline::NOW).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    drop(listener);
+}
