@@ -1,12 +1,13 @@
-//! Helpers shared by the integration tests: unique paths, descriptor
-//! identities, and child processes that re-run this test binary.
+//! Helpers of conn-ipc's integration tests: unique paths, plus the
+//! descriptor and child-process helpers every transport's tests share.
 #![allow(dead_code)]
 
-use std::os::fd::RawFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+// Not every test binary uses every shared helper.
+#[allow(unused_imports)]
+pub use conn_test_support::*;
 
 /// A socket path no other test (or test run) uses.
 pub fn temp_path(tag: &str) -> PathBuf {
@@ -17,75 +18,4 @@ pub fn temp_path(tag: &str) -> PathBuf {
         tag,
         N.fetch_add(1, Ordering::Relaxed)
     ))
-}
-
-/// What `/proc/self/fd/N` points at, e.g. `socket:[12345]`; `None` when the
-/// number is not open. A socket's inode is unique while it lives, so a
-/// number reused by another test cannot look like ours.
-pub fn fd_identity(fd: RawFd) -> Option<String> {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .ok()
-        .map(|p| p.display().to_string())
-}
-
-/// Asserts the descriptor that had `identity` is no longer open.
-pub fn assert_released(fd: RawFd, identity: &str) {
-    assert_ne!(
-        fd_identity(fd).as_deref(),
-        Some(identity),
-        "fd {fd} ({identity}) is still open"
-    );
-}
-
-/// The environment variable that tells a re-run test binary which role to play.
-pub const ROLE: &str = "CONN_IPC_TEST_ROLE";
-
-/// The role this process plays, when it is a child.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-/// What a child prints last, so the parent knows the test really ran there.
-pub fn child_done(role: &str) {
-    println!("CONN_IPC_CHILD_DONE {role}");
-}
-
-/// This test binary, set to run only `test` in the role `role`.
-pub fn child(test: &str, role: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role);
-    cmd
-}
-
-/// Makes `fd` the child's descriptor 3, inherited across `exec`.
-pub fn pass_as_fd_3(cmd: &mut Command, fd: RawFd) {
-    // SAFETY: the closure runs in the forked child before `exec` and calls
-    // only dup2 and fcntl, which are async-signal-safe; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            let ok = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0) // dup2(3, 3) would keep CLOEXEC
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if ok < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Runs `cmd`, asserting it succeeded and really ran `role`.
-pub fn run_child(mut cmd: Command, role: &str) -> String {
-    let out = cmd.output().expect("spawn the child");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(&format!("CONN_IPC_CHILD_DONE {role}")),
-        "child {role} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    stdout
 }

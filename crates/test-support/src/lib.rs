@@ -1,0 +1,84 @@
+//! Helpers the transports' integration tests share: descriptor identities
+//! (to prove a descriptor was released) and child processes that re-run the
+//! test binary in a role, with a descriptor passed as fd 3 (to test what
+//! another process holding a copy of a connection sees).
+//!
+//! Dev-only: no crate depends on it outside its tests.
+
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// What `/proc/self/fd/N` points at, e.g. `socket:[12345]`; `None` when the
+/// number is not open. A socket's inode is unique while it lives, so a
+/// number reused by another test cannot look like ours.
+pub fn fd_identity(fd: RawFd) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Asserts the descriptor that had `identity` is no longer open.
+pub fn assert_released(fd: RawFd, identity: &str) {
+    assert_ne!(
+        fd_identity(fd).as_deref(),
+        Some(identity),
+        "fd {fd} ({identity}) is still open"
+    );
+}
+
+/// The environment variable that tells a re-run test binary which role to play.
+pub const ROLE: &str = "CONNKIT_TEST_ROLE";
+
+/// The role this process plays, when it is a child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// The marker a child prints last, so the parent knows the test really ran there.
+const DONE: &str = "CONNKIT_CHILD_DONE";
+
+/// Prints the marker [`run_child`] looks for.
+pub fn child_done(role: &str) {
+    println!("{DONE} {role}");
+}
+
+/// This test binary, set to run only `test` in the role `role`.
+pub fn child(test: &str, role: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    cmd
+}
+
+/// Makes `fd` the child's descriptor 3, inherited across `exec`.
+pub fn pass_as_fd_3(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: the closure runs in the forked child before `exec` and calls
+    // only dup2 and fcntl, which are async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) // dup2(3, 3) would keep CLOEXEC
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if ok < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs `cmd`, asserting it succeeded and really ran `role`.
+pub fn run_child(mut cmd: Command, role: &str) -> String {
+    let out = cmd.output().expect("spawn the child");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(&format!("{DONE} {role}")),
+        "child {role} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+}
