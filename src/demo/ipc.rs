@@ -49,9 +49,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let closing = tokio::spawn(client.close(within));
     let server_saw = seen(&mut server).await;
     server.close(within).await?;
-    let result = closing
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
+    let result = closing.await?;
     writeln!(
         out,
         "  close: the server saw {server_saw}, ended its side, and the client's close returned {}",

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::core::layer::{CancelLayer, DeadlineLayer, Shutdown};
-use crate::core::{Deadline, Error, Result};
+use crate::core::{Deadline, Result};
 
 async fn sleep_ms(ms: u64) -> Result<String> {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -42,9 +42,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let during = tokio::spawn(svc.clone().oneshot(80));
     tokio::time::sleep(Duration::from_millis(20)).await;
     token.cancel();
-    let r = during
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
+    let r = during.await?;
     writeln!(out, "  cancel during a call -> {}", show(r))?;
 
     // A fresh stack for shutdown, so the cancelled token does not interfere.
@@ -57,12 +55,8 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let report = shutdown
         .shutdown(Deadline::after(Duration::from_millis(150)))
         .await;
-    let quick = quick
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
-    let slow = slow
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
+    let quick = quick.await?;
+    let slow = slow.await?;
     writeln!(out, "  shutdown with 2 calls in flight, 150 ms to drain:")?;
     writeln!(out, "    call of 30 ms      -> {}", show(quick))?;
     writeln!(out, "    call of 5000 ms    -> {}", show(slow))?;

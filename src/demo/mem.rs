@@ -93,9 +93,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
         "  overrunning client saw: {seen} after the drain deadline (killed)"
     )?;
 
-    let report = server
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))??;
+    let report = server.await.map_err(Error::from)??;
     writeln!(out, "  shutdown report: {report}")?;
     Ok(())
 }

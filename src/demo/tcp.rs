@@ -35,9 +35,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let closing = tokio::spawn(client.close(within));
     let seen = peer_saw(&mut server).await;
     server.close(within).await?;
-    let closed = closing
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
+    let closed = closing.await?;
     writeln!(
         out,
         "  close: the peer saw {seen}; close returned {}",
@@ -72,19 +70,17 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     );
     let dial = connector(registry, Some(url.parse()?), Duration::from_secs(2));
     let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(dial);
-    let uri: http::Uri = "http://connkit/"
-        .parse()
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
+    let uri = http::Uri::from_static("http://connkit/");
     let response = client
         .get(uri)
         .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?;
+        .map_err(|e| Error::from_boxed(e.into()))?;
     let status = response.status();
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))?
+        .map_err(|e| Error::from_boxed(e.into()))?
         .to_bytes();
     writeln!(
         out,
@@ -93,9 +89,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     )?;
     drop(client);
     stop.send(()).ok();
-    let report = server
-        .await
-        .map_err(|e| Error::from(std::io::Error::other(e)))??;
+    let report = server.await.map_err(Error::from)??;
     writeln!(out, "  HTTP server shutdown report: {report}")?;
     Ok(())
 }

@@ -359,6 +359,25 @@ impl From<BoxError> for Error {
     }
 }
 
+/// A task that panicked is `Other`, with the panic's message; one that was
+/// aborted is `Canceled`.
+impl From<tokio::task::JoinError> for Error {
+    fn from(err: tokio::task::JoinError) -> Error {
+        if err.is_cancelled() {
+            return Error::new(ErrorKind::Canceled).detail("the task was aborted");
+        }
+        let what = match err.try_into_panic() {
+            Ok(payload) => payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string payload".into()),
+            Err(e) => e.to_string(),
+        };
+        Error::new(ErrorKind::Other).detail(format!("the task panicked: {what}"))
+    }
+}
+
 impl From<tokio::time::error::Elapsed> for Error {
     fn from(_: tokio::time::error::Elapsed) -> Error {
         Error::new(ErrorKind::TimedOut)

@@ -8,7 +8,7 @@ use tower_service::Service;
 
 use super::accept::{Backoff, Verdict, verdict};
 use super::{Graceful, Incoming, ShutdownReport};
-use crate::{Deadline, Error, ErrorKind, Listener, Result};
+use crate::{Deadline, Error, Listener, Result};
 
 /// Serves every connection `listener` accepts with a clone of `service`.
 ///
@@ -150,26 +150,11 @@ impl Tally {
             Ok(Ok(())) => self.report.closed += 1,
             Ok(Err(e)) => self.report.errors.push(e),
             Err(e) if e.is_cancelled() => self.report.killed += 1,
-            Err(e) => {
-                let what = panic_message(e);
-                self.report.errors.push(
-                    Error::new(ErrorKind::Other)
-                        .during("serve connection")
-                        .detail(format!("the handler panicked: {what}")),
-                );
-            }
+            Err(e) => self
+                .report
+                .errors
+                .push(Error::from(e).during("serve connection")),
         }
-    }
-}
-
-fn panic_message(e: JoinError) -> String {
-    match e.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".into()),
-        Err(e) => e.to_string(),
     }
 }
 
