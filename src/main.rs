@@ -25,6 +25,10 @@ enum Command {
         /// How long in-flight requests may take to finish after the signal.
         #[arg(long, default_value_t = 5000)]
         drain_ms: u64,
+        /// Serve on N threads, each with its own runtime, listener and
+        /// connections (N omitted: one per core).
+        #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
+        per_core: Option<usize>,
     },
     /// Fetches a URL through the connkit client stack and prints the body;
     /// exits non-zero with a one-line reason unless the status is 2xx.
@@ -58,11 +62,16 @@ fn main() -> std::process::ExitCode {
         Command::Demo => runtime
             .block_on(connkit::demo::run(&mut std::io::stdout()))
             .map_err(|e| e.to_string()),
-        Command::Http { listen, drain_ms } => runtime
+        Command::Http {
+            listen,
+            drain_ms,
+            per_core,
+        } => runtime
             .block_on(connkit::cli::http::run(
                 &registry,
                 &listen,
                 Duration::from_millis(drain_ms),
+                per_core,
             ))
             .map_err(|e| e.to_string()),
         Command::Get {

@@ -14,12 +14,38 @@ use hyper_util::rt::TokioExecutor;
 
 /// The transports `connkit http` is tested over.
 #[derive(Clone, Copy, Debug)]
-enum Over {
+enum Transport {
     Ipc,
     Tcp,
 }
 
-const BOTH: [Over; 2] = [Over::Ipc, Over::Tcp];
+/// A transport, and whether the server runs per core (`--per-core 2`) or
+/// on one thread.
+#[derive(Clone, Copy, Debug)]
+struct Over {
+    transport: Transport,
+    per_core: bool,
+}
+
+/// Every transport in both serving modes.
+const BOTH: [Over; 4] = [
+    Over {
+        transport: Transport::Ipc,
+        per_core: false,
+    },
+    Over {
+        transport: Transport::Tcp,
+        per_core: false,
+    },
+    Over {
+        transport: Transport::Ipc,
+        per_core: true,
+    },
+    Over {
+        transport: Transport::Tcp,
+        per_core: true,
+    },
+];
 
 /// A `connkit http` process on its own socket or port; killed if a test fails.
 struct Server {
@@ -32,16 +58,23 @@ struct Server {
 
 impl Server {
     fn start(name: &str, over: Over) -> Server {
-        let listen = match over {
-            Over::Ipc => {
-                let path = std::env::temp_dir()
-                    .join(format!("connkit-{name}-{}.sock", std::process::id()));
+        let listen = match over.transport {
+            Transport::Ipc => {
+                let path = std::env::temp_dir().join(format!(
+                    "connkit-{name}-{}-{}.sock",
+                    std::process::id(),
+                    over.per_core
+                ));
                 format!("ipc://{}", path.display())
             }
-            Over::Tcp => "tcp://127.0.0.1:0".to_string(),
+            Transport::Tcp => "tcp://127.0.0.1:0".to_string(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_connkit"))
-            .args(["http", "--listen", &listen, "--drain-ms", "5000"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_connkit"));
+        cmd.args(["http", "--listen", &listen, "--drain-ms", "5000"]);
+        if over.per_core {
+            cmd.args(["--per-core", "2"]);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
             .expect("start connkit http");
@@ -51,6 +84,7 @@ impl Server {
         let endpoint = line
             .trim()
             .strip_prefix("connkit http: listening on ")
+            .and_then(|rest| rest.split(' ').next())
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
         Server {
@@ -68,9 +102,9 @@ impl Server {
 
     /// The http:// URL for `path` as curl and `connkit get` address this server.
     fn http(&self, path: &str) -> String {
-        match self.over {
-            Over::Ipc => format!("http://connkit{path}"),
-            Over::Tcp => format!(
+        match self.over.transport {
+            Transport::Ipc => format!("http://connkit{path}"),
+            Transport::Tcp => format!(
                 "http://{}{path}",
                 self.endpoint.trim_start_matches("tcp://")
             ),
@@ -153,6 +187,11 @@ fn curl_gets_hello_and_reuses_its_keep_alive_connection() {
         assert!(
             rest.contains("shutdown report: accepted 2, closed in order 2, killed 0, errors 0"),
             "{over:?}: {rest}"
+        );
+        assert_eq!(
+            rest.contains(" on 2 threads"),
+            over.per_core,
+            "{over:?}: one merged report, naming the threads: {rest}"
         );
     }
 }
@@ -294,7 +333,13 @@ async fn hyper_utils_client_dials_ipc_and_tcp_through_the_connkit_connector() {
 
 #[tokio::test]
 async fn one_transports_own_connector_is_a_service_of_uri_too() {
-    let server = Server::start("own-connector", Over::Tcp);
+    let server = Server::start(
+        "own-connector",
+        Over {
+            transport: Transport::Tcp,
+            per_core: false,
+        },
+    );
     let dial = tower::ServiceBuilder::new()
         .layer(connkit::core::layer::DeadlineLayer::new(
             Duration::from_secs(5),

@@ -366,15 +366,23 @@ impl From<tokio::task::JoinError> for Error {
         if err.is_cancelled() {
             return Error::new(ErrorKind::Canceled).detail("the task was aborted");
         }
-        let what = match err.try_into_panic() {
-            Ok(payload) => payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string payload".into()),
-            Err(e) => e.to_string(),
-        };
-        Error::new(ErrorKind::Other).detail(format!("the task panicked: {what}"))
+        match err.try_into_panic() {
+            Ok(payload) => Error::from_panic(&*payload, "task"),
+            Err(e) => Error::new(ErrorKind::Other).detail(format!("the task failed: {e}")),
+        }
+    }
+}
+
+impl Error {
+    /// `Other`, saying that `who` (a task, a thread) panicked and with what
+    /// message, from the payload `catch_unwind` or a `JoinError` hands over.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send), who: &str) -> Error {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        Error::new(ErrorKind::Other).detail(format!("the {who} panicked: {what}"))
     }
 }
 

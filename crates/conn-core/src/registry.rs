@@ -19,6 +19,24 @@ pub trait Transport: Send + Sync + 'static {
     async fn bind(&self, endpoint: &Endpoint) -> Result<BoxListener>;
     /// The connector that dials this transport's endpoints.
     fn connector(&self) -> BoxConnector;
+
+    /// Binds `endpoint` once per serving thread, for
+    /// [`Server::serve_each`](crate::serve::Server::serve_each): `threads`
+    /// listeners on the one address. Transports that can split a listener
+    /// override this; the default serves one thread and refuses more with
+    /// `NotSupported`.
+    async fn bind_per_core(&self, endpoint: &Endpoint, threads: usize) -> Result<Vec<BoxListener>> {
+        if threads <= 1 {
+            return Ok(vec![self.bind(endpoint).await?]);
+        }
+        Err(Error::new(ErrorKind::NotSupported)
+            .during("bind per core")
+            .on(endpoint)
+            .detail(format!(
+                "the {} transport cannot give {threads} threads their own listener",
+                self.scheme()
+            )))
+    }
 }
 
 /// Maps URL schemes to transports, so a program can pick its transport from
@@ -87,6 +105,28 @@ impl Registry {
     pub async fn bind(&self, url: impl AsRef<str>) -> Result<BoxListener> {
         let endpoint = Endpoint::parse(url.as_ref())?;
         self.transport(&endpoint, "bind")?.bind(&endpoint).await
+    }
+
+    /// Binds `url` once per serving thread: `threads` listeners on one
+    /// address, for [`Server::serve_each`](crate::serve::Server::serve_each).
+    ///
+    /// ```
+    /// use conn_core::Registry;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let listeners = Registry::with_defaults().bind_per_core("mem://per-core-registry", 2).await?;
+    /// assert_eq!(listeners.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind_per_core(
+        &self,
+        url: impl AsRef<str>,
+        threads: usize,
+    ) -> Result<Vec<BoxListener>> {
+        let endpoint = Endpoint::parse(url.as_ref())?;
+        self.transport(&endpoint, "bind")?
+            .bind_per_core(&endpoint, threads)
+            .await
     }
 
     /// Connects to `url` until `deadline`.

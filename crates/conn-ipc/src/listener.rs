@@ -2,6 +2,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use conn_core::lifecycle::SplitListener;
 use conn_core::sys::{LazyFd, Role, SocketKind};
 use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
 use rustix::fs::{FileType, Mode};
@@ -410,6 +411,22 @@ impl IpcListener {
         conn_core::sys::accept(&mut self.io, deadline)
             .await
             .map_err(|e| e.during("accept").on(&self.endpoint))
+    }
+}
+
+/// Another descriptor for the same listening socket (`dup`): both accept
+/// from the one queue. The copy never removes the socket file; the original
+/// does, when it goes.
+impl SplitListener for IpcListener {
+    fn split(&self) -> Result<IpcListener> {
+        Ok(IpcListener {
+            io: self
+                .io
+                .duplicate()
+                .map_err(|e| Error::io(e, "split listener", &self.endpoint))?,
+            endpoint: self.endpoint.clone(),
+            file: None,
+        })
     }
 }
 

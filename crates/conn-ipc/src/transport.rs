@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use conn_core::lifecycle::SplitListener;
 use conn_core::{
     BoxConnector, BoxListener, Connector, Deadline, Endpoint, Error, ErrorKind, Registry, Result,
     Transport,
@@ -34,6 +35,13 @@ impl Transport for IpcTransport {
     }
     async fn bind(&self, endpoint: &Endpoint) -> Result<BoxListener> {
         Ok(Box::new(IpcListener::bind(endpoint.address())?))
+    }
+    async fn bind_per_core(&self, endpoint: &Endpoint, threads: usize) -> Result<Vec<BoxListener>> {
+        let listeners = IpcListener::bind(endpoint.address())?.per_core(threads)?;
+        Ok(listeners
+            .into_iter()
+            .map(|l| Box::new(l) as BoxListener)
+            .collect())
     }
     fn connector(&self) -> BoxConnector {
         Arc::new(IpcConnector)

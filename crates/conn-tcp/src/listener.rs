@@ -2,6 +2,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use conn_core::lifecycle::SplitListener;
 use conn_core::sys::{LazyFd, Role, SocketKind};
 use conn_core::{Deadline, Endpoint, Error, Listener, Result};
 use rustix::io::Errno;
@@ -49,6 +50,9 @@ pub struct TcpListener {
     local: SocketAddr,
     endpoint: Endpoint,
     nodelay: bool,
+    /// How it was bound, so a split can bind its `SO_REUSEPORT` sibling;
+    /// `None` for an adopted descriptor.
+    options: Option<TcpListenerOptions>,
 }
 
 /// How [`TcpListener::options`] binds: `SO_REUSEADDR`, `SO_REUSEPORT`,
@@ -176,7 +180,9 @@ impl TcpListenerOptions {
         rustix::net::bind(&fd, &addr)?;
         rustix::net::listen(&fd, self.backlog)?;
         let local = of_socket(fd.as_fd(), false)?;
-        Ok(TcpListener::new(fd, local, self.nodelay))
+        let mut listener = TcpListener::new(fd, local, self.nodelay);
+        listener.options = Some(self.clone());
+        Ok(listener)
     }
 }
 
@@ -203,6 +209,7 @@ impl TcpListener {
             local,
             endpoint: Endpoint::new("tcp", local).expect("a socket address is a valid endpoint"),
             nodelay,
+            options: None,
         }
     }
 
@@ -363,6 +370,26 @@ impl TcpListener {
             let _ = sockopt::set_tcp_nodelay(&fd, true);
         }
         Ok(TcpStream::accepted(fd, peer))
+    }
+}
+
+/// Bound with [`reuse_port`](TcpListenerOptions::reuse_port): a new socket
+/// on the same address with its own accept queue, the kernel spreading
+/// connections over the queues. Otherwise (or adopted): another descriptor
+/// (`dup`) for the one socket, both accepting from its queue.
+impl SplitListener for TcpListener {
+    fn split(&self) -> Result<TcpListener> {
+        let split = match &self.options {
+            Some(options) if options.reuse_port => options.bind_one(self.local),
+            _ => self.io.duplicate().map(|io| TcpListener {
+                io,
+                local: self.local,
+                endpoint: self.endpoint.clone(),
+                nodelay: self.nodelay,
+                options: None,
+            }),
+        };
+        split.map_err(|e| Error::io(e, "split listener", &self.endpoint))
     }
 }
 

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use conn_core::lifecycle::SplitListener;
 use conn_core::{
     BoxConnector, BoxListener, Connector, Deadline, Endpoint, Error, ErrorKind, Registry, Result,
     Transport,
@@ -35,6 +36,17 @@ impl Transport for TcpTransport {
     }
     async fn bind(&self, endpoint: &Endpoint) -> Result<BoxListener> {
         Ok(Box::new(TcpListener::bind(endpoint.address())?))
+    }
+    /// `SO_REUSEPORT` listeners, one per thread, each with its own queue.
+    async fn bind_per_core(&self, endpoint: &Endpoint, threads: usize) -> Result<Vec<BoxListener>> {
+        let first = TcpListener::options()
+            .reuse_port(true)
+            .bind(endpoint.address())?;
+        let listeners = first.per_core(threads)?;
+        Ok(listeners
+            .into_iter()
+            .map(|l| Box::new(l) as BoxListener)
+            .collect())
     }
     fn connector(&self) -> BoxConnector {
         Arc::new(TcpConnector)

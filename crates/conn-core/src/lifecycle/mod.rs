@@ -112,6 +112,44 @@ pub trait Listener: Send + 'static {
     fn local_endpoint(&self) -> Endpoint;
 }
 
+/// A listener that can give another thread its own handle on the same
+/// listening address, so each core runs its own accept loop
+/// ([`Server::per_core`](crate::serve::Server::per_core)).
+///
+/// How the handles share the incoming peers is the transport's: a Unix
+/// socket's handles share one accept queue; TCP listeners bound with
+/// `SO_REUSEPORT` get one queue each, and the kernel spreads connections
+/// over them; `mem://` names alternate between their listeners. A split
+/// handle never removes what the original owns (a socket file, a name).
+///
+/// ```
+/// use conn_core::{Deadline, Listener, lifecycle::SplitListener, mem::{MemListener, MemStream}};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let mut first = MemListener::bind("split-doc")?;
+/// let mut second = first.split()?;
+/// let _a = MemStream::connect("split-doc", Deadline::NEVER).await?;
+/// let _b = MemStream::connect("split-doc", Deadline::NEVER).await?;
+/// // One peer went to each listener.
+/// first.accept(Deadline::NOW).await?;
+/// second.accept(Deadline::NOW).await?;
+/// # Ok(()) }
+/// ```
+pub trait SplitListener: Listener + Sized {
+    /// Another handle on the same listening address, for another accept loop.
+    fn split(&self) -> Result<Self>;
+
+    /// This listener and `threads - 1` splits of it, one per thread.
+    fn per_core(self, threads: usize) -> Result<Vec<Self>> {
+        let mut all = Vec::with_capacity(threads.max(1));
+        for _ in 1..threads {
+            all.push(self.split()?);
+        }
+        all.insert(0, self);
+        Ok(all)
+    }
+}
+
 /// Opens connections to endpoints of one transport.
 pub trait Connector: Send + Sync + 'static {
     /// The connections this connector opens.

@@ -4,12 +4,40 @@ use std::sync::{LazyLock, Mutex};
 use tokio::sync::mpsc;
 
 use super::{MEM_BACKLOG, MemStream};
+use crate::lifecycle::SplitListener;
 use crate::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
 
 type Backlog = mpsc::Sender<MemStream>;
 
+/// The listeners bound to one name: one per accept loop (see
+/// [`SplitListener`]); connects go round-robin among the live ones, as
+/// `SO_REUSEPORT` spreads TCP connections.
+#[derive(Default)]
+struct Bound {
+    backlogs: Vec<Backlog>,
+    next: usize,
+}
+
+impl Bound {
+    fn is_live(&self) -> bool {
+        self.backlogs.iter().any(|tx| !tx.is_closed())
+    }
+
+    fn pick(&mut self) -> Option<Backlog> {
+        self.backlogs.retain(|tx| !tx.is_closed());
+        let n = self.backlogs.len();
+        let tx = self.backlogs.get(self.next % n.max(1))?.clone();
+        self.next = self.next.wrapping_add(1);
+        Some(tx)
+    }
+}
+
 /// The process-wide table of bound names.
-static NAMES: LazyLock<Mutex<HashMap<String, Backlog>>> = LazyLock::new(Default::default);
+static NAMES: LazyLock<Mutex<HashMap<String, Bound>>> = LazyLock::new(Default::default);
+
+fn names() -> std::sync::MutexGuard<'static, HashMap<String, Bound>> {
+    NAMES.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A listener bound to a `mem://` name.
 ///
@@ -46,13 +74,19 @@ impl MemListener {
         let name = name.strip_prefix("mem://").unwrap_or(name);
         let endpoint = Endpoint::new("mem", name)?;
         let (tx, rx) = mpsc::channel(MEM_BACKLOG);
-        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
-        if names.get(name).is_some_and(|live| !live.is_closed()) {
+        let mut names = names();
+        if names.get(name).is_some_and(Bound::is_live) {
             return Err(Error::new(ErrorKind::AddrInUse)
                 .during("bind")
                 .on(&endpoint));
         }
-        names.insert(name.to_owned(), tx.clone());
+        names.insert(
+            name.to_owned(),
+            Bound {
+                backlogs: vec![tx.clone()],
+                next: 0,
+            },
+        );
         Ok(MemListener {
             name: name.to_owned(),
             endpoint,
@@ -61,10 +95,9 @@ impl MemListener {
         })
     }
 
-    /// The backlog sender for `name`, if a listener holds it.
+    /// The backlog of the listener holding `name` that is next in turn.
     pub(super) fn lookup(name: &str) -> Option<Backlog> {
-        let names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
-        names.get(name).filter(|tx| !tx.is_closed()).cloned()
+        names().get_mut(name)?.pick()
     }
 }
 
@@ -87,14 +120,45 @@ impl Listener for MemListener {
     }
 }
 
+/// Another listener on the same name, with a backlog of its own; connects
+/// alternate between them.
+impl SplitListener for MemListener {
+    fn split(&self) -> Result<MemListener> {
+        let (tx, rx) = mpsc::channel(MEM_BACKLOG);
+        let mut names = names();
+        let bound = names
+            .get_mut(&self.name)
+            .filter(|bound| {
+                bound
+                    .backlogs
+                    .iter()
+                    .any(|b| b.same_channel(&self.registered))
+            })
+            .ok_or_else(|| {
+                Error::new(ErrorKind::BadHandle)
+                    .during("split listener")
+                    .on(&self.endpoint)
+            })?;
+        bound.backlogs.push(tx.clone());
+        Ok(MemListener {
+            name: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            backlog: rx,
+            registered: tx,
+        })
+    }
+}
+
 impl Drop for MemListener {
     fn drop(&mut self) {
-        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
-        if names
-            .get(&self.name)
-            .is_some_and(|tx| tx.same_channel(&self.registered))
-        {
-            names.remove(&self.name);
+        let mut names = names();
+        if let Some(bound) = names.get_mut(&self.name) {
+            bound
+                .backlogs
+                .retain(|tx| !tx.same_channel(&self.registered));
+            if bound.backlogs.is_empty() {
+                names.remove(&self.name);
+            }
         }
         // Refuse new connects at once; queued ones are dropped with us.
         self.backlog.close();

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 
 use super::{MemListener, MemStream};
+use crate::lifecycle::SplitListener;
 use crate::lifecycle::dynamic::{BoxConnector, BoxListener};
 use crate::registry::Transport;
 use crate::{Connector, Deadline, Endpoint, Error, ErrorKind, Result};
@@ -16,6 +17,13 @@ impl Transport for MemTransport {
     }
     async fn bind(&self, endpoint: &Endpoint) -> Result<BoxListener> {
         Ok(Box::new(MemListener::bind(endpoint.address())?))
+    }
+    async fn bind_per_core(&self, endpoint: &Endpoint, threads: usize) -> Result<Vec<BoxListener>> {
+        let listeners = MemListener::bind(endpoint.address())?.per_core(threads)?;
+        Ok(listeners
+            .into_iter()
+            .map(|l| Box::new(l) as BoxListener)
+            .collect())
     }
     fn connector(&self) -> BoxConnector {
         std::sync::Arc::new(MemConnector)

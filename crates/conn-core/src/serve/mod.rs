@@ -4,11 +4,13 @@
 mod accept;
 mod incoming;
 mod lines;
+mod per_core;
 mod report;
 mod server;
 
 pub use incoming::{Graceful, Incoming};
 pub use lines::{LineHandler, lines};
+pub use per_core::{PerCoreGraceful, PerCoreServe, Server};
 pub use report::ShutdownReport;
 pub use server::{Serve, WithGracefulShutdown, serve};
 

@@ -158,7 +158,7 @@ impl Tally {
     }
 }
 
-async fn run<L, S, F>(
+pub(super) async fn run<L, S, F>(
     mut listener: L,
     mut service: S,
     signal: F,
@@ -175,7 +175,10 @@ where
     let graceful = CancellationToken::new();
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     let mut tally = Tally {
-        report: ShutdownReport::default(),
+        report: ShutdownReport {
+            threads: 1,
+            ..ShutdownReport::default()
+        },
     };
     let mut backoff = Backoff::new();
     tokio::pin!(signal);
@@ -209,6 +212,12 @@ where
                     Incoming::new(conn, Graceful::new(graceful.clone()), tally.report.accepted);
                 let fut = service.call(incoming);
                 tasks.spawn(async move { fut.await.map_err(Into::into) });
+                // Let the new connection run before taking the next peer: it
+                // is served sooner, and where several threads accept from one
+                // queue (per-core serving), a thread busy with its
+                // connections leaves the next peers to an idle one instead of
+                // draining a burst into its own queue.
+                tokio::task::yield_now().await;
             }
             Err(e) => {
                 tally.report.accept_errors += 1;

@@ -100,6 +100,13 @@ impl LazyFd {
         }
     }
 
+    /// A second descriptor for the same open file (`dup`, close-on-exec),
+    /// not yet registered, so it joins the reactor of whichever runtime first
+    /// waits on it: how a listener gets one handle per core.
+    pub fn duplicate(&self) -> io::Result<LazyFd> {
+        self.with_fd(|fd| Ok(LazyFd::new(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)))
+    }
+
     /// Joins the current runtime's reactor.
     fn register(&mut self) -> io::Result<()> {
         if let State::Raw(_) = self.state {
