@@ -56,10 +56,11 @@ impl<C: Connection> Service<Incoming<C>> for HttpHandler {
         Box::pin(async move {
             let _open = routes.stats().connection();
             let (conn, graceful) = incoming.into_parts();
+            // Requests are not boxed: hyper keeps one in-flight slot per
+            // connection and reuses it.
             let service = hyper::service::service_fn(move |req| {
                 let routes = routes.clone();
-                Box::pin(async move { Ok::<_, std::convert::Infallible>(route(routes, req).await) })
-                    as Pin<Box<dyn Future<Output = _> + Send>>
+                async move { Ok::<_, std::convert::Infallible>(route(routes, req).await) }
             });
             let mut http = http1::Builder::new()
                 .keep_alive(true)
@@ -84,7 +85,11 @@ impl<C: Connection> Service<Incoming<C>> for HttpHandler {
                         registered = Some(cx.waker().clone());
                     }
                 }
-                http.poll_without_shutdown(cx)
+                // Polled as a future (not `poll_without_shutdown`, which would
+                // want every request's future boxed): at the end hyper
+                // half-closes the transport, and the orderly close below
+                // completes the handshake.
+                Pin::new(&mut http).poll(cx)
             })
             .await;
             let conn = http.into_parts().io.into_inner();

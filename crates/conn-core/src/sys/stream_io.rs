@@ -16,8 +16,17 @@ impl LazyFd {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let dst = buf.initialize_unfilled();
-        let n = ready!(self.poll_io(cx, Wait::Read, |fd| Ok(rustix::io::read(fd, &mut *dst)?)))?;
+        // Read straight into the uninitialised part: zeroing it first, as
+        // `initialize_unfilled` would, costs a memset of hyper's whole read
+        // buffer on every read.
+        // SAFETY: we only hand the slice to read(2), which writes bytes and
+        // never de-initialises any.
+        let dst = unsafe { buf.unfilled_mut() };
+        let n = ready!(self.poll_io(cx, Wait::Read, |fd| {
+            Ok(rustix::io::read(fd, &mut *dst)?.0.len())
+        }))?;
+        // SAFETY: read(2) initialised the first `n` bytes of the unfilled part.
+        unsafe { buf.assume_init(n) };
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
