@@ -87,11 +87,32 @@ fn parse_test_result(line: &str) -> Option<(u64, u64)> {
     Some((number_before(" passed")?, number_before(" failed")?))
 }
 
-/// Installs Debian packages whose commands are missing.
+/// What the tests use from Debian: real peers (curl, ping), network
+/// namespaces (iproute2), and corosync with the libraries conn-cpg links.
+pub const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("curl", "curl"),
+    ("ip", "iproute2"),
+    ("ping", "iputils-ping"),
+    ("corosync", "corosync"),
+    ("/usr/include/corosync/cpg.h", "libcpg-dev"),
+    ("/usr/include/corosync/cfg.h", "libcfg-dev"),
+    ("/usr/include/corosync/cmap.h", "libcmap-dev"),
+    ("/usr/include/corosync/quorum.h", "libquorum-dev"),
+    ("/usr/include/corosync/votequorum.h", "libvotequorum-dev"),
+];
+
+/// Installs Debian packages whose commands (or, for an absolute path, whose
+/// files: a library's header) are missing.
 pub fn ensure_apt(packages: &[(&str, &str)]) -> bool {
     let missing: Vec<&str> = packages
         .iter()
-        .filter(|(command, _)| which(command).is_none())
+        .filter(|(command, _)| {
+            if command.starts_with('/') {
+                !std::path::Path::new(command).exists()
+            } else {
+                which(command).is_none()
+            }
+        })
         .map(|(_, package)| *package)
         .collect();
     if missing.is_empty() {
@@ -140,7 +161,7 @@ pub fn test_all() -> bool {
     let start = Instant::now();
     let mut tally = Tally::default();
     let mut all_ok = true;
-    if !ensure_apt(&[("curl", "curl"), ("ip", "iproute2")]) {
+    if !ensure_apt(TEST_PACKAGES) {
         println!("test-all: could not install the packages the tests use");
         tally.failed += 1;
         all_ok = false;
