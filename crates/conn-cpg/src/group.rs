@@ -144,7 +144,7 @@ impl CpgGroup {
             },
             queue: VecDeque::new(),
         };
-        group.retry(|h, name| cpg::join(h, name), "join")?;
+        group.retry(cpg::join, "join")?;
         Ok(group)
     }
 
@@ -224,7 +224,7 @@ impl CpgGroup {
 
     /// Leaves the group in order: the others see [`Reason::Leave`].
     pub fn leave(mut self) -> Result<()> {
-        self.retry(|h, name| cpg::leave(h, name), "leave")
+        self.retry(cpg::leave, "leave")
     }
 
     /// Runs every callback corosync has ready, into our queue.
