@@ -19,8 +19,10 @@ use connkit::http::{Routes, Stats, http_handler, route};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 
-const ROUNDS: usize = 3;
-const SECONDS: u32 = 3;
+/// Rounds and seconds per wrk run: a full measurement, or a smoke test.
+fn settings() -> (usize, u32) {
+    if common::measuring() { (3, 3) } else { (1, 1) }
+}
 
 /// Runs `server` on a current-thread runtime on its own thread; returns its address.
 fn spawn_server<F, Fut>(server: F) -> SocketAddr
@@ -78,8 +80,9 @@ fn hyper_server() -> SocketAddr {
 
 /// Requests per second `wrk` reached against `addr`.
 fn wrk(addr: SocketAddr, close: bool) -> f64 {
+    let (_, seconds) = settings();
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t1", "-c32", &format!("-d{SECONDS}s")]);
+    cmd.args(["-t1", "-c32", &format!("-d{seconds}s")]);
     if close {
         cmd.args(["-H", "Connection: close"]);
     }
@@ -105,12 +108,13 @@ fn main() {
         eprintln!("!!! benches/http.rs needs wrk (cargo xtask bench installs it); skipped");
         return;
     }
+    let (rounds, seconds) = settings();
     let ours = connkit_server();
     let peer = hyper_server();
     let mut rows = Vec::new();
     for (close, what) in [(false, "keep-alive"), (true, "new connection per request")] {
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             // Alternate which goes first so drift hits both.
             if round % 2 == 0 {
                 a.push(wrk(ours, close));
@@ -138,7 +142,7 @@ fn main() {
         "http",
         "HTTP/1.1 over TCP: connkit http vs plain hyper-util (benches/http.rs)",
         &format!(
-            "wrk -t1 -c32 -d{SECONDS}s against each server in turn, {ROUNDS} rounds alternated, medians; \
+            "wrk -t1 -c32 -d{seconds}s against each server in turn, {rounds} rounds alternated, medians; \
              both servers on a current-thread runtime of their own thread, sharing the 2 cores with wrk. \
              The connkit side is conn-tcp + serve() (graceful shutdown wired) + the http handler (stats counters, \
              orderly close of each connection); the peer is tokio's TcpListener + hyper's http1 serving the same route handler."

@@ -29,8 +29,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 const CLIENTS: usize = 8;
-const ROUNDS: usize = 3;
-const RUN: Duration = Duration::from_millis(1500);
+/// Rounds, and how long each load runs: a full measurement, or a smoke test.
+fn settings() -> (usize, Duration) {
+    if common::measuring() {
+        (3, Duration::from_millis(1500))
+    } else {
+        (1, Duration::from_millis(100))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -201,10 +207,10 @@ async fn client(path: PathBuf, close: bool, until: Instant) -> Vec<u32> {
 }
 
 /// One load run against `path`: (p50 µs, p99 µs, requests/s).
-fn load(path: &Path, close: bool) -> (f64, f64, f64) {
+fn load(path: &Path, close: bool, run: Duration) -> (f64, f64, f64) {
     let rt = current_thread();
     let start = Instant::now();
-    let until = start + RUN;
+    let until = start + run;
     let mut all: Vec<u32> = rt.block_on(async {
         let tasks: Vec<_> = (0..CLIENTS)
             .map(|_| tokio::spawn(client(path.to_owned(), close, until)))
@@ -227,22 +233,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let (rounds, run) = settings();
     let paths: Vec<(Kind, PathBuf)> = KINDS.iter().map(|&k| (k, start(k))).collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut rows = Vec::new();
     let mut notes = format!(
         "Unix sockets; {CLIENTS} concurrent clients on one current-thread client thread, raw HTTP/1.1 GET /; \
-         {ROUNDS} rounds of {RUN:?} per server and mode, servers taken in a rotating order, medians. \
+         {rounds} rounds of {run:?} per server and mode, servers taken in a rotating order, medians. \
          Everything shares the 2 cores.\n\n\
          | server | mode | p50 RTT | p99 RTT | requests/s |\n|---|---|---|---|---|\n"
     );
     for (close, mode) in [(false, "keep-alive"), (true, "new connection per request")] {
         let mut got: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
             vec![(Vec::new(), Vec::new(), Vec::new()); KINDS.len()];
-        for round in 0..ROUNDS {
+        for round in 0..rounds {
             for i in 0..KINDS.len() {
                 let k = (i + round) % KINDS.len();
-                let (p50, p99, rps) = load(&paths[k].1, close);
+                let (p50, p99, rps) = load(&paths[k].1, close, run);
                 println!(
                     "{mode}, round {round}: {:32} p50 {p50:6.0} µs  p99 {p99:6.0} µs  {rps:8.0} req/s",
                     KINDS[k].name()
