@@ -42,13 +42,15 @@ fn settings() -> (usize, Duration) {
 enum Kind {
     Floor,
     PerCore,
+    PerCorePinned,
     ConnkitMulti,
     HyperMulti,
 }
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::Floor,
     Kind::PerCore,
+    Kind::PerCorePinned,
     Kind::ConnkitMulti,
     Kind::HyperMulti,
 ];
@@ -58,6 +60,7 @@ impl Kind {
         match self {
             Kind::Floor => "connkit, one thread (floor)",
             Kind::PerCore => "connkit per-core (2)",
+            Kind::PerCorePinned => "connkit per-core (2), pinned",
             Kind::ConnkitMulti => "connkit, multi-thread runtime",
             Kind::HyperMulti => "hyper-util, multi-thread runtime",
         }
@@ -102,10 +105,11 @@ fn start(kind: Kind) -> PathBuf {
                 })
             });
         }
-        Kind::PerCore => {
+        Kind::PerCore | Kind::PerCorePinned => {
             std::thread::spawn(move || {
                 current_thread().block_on(async {
                     let _ = Server::per_core(2)
+                        .pin_threads(kind == Kind::PerCorePinned)
                         .serve(listener, http_handler(routes()))
                         .await;
                 })

@@ -380,3 +380,54 @@ async fn a_thread_whose_listener_cannot_be_made_stops_the_server_with_that_error
     assert!(err.to_string().contains("thread 1"), "{err}");
     assert_eq!(taken.local_endpoint().address(), name);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_threads_each_run_on_one_cpu() {
+    use rustix::thread::{CpuSet, sched_getaffinity};
+    let (listeners, to) = Transport::Mem.bind();
+    let cpus_of_this_thread = service_fn(|_line: String| async {
+        let allowed = sched_getaffinity(None).unwrap();
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|&c| allowed.is_set(c))
+            .collect();
+        Ok::<_, Error>(format!("{cpus:?}"))
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        Server::per_core(THREADS)
+            .pin_threads(true)
+            .serve_each(listeners, lines(cpus_of_this_thread))
+            .with_graceful_shutdown(
+                async {
+                    stopped.await.ok();
+                },
+                Duration::from_secs(5),
+            )
+            .into_future(),
+    );
+    let allowed = sched_getaffinity(None).unwrap();
+    let ours: Vec<usize> = (0..CpuSet::MAX_CPU)
+        .filter(|&c| allowed.is_set(c))
+        .collect();
+    // mem:// alternates between the threads' listeners: one client each.
+    let mut seen = Vec::new();
+    for _ in 0..THREADS {
+        let mut client = BufReader::new(Transport::Mem.connect(&to).await.unwrap());
+        seen.push(ask(&mut client, "cpus?").await);
+        client
+            .into_inner()
+            .close(Deadline::after(Duration::from_secs(5)))
+            .await
+            .unwrap();
+    }
+    seen.sort();
+    let expected: Vec<String> = (0..THREADS)
+        .map(|i| format!("[{}]", ours[i % ours.len()]))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    seen.dedup();
+    assert_eq!(seen, expected, "each thread on its own CPU of {ours:?}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
