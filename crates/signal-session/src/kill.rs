@@ -3,8 +3,9 @@
 use conn_core::{Error, ErrorKind, Result};
 
 use crate::cgroup::Cgroup;
+use crate::order::parents_first;
 use crate::session::{Inner, Procs, lock};
-use crate::sys::{PidFd, Sent};
+use crate::sys::{PidFd, Sent, procfs};
 use crate::{Ash, KillReport, Member, Outcome, Signal};
 
 /// Sends `sig` to every member of session `ash` present at the moment of
@@ -19,6 +20,10 @@ use crate::{Ash, KillReport, Member, Outcome, Signal};
 ///   holds process 1 is `PermissionDenied`, and nothing is sent.
 /// * Otherwise the call succeeds, and the [`KillReport`] says per member
 ///   whether it was signalled, already gone, or not permitted.
+///
+/// Processes are signalled parents before children, so none can reap its
+/// signalled children and exit normally before its own signal comes; one
+/// that exited before its turn is reported [`Outcome::AlreadyGone`].
 ///
 /// Not atomic with respect to forks: a process forked while the call runs
 /// may miss the signal. [`kill_local_atomic`] closes that gap.
@@ -135,14 +140,17 @@ fn outcome(sig: Signal, sent: std::io::Result<Sent>) -> Outcome {
     }
 }
 
-/// Signals each process in the cgroup through a pidfd. The pidfd is opened
-/// first and the process's cgroup read after, and it counts only if it is
-/// still alive then: so a pid that was reused by a stranger after it left
-/// the list is never signalled.
+/// Signals each process in the cgroup through a pidfd, parents before
+/// their children (see [`parents_first`]). The pidfd is opened first and
+/// the process's cgroup read after, and it counts only if it is still
+/// alive then: so a pid that was reused by a stranger after it left the
+/// list is never signalled, and one that exited before its turn (a zombie
+/// accepts a signal it never receives) is reported gone.
 fn signal_cgroup(cg: &Cgroup, sig: Signal) -> Outcomes {
     let pids = cg.pids()?;
     check_init(&pids, sig)?;
-    Ok(pids
+    let order = parents_first(&pids, |p| procfs::stat(p).map(|s| s.ppid));
+    let mut outcomes: Vec<(Member, Outcome)> = order
         .into_iter()
         .map(|pid| {
             let sent = match PidFd::open(pid) {
@@ -153,7 +161,9 @@ fn signal_cgroup(cg: &Cgroup, sig: Signal) -> Outcomes {
             };
             (Member::Process(pid), outcome(sig, sent))
         })
-        .collect())
+        .collect();
+    outcomes.sort_unstable_by_key(|(m, _)| *m);
+    Ok(outcomes)
 }
 
 /// SIGKILL to the whole (frozen) cgroup at once.

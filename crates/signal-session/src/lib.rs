@@ -43,6 +43,7 @@ mod cgroup;
 mod conn;
 mod kill;
 mod local;
+mod order;
 mod registry;
 mod report;
 mod session;
