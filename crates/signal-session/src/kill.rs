@@ -6,7 +6,8 @@ use crate::cgroup::Cgroup;
 use crate::order::parents_first;
 use crate::session::{Inner, Procs, lock};
 use crate::sys::{PidFd, Sent, procfs};
-use crate::{Ash, KillReport, Member, Outcome, Signal};
+use crate::tracker::permits;
+use crate::{Ash, Caller, KillReport, Member, Outcome, Signal};
 
 /// Sends `sig` to every member of session `ash` present at the moment of
 /// the call (Array Services' `askillash_local`): each process through a
@@ -48,7 +49,7 @@ use crate::{Ash, KillReport, Member, Outcome, Signal};
 /// assert!(err.to_string().starts_with(&format!("kill session on session {ash}")));
 /// ```
 pub fn kill_local(ash: Ash, sig: i32) -> Result<KillReport> {
-    crate::registry::lookup(ash, "kill session")?.kill(sig, false)
+    crate::registry::lookup(ash, "kill session")?.kill(sig, false, None)
 }
 
 /// [`kill_local`] with the session frozen while it is signalled, so a
@@ -59,7 +60,7 @@ pub fn kill_local(ash: Ash, sig: i32) -> Result<KillReport> {
 ///
 /// Needs the cgroup v2 backend: on the pidfd backend it is `NotSupported`.
 pub fn kill_local_atomic(ash: Ash, sig: i32) -> Result<KillReport> {
-    crate::registry::lookup(ash, "kill session atomically")?.kill(sig, true)
+    crate::registry::lookup(ash, "kill session atomically")?.kill(sig, true, None)
 }
 
 /// The handles of the live sessions in this process.
@@ -68,7 +69,12 @@ pub fn sessions() -> Vec<Ash> {
 }
 
 impl Inner {
-    pub(crate) fn kill(&self, sig: i32, atomic: bool) -> Result<KillReport> {
+    pub(crate) fn kill(
+        &self,
+        sig: i32,
+        atomic: bool,
+        caller: Option<&Caller>,
+    ) -> Result<KillReport> {
         let op = if atomic {
             "kill session atomically"
         } else {
@@ -79,15 +85,21 @@ impl Inner {
         let processes = match &self.procs {
             Procs::Cgroup(cg) if atomic => {
                 let frozen = Frozen::new(cg).map_err(|e| e.during(op).on(&target))?;
-                let sent = if sig == Signal::KILL {
+                // cgroup.kill spares no one: only when the caller may
+                // signal every member; otherwise one by one, still frozen.
+                let all_permitted = || {
+                    cg.pids()
+                        .is_ok_and(|pids| pids.iter().all(|&p| permits(caller, p)))
+                };
+                let sent = if sig == Signal::KILL && all_permitted() {
                     kill_cgroup(cg)
                 } else {
-                    signal_cgroup(cg, sig)
+                    signal_cgroup(cg, sig, caller)
                 };
                 frozen.thaw().map_err(|e| e.during(op).on(&target))?;
                 sent
             }
-            Procs::Cgroup(cg) => signal_cgroup(cg, sig),
+            Procs::Cgroup(cg) => signal_cgroup(cg, sig, caller),
             Procs::Pidfd(_) if atomic => {
                 return Err(Error::new(ErrorKind::NotSupported)
                     .during(op)
@@ -103,7 +115,7 @@ impl Inner {
                 let pids = set.pids();
                 check_init(&pids, sig).map_err(|e| e.during(op).on(&target))?;
                 Ok(set
-                    .signal(sig)
+                    .signal(sig, caller)
                     .into_iter()
                     .map(|(pid, sent)| (Member::Process(pid), outcome(sig, sent)))
                     .collect())
@@ -146,7 +158,7 @@ fn outcome(sig: Signal, sent: std::io::Result<Sent>) -> Outcome {
 /// alive then: so a pid that was reused by a stranger after it left the
 /// list is never signalled, and one that exited before its turn (a zombie
 /// accepts a signal it never receives) is reported gone.
-fn signal_cgroup(cg: &Cgroup, sig: Signal) -> Outcomes {
+fn signal_cgroup(cg: &Cgroup, sig: Signal, caller: Option<&Caller>) -> Outcomes {
     let pids = cg.pids()?;
     check_init(&pids, sig)?;
     let order = parents_first(&pids, |p| procfs::stat(p).map(|s| s.ppid));
@@ -154,7 +166,16 @@ fn signal_cgroup(cg: &Cgroup, sig: Signal) -> Outcomes {
         .into_iter()
         .map(|pid| {
             let sent = match PidFd::open(pid) {
-                Ok(fd) if cg.holds(pid) && !fd.has_exited() => fd.send(sig),
+                Ok(fd) if cg.holds(pid) => {
+                    // Read after opening, checked for exit after reading:
+                    // the uids are this process's.
+                    let permitted = permits(caller, pid);
+                    match (fd.has_exited(), permitted) {
+                        (true, _) => Ok(Sent::Gone),
+                        (false, false) => Ok(Sent::Denied),
+                        (false, true) => fd.send(sig),
+                    }
+                }
                 Ok(_) => Ok(Sent::Gone),
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Sent::Gone),
                 Err(e) => Err(e),

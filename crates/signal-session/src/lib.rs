@@ -39,8 +39,12 @@
 
 mod ash;
 mod backend;
+mod caller;
 mod cgroup;
+pub mod cli;
+pub mod client;
 mod conn;
+pub mod daemon;
 mod kill;
 mod local;
 mod order;
@@ -50,9 +54,11 @@ mod session;
 mod signal;
 mod sys;
 mod tracker;
+pub mod wire;
 
 pub use ash::Ash;
 pub use backend::{Backend, BackendChoice};
+pub use caller::Caller;
 pub use conn::SessionConn;
 pub use kill::{kill_local, kill_local_atomic, sessions};
 pub use local::{MemberId, SessionMember};

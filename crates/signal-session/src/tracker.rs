@@ -11,10 +11,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::Signal;
 use crate::order::parents_first;
 use crate::sys::procfs::{self, Stat};
 use crate::sys::{PidFd, Sent};
+use crate::{Caller, Signal};
 
 /// The tracked processes of one session.
 #[derive(Debug, Default)]
@@ -137,15 +137,27 @@ impl PidSet {
     /// children (see [`parents_first`]). A member that has exited by the
     /// time its turn comes is `Gone`, not signalled: a zombie accepts a
     /// signal without complaint, but it never receives it.
-    pub(crate) fn signal(&self, sig: Signal) -> Vec<(u32, std::io::Result<Sent>)> {
+    ///
+    /// With a `caller`, a member the caller may not signal (see
+    /// [`Caller`]) is `Denied` and gets nothing.
+    pub(crate) fn signal(
+        &self,
+        sig: Signal,
+        caller: Option<&Caller>,
+    ) -> Vec<(u32, std::io::Result<Sent>)> {
         let pids: Vec<u32> = self.members.keys().copied().collect();
         let order = parents_first(&pids, |p| self.members.get(&p).map(|t| t.ppid));
         let mut sent: Vec<_> = order
             .into_iter()
             .map(|pid| {
                 let fd = &self.members[&pid].fd;
+                // The uids are read after the pidfd was opened and before
+                // it is checked for exit, so they are this process's.
+                let permitted = permits(caller, pid);
                 let sent = if fd.has_exited() {
                     Ok(Sent::Gone)
+                } else if !permitted {
+                    Ok(Sent::Denied)
                 } else {
                     fd.send(sig)
                 };
@@ -155,4 +167,10 @@ impl PidSet {
         sent.sort_unstable_by_key(|(pid, _)| *pid);
         sent
     }
+}
+
+/// Whether `caller` may signal `pid` (no caller: the kernel decides). A
+/// process gone meanwhile counts as permitted; the exit check reports it.
+pub(crate) fn permits(caller: Option<&Caller>, pid: u32) -> bool {
+    caller.is_none_or(|c| c.may_signal(pid).unwrap_or(true))
 }

@@ -2,6 +2,8 @@
 //! shell commands, and liveness waits with generous deadlines.
 #![allow(dead_code)]
 
+pub mod sessiond;
+
 use std::time::Duration;
 
 use conn_core::ErrorKind;
