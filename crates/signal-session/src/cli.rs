@@ -25,8 +25,9 @@ use crate::{Ash, KillReport, Signal};
 /// #[derive(Parser)]
 /// struct Cli { #[command(flatten)] session: SessionArgs }
 ///
-/// let cli = Cli::try_parse_from(["sessionctl", "kill", "0x1", "-s", "TERM", "--atomic"]).unwrap();
-/// assert!(Cli::try_parse_from(["sessionctl", "kill", "0x1", "--server", "/s", "--array", "lab"]).is_err());
+/// assert!(Cli::try_parse_from(["sessionctl", "kill", "0x1", "-s", "TERM", "--atomic"]).is_ok());
+/// assert!(Cli::try_parse_from(["sessionctl", "spawn", "0x1", "--", "sleep", "1"]).is_ok());
+/// assert!(Cli::try_parse_from(["sessionctl", "spawn", "0x1"]).is_err()); // no command
 /// ```
 #[derive(Args, Debug)]
 pub struct SessionArgs {
@@ -77,8 +78,9 @@ pub enum SessionCommand {
         /// TERM, SIGTERM, 15, or 0 to check.
         #[arg(short = 's', long = "signal", default_value = "TERM")]
         signal: String,
-        /// Every node of this array, through sessiond's configuration.
-        #[arg(long, conflicts_with = "server")]
+        /// Every node of this array: the sessiond at `--server` (or the
+        /// default one) fans out to the array's nodes in its configuration.
+        #[arg(long)]
         array: Option<String>,
         /// Freeze the session while signalling (cgroup v2).
         #[arg(long)]

@@ -70,9 +70,15 @@ pub async fn run(options: Options) -> Result<()> {
         }
         _ => None,
     };
-    println!("sessiond listening on ipc:{}", socket.display());
+    announce(format_args!(
+        "sessiond listening on ipc:{}",
+        socket.display()
+    ));
     if let Some(tcp) = &tcp {
-        println!("sessiond listening on tcp:{}", tcp.local_addr());
+        announce(format_args!(
+            "sessiond listening on tcp:{}",
+            tcp.local_addr()
+        ));
     }
     let daemon = Arc::new(Daemon::new(config, secret));
 
@@ -108,10 +114,18 @@ pub async fn run(options: Options) -> Result<()> {
         )
     });
     let report = local.await.map_err(conn_core::Error::from)??;
-    println!("sessiond stopped: clients {report}");
+    announce(format_args!("sessiond stopped: clients {report}"));
     if let Some(remote) = remote {
         let report = remote.await.map_err(conn_core::Error::from)??;
-        println!("sessiond stopped: peers {report}");
+        announce(format_args!("sessiond stopped: peers {report}"));
     }
     Ok(())
+}
+
+/// A line on stdout for whoever started the daemon; one who stopped
+/// listening (a closed pipe) is no reason to fail.
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
