@@ -27,16 +27,28 @@ pub fn default_socket() -> PathBuf {
 
 /// A connection to a sessiond.
 ///
-/// ```no_run
+/// ```
+/// use std::time::Duration;
 /// use conn_core::Deadline;
-/// use signal_session::client::{Client, default_socket};
+/// use signal_session::client::Client;
+/// use signal_session::daemon::{Options, run};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
-/// let mut client = Client::connect(&default_socket(), Deadline::NEVER).await?;
+/// // A sessiond of our own, in this process for the example.
+/// let socket = std::env::temp_dir().join(format!("sessiond-doc-{}.sock", std::process::id()));
+/// tokio::spawn(run(Options { socket: Some(socket.clone()), ..Options::default() }));
+/// let mut client = loop {
+///     match Client::connect(&socket, Deadline::NOW).await {
+///         Ok(c) => break c,
+///         Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+///     }
+/// };
+///
 /// let ash = client.new_session(None).await?;
 /// let pid = client.spawn(ash, &["sleep", "100"]).await?;
 /// assert_eq!(client.members(ash).await?, vec![pid]);
-/// println!("{}", client.kill(ash, libc::SIGTERM, false).await?);
+/// let report = client.kill(ash, libc::SIGTERM, false).await?;
+/// assert_eq!(report.count(signal_session::Outcome::Signalled), 1);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -46,6 +58,21 @@ pub struct Client {
 }
 
 /// What an array-wide kill did on each node.
+///
+/// ```
+/// use conn_core::ErrorKind;
+/// use signal_session::client::ArrayReport;
+/// use signal_session::wire::{NodeOutcome, NodeResult};
+///
+/// let report = ArrayReport { nodes: vec![NodeResult {
+///     name: "b".into(),
+///     addr: "10.0.0.2:7301".into(),
+///     outcome: NodeOutcome::NoAnswer { kind: ErrorKind::TimedOut, message: "no answer by the deadline".into() },
+/// }] };
+/// assert_eq!(report.silent(), ["b"]);
+/// assert_eq!(report.answered().count(), 0);
+/// assert_eq!(report.to_string(), "b (10.0.0.2:7301): no answer: no answer by the deadline");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArrayReport {
     /// One entry per node of the array, in configuration order.

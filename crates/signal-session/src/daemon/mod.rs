@@ -35,6 +35,13 @@ use state::Daemon;
 
 /// How a sessiond is started: its configuration plus command-line
 /// overrides.
+///
+/// ```
+/// use signal_session::daemon::Options;
+///
+/// let options = Options { socket: Some("/run/user/1000/sessiond.sock".into()), ..Options::default() };
+/// assert!(options.config.arrays.is_empty());  // no arrays: this node only
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// The configuration (from a file, or empty).

@@ -12,9 +12,24 @@ use crate::{Ash, Caller, Session};
 
 /// The state of one sessiond: its sessions, its configuration, its secret.
 pub(crate) struct Daemon {
-    sessions: Mutex<HashMap<Ash, Session>>,
+    sessions: Mutex<HashMap<Ash, Entry>>,
     pub(crate) config: Config,
     pub(crate) secret: Option<Vec<u8>>,
+}
+
+/// A session and whether a process ever joined it. As in Array Services,
+/// a session ends when its last process does: one that had processes and
+/// has none left is retired when next looked at (a new, still empty one is
+/// kept for its first spawn).
+struct Entry {
+    session: Session,
+    populated: bool,
+}
+
+impl Entry {
+    fn ended(&self) -> bool {
+        self.populated && self.session.pids().is_ok_and(|p| p.is_empty())
+    }
 }
 
 /// Who sent a local request: ids from `SO_PEERCRED` and `/proc`.
@@ -47,9 +62,19 @@ impl Daemon {
         op: &'static str,
         f: impl FnOnce(&Session) -> Result<T>,
     ) -> Result<T> {
-        let sessions = lock(&self.sessions);
-        let session = sessions.get(&ash).ok_or_else(|| no_such_session(ash, op))?;
-        f(session)
+        let mut sessions = lock(&self.sessions);
+        if sessions.get(&ash).is_some_and(Entry::ended) {
+            sessions.remove(&ash);
+            tracing::info!(%ash, "session ended: its last process is gone");
+        }
+        let entry = sessions.get(&ash).ok_or_else(|| no_such_session(ash, op))?;
+        f(&entry.session)
+    }
+
+    fn mark_populated(&self, ash: Ash) {
+        if let Some(entry) = lock(&self.sessions).get_mut(&ash) {
+            entry.populated = true;
+        }
     }
 
     /// Answers a request that stays on this node. Array-wide kills are
@@ -60,7 +85,9 @@ impl Daemon {
             Message::Spawn { ash, argv } => self.spawn(client, ash, argv),
             Message::Adopt { ash, pid } => self.adopt(client.caller, ash, pid),
             Message::List => {
-                let mut ashes: Vec<Ash> = lock(&self.sessions).keys().copied().collect();
+                let mut sessions = lock(&self.sessions);
+                sessions.retain(|_, e| !e.ended());
+                let mut ashes: Vec<Ash> = sessions.keys().copied().collect();
                 ashes.sort_unstable();
                 Ok(Message::Sessions(ashes))
             }
@@ -106,7 +133,14 @@ impl Daemon {
         let session = builder.create()?;
         let ash = session.ash();
         tracing::info!(%ash, backend = %session.backend(), "session created");
-        lock(&self.sessions).insert(ash, session);
+        // A handle in use here failed in create (AlreadyExists).
+        lock(&self.sessions).insert(
+            ash,
+            Entry {
+                session,
+                populated: false,
+            },
+        );
         Ok(Message::Created { ash })
     }
 
@@ -127,6 +161,7 @@ impl Daemon {
             cmd.uid(client.caller.euid).gid(client.gid);
         }
         let mut child = self.with_session(ash, "spawn into session", |s| s.spawn(cmd))?;
+        self.mark_populated(ash);
         let pid = child.id().unwrap_or(0);
         tracing::info!(%ash, pid, by = client.pid, "spawned {:?}", argv);
         // Reap it when it ends; the session keeps tracking it till then.
@@ -155,6 +190,7 @@ impl Daemon {
             Some(true) => {}
         }
         self.with_session(ash, "adopt", |s| s.adopt(pid))?;
+        self.mark_populated(ash);
         Ok(Message::Done)
     }
 }
