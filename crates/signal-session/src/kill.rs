@@ -84,6 +84,9 @@ impl Inner {
         let sig = Signal::new(sig).map_err(|e| e.during(op).on(&target))?;
         let processes = match &self.procs {
             Procs::Cgroup(cg) if atomic => {
+                // Freezing touches every member, so a caller who may not
+                // signal them all may not freeze them either.
+                refuse_unless_all_permitted(cg, caller).map_err(|e| e.during(op).on(&target))?;
                 let frozen = Frozen::new(cg).map_err(|e| e.during(op).on(&target))?;
                 // cgroup.kill spares no one: only when the caller may
                 // signal every member; otherwise one by one, still frozen.
@@ -133,6 +136,30 @@ impl Inner {
 }
 
 type Outcomes = Result<Vec<(Member, Outcome)>>;
+
+/// `PermissionDenied`, naming them, when `caller` may not signal some
+/// members.
+fn refuse_unless_all_permitted(cg: &Cgroup, caller: Option<&Caller>) -> Result<()> {
+    if caller.is_none() {
+        return Ok(());
+    }
+    let denied: Vec<u32> = cg
+        .pids()?
+        .into_iter()
+        .filter(|&p| !permits(caller, p))
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = denied.iter().take(10).map(u32::to_string).collect();
+    Err(Error::new(ErrorKind::PermissionDenied).detail(format!(
+        "atomic mode freezes every member, and the caller may not signal {} of them \
+         (pids {}{}); nothing was frozen or sent",
+        denied.len(),
+        shown.join(", "),
+        if denied.len() > 10 { ", ..." } else { "" }
+    )))
+}
 
 fn check_init(pids: &[u32], sig: Signal) -> Result<()> {
     if sig == Signal::KILL && pids.contains(&1) {

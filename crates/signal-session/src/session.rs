@@ -333,7 +333,9 @@ impl Session {
     /// caller may not signal is reported [`Outcome::PermissionDenied`](crate::Outcome::PermissionDenied)
     /// and gets nothing, the others are signalled. This is what a daemon
     /// that runs as root uses for its clients. `atomic` as in
-    /// [`Session::kill_atomic`].
+    /// [`Session::kill_atomic`], but refused (`PermissionDenied`, nothing
+    /// frozen or sent) unless the caller may signal every member, since
+    /// freezing touches them all.
     ///
     /// ```
     /// use signal_session::{Caller, Outcome, Session};

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::sessiond::{Sessiond, unique};
+use common::sessiond::{Sessiond, root_or_skip, sessionctl, unique};
 use common::{alive, eventually};
 use conn_core::{Deadline, ErrorKind};
 use signal_session::client::{Client, kill_array};
@@ -143,6 +143,38 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     assert_eq!(answered, [("a", vec![on_a]), ("b", vec![on_b])], "{report}");
     assert_eq!(report.silent(), ["c"], "{report}");
     eventually("both sleeps are gone", || !alive(on_a) && !alive(on_b)).await;
+
+    // The user a kill is for travels with it: nobody, through the array,
+    // may not signal root's processes on any node.
+    if root_or_skip("the array permission check") {
+        let (roots, root_a) = sleeper_in(&a, None).await;
+        let (_, root_b) = sleeper_in(&b, Some(roots)).await;
+        let out = sessionctl(
+            &a.socket,
+            Some(65534),
+            &["kill", &roots.to_string(), "-s", "TERM", "--array", "lab"],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        for pid in [root_a, root_b] {
+            assert!(
+                stdout.contains(&format!("process {pid}: permission denied")),
+                "{stdout}"
+            );
+            assert!(alive(pid));
+        }
+        assert!(
+            stdout.contains("node c (") && stdout.contains("no answer"),
+            "{stdout}"
+        );
+        for daemon in [&a, &b] {
+            client(daemon)
+                .await
+                .kill(roots, libc::SIGKILL, false)
+                .await
+                .unwrap();
+        }
+    }
 
     // A node that accepts but never answers is reported at the deadline.
     let report = kill_array(

@@ -130,6 +130,21 @@ async fn nobody_may_signal_its_own_processes_and_not_roots() {
         &["kill", &roots.to_string(), "-s", "0"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Nor freeze them: atomic mode is refused outright (or not offered).
+    let out = sessionctl(
+        &daemon.socket,
+        Some(NOBODY),
+        &["kill", &roots.to_string(), "-s", "TERM", "--atomic"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("atomic mode freezes every member")
+            || err.contains("needs the cgroup v2 backend"),
+        "{}",
+        text(&out)
+    );
+    assert!(alive(r1) && alive(r2));
     // nobody may not adopt root's process either.
     let out = sessionctl(
         &daemon.socket,
