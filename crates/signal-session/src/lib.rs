@@ -12,7 +12,15 @@
 //!   SIGKILL means kill.
 //! * [`kill_local`] (`askillash_local`): signal every member present now
 //!   and report each ([`KillReport`]); [`kill_local_atomic`] freezes the
-//!   session first, so no fork escapes.
+//!   session first, so no fork escapes. Processes are signalled parents
+//!   before children, so none can reap its signalled children and exit
+//!   normally before its own signal comes.
+//! * [`daemon`] (`sessiond`): sessions that outlive their clients, on a
+//!   Unix socket, with Array Services' permission rule per member
+//!   ([`Caller`]) and array-wide kills fanned out to peer daemons over
+//!   HMAC-authenticated TCP; [`client`] has `askillash_server` and
+//!   `askillash_array` ([`client::kill_server`], [`client::kill_array`]);
+//!   [`wire`] is its frame format; [`cli`] the `session` command line.
 //!
 //! # Example: stop a process tree and a server's connections together
 //!
