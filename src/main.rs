@@ -43,6 +43,9 @@ enum Command {
         /// The URL to fetch, e.g. http://localhost/stats.
         url: String,
     },
+    /// Sessions of processes signalled as one, through sessiond: new,
+    /// spawn, adopt, list, members, kill, daemon.
+    Session(connkit::cli::session::SessionArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +62,8 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime");
     let registry = connkit::registry();
     let result = match cli.command {
+        // Its own exit statuses: 1 when some member was not reached.
+        Command::Session(args) => return runtime.block_on(connkit::cli::session::run(args)),
         Command::Demo => runtime
             .block_on(connkit::demo::run(&mut std::io::stdout()))
             .map_err(|e| e.to_string()),

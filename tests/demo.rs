@@ -33,11 +33,33 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "abort: the peer saw connection reset by peer (ECONNRESET)",
         ": 200 OK \"hello from connkit\\n\"",
         "HTTP server shutdown report: accepted 1, closed in order 1, killed 0, errors 0",
+        "== session: two processes (one forks) and two connections, signalled as one",
+        ": 5 members, 5 signalled",
+        "  connection #1: signalled",
+        "  connection #2: signalled",
+        "sleep 30 ended: killed by SIGTERM",
+        "the shell ended: killed by SIGTERM",
+        "peer of connection #1: saw end-of-stream (closed in order), its own close: Ok",
+        "peer of connection #2: saw end-of-stream (closed in order), its own close: Ok",
+        "connection handlers that saw end-of-stream and returned: 2 of 2",
         "demo finished",
     ] {
         assert!(
             stdout.contains(expected),
             "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The session's processes, whose pids vary: each one signalled.
+    for process in [
+        "  sleep 30 (pid ",
+        "  sh -c 'sleep 30 & wait' (pid ",
+        "  the shell's sleep 30 (pid ",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(process) && l.ends_with("): signalled")),
+            "no {process:?}...: signalled line in:\n{stdout}"
         );
     }
 }

@@ -3,9 +3,11 @@
 use conn_core::{Error, ErrorKind, Result};
 
 use crate::cgroup::Cgroup;
+use crate::order::parents_first;
 use crate::session::{Inner, Procs, lock};
-use crate::sys::{PidFd, Sent};
-use crate::{Ash, KillReport, Member, Outcome, Signal};
+use crate::sys::{PidFd, Sent, procfs};
+use crate::tracker::permits;
+use crate::{Ash, Caller, KillReport, Member, Outcome, Signal};
 
 /// Sends `sig` to every member of session `ash` present at the moment of
 /// the call (Array Services' `askillash_local`): each process through a
@@ -19,6 +21,10 @@ use crate::{Ash, KillReport, Member, Outcome, Signal};
 ///   holds process 1 is `PermissionDenied`, and nothing is sent.
 /// * Otherwise the call succeeds, and the [`KillReport`] says per member
 ///   whether it was signalled, already gone, or not permitted.
+///
+/// Processes are signalled parents before children, so none can reap its
+/// signalled children and exit normally before its own signal comes; one
+/// that exited before its turn is reported [`Outcome::AlreadyGone`].
 ///
 /// Not atomic with respect to forks: a process forked while the call runs
 /// may miss the signal. [`kill_local_atomic`] closes that gap.
@@ -43,7 +49,7 @@ use crate::{Ash, KillReport, Member, Outcome, Signal};
 /// assert!(err.to_string().starts_with(&format!("kill session on session {ash}")));
 /// ```
 pub fn kill_local(ash: Ash, sig: i32) -> Result<KillReport> {
-    crate::registry::lookup(ash, "kill session")?.kill(sig, false)
+    crate::registry::lookup(ash, "kill session")?.kill(sig, false, None)
 }
 
 /// [`kill_local`] with the session frozen while it is signalled, so a
@@ -54,7 +60,7 @@ pub fn kill_local(ash: Ash, sig: i32) -> Result<KillReport> {
 ///
 /// Needs the cgroup v2 backend: on the pidfd backend it is `NotSupported`.
 pub fn kill_local_atomic(ash: Ash, sig: i32) -> Result<KillReport> {
-    crate::registry::lookup(ash, "kill session atomically")?.kill(sig, true)
+    crate::registry::lookup(ash, "kill session atomically")?.kill(sig, true, None)
 }
 
 /// The handles of the live sessions in this process.
@@ -63,7 +69,12 @@ pub fn sessions() -> Vec<Ash> {
 }
 
 impl Inner {
-    pub(crate) fn kill(&self, sig: i32, atomic: bool) -> Result<KillReport> {
+    pub(crate) fn kill(
+        &self,
+        sig: i32,
+        atomic: bool,
+        caller: Option<&Caller>,
+    ) -> Result<KillReport> {
         let op = if atomic {
             "kill session atomically"
         } else {
@@ -73,16 +84,25 @@ impl Inner {
         let sig = Signal::new(sig).map_err(|e| e.during(op).on(&target))?;
         let processes = match &self.procs {
             Procs::Cgroup(cg) if atomic => {
+                // Freezing touches every member, so a caller who may not
+                // signal them all may not freeze them either.
+                refuse_unless_all_permitted(cg, caller).map_err(|e| e.during(op).on(&target))?;
                 let frozen = Frozen::new(cg).map_err(|e| e.during(op).on(&target))?;
-                let sent = if sig == Signal::KILL {
+                // cgroup.kill spares no one: only when the caller may
+                // signal every member; otherwise one by one, still frozen.
+                let all_permitted = || {
+                    cg.pids()
+                        .is_ok_and(|pids| pids.iter().all(|&p| permits(caller, p)))
+                };
+                let sent = if sig == Signal::KILL && all_permitted() {
                     kill_cgroup(cg)
                 } else {
-                    signal_cgroup(cg, sig)
+                    signal_cgroup(cg, sig, caller)
                 };
                 frozen.thaw().map_err(|e| e.during(op).on(&target))?;
                 sent
             }
-            Procs::Cgroup(cg) => signal_cgroup(cg, sig),
+            Procs::Cgroup(cg) => signal_cgroup(cg, sig, caller),
             Procs::Pidfd(_) if atomic => {
                 return Err(Error::new(ErrorKind::NotSupported)
                     .during(op)
@@ -98,7 +118,7 @@ impl Inner {
                 let pids = set.pids();
                 check_init(&pids, sig).map_err(|e| e.during(op).on(&target))?;
                 Ok(set
-                    .signal(sig)
+                    .signal(sig, caller)
                     .into_iter()
                     .map(|(pid, sent)| (Member::Process(pid), outcome(sig, sent)))
                     .collect())
@@ -116,6 +136,30 @@ impl Inner {
 }
 
 type Outcomes = Result<Vec<(Member, Outcome)>>;
+
+/// `PermissionDenied`, naming them, when `caller` may not signal some
+/// members.
+fn refuse_unless_all_permitted(cg: &Cgroup, caller: Option<&Caller>) -> Result<()> {
+    if caller.is_none() {
+        return Ok(());
+    }
+    let denied: Vec<u32> = cg
+        .pids()?
+        .into_iter()
+        .filter(|&p| !permits(caller, p))
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = denied.iter().take(10).map(u32::to_string).collect();
+    Err(Error::new(ErrorKind::PermissionDenied).detail(format!(
+        "atomic mode freezes every member, and the caller may not signal {} of them \
+         (pids {}{}); nothing was frozen or sent",
+        denied.len(),
+        shown.join(", "),
+        if denied.len() > 10 { ", ..." } else { "" }
+    )))
+}
 
 fn check_init(pids: &[u32], sig: Signal) -> Result<()> {
     if sig == Signal::KILL && pids.contains(&1) {
@@ -135,25 +179,39 @@ fn outcome(sig: Signal, sent: std::io::Result<Sent>) -> Outcome {
     }
 }
 
-/// Signals each process in the cgroup through a pidfd. The pidfd is opened
-/// first and the process's cgroup read after, and it counts only if it is
-/// still alive then: so a pid that was reused by a stranger after it left
-/// the list is never signalled.
-fn signal_cgroup(cg: &Cgroup, sig: Signal) -> Outcomes {
+/// Signals each process in the cgroup through a pidfd, parents before
+/// their children (see [`parents_first`]). The pidfd is opened first and
+/// the process's cgroup read after, and it counts only if it is still
+/// alive then: so a pid that was reused by a stranger after it left the
+/// list is never signalled, and one that exited before its turn (a zombie
+/// accepts a signal it never receives) is reported gone.
+fn signal_cgroup(cg: &Cgroup, sig: Signal, caller: Option<&Caller>) -> Outcomes {
     let pids = cg.pids()?;
     check_init(&pids, sig)?;
-    Ok(pids
+    let order = parents_first(&pids, |p| procfs::stat(p).map(|s| s.ppid));
+    let mut outcomes: Vec<(Member, Outcome)> = order
         .into_iter()
         .map(|pid| {
             let sent = match PidFd::open(pid) {
-                Ok(fd) if cg.holds(pid) && !fd.has_exited() => fd.send(sig),
+                Ok(fd) if cg.holds(pid) => {
+                    // Read after opening, checked for exit after reading:
+                    // the uids are this process's.
+                    let permitted = permits(caller, pid);
+                    match (fd.has_exited(), permitted) {
+                        (true, _) => Ok(Sent::Gone),
+                        (false, false) => Ok(Sent::Denied),
+                        (false, true) => fd.send(sig),
+                    }
+                }
                 Ok(_) => Ok(Sent::Gone),
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Sent::Gone),
                 Err(e) => Err(e),
             };
             (Member::Process(pid), outcome(sig, sent))
         })
-        .collect())
+        .collect();
+    outcomes.sort_unstable_by_key(|(m, _)| *m);
+    Ok(outcomes)
 }
 
 /// SIGKILL to the whole (frozen) cgroup at once.

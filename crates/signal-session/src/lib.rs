@@ -12,7 +12,15 @@
 //!   SIGKILL means kill.
 //! * [`kill_local`] (`askillash_local`): signal every member present now
 //!   and report each ([`KillReport`]); [`kill_local_atomic`] freezes the
-//!   session first, so no fork escapes.
+//!   session first, so no fork escapes. Processes are signalled parents
+//!   before children, so none can reap its signalled children and exit
+//!   normally before its own signal comes.
+//! * [`daemon`] (`sessiond`): sessions that outlive their clients, on a
+//!   Unix socket, with Array Services' permission rule per member
+//!   ([`Caller`]) and array-wide kills fanned out to peer daemons over
+//!   HMAC-authenticated TCP; [`client`] has `askillash_server` and
+//!   `askillash_array` ([`client::kill_server`], [`client::kill_array`]);
+//!   [`wire`] is its frame format; [`cli`] the `session` command line.
 //!
 //! # Example: stop a process tree and a server's connections together
 //!
@@ -39,19 +47,26 @@
 
 mod ash;
 mod backend;
+mod caller;
 mod cgroup;
+pub mod cli;
+pub mod client;
 mod conn;
+pub mod daemon;
 mod kill;
 mod local;
+mod order;
 mod registry;
 mod report;
 mod session;
 mod signal;
 mod sys;
 mod tracker;
+pub mod wire;
 
 pub use ash::Ash;
 pub use backend::{Backend, BackendChoice};
+pub use caller::Caller;
 pub use conn::SessionConn;
 pub use kill::{kill_local, kill_local_atomic, sessions};
 pub use local::{MemberId, SessionMember};

@@ -37,6 +37,30 @@ pub enum Outcome {
     Failed(ErrorKind),
 }
 
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Member::Process(pid) => write!(f, "process {pid}"),
+            Member::Task(id) => write!(f, "task #{}", id.0),
+            Member::Shutdown(id) => write!(f, "shutdown #{}", id.0),
+            Member::Connection(id) => write!(f, "connection #{}", id.0),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Signalled => f.write_str("signalled"),
+            Outcome::Checked => f.write_str("checked"),
+            Outcome::AlreadyGone => f.write_str("already gone"),
+            Outcome::PermissionDenied => f.write_str("permission denied (EPERM)"),
+            Outcome::Ignored => f.write_str("ignored"),
+            Outcome::Failed(kind) => write!(f, "failed: {kind}"),
+        }
+    }
+}
+
 /// The result of signalling a session: one line per member present at the
 /// moment of the call, so a partial failure always says who got the signal
 /// and who did not.

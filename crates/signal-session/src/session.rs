@@ -16,7 +16,9 @@ use crate::sys::PidFd;
 use crate::sys::pidfd::become_subreaper;
 use crate::sys::procfs;
 use crate::tracker::PidSet;
-use crate::{Ash, Backend, BackendChoice, KillReport, MemberId, SessionConn, SessionMember};
+use crate::{
+    Ash, Backend, BackendChoice, Caller, KillReport, MemberId, SessionConn, SessionMember,
+};
 
 /// A session: processes, tasks and connections that are signalled as one
 /// (an SGI Array Services array session, on one machine).
@@ -68,6 +70,7 @@ pub struct Session {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct SessionBuilder {
+    ash: Option<Ash>,
     backend: BackendChoice,
     kill_on_drop: bool,
 }
@@ -92,6 +95,14 @@ impl SessionBuilder {
         self
     }
 
+    /// Uses handle `ash` instead of a new one: the same array session on
+    /// another node. `create` fails with `AlreadyExists` when a live
+    /// session in this process has it.
+    pub fn ash(mut self, ash: Ash) -> SessionBuilder {
+        self.ash = Some(ash);
+        self
+    }
+
     /// When the session is dropped, SIGKILL its remaining processes instead
     /// of letting them go on outside it. Default: let them go.
     pub fn kill_on_drop(mut self, kill: bool) -> SessionBuilder {
@@ -101,7 +112,13 @@ impl SessionBuilder {
 
     /// Creates the session and registers its handle.
     pub fn create(self) -> Result<Session> {
-        let ash = Ash::unique();
+        let ash = self.ash.unwrap_or_else(Ash::unique);
+        if crate::registry::lookup(ash, "create session").is_ok() {
+            return Err(Error::new(ErrorKind::AlreadyExists)
+                .during("create session")
+                .on(format_args!("session {ash}"))
+                .detail("a live session in this process has this handle"));
+        }
         let procs = match self.backend {
             BackendChoice::Pidfd => pidfd_backend(ash)?,
             BackendChoice::CgroupV2 => Procs::Cgroup(cgroup_backend(ash).map_err(|why| {
@@ -308,14 +325,41 @@ impl Session {
 
     /// Signals every member present now (see [`kill_local`](crate::kill_local)).
     pub fn kill(&self, sig: i32) -> Result<KillReport> {
-        self.inner.kill(sig, false)
+        self.inner.kill(sig, false, None)
+    }
+
+    /// Signals the members on behalf of `caller`, applying Array Services'
+    /// permission rule to each process (see [`Caller`]): a process the
+    /// caller may not signal is reported [`Outcome::PermissionDenied`](crate::Outcome::PermissionDenied)
+    /// and gets nothing, the others are signalled. This is what a daemon
+    /// that runs as root uses for its clients. `atomic` as in
+    /// [`Session::kill_atomic`], but refused (`PermissionDenied`, nothing
+    /// frozen or sent) unless the caller may signal every member, since
+    /// freezing touches them all.
+    ///
+    /// ```
+    /// use signal_session::{Caller, Outcome, Session};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let session = Session::builder().kill_on_drop(true).create()?;
+    /// let mut sleep = tokio::process::Command::new("sleep");
+    /// sleep.arg("100");
+    /// let child = session.spawn(sleep)?;
+    /// let stranger = Caller { ruid: 4242, euid: 4242 };
+    /// let report = session.kill_for(&stranger, libc::SIGTERM, false)?;
+    /// let expected = if Caller::current().euid == 4242 { Outcome::Signalled } else { Outcome::PermissionDenied };
+    /// assert_eq!(report.outcome(signal_session::Member::Process(child.id().unwrap())), Some(expected));
+    /// # Ok(()) }
+    /// ```
+    pub fn kill_for(&self, caller: &Caller, sig: i32, atomic: bool) -> Result<KillReport> {
+        self.inner.kill(sig, atomic, Some(caller))
     }
 
     /// Signals every member with the session frozen, so that no process
     /// forked during the call escapes (see
     /// [`kill_local_atomic`](crate::kill_local_atomic)).
     pub fn kill_atomic(&self, sig: i32) -> Result<KillReport> {
-        self.inner.kill(sig, true)
+        self.inner.kill(sig, true, None)
     }
 }
 
@@ -378,7 +422,7 @@ impl Drop for Inner {
             Procs::Pidfd(set) if self.kill_on_drop => {
                 let mut set = lock(set);
                 set.refresh();
-                set.signal(crate::Signal::KILL);
+                set.signal(crate::Signal::KILL, None);
             }
             Procs::Pidfd(_) => {}
         }

@@ -11,9 +11,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::Signal;
+use crate::order::parents_first;
 use crate::sys::procfs::{self, Stat};
 use crate::sys::{PidFd, Sent};
+use crate::{Caller, Signal};
 
 /// The tracked processes of one session.
 #[derive(Debug, Default)]
@@ -26,6 +27,8 @@ pub(crate) struct PidSet {
 #[derive(Debug)]
 struct Tracked {
     fd: PidFd,
+    /// Its parent at the last scan, to signal parents first.
+    ppid: u32,
     /// Reap it when it exits: it was found as an orphan of the session,
     /// never a child this process spawned (a `Child` somewhere in this
     /// process may wait for those, and must get their status).
@@ -36,12 +39,28 @@ impl PidSet {
     /// Tracks a process this session spawned into its own POSIX session.
     pub(crate) fn add_spawned(&mut self, fd: PidFd) {
         self.sids.insert(fd.pid());
-        self.members.insert(fd.pid(), Tracked { fd, reap: false });
+        let ppid = std::process::id();
+        self.members.insert(
+            fd.pid(),
+            Tracked {
+                fd,
+                ppid,
+                reap: false,
+            },
+        );
     }
 
     /// Tracks an adopted process.
     pub(crate) fn add_adopted(&mut self, fd: PidFd) {
-        self.members.insert(fd.pid(), Tracked { fd, reap: false });
+        let ppid = procfs::stat(fd.pid()).map_or(0, |s| s.ppid);
+        self.members.insert(
+            fd.pid(),
+            Tracked {
+                fd,
+                ppid,
+                reap: false,
+            },
+        );
     }
 
     /// Drops exited members (reaping those that were orphaned to us), then
@@ -61,6 +80,10 @@ impl PidSet {
         let mut queue: Vec<u32> = Vec::new();
         for s in &all {
             children.entry(s.ppid).or_default().push(s.pid);
+            // Orphans move to a new parent; keep each member's current one.
+            if let Some(t) = self.members.get_mut(&s.pid) {
+                t.ppid = s.ppid;
+            }
             if self.sids.contains(&s.sid) && !self.members.contains_key(&s.pid) {
                 queue.push(s.pid);
             }
@@ -78,7 +101,14 @@ impl PidSet {
                 // Not our child when found, or in a session we lead: either
                 // way no `Child` of this process stands for it.
                 let reap = stat.ppid != std::process::id() || self.sids.contains(&stat.sid);
-                self.members.insert(pid, Tracked { fd, reap });
+                self.members.insert(
+                    pid,
+                    Tracked {
+                        fd,
+                        ppid: stat.ppid,
+                        reap,
+                    },
+                );
             }
             if let Some(kids) = children.get(&pid) {
                 queue.extend(kids);
@@ -103,14 +133,44 @@ impl PidSet {
         pids
     }
 
-    /// Signals every member through its pidfd.
-    pub(crate) fn signal(&self, sig: Signal) -> Vec<(u32, std::io::Result<Sent>)> {
-        let mut sent: Vec<_> = self
-            .members
-            .values()
-            .map(|t| (t.fd.pid(), t.fd.send(sig)))
+    /// Signals every member through its pidfd, parents before their
+    /// children (see [`parents_first`]). A member that has exited by the
+    /// time its turn comes is `Gone`, not signalled: a zombie accepts a
+    /// signal without complaint, but it never receives it.
+    ///
+    /// With a `caller`, a member the caller may not signal (see
+    /// [`Caller`]) is `Denied` and gets nothing.
+    pub(crate) fn signal(
+        &self,
+        sig: Signal,
+        caller: Option<&Caller>,
+    ) -> Vec<(u32, std::io::Result<Sent>)> {
+        let pids: Vec<u32> = self.members.keys().copied().collect();
+        let order = parents_first(&pids, |p| self.members.get(&p).map(|t| t.ppid));
+        let mut sent: Vec<_> = order
+            .into_iter()
+            .map(|pid| {
+                let fd = &self.members[&pid].fd;
+                // The uids are read after the pidfd was opened and before
+                // it is checked for exit, so they are this process's.
+                let permitted = permits(caller, pid);
+                let sent = if fd.has_exited() {
+                    Ok(Sent::Gone)
+                } else if !permitted {
+                    Ok(Sent::Denied)
+                } else {
+                    fd.send(sig)
+                };
+                (pid, sent)
+            })
             .collect();
         sent.sort_unstable_by_key(|(pid, _)| *pid);
         sent
     }
+}
+
+/// Whether `caller` may signal `pid` (no caller: the kernel decides). A
+/// process gone meanwhile counts as permitted; the exit check reports it.
+pub(crate) fn permits(caller: Option<&Caller>, pid: u32) -> bool {
+    caller.is_none_or(|c| c.may_signal(pid).unwrap_or(true))
 }

@@ -29,6 +29,19 @@ fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
     Some(Stat { pid, ppid, sid })
 }
 
+/// The `[real, effective, saved]` user ids of `pid` (the `Uid:` line of
+/// `/proc/<pid>/status`); `None` when the process is gone.
+pub(crate) fn uids(pid: u32) -> Option<[u32; 3]> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_uids(&text)
+}
+
+fn parse_uids(status: &str) -> Option<[u32; 3]> {
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    let mut ids = line.split_ascii_whitespace().map(|f| f.parse::<u32>().ok());
+    Some([ids.next()??, ids.next()??, ids.next()??])
+}
+
 /// The cgroup v2 path of `pid` (the `0::` line of `/proc/<pid>/cgroup`).
 pub(crate) fn cgroup_v2(pid: u32) -> Option<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
@@ -62,6 +75,13 @@ mod tests {
                 sid: 9
             })
         );
+    }
+
+    #[test]
+    fn the_uid_line_gives_real_effective_and_saved() {
+        let status = "Name:\tsleep\nUid:\t1000\t0\t65534\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(parse_uids(status), Some([1000, 0, 65534]));
+        assert_eq!(parse_uids("Name:\tx\n"), None);
     }
 
     #[test]

@@ -1,0 +1,250 @@
+//! The `session` command line, shared by `sessionctl` and `connkit
+//! session`: every subcommand but `daemon` asks a sessiond, so a session
+//! created by one short-lived command outlives it and the next command
+//! finds it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use conn_core::{Deadline, Error, ErrorKind, Result};
+
+use crate::client::{Client, default_socket};
+use crate::daemon::{Config, Options};
+use crate::wire::NodeOutcome;
+use crate::{Ash, KillReport, Signal};
+
+/// `session` arguments.
+///
+/// ```
+/// use clap::Parser;
+/// use signal_session::cli::SessionArgs;
+///
+/// #[derive(Parser)]
+/// struct Cli { #[command(flatten)] session: SessionArgs }
+///
+/// assert!(Cli::try_parse_from(["sessionctl", "kill", "0x1", "-s", "TERM", "--atomic"]).is_ok());
+/// assert!(Cli::try_parse_from(["sessionctl", "spawn", "0x1", "--", "sleep", "1"]).is_ok());
+/// assert!(Cli::try_parse_from(["sessionctl", "spawn", "0x1"]).is_err()); // no command
+/// ```
+#[derive(Args, Debug)]
+pub struct SessionArgs {
+    /// The sessiond socket (default: $XDG_RUNTIME_DIR/sessiond.sock, else
+    /// /tmp/sessiond.sock). For `daemon`: where to listen.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub server: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SessionCommand,
+}
+
+/// The `session` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum SessionCommand {
+    /// Create a session in sessiond and print its handle.
+    New {
+        /// Use this handle (the same array session as on another node).
+        #[arg(long)]
+        ash: Option<Ash>,
+    },
+    /// Have sessiond run a command in the session, as you; prints its pid.
+    Spawn {
+        /// The session.
+        ash: Ash,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// Add a running process (and its children) to the session.
+    Adopt {
+        /// The session.
+        ash: Ash,
+        /// The process.
+        pid: u32,
+    },
+    /// List sessiond's sessions.
+    List,
+    /// List the session's processes.
+    Members {
+        /// The session.
+        ash: Ash,
+    },
+    /// Signal the session and report each member; `-s 0` only checks.
+    Kill {
+        /// The session.
+        ash: Ash,
+        /// TERM, SIGTERM, 15, or 0 to check.
+        #[arg(short = 's', long = "signal", default_value = "TERM")]
+        signal: String,
+        /// Every node of this array: the sessiond at `--server` (or the
+        /// default one) fans out to the array's nodes in its configuration.
+        #[arg(long)]
+        array: Option<String>,
+        /// Freeze the session while signalling (cgroup v2).
+        #[arg(long)]
+        atomic: bool,
+        /// How long an array's nodes have to answer, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        deadline_ms: u64,
+    },
+    /// Run sessiond in the foreground.
+    Daemon {
+        /// The configuration file (TOML).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The TCP address for peer daemons (overrides the config).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+/// Parses `TERM`, `SIGTERM`, `15` or `0`.
+///
+/// ```
+/// use signal_session::{Signal, cli::parse_signal};
+/// assert_eq!(parse_signal("TERM").unwrap(), Signal::TERM);
+/// assert_eq!(parse_signal("sigkill").unwrap(), Signal::KILL);
+/// assert_eq!(parse_signal("0").unwrap(), Signal::NULL);
+/// assert!(parse_signal("NOPE").is_err());
+/// ```
+pub fn parse_signal(text: &str) -> Result<Signal> {
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::new(n);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    (1..=31)
+        .filter_map(|n| Signal::new(n).ok())
+        .find(|s| s.name().is_some_and(|full| &full[3..] == name))
+        .ok_or_else(|| {
+            Error::new(ErrorKind::InvalidType)
+                .during("parse signal")
+                .on(format_args!("{text:?}"))
+                .detail("expected a name like TERM or SIGKILL, or a number")
+        })
+}
+
+/// Runs a `session` command; prints its output and says how to exit:
+/// failure when the command failed, or when any member or node was not
+/// reached.
+pub async fn run(args: SessionArgs) -> ExitCode {
+    match execute(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("session: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_report(out: &mut impl Write, report: &KillReport) -> std::io::Result<()> {
+    writeln!(out, "{report}")?;
+    for (member, outcome) in &report.members {
+        writeln!(out, "  {member}: {outcome}")?;
+    }
+    Ok(())
+}
+
+async fn execute(args: SessionArgs) -> Result<bool> {
+    let server = args.server.unwrap_or_else(default_socket);
+    let connect = || Client::connect(&server, Deadline::after(Duration::from_secs(5)));
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::from(e).during("write output");
+    match args.command {
+        SessionCommand::Daemon { config, listen } => {
+            drop(out);
+            let config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            crate::daemon::run(Options {
+                config,
+                socket: Some(server),
+                listen,
+            })
+            .await?;
+            Ok(true)
+        }
+        SessionCommand::New { ash } => {
+            let ash = connect().await?.new_session(ash).await?;
+            writeln!(out, "{ash}").map_err(io)?;
+            Ok(true)
+        }
+        SessionCommand::Spawn { ash, argv } => {
+            let pid = connect().await?.spawn(ash, &argv).await?;
+            writeln!(out, "{pid}").map_err(io)?;
+            Ok(true)
+        }
+        SessionCommand::Adopt { ash, pid } => {
+            connect().await?.adopt(ash, pid).await?;
+            Ok(true)
+        }
+        SessionCommand::List => {
+            for ash in connect().await?.list().await? {
+                writeln!(out, "{ash}").map_err(io)?;
+            }
+            Ok(true)
+        }
+        SessionCommand::Members { ash } => {
+            for pid in connect().await?.members(ash).await? {
+                writeln!(out, "{pid}").map_err(io)?;
+            }
+            Ok(true)
+        }
+        SessionCommand::Kill {
+            ash,
+            signal,
+            array,
+            atomic,
+            deadline_ms,
+        } => {
+            let sig = parse_signal(&signal)?.raw();
+            let mut client = connect().await?;
+            match array {
+                None => {
+                    let report = client.kill(ash, sig, atomic).await?;
+                    print_report(&mut out, &report).map_err(io)?;
+                    Ok(report.all_reached())
+                }
+                Some(array) => {
+                    let deadline = Deadline::after(Duration::from_millis(deadline_ms));
+                    let report = client
+                        .kill_array(&array, ash, sig, atomic, deadline)
+                        .await?;
+                    let mut all = true;
+                    for node in &report.nodes {
+                        match &node.outcome {
+                            NodeOutcome::Answered(r) => {
+                                write!(out, "node {} ({}): ", node.name, node.addr).map_err(io)?;
+                                print_report(&mut out, r).map_err(io)?;
+                                all &= r.all_reached();
+                            }
+                            NodeOutcome::Refused { message, .. } => {
+                                writeln!(
+                                    out,
+                                    "node {} ({}): refused: {message}",
+                                    node.name, node.addr
+                                )
+                                .map_err(io)?;
+                                all = false;
+                            }
+                            NodeOutcome::NoAnswer { message, .. } => {
+                                writeln!(
+                                    out,
+                                    "node {} ({}): no answer: {message}",
+                                    node.name, node.addr
+                                )
+                                .map_err(io)?;
+                                all = false;
+                            }
+                        }
+                    }
+                    Ok(all)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `sessiond`: one daemon per machine that holds sessions for its clients
+//! (Array Services' `arrayd`, for sessions).
+//!
+//! * Clients talk to it on a Unix socket ([`default_socket`](crate::client::default_socket),
+//!   mode 0666: anyone may ask, the permission rule decides). Who asks
+//!   comes from `SO_PEERCRED`, and a kill obeys Array Services' rule per
+//!   member (see [`Caller`](crate::Caller)); members the caller may not
+//!   signal are reported denied. A spawned command runs as the client's
+//!   user and group.
+//! * With `listen` and `secret_file` configured, peer daemons reach it over
+//!   TCP to kill on this node for an array-wide kill (see `remote`).
+//! * A client sending bytes that are not a frame is logged and dropped;
+//!   the daemon goes on. SIGTERM or SIGINT shut it down gracefully
+//!   through conn-core's `serve`.
+
+mod auth;
+mod config;
+mod local;
+mod remote;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conn_core::{Result, serve};
+use conn_ipc::IpcListener;
+use conn_tcp::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tower::service_fn;
+
+pub use config::{Config, MIN_SECRET, Node};
+use state::Daemon;
+
+/// How a sessiond is started: its configuration plus command-line
+/// overrides.
+///
+/// ```
+/// use signal_session::daemon::Options;
+///
+/// let options = Options { socket: Some("/run/user/1000/sessiond.sock".into()), ..Options::default() };
+/// assert!(options.config.arrays.is_empty());  // no arrays: this node only
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The configuration (from a file, or empty).
+    pub config: Config,
+    /// Overrides `config.socket`.
+    pub socket: Option<PathBuf>,
+    /// Overrides `config.listen`.
+    pub listen: Option<String>,
+}
+
+/// How long shutdown waits for open connections.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Runs a sessiond until SIGTERM or SIGINT. Prints `sessiond listening on
+/// ipc:PATH` (and `... on tcp:ADDR`) on stdout once it accepts, so whoever
+/// started it knows where it is, a port 0 resolved.
+pub async fn run(options: Options) -> Result<()> {
+    let mut config = options.config;
+    let socket = options
+        .socket
+        .or(config.socket.take())
+        .unwrap_or_else(crate::client::default_socket);
+    if let Some(listen) = options.listen {
+        config.listen = Some(listen);
+    }
+    let secret = config.secret()?;
+    let ipc = IpcListener::options().mode(0o666).bind(&socket)?;
+    let tcp = match (&config.listen, &secret) {
+        (Some(addr), Some(_)) => Some(TcpListener::bind(addr.as_str())?),
+        (Some(addr), None) => {
+            tracing::warn!("not listening on {addr}: no secret_file, and peers must authenticate");
+            None
+        }
+        _ => None,
+    };
+    announce(format_args!(
+        "sessiond listening on ipc:{}",
+        socket.display()
+    ));
+    if let Some(tcp) = &tcp {
+        announce(format_args!(
+            "sessiond listening on tcp:{}",
+            tcp.local_addr()
+        ));
+    }
+    let daemon = Arc::new(Daemon::new(config, secret));
+
+    let stop = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).map_err(conn_core::Error::from)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(conn_core::Error::from)?;
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+
+    let d = daemon.clone();
+    let local = serve(
+        ipc,
+        service_fn(move |incoming| local::serve_client(d.clone(), incoming)),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
+    let local = tokio::spawn(local.into_future());
+    let remote = tcp.map(|tcp| {
+        let d = daemon.clone();
+        tokio::spawn(
+            serve(
+                tcp,
+                service_fn(move |incoming| remote::serve_peer(d.clone(), incoming)),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN)
+            .into_future(),
+        )
+    });
+    let report = local.await.map_err(conn_core::Error::from)??;
+    announce(format_args!("sessiond stopped: clients {report}"));
+    if let Some(remote) = remote {
+        let report = remote.await.map_err(conn_core::Error::from)??;
+        announce(format_args!("sessiond stopped: peers {report}"));
+    }
+    Ok(())
+}
+
+/// A line on stdout for whoever started the daemon; one who stopped
+/// listening (a closed pipe) is no reason to fail.
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}

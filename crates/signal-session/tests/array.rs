@@ -1,0 +1,273 @@
+//! kill_array across three sessiond processes on loopback: each node's
+//! report, the nodes that do not answer, and a wrong secret refused.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::sessiond::{Sessiond, root_or_skip, sessionctl, unique};
+use common::{alive, eventually};
+use conn_core::{Deadline, ErrorKind};
+use signal_session::client::{Client, kill_array};
+use std::io::{Read, Write};
+
+use signal_session::wire::{Frame, Message, NodeOutcome};
+use signal_session::{Ash, Outcome};
+
+const SECRET: &str = "correct horse battery staple\n";
+
+/// A file removed when the test ends.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(what: &str, contents: &str) -> TempFile {
+        let path = unique(what);
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A peer daemon listening on a loopback port of its own choosing.
+fn peer(secret: &Path) -> Sessiond {
+    let config = TempFile::new("peer.toml", &format!("secret_file = {:?}\n", secret));
+    let daemon = Sessiond::start(&[
+        "--config",
+        config.0.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(daemon.tcp.is_some());
+    daemon
+}
+
+/// A free loopback port now (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn read_frame(stream: &mut std::net::TcpStream) -> Message {
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).unwrap();
+    let head = Frame::new_unchecked(&header[..]);
+    head.check_header().unwrap();
+    let len = head.payload_len();
+    let mut bytes = header.to_vec();
+    bytes.resize(8 + len, 0);
+    stream.read_exact(&mut bytes[8..]).unwrap();
+    Message::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap()
+}
+
+async fn client(daemon: &Sessiond) -> Client {
+    Client::connect(&daemon.socket, Deadline::after(Duration::from_secs(10)))
+        .await
+        .unwrap()
+}
+
+/// The same session `ash` on `daemon`, with a sleep in it.
+async fn sleeper_in(daemon: &Sessiond, ash: Option<Ash>) -> (Ash, u32) {
+    let mut c = client(daemon).await;
+    let ash = c.new_session(ash).await.unwrap();
+    let pid = c.spawn(ash, &["sleep", "100"]).await.unwrap();
+    (ash, pid)
+}
+
+#[tokio::test]
+async fn kill_array_reports_every_node_and_the_one_that_does_not_answer() {
+    let secret = TempFile::new("secret", SECRET);
+    let wrong = TempFile::new("wrong-secret", "not the array's secret at all\n");
+    let b = peer(&secret.0);
+    let mut c = peer(&secret.0);
+    let rogue = peer(&wrong.0);
+    let c_addr = c.tcp.clone().unwrap();
+    c.kill(); // its address is dead now
+    // Accepts connections (the kernel's backlog) but never answers.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mute_addr = mute.local_addr().unwrap().to_string();
+
+    let a_addr = format!("127.0.0.1:{}", free_port());
+    let config = TempFile::new(
+        "a.toml",
+        &format!(
+            r#"secret_file = {secret:?}
+listen = "{a_addr}"
+
+[arrays]
+lab = [
+    {{ name = "a", addr = "{a_addr}" }},
+    {{ name = "b", addr = "{b}" }},
+    {{ name = "c", addr = "{c_addr}" }},
+]
+mute = [ {{ name = "m", addr = "{mute_addr}" }} ]
+rogue = [ {{ name = "r", addr = "{r}" }} ]
+"#,
+            secret = secret.0,
+            b = b.tcp.as_ref().unwrap(),
+            r = rogue.tcp.as_ref().unwrap(),
+        ),
+    );
+    let a = Sessiond::start(&["--config", config.0.to_str().unwrap(), "--listen", &a_addr]);
+
+    // One array session: the same handle on a and b, a sleep in each.
+    let (ash, on_a) = sleeper_in(&a, None).await;
+    let (_, on_b) = sleeper_in(&b, Some(ash)).await;
+
+    let report = kill_array(
+        Some(&a.socket),
+        "lab",
+        ash,
+        libc::SIGTERM,
+        Deadline::after(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = report.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "{report}");
+    let answered: Vec<(&str, Vec<u32>)> = report
+        .answered()
+        .map(|(name, r)| {
+            assert_eq!(r.count(Outcome::Signalled), 1, "{report}");
+            (name, r.pids())
+        })
+        .collect();
+    assert_eq!(answered, [("a", vec![on_a]), ("b", vec![on_b])], "{report}");
+    assert_eq!(report.silent(), ["c"], "{report}");
+    eventually("both sleeps are gone", || !alive(on_a) && !alive(on_b)).await;
+
+    // The user a kill is for travels with it: nobody, through the array,
+    // may not signal root's processes on any node.
+    if root_or_skip("the array permission check") {
+        let (roots, root_a) = sleeper_in(&a, None).await;
+        let (_, root_b) = sleeper_in(&b, Some(roots)).await;
+        let out = sessionctl(
+            &a.socket,
+            Some(65534),
+            &["kill", &roots.to_string(), "-s", "TERM", "--array", "lab"],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        for pid in [root_a, root_b] {
+            assert!(
+                stdout.contains(&format!("process {pid}: permission denied")),
+                "{stdout}"
+            );
+            assert!(alive(pid));
+        }
+        assert!(
+            stdout.contains("node c (") && stdout.contains("no answer"),
+            "{stdout}"
+        );
+        for daemon in [&a, &b] {
+            client(daemon)
+                .await
+                .kill(roots, libc::SIGKILL, false)
+                .await
+                .unwrap();
+        }
+    }
+
+    // A node that accepts but never answers is reported at the deadline.
+    let report = kill_array(
+        Some(&a.socket),
+        "mute",
+        ash,
+        0,
+        Deadline::after(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            &report.nodes[0].outcome,
+            NodeOutcome::NoAnswer {
+                kind: ErrorKind::TimedOut,
+                ..
+            }
+        ),
+        "{report}"
+    );
+    drop(mute);
+
+    // A daemon holding another secret refuses, and signals nothing.
+    let (_, on_rogue) = sleeper_in(&rogue, Some(ash)).await;
+    let report = kill_array(
+        Some(&a.socket),
+        "rogue",
+        ash,
+        libc::SIGKILL,
+        Deadline::after(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    match &report.nodes[0].outcome {
+        NodeOutcome::Refused { kind, message } => {
+            assert_eq!(*kind, ErrorKind::PermissionDenied, "{report}");
+            assert!(message.contains("authentication failed"), "{report}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(alive(on_rogue), "a wrong secret signals nothing");
+    assert!(
+        rogue.log().contains("authentication failed"),
+        "{}",
+        rogue.log()
+    );
+    let mut r = client(&rogue).await;
+    r.kill(ash, libc::SIGKILL, false).await.unwrap();
+
+    // A request without the MAC, straight to a peer's port: refused.
+    let (plain, on_b) = sleeper_in(&b, None).await;
+    let mut raw = std::net::TcpStream::connect(b.tcp.as_ref().unwrap()).unwrap();
+    let challenge = read_frame(&mut raw);
+    assert!(
+        matches!(challenge, Message::Challenge { .. }),
+        "{challenge:?}"
+    );
+    let kill = Message::Kill {
+        ash: plain,
+        sig: libc::SIGKILL,
+        atomic: false,
+        array: None,
+        deadline_ms: 0,
+    };
+    raw.write_all(&kill.to_bytes().unwrap()).unwrap();
+    let answer = read_frame(&mut raw);
+    assert!(
+        matches!(
+            answer,
+            Message::Error {
+                kind: ErrorKind::Protocol,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    assert!(alive(on_b), "an unauthenticated kill signals nothing");
+    client(&b)
+        .await
+        .kill(plain, libc::SIGKILL, false)
+        .await
+        .unwrap();
+
+    // An array the configuration does not know is NotFound.
+    let err = kill_array(
+        Some(&a.socket),
+        "nope",
+        ash,
+        0,
+        Deadline::after(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
