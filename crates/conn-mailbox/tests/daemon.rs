@@ -14,7 +14,7 @@ use tower::ServiceExt;
 async fn concurrent_senders_one_total_order() {
     let d = Daemon::start(&[]);
     const SENDERS: usize = 3;
-    const EACH: usize = 200;
+    const EACH: usize = 1000;
     let mut receivers = Vec::new();
     for i in 0..3 {
         let mut r = connect(&d, &format!("r{i}"), false).await;
@@ -22,21 +22,28 @@ async fn concurrent_senders_one_total_order() {
         r.join("other", soon()).await.unwrap();
         receivers.push(r);
     }
+    // Each sender on its own thread and runtime, released together.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(SENDERS));
     let mut senders = Vec::new();
     for s in 0..SENDERS {
-        let mut m = connect(&d, &format!("s{s}"), false).await;
-        senders.push(tokio::spawn(async move {
-            for i in 0..EACH {
-                // Alternate the groups: the order is one across groups.
-                let group = if i % 2 == 0 { "order" } else { "other" };
-                m.multicast(Service::AGREED, &[group], s as i16, format!("{s}:{i}").as_bytes())
-                    .await
-                    .unwrap();
-                if i % 16 == 0 {
-                    tokio::task::yield_now().await;
+        let (socket, barrier) = (d.path().to_path_buf(), barrier.clone());
+        senders.push(std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (mut m, _) = conn_mailbox::Mailbox::connect(&socket, &format!("s{s}"), 0, false, soon()).await.unwrap();
+                barrier.wait();
+                for i in 0..EACH {
+                    // Alternate the groups: the order is one across groups.
+                    let group = if i % 2 == 0 { "order" } else { "other" };
+                    m.multicast(Service::AGREED, &[group], s as i16, format!("{s}:{i}").as_bytes())
+                        .await
+                        .unwrap();
+                    if i % 8 == 0 {
+                        std::thread::yield_now();
+                    }
                 }
-            }
-            m
+                m.disconnect(soon()).await.unwrap();
+            })
         }));
     }
     let mut readers = Vec::new();
@@ -51,7 +58,7 @@ async fn concurrent_senders_one_total_order() {
         }));
     }
     for s in senders {
-        s.await.unwrap().disconnect(soon()).await.unwrap();
+        tokio::task::spawn_blocking(move || s.join().unwrap()).await.unwrap();
     }
     let mut orders = Vec::new();
     for r in readers {
@@ -69,6 +76,7 @@ async fn concurrent_senders_one_total_order() {
     // The senders really interleaved (else the test shows nothing).
     let switches = orders[0].windows(2).filter(|w| w[0][..1] != w[1][..1]).count();
     println!("sender switches in the total order: {switches}");
+    assert!(switches > 0, "the senders never interleaved");
 }
 
 #[tokio::test]
