@@ -159,7 +159,11 @@ pub(crate) async fn serve_client<C: Connection>(
             }
         }
         Ok(End::Drop(reason)) => {
-            tracing::warn!(client = %private_group, ?uid, "client dropped: {reason}");
+            if reason.starts_with("fell behind") {
+                tracing::warn!(client = %private_group, ?uid, "client dropped: {reason}");
+            } else {
+                tracing::info!(client = %private_group, ?uid, "client ended: {reason}");
+            }
             conn.kill();
         }
         Err(e) => {
@@ -181,7 +185,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
     router: &Router,
     client: &str,
 ) {
+    let mut handled = 0u32;
     loop {
+        // One read can hold hundreds of frames; let the writers drain
+        // between slices of them, so a burst from one sender does not fill
+        // every receiver's queue before any writer runs.
+        handled += 1;
+        if handled % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
         let frame = match read_frame(rd, &mut buf).await {
             ReadEnd::Frame(f) => f,
             ReadEnd::Eof => {
@@ -233,6 +245,18 @@ fn bad_frame(router: &Router, id: ClientId, client: &str, e: WireError) {
 
 /// Writes what the router queues, many frames per write, until the outbox ends.
 async fn write_loop<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &Outbox) -> conn_core::Result<End> {
+    // A client that reads nothing blocks the writes; dropping it must not wait for them.
+    tokio::select! {
+        biased;
+        () = outbox.dropped() => Ok(outbox.drop_reason().unwrap_or(End::Drop("dropped".into()))),
+        r = write_frames(wr, outbox) => r,
+    }
+}
+
+async fn write_frames<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    outbox: &Outbox,
+) -> conn_core::Result<End> {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut copy: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     loop {

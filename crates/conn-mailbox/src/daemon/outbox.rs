@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// How much one client may have queued before it counts as fallen behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,8 @@ struct State {
 pub(crate) struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// Fires on `End::Drop`, to cut a write blocked on a client that reads nothing.
+    dropped: CancellationToken,
     limits: QueueLimits,
 }
 
@@ -61,6 +64,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            dropped: CancellationToken::new(),
             limits,
         }
     }
@@ -100,10 +104,26 @@ impl Outbox {
     pub(crate) fn end(&self, end: End) {
         let mut st = self.lock();
         if st.end.is_none() {
+            if matches!(end, End::Drop(_)) {
+                self.dropped.cancel();
+            }
             st.end = Some(end);
         }
         drop(st);
         self.notify.notify_one();
+    }
+
+    /// Resolves once the client is to be dropped.
+    pub(crate) async fn dropped(&self) {
+        self.dropped.cancelled().await
+    }
+
+    /// The reason the client is to be dropped, if it is.
+    pub(crate) fn drop_reason(&self) -> Option<End> {
+        match &self.lock().end {
+            Some(End::Drop(r)) => Some(End::Drop(r.clone())),
+            _ => None,
+        }
     }
 
     /// Waits for frames or an end. Moves every queued frame into `batch`;

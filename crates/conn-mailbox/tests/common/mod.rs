@@ -122,7 +122,10 @@ pub async fn next(m: &mut Mailbox) -> Event {
 pub async fn membership(m: &mut Mailbox) -> Membership {
     match next(m).await {
         Event::Membership(ms) => ms,
-        other => panic!("{}: expected a membership message, got {other:?}", m.private_group()),
+        other => panic!(
+            "{}: expected a membership message, got {other:?}",
+            m.private_group()
+        ),
     }
 }
 
