@@ -2,6 +2,7 @@
 
 pub mod get;
 pub mod http;
+pub mod mailbox;
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
 pub async fn terminate_signal() {

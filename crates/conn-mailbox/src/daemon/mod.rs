@@ -112,11 +112,7 @@ pub async fn run(
     let ipc = IpcListener::options()
         .mode(config.mode)
         .bind(&config.socket)?;
-    let tcp = config
-        .tcp
-        .as_deref()
-        .map(|addr| TcpListener::bind(addr))
-        .transpose()?;
+    let tcp = config.tcp.as_deref().map(TcpListener::bind).transpose()?;
     tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp, "mailboxd listening");
 
     // The router tells everyone first; only then do connections end.
