@@ -33,6 +33,9 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "abort: the peer saw connection reset by peer (ECONNRESET)",
         ": 200 OK \"hello from connkit\\n\"",
         "HTTP server shutdown report: accepted 1, closed in order 1, killed 0, errors 0",
+        "the same order at all three: true",
+        "c disconnected: a saw view 4, cause disconnect, members #a#demo,#b#demo",
+        "b killed:       a saw view 5, cause network (no goodbye: the daemon only saw the socket close), members #a#demo",
         "demo finished",
     ] {
         assert!(

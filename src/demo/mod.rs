@@ -5,6 +5,7 @@
 
 mod ipc;
 mod layers;
+mod mailbox;
 mod mem;
 mod tcp;
 
@@ -22,6 +23,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     mem::run(out).await?;
     ipc::run(out).await?;
     tcp::run(out).await?;
+    mailbox::run(out).await?;
     writeln!(out, "\ndemo finished")?;
     Ok(())
 }
