@@ -365,7 +365,10 @@ impl Mailbox {
                 }
                 Ok(need) => {
                     let want = need.unwrap_or(4).saturating_sub(self.rbuf.len());
-                    self.rbuf.reserve(want.max(8192));
+                    let want = want.max(4096);
+                    if self.rbuf.capacity() - self.rbuf.len() < want {
+                        self.rbuf.reserve(want.max(64 * 1024));
+                    }
                 }
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.rd), cx, &mut self.rbuf) {

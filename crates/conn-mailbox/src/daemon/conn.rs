@@ -22,6 +22,8 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 /// Frames are copied into one buffer up to this size, so a burst of small
 /// frames costs one write.
 const BATCH_BYTES: usize = 64 * 1024;
+/// The least room a read gets.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Why reading ended.
 enum ReadEnd {
@@ -43,7 +45,14 @@ async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> Rea
             Ok(Some(total)) if buf.len() >= total => {
                 return ReadEnd::Frame(buf.split_to(total).freeze());
             }
-            Ok(need) => buf.reserve(need.unwrap_or(4).saturating_sub(buf.len()).max(4096)),
+            // Room for the rest of the frame (grown in large steps, so a big
+            // frame or a burst is read in few calls).
+            Ok(need) => {
+                let want = need.unwrap_or(4).saturating_sub(buf.len()).max(4096);
+                if buf.capacity() - buf.len() < want {
+                    buf.reserve(want.max(READ_CHUNK));
+                }
+            }
         }
         match rd.read_buf(buf).await {
             Ok(0) => return ReadEnd::Eof,
