@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 const SUBSCRIBERS: usize = 8;
 const WINDOW: u64 = 64;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 7;
 
 fn socket(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("connkit-bench-{name}-{}.sock", std::process::id()));
@@ -395,7 +395,7 @@ fn main() {
     let _ = server.join();
     write_table(
         "mailbox",
-        "mailboxd vs redis-server pub/sub (Unix sockets)",
+        "mailboxd vs redis-server pub/sub over Unix sockets (benches/mailbox.rs)",
         &format!(
             "One publisher, {SUBSCRIBERS} subscribers of one group/channel, at most {WINDOW} messages in flight beyond the slowest subscriber; \
              server on its own thread (mailboxd: current-thread runtime in the bench process; redis-server: its own process), \
