@@ -38,9 +38,15 @@ impl Daemon {
             }))
             .expect("daemon");
         });
-        while !socket.exists() {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(connkit::mailbox::daemon::wait_ready(
+                &socket,
+                connkit::core::Deadline::after(std::time::Duration::from_secs(10)),
+            ))
+            .expect("the daemon listens");
         Daemon {
             socket,
             stop: Some(stop),

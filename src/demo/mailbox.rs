@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::core::{Deadline, Error, ErrorKind, Result};
+use crate::core::{Deadline, Error, Result};
 use crate::mailbox::daemon::{DaemonConfig, run as daemon};
 use crate::mailbox::{Event, Mailbox, Membership, Service};
 
@@ -35,14 +35,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
         socket.display()
     )?;
     let within = Deadline::after(Duration::from_secs(5));
-    let mut waited = 0;
-    while !socket.exists() {
-        if waited > 500 {
-            return Err(Error::new(ErrorKind::TimedOut).during("start the demo's mailboxd"));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        waited += 1;
-    }
+    crate::mailbox::daemon::wait_ready(&socket, within).await?;
 
     let mut members = Vec::new();
     for name in ["a", "b", "c"] {

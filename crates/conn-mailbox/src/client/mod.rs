@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use conn_core::{Connection, Deadline};
+use conn_core::{BoxConnection, Connection, Deadline};
 use conn_ipc::IpcStream;
+use conn_tcp::TcpStream;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::Mutex;
 
@@ -31,7 +32,7 @@ use decode::Decoded;
 /// The result of mailbox operations.
 pub type Result<T, E = MailboxError> = std::result::Result<T, E>;
 
-type Writer = Arc<Mutex<WriteHalf<IpcStream>>>;
+type Writer = Arc<Mutex<WriteHalf<BoxConnection>>>;
 
 /// A connection to `mailboxd` (Spread's `mailbox`).
 ///
@@ -44,7 +45,7 @@ type Writer = Arc<Mutex<WriteHalf<IpcStream>>>;
 /// # let socket = std::env::temp_dir().join(format!("mailbox-doc-{}.sock", std::process::id()));
 /// # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// # let daemon = tokio::spawn(run(DaemonConfig::new(&socket), async { stopped.await.ok(); }));
-/// # while !socket.exists() { tokio::task::yield_now().await; }
+/// # conn_mailbox::daemon::wait_ready(&socket, Deadline::NEVER).await?;
 /// let soon = Deadline::after(Duration::from_secs(5));
 /// let (mut a, a_name) = Mailbox::connect(&socket, "a", 0, true, soon).await?;
 /// let (mut b, _) = Mailbox::connect(&socket, "b", 0, false, soon).await?;
@@ -61,7 +62,7 @@ type Writer = Arc<Mutex<WriteHalf<IpcStream>>>;
 /// # Ok(()) }
 /// ```
 pub struct Mailbox {
-    rd: ReadHalf<IpcStream>,
+    rd: ReadHalf<BoxConnection>,
     wr: Writer,
     rbuf: BytesMut,
     /// Events read while waiting for a reply, and refusals, in arrival order.
@@ -73,8 +74,10 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// Connects to the daemon at `daemon` under `private_name` (Spread's
-    /// `SP_connect_timeout`); returns the mailbox and its private group
+    /// Connects to the daemon at `daemon` (a Unix socket path, or
+    /// `tcp://host:port` for a daemon started with `--tcp`) under
+    /// `private_name` (Spread's `SP_connect_timeout`); returns the mailbox
+    /// and its private group
     /// `#name#daemon`. With `membership` the mailbox receives membership
     /// messages. `priority` is kept for Spread's sake and has no effect.
     pub async fn connect(
@@ -87,8 +90,20 @@ impl Mailbox {
         if !legal_private_name(private_name) {
             return Err(MailboxError::IllegalName(private_name.into()));
         }
-        let stream = IpcStream::connect(daemon, deadline).await?;
-        let fd = stream.as_raw_fd();
+        let daemon = daemon.as_ref();
+        let (stream, fd): (BoxConnection, RawFd) =
+            match daemon.to_str().and_then(|d| d.strip_prefix("tcp://")) {
+                Some(addr) => {
+                    let s = TcpStream::connect(addr, deadline).await?;
+                    let fd = s.as_raw_fd();
+                    (Box::new(s), fd)
+                }
+                None => {
+                    let s = IpcStream::connect(daemon, deadline).await?;
+                    let fd = s.as_raw_fd();
+                    (Box::new(s), fd)
+                }
+            };
         let (rd, wr) = tokio::io::split(stream);
         let mut mbox = Mailbox {
             rd,
@@ -126,12 +141,13 @@ impl Mailbox {
         Ok((mbox, pg))
     }
 
-    /// Adopts a mailbox inherited across `fork`/`exec` (its descriptor and
-    /// private group). Nothing may have been read from it here before.
+    /// Adopts a mailbox on a Unix socket inherited across `fork`/`exec` (its
+    /// descriptor and private group). Nothing may have been read from it
+    /// here before.
     pub fn from_fd(fd: OwnedFd, private_group: String) -> Result<Mailbox> {
         let stream = IpcStream::from_fd(fd)?;
         let fd = stream.as_raw_fd();
-        let (rd, wr) = tokio::io::split(stream);
+        let (rd, wr) = tokio::io::split(Box::new(stream) as BoxConnection);
         Ok(Mailbox {
             rd,
             wr: Arc::new(Mutex::new(wr)),
@@ -273,7 +289,7 @@ impl Mailbox {
         r
     }
 
-    async fn send_frame(&self, frame: &[u8]) -> Result<()> {
+    async fn send_frame(&mut self, frame: &[u8]) -> Result<()> {
         if self.closed {
             return Err(MailboxError::ConnectionClosed);
         }
@@ -464,4 +480,14 @@ fn encode_multicast(
         payload: data,
     }
     .to_vec())
+}
+
+/// Compile-time check: a mailbox's futures may move between threads
+/// (`tokio::spawn` on a multi-thread runtime).
+#[allow(dead_code)]
+fn futures_are_send(m: &mut Mailbox) {
+    fn send<T: Send>(_: T) {}
+    send(m.multicast(Service::AGREED, &["g"], 0, b""));
+    send(m.join("g", Deadline::NEVER));
+    send(m.receive(Deadline::NEVER));
 }

@@ -35,7 +35,7 @@ pub struct Outgoing {
 /// # let socket = std::env::temp_dir().join(format!("mailbox-sender-doc-{}.sock", std::process::id()));
 /// # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 /// # let daemon = tokio::spawn(run(DaemonConfig::new(&socket), async { stopped.await.ok(); }));
-/// # while !socket.exists() { tokio::task::yield_now().await; }
+/// # conn_mailbox::daemon::wait_ready(&socket, Deadline::NEVER).await?;
 /// let (mbox, me) = Mailbox::connect(&socket, "s", 0, false, Deadline::NEVER).await?;
 /// let sent = mbox.sender().oneshot(Outgoing {
 ///     service: Service::FIFO,

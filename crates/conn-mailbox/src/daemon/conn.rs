@@ -97,12 +97,13 @@ pub(crate) async fn serve_client<C: Connection>(
             return Ok(());
         }
     };
-    let name = match Repr::parse(&Frame::new_unchecked(&frame[..])) {
+    let (name, membership) = match Repr::parse(&Frame::new_unchecked(&frame[..])) {
         Ok(Repr::Connect {
             version: Repr::VERSION,
             name,
+            membership,
             ..
-        }) => name.to_owned(),
+        }) => (name.to_owned(), membership),
         other => {
             let why = match other {
                 Err(e) => e.to_string(),
@@ -123,13 +124,6 @@ pub(crate) async fn serve_client<C: Connection>(
             return Ok(());
         }
     };
-    let membership = matches!(
-        Repr::parse(&Frame::new_unchecked(&frame[..])),
-        Ok(Repr::Connect {
-            membership: true,
-            ..
-        })
-    );
     let outbox = Arc::new(Outbox::new(config.queue));
     let (id, private_group) = match router.register(&name, membership, uid, outbox.clone()) {
         Ok(ok) => ok,

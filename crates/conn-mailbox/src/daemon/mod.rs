@@ -92,12 +92,35 @@ impl DaemonConfig {
     }
 }
 
+/// Waits until a daemon accepts connections at `socket` (its socket file
+/// appears a moment before it listens), or `deadline` passes.
+///
+/// The probe connection says nothing and goes at once; the daemon drops it
+/// without a word.
+pub async fn wait_ready(
+    socket: impl AsRef<Path>,
+    deadline: conn_core::Deadline,
+) -> conn_core::Result<()> {
+    let socket = socket.as_ref();
+    let probe = async {
+        loop {
+            match IpcStream::connect(socket, conn_core::Deadline::NEVER).await {
+                Ok(conn) => return conn_core::Connection::kill(conn),
+                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    };
+    deadline
+        .run(probe)
+        .await
+        .map_err(|e| e.during("wait for mailboxd").on(socket.display()))
+}
+
 /// Runs a daemon until `shutdown` resolves, then shuts down gracefully:
 /// every member of every group is told (cause disconnect), queued frames are
 /// sent, connections close in order (or are killed after 3 s).
 ///
-/// The listener is bound before this returns its first `Pending`, so a
-/// client may connect as soon as the socket file exists.
+/// [`wait_ready`] tells when clients may connect.
 pub async fn run(
     config: DaemonConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -113,7 +136,11 @@ pub async fn run(
         .mode(config.mode)
         .bind(&config.socket)?;
     let tcp = config.tcp.as_deref().map(TcpListener::bind).transpose()?;
-    tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp, "mailboxd listening");
+    tracing::info!(socket = %config.socket.display(), "mailboxd listening");
+    if let Some(tcp) = &tcp {
+        // The bound address, so a port 0 can be found.
+        tracing::info!("mailboxd listening on tcp {}", tcp.local_addr());
+    }
 
     // The router tells everyone first; only then do connections end.
     let stop = CancellationToken::new();

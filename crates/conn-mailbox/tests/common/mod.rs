@@ -43,8 +43,10 @@ impl Daemon {
             .spawn()
             .expect("start mailboxd");
         let d = Daemon { child, socket, log };
+        // The socket file appears a moment before the daemon listens: wait
+        // until a connection gets through.
         let start = Instant::now();
-        while !d.socket.exists() {
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "mailboxd did not come up: {}",
