@@ -333,13 +333,15 @@ fn main() {
             }))
             .unwrap();
     });
-    while !mbx.exists() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(conn_mailbox::daemon::wait_ready(
+        &mbx,
+        Deadline::after(Duration::from_secs(10)),
+    ))
+    .expect("mailboxd listens");
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var_os("MAILBOX_BENCH_QUICK").is_some();
     let mut rows = Vec::new();
