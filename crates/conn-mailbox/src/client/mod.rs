@@ -277,10 +277,16 @@ impl Mailbox {
     /// daemon (Spread's `SP_kill`): no goodbye, no `shutdown(2)`. After a
     /// fork the other copy keeps working; when the last copy goes the
     /// daemon sees a broken connection and members see cause network.
+    ///
+    /// A [`MailboxSender`] clone still alive keeps this process's copy open
+    /// until it goes too.
     pub fn kill(self) {
-        // Dropping the halves closes this descriptor and nothing more
-        // (conn-ipc's streams never shut down on drop).
-        drop(self);
+        let Mailbox { rd, wr, .. } = self;
+        match Arc::try_unwrap(wr) {
+            Ok(w) => Connection::kill(rd.unsplit(w.into_inner())),
+            // The sender's copy goes when it does; dropping never shuts down.
+            Err(_) => drop(rd),
+        }
     }
 
     fn req(&mut self) -> u32 {

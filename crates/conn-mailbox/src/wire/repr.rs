@@ -272,6 +272,7 @@ impl<'a> Repr<'a> {
 
     /// Appends the whole frame, length prefix included, to `out`.
     pub fn emit(&self, out: &mut Vec<u8>) {
+        out.reserve(self.buffer_len());
         let start = out.len();
         out.extend_from_slice(&[0, 0, 0, 0, self.kind() as u8]);
         match self {
@@ -337,9 +338,37 @@ impl<'a> Repr<'a> {
         out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     }
 
-    /// The whole frame as a fresh vector.
+    /// The length of the whole frame [`Repr::emit`] writes, prefix included.
+    pub fn buffer_len(&self) -> usize {
+        let strs = |v: &[&str]| 2 + v.iter().map(|s| 1 + s.len()).sum::<usize>();
+        HEADER_LEN
+            + match self {
+                Repr::Connect { name, .. } => 3 + 1 + name.len(),
+                Repr::Join { group, .. } | Repr::Leave { group, .. } => 4 + 1 + group.len(),
+                Repr::Multicast {
+                    groups, payload, ..
+                } => 4 + 2 + strs(groups) + payload.len(),
+                Repr::Disconnect => 0,
+                Repr::Welcome { private_group } => 1 + private_group.len(),
+                Repr::Reply { detail, .. } => 4 + 2 + detail.len(),
+                Repr::Message {
+                    sender,
+                    groups,
+                    payload,
+                    ..
+                } => 4 + 2 + 1 + sender.len() + strs(groups) + payload.len(),
+                Repr::Membership {
+                    group,
+                    changed,
+                    members,
+                    ..
+                } => 1 + 8 + 1 + group.len() + 1 + changed.len() + strs(members),
+            }
+    }
+
+    /// The whole frame as a fresh vector, allocated once.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = Vec::new();
+        let mut v = Vec::with_capacity(self.buffer_len());
         self.emit(&mut v);
         v
     }

@@ -4,6 +4,7 @@ use super::super::{Frame, Repr, WireError, frame_len};
 
 fn roundtrip(repr: Repr<'_>) {
     let bytes = repr.to_vec();
+    assert_eq!(bytes.len(), repr.buffer_len(), "{repr:?}");
     let frame = Frame::new_checked(&bytes[..]).expect("emitted frames are whole");
     assert_eq!(Repr::parse(&frame).expect("emitted frames parse"), repr);
 }
@@ -98,6 +99,7 @@ proptest! {
         let _ = frame_len(&bytes);
         if let Ok(frame) = Frame::new_checked(&bytes[..]) {
             if let Ok(repr) = Repr::parse(&frame) {
+                prop_assert_eq!(repr.buffer_len(), bytes.len());
                 prop_assert_eq!(repr.to_vec(), bytes.clone());
             }
         }
