@@ -6,6 +6,12 @@ use std::fmt;
 use conn_core::{Error, ErrorKind};
 
 /// A refusal code as the daemon sends it on the wire.
+///
+/// ```
+/// use conn_mailbox::error::Code;
+/// assert_eq!(Code::from_u16(Code::NotAllowed as u16), Some(Code::NotAllowed));
+/// assert_eq!(Code::from_u16(0), None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum Code {

@@ -5,6 +5,12 @@ use bytes::Bytes;
 use crate::Service;
 
 /// Why a group's membership changed.
+///
+/// ```
+/// use conn_mailbox::Cause;
+/// assert_eq!(Cause::from_u8(Cause::Network.to_u8()), Some(Cause::Network));
+/// assert_eq!(Cause::Disconnect.as_str(), "disconnect");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cause {
     /// A member joined.
@@ -52,6 +58,18 @@ impl Cause {
 }
 
 /// A delivered message.
+///
+/// ```
+/// use conn_mailbox::{Message, Service};
+/// let m = Message {
+///     sender: "#a#local".into(),
+///     groups: vec!["chat".into()],
+///     service: Service::AGREED,
+///     msg_type: 0,
+///     data: "hi".into(),
+/// };
+/// assert_eq!(&m.data[..], b"hi");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     /// The sender's private group, `#name#daemon`.
@@ -67,6 +85,18 @@ pub struct Message {
 }
 
 /// A regular membership message: the group's members after a change.
+///
+/// ```
+/// use conn_mailbox::{Cause, Membership};
+/// let own = Membership {
+///     group: "chat".into(),
+///     view: 7,
+///     cause: Cause::Leave,
+///     changed: "#a#local".into(),
+///     members: vec![],
+/// };
+/// assert!(own.is_self_leave());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     /// The group.
@@ -90,6 +120,15 @@ impl Membership {
 }
 
 /// One thing [`Mailbox::receive`](crate::Mailbox::receive) returns.
+///
+/// ```
+/// use conn_mailbox::{Cause, Event, Membership};
+/// let ev = Event::Membership(Membership {
+///     group: "g".into(), view: 1, cause: Cause::Join,
+///     changed: "#a#local".into(), members: vec!["#a#local".into()],
+/// });
+/// assert!(matches!(ev, Event::Membership(m) if m.cause == Cause::Join));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A message.

@@ -84,6 +84,15 @@ async fn groups_services_and_sizes() {
         m.join("#e#local", soon()).await.unwrap_err(),
         MailboxError::IllegalGroup(_)
     ));
+    // One client may be in at most MAX_GROUPS_PER_CLIENT groups.
+    let mut lots = connect(&d, "lots", false).await;
+    for i in 0..conn_mailbox::limits::MAX_GROUPS_PER_CLIENT {
+        lots.join(&format!("g{i}"), soon()).await.unwrap();
+    }
+    let e = lots.join("one-more", soon()).await.unwrap_err();
+    assert!(matches!(e, MailboxError::TooManyGroups { .. }), "{e}");
+    lots.join("g0", soon()).await.unwrap(); // joining again is no new group
+    lots.kill();
     // Leaving a group one is not in: refused by the daemon.
     assert!(
         matches!(m.leave("never", soon()).await.unwrap_err(), MailboxError::IllegalGroup(g) if g == "never")

@@ -10,6 +10,12 @@ use super::{MailboxError, Writer, encode_multicast, write_frame};
 use crate::Service;
 
 /// One multicast, as a request to [`MailboxSender`].
+///
+/// ```
+/// use conn_mailbox::{Outgoing, Service};
+/// let req = Outgoing { service: Service::SAFE, groups: vec!["g".into()], msg_type: 3, data: "x".into() };
+/// assert_eq!(req.data.len(), 1);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     /// Service level and flags.

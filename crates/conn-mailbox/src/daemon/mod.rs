@@ -53,6 +53,14 @@ use router::Router;
 const DRAIN: Duration = Duration::from_secs(3);
 
 /// What a daemon listens on and how it treats clients.
+///
+/// ```
+/// use conn_mailbox::daemon::{DaemonConfig, QueueLimits};
+/// let mut config = DaemonConfig::new("/tmp/mbx.sock");
+/// config.mode = 0o660;
+/// config.queue = QueueLimits { messages: 1000, bytes: 4 << 20 };
+/// assert_eq!(config.name, "local");
+/// ```
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
     /// The Unix socket path.

@@ -9,6 +9,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How much one client may have queued before it counts as fallen behind.
+///
+/// ```
+/// use conn_mailbox::daemon::QueueLimits;
+/// let d = QueueLimits::default();
+/// assert_eq!((d.messages, d.bytes), (10_000, 32 << 20));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimits {
     /// Most frames queued.

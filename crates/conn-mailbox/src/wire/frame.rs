@@ -9,6 +9,13 @@ pub const HEADER_LEN: usize = 5;
 pub const MAX_FRAME_BODY: usize = crate::limits::MAX_MESSAGE + 8 * 1024;
 
 /// Why bytes are not a frame (or not a frame of the kind they claim).
+///
+/// ```
+/// use conn_mailbox::wire::{Frame, WireError};
+/// let err = Frame::new_checked(&[0u8, 0, 0, 0, 1][..]).unwrap_err();
+/// assert_eq!(err, WireError::BadLength(0));
+/// assert_eq!(err.to_string(), "frame length 0 outside 1..=1056768");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WireError {
     /// Fewer bytes than the header or a field needs.

@@ -27,6 +27,15 @@ pub enum Kind {
 }
 
 /// The parsed meaning of one frame; strings and payloads borrow the frame.
+///
+/// ```
+/// use conn_mailbox::wire::{Frame, Kind, Repr};
+/// let bytes = Repr::Multicast { service: 0x10, msg_type: 1, groups: vec!["g"], payload: b"hi" }.to_vec();
+/// let frame = Frame::new_checked(&bytes[..]).unwrap();
+/// let repr = Repr::parse(&frame).unwrap();
+/// assert_eq!(repr.kind(), Kind::Multicast);
+/// assert_eq!(repr.buffer_len(), bytes.len());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Repr<'a> {
     /// Client hello.
