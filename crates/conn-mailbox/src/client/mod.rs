@@ -389,7 +389,7 @@ impl Mailbox {
                     let want = need.unwrap_or(4).saturating_sub(self.rbuf.len());
                     let want = want.max(4096);
                     if self.rbuf.capacity() - self.rbuf.len() < want {
-                        self.rbuf.reserve(want.max(64 * 1024));
+                        self.rbuf.reserve(want.max(16 * 1024));
                     }
                 }
             }

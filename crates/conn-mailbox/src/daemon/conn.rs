@@ -23,7 +23,7 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 /// frames costs one write.
 const BATCH_BYTES: usize = 64 * 1024;
 /// The least room a read gets.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Why reading ended.
 enum ReadEnd {
