@@ -15,7 +15,7 @@ struct Args {
     /// Also listen on this TCP address (clients there have no known uid).
     #[arg(long, value_name = "ADDR")]
     tcp: Option<String>,
-    /// Access list (TOML: [groups.NAME] join = [uids], send = [uids]).
+    /// Access list, TOML: a `[groups.NAME]` table per group with `join` and `send` uid lists.
     #[arg(long, value_name = "FILE")]
     acl: Option<PathBuf>,
     /// The socket file's mode, octal.
