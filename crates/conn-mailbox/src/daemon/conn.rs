@@ -269,6 +269,12 @@ async fn write_frames<W: AsyncWrite + Unpin>(
                 .map_err(|e| Error::io(e, "write", "client"))?;
             return Ok(end);
         }
+        if let [one] = &batch[..] {
+            // A lone frame goes out as it is: no copy.
+            write(wr, one).await?;
+            batch.clear();
+            continue;
+        }
         for frame in batch.drain(..) {
             if copy.len() + frame.len() > BATCH_BYTES && !copy.is_empty() {
                 write(wr, &copy).await?;
