@@ -46,6 +46,46 @@ enum Command {
     /// Sessions of processes signalled as one, through sessiond: new,
     /// spawn, adopt, list, members, kill, daemon.
     Session(connkit::cli::session::SessionArgs),
+    /// A mailboxd client: interactive (join, leave, send, receive, quit on
+    /// stdin) without a subcommand, else one scriptable step.
+    Mailbox {
+        /// The daemon's socket.
+        #[arg(long, default_value_os_t = conn_mailbox::daemon::DaemonConfig::default_socket())]
+        daemon: std::path::PathBuf,
+        /// The private name (at most 10 characters) [default: c<pid>].
+        #[arg(long)]
+        name: Option<String>,
+        /// Print events as JSON, one object a line.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        step: Option<MailboxStep>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MailboxStep {
+    /// Join groups and stay a member, printing events, until stdin closes.
+    Join {
+        /// The groups.
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Send TEXT to GROUP (AGREED) and disconnect.
+    Send {
+        /// The group or private group.
+        group: String,
+        /// The message.
+        text: String,
+    },
+    /// Join GROUP, print COUNT events (the own join included), then leave.
+    Listen {
+        /// The group.
+        group: String,
+        /// How many events to print.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +129,22 @@ fn main() -> std::process::ExitCode {
             via.as_deref(),
             Duration::from_millis(timeout_ms),
         )),
+        Command::Mailbox {
+            daemon,
+            name,
+            json,
+            step,
+        } => {
+            use connkit::cli::mailbox::Step;
+            let name = name.unwrap_or_else(|| format!("c{}", std::process::id() % 10_000_000));
+            let step = match step {
+                None => Step::Interactive,
+                Some(MailboxStep::Join { groups }) => Step::Join(groups),
+                Some(MailboxStep::Send { group, text }) => Step::Send { group, text },
+                Some(MailboxStep::Listen { group, count }) => Step::Listen { group, count },
+            };
+            runtime.block_on(connkit::cli::mailbox::run(&daemon, &name, json, step))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -42,6 +42,9 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "peer of connection #1: saw end-of-stream (closed in order), its own close: Ok",
         "peer of connection #2: saw end-of-stream (closed in order), its own close: Ok",
         "connection handlers that saw end-of-stream and returned: 2 of 2",
+        "the same order at all three: true",
+        "c disconnected: a saw view 4, cause disconnect, members #a#demo,#b#demo",
+        "b killed:       a saw view 5, cause network (no goodbye: the daemon only saw the socket close), members #a#demo",
         "demo finished",
     ] {
         assert!(

@@ -2,6 +2,7 @@
 
 pub mod get;
 pub mod http;
+pub mod mailbox;
 pub mod session;
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).

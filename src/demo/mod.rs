@@ -5,6 +5,7 @@
 
 mod ipc;
 mod layers;
+mod mailbox;
 mod mem;
 mod session;
 mod tcp;
@@ -24,6 +25,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     ipc::run(out).await?;
     tcp::run(out).await?;
     session::run(out).await?;
+    mailbox::run(out).await?;
     writeln!(out, "\ndemo finished")?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::steps::root;
 
 /// Every bench, in the order BENCHMARKS.md lists them.
-const BENCHES: &[&str] = &["layers", "ipc", "http", "serve", "session"];
+const BENCHES: &[&str] = &["layers", "ipc", "http", "serve", "session", "mailbox"];
 
 pub fn run(names: &[String]) -> bool {
     let chosen: Vec<&str> = if names.is_empty() {
@@ -20,6 +20,9 @@ pub fn run(names: &[String]) -> bool {
     };
     if !crate::steps::ensure_apt(&[("wrk", "wrk")]) {
         eprintln!("bench: could not install wrk; benches/http.rs will say it skipped");
+    }
+    if !crate::steps::ensure_apt(&[("redis-server", "redis-server")]) {
+        eprintln!("bench: could not install redis-server; benches/mailbox.rs will say it skipped");
     }
     let tables = root().join("target/bench-tables");
     let mut ok = true;

@@ -1,4 +1,32 @@
-//! Group mailboxes: the `mailboxd` daemon and its client (Spread's model).
+//! Group mailboxes: the `mailboxd` daemon and its client, in the model of
+//! the Spread toolkit (`SP_connect`, `SP_join`, `SP_leave`, `SP_multicast`,
+//! `SP_receive`, `SP_disconnect`, `SP_kill`).
 //!
-//! Not built yet: this crate is a placeholder in the workspace map
-//! (DESIGN.md); its issue fills it.
+//! * [`Mailbox`]: connect under a private name (private group
+//!   `#name#daemon`), join and leave groups, multicast to groups and private
+//!   groups with a [`Service`] level, receive [`Event`]s (messages and
+//!   [`Membership`] changes with their [`Cause`]), disconnect or kill. Also a
+//!   `futures::Stream` of events; [`MailboxSender`] is a `tower::Service`.
+//! * [`daemon`]: the daemon (`mailboxd` is a thin binary around it): one
+//!   router sequences every message of every group in one total order;
+//!   bounded per-client queues drop clients that fall behind; an optional
+//!   [`daemon::Acl`] checks the caller's uid (`SO_PEERCRED`).
+//! * [`wire`]: the frames, in smoltcp's checked-view-and-`Repr` pattern.
+//! * [`limits`]: the stated maxima and name rules; [`MailboxError`] names
+//!   every refusal.
+//!
+//! See [`daemon`] for a complete example.
+#![warn(missing_docs)]
+
+mod client;
+pub mod daemon;
+pub mod error;
+mod event;
+pub mod limits;
+mod service;
+pub mod wire;
+
+pub use client::{Mailbox, MailboxSender, Outgoing, Result};
+pub use error::MailboxError;
+pub use event::{Cause, Event, Membership, Message};
+pub use service::Service;

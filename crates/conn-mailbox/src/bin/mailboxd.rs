@@ -1,0 +1,100 @@
+//! `mailboxd`: the group-mailbox daemon.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use conn_mailbox::daemon::{Acl, DaemonConfig, QueueLimits, run};
+
+/// The group-mailbox daemon (Spread's model, one machine).
+#[derive(Parser, Debug)]
+#[command(name = "mailboxd", version)]
+struct Args {
+    /// The Unix socket to listen on [default: $XDG_RUNTIME_DIR/mailboxd.sock, else /tmp/mailboxd.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Also listen on this TCP address (clients there have no known uid).
+    #[arg(long, value_name = "ADDR")]
+    tcp: Option<String>,
+    /// Access list, TOML: a `[groups.NAME]` table per group with `join` and `send` uid lists.
+    #[arg(long, value_name = "FILE")]
+    acl: Option<PathBuf>,
+    /// The socket file's mode, octal.
+    #[arg(long, default_value = "666", value_parser = parse_mode)]
+    mode: u32,
+    /// The daemon's name in private groups `#name#daemon`.
+    #[arg(long, default_value = "local")]
+    name: String,
+    /// Most messages queued for one client before it is dropped.
+    #[arg(long, default_value_t = QueueLimits::default().messages)]
+    queue_messages: usize,
+    /// Most bytes queued for one client before it is dropped.
+    #[arg(long, default_value_t = QueueLimits::default().bytes)]
+    queue_bytes: usize,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|e| format!("octal mode: {e}"))
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let acl = match args.acl.as_deref().map(Acl::load).transpose() {
+        Ok(acl) => acl,
+        Err(e) => {
+            eprintln!("mailboxd: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let config = DaemonConfig {
+        socket: args.socket.unwrap_or_else(DaemonConfig::default_socket),
+        mode: args.mode,
+        tcp: args.tcp,
+        acl,
+        name: args.name,
+        queue: QueueLimits {
+            messages: args.queue_messages,
+            bytes: args.queue_bytes,
+        },
+    };
+    // One thread: router and connections never wake one another across threads.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailboxd: runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        run(config, stop).await
+    });
+    match result {
+        Ok(report) => {
+            tracing::info!(%report, "mailboxd stopped");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mailboxd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

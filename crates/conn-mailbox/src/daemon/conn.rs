@@ -1,0 +1,306 @@
+//! One client's connection: read frames and hand them to the router, write
+//! what the router queued, end as the client or the router decides.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use conn_core::serve::Graceful;
+use conn_core::{Connection, Deadline, Error, ErrorKind};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::DaemonConfig;
+use super::outbox::{End, Outbox};
+use super::router::{ClientId, Router};
+use crate::Cause;
+use crate::wire::{Frame, Repr, WireError, frame_len};
+
+/// How long a new client has to say hello.
+const HELLO_WITHIN: Duration = Duration::from_secs(5);
+/// How long an orderly close may take before the connection is dropped.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+/// Frames are copied into one buffer up to this size, so a burst of small
+/// frames costs one write.
+const BATCH_BYTES: usize = 64 * 1024;
+/// The least room a read gets.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why reading ended.
+enum ReadEnd {
+    /// A whole frame arrived.
+    Frame(Bytes),
+    /// The peer closed its end.
+    Eof,
+    /// Bytes that are no frame.
+    Bad(WireError),
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+/// Reads one whole frame; cancel safe (a partial frame stays in `buf`).
+async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> ReadEnd {
+    loop {
+        match frame_len(buf) {
+            Err(e) => return ReadEnd::Bad(e),
+            Ok(Some(total)) if buf.len() >= total => {
+                return ReadEnd::Frame(buf.split_to(total).freeze());
+            }
+            // Room for the rest of the frame (grown in large steps, so a big
+            // frame or a burst is read in few calls).
+            Ok(need) => {
+                let want = need.unwrap_or(4).saturating_sub(buf.len()).max(4096);
+                if buf.capacity() - buf.len() < want {
+                    buf.reserve(want.max(READ_CHUNK));
+                }
+            }
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) => return ReadEnd::Eof,
+            Ok(_) => {}
+            Err(e) => return ReadEnd::Io(e),
+        }
+    }
+}
+
+/// Serves one client connection until it ends.
+pub(crate) async fn serve_client<C: Connection>(
+    mut conn: C,
+    graceful: Graceful,
+    uid: Option<u32>,
+    conn_no: u64,
+    router: Arc<Router>,
+    config: Arc<DaemonConfig>,
+) -> conn_core::Result<()> {
+    let mut buf = BytesMut::with_capacity(4096);
+    // Hello: a Connect frame within HELLO_WITHIN, or the connection goes.
+    let hello = tokio::select! {
+        r = Deadline::after(HELLO_WITHIN).run(read_frame(&mut conn, &mut buf)) => r,
+        () = graceful.wait() => return Ok(()),
+    };
+    let frame = match hello {
+        Ok(ReadEnd::Frame(f)) => f,
+        Ok(ReadEnd::Bad(e)) => {
+            tracing::warn!(conn = conn_no, error = %e, "client ended before hello: bad frame");
+            conn.kill();
+            return Ok(());
+        }
+        Ok(_) => {
+            conn.kill();
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::warn!(
+                conn = conn_no,
+                "client ended: no hello within {HELLO_WITHIN:?}"
+            );
+            conn.kill();
+            return Ok(());
+        }
+    };
+    let (name, membership) = match Repr::parse(&Frame::new_unchecked(&frame[..])) {
+        Ok(Repr::Connect {
+            version: Repr::VERSION,
+            name,
+            membership,
+            ..
+        }) => (name.to_owned(), membership),
+        other => {
+            let why = match other {
+                Err(e) => e.to_string(),
+                Ok(r) => format!(
+                    "expected a connect frame of version {}, got {:?}",
+                    Repr::VERSION,
+                    r.kind()
+                ),
+            };
+            tracing::warn!(conn = conn_no, error = %why, "client ended: bad hello");
+            let refusal = Repr::Reply {
+                req: 0,
+                code: crate::error::Code::Protocol as u16,
+                detail: &why,
+            };
+            let _ = conn.write_all(&refusal.to_vec()).await;
+            conn.kill();
+            return Ok(());
+        }
+    };
+    let outbox = Arc::new(Outbox::new(config.queue));
+    let (id, private_group) = match router.register(&name, membership, uid, outbox.clone()) {
+        Ok(ok) => ok,
+        Err((code, detail)) => {
+            tracing::info!(conn = conn_no, name, ?code, "client refused");
+            let refusal = Repr::Reply {
+                req: 0,
+                code: code as u16,
+                detail: &detail,
+            };
+            let _ = Deadline::after(CLOSE_WITHIN)
+                .run(conn.write_all(&refusal.to_vec()))
+                .await;
+            let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+            return Ok(());
+        }
+    };
+    tracing::debug!(conn = conn_no, client = %private_group, ?uid, "client connected");
+
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let end = {
+        let reader = read_loop(&mut rd, buf, id, &router, &private_group);
+        let writer = write_loop(&mut wr, &outbox);
+        tokio::pin!(reader, writer);
+        tokio::select! {
+            // The reader told the router, which ended the outbox: let the writer finish.
+            () = &mut reader => writer.await,
+            end = &mut writer => end,
+        }
+    };
+    let conn = rd.unsplit(wr);
+    match end {
+        Ok(End::Goodbye) => {
+            if let Err(e) = conn.close(Deadline::after(CLOSE_WITHIN)).await {
+                tracing::debug!(client = %private_group, error = %e, "orderly close failed");
+            }
+        }
+        Ok(End::Drop(reason)) => {
+            if reason.starts_with("fell behind") {
+                tracing::warn!(client = %private_group, ?uid, "client dropped: {reason}");
+            } else {
+                tracing::info!(client = %private_group, ?uid, "client ended: {reason}");
+            }
+            conn.kill();
+        }
+        Err(e) => {
+            // The writer failed: the client is gone without a word.
+            router.remove(id, Cause::Network, End::Drop(e.to_string()));
+            tracing::info!(client = %private_group, error = %e, "client lost");
+            conn.kill();
+        }
+    }
+    Ok(())
+}
+
+/// Reads frames and hands each to the router until the client leaves,
+/// breaks the protocol, or the connection ends.
+async fn read_loop<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    mut buf: BytesMut,
+    id: ClientId,
+    router: &Router,
+    client: &str,
+) {
+    let mut handled = 0u32;
+    loop {
+        // One read can hold hundreds of frames; let the writers drain
+        // between slices of them, so a burst from one sender does not fill
+        // every receiver's queue before any writer runs.
+        handled += 1;
+        if handled % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+        let frame = match read_frame(rd, &mut buf).await {
+            ReadEnd::Frame(f) => f,
+            ReadEnd::Eof => {
+                router.remove(
+                    id,
+                    Cause::Network,
+                    End::Drop("connection closed without a goodbye".into()),
+                );
+                return;
+            }
+            ReadEnd::Io(e) => {
+                router.remove(id, Cause::Network, End::Drop(format!("read failed: {e}")));
+                return;
+            }
+            ReadEnd::Bad(e) => return bad_frame(router, id, client, e),
+        };
+        match Repr::parse(&Frame::new_unchecked(&frame[..])) {
+            Ok(Repr::Multicast {
+                service,
+                msg_type,
+                groups,
+                payload,
+            }) => router.multicast(id, service, msg_type, &groups, payload),
+            Ok(Repr::Join { req, group }) => router.join(id, req, group),
+            Ok(Repr::Leave { req, group }) => router.leave(id, req, group),
+            Ok(Repr::Disconnect) => {
+                router.remove(id, Cause::Disconnect, End::Goodbye);
+                return;
+            }
+            Ok(other) => {
+                return bad_frame(router, id, client, WireError::BadField(kind_name(&other)));
+            }
+            Err(e) => return bad_frame(router, id, client, e),
+        }
+    }
+}
+
+fn kind_name(r: &Repr<'_>) -> &'static str {
+    match r {
+        Repr::Connect { .. } => "a second connect frame",
+        _ => "a daemon-to-client frame from a client",
+    }
+}
+
+fn bad_frame(router: &Router, id: ClientId, client: &str, e: WireError) {
+    tracing::warn!(client, error = %e, "client ended: bad frame on the wire");
+    router.remove(id, Cause::Network, End::Drop(format!("bad frame: {e}")));
+}
+
+/// Writes what the router queues, many frames per write, until the outbox ends.
+async fn write_loop<W: AsyncWrite + Unpin>(wr: &mut W, outbox: &Outbox) -> conn_core::Result<End> {
+    // A client that reads nothing blocks the writes; dropping it must not wait for them.
+    tokio::select! {
+        biased;
+        () = outbox.dropped() => Ok(outbox.drop_reason().unwrap_or(End::Drop("dropped".into()))),
+        r = write_frames(wr, outbox) => r,
+    }
+}
+
+async fn write_frames<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    outbox: &Outbox,
+) -> conn_core::Result<End> {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut copy: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+    loop {
+        if let Some(end) = outbox.next(&mut batch).await {
+            wr.flush()
+                .await
+                .map_err(|e| Error::io(e, "write", "client"))?;
+            return Ok(end);
+        }
+        if let [one] = &batch[..] {
+            // A lone frame goes out as it is: no copy.
+            write(wr, one).await?;
+            batch.clear();
+            continue;
+        }
+        for frame in batch.drain(..) {
+            if copy.len() + frame.len() > BATCH_BYTES && !copy.is_empty() {
+                write(wr, &copy).await?;
+                copy.clear();
+            }
+            if frame.len() >= BATCH_BYTES {
+                write(wr, &frame).await?;
+            } else {
+                copy.extend_from_slice(&frame);
+            }
+        }
+        if !copy.is_empty() {
+            write(wr, &copy).await?;
+            copy.clear();
+        }
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> conn_core::Result<()> {
+    wr.write_all(bytes).await.map_err(|e| {
+        let e = Error::from(e);
+        let kind = e.kind();
+        if kind == ErrorKind::Other {
+            e
+        } else {
+            Error::new(kind).during("write").on("client")
+        }
+    })
+}

@@ -1,0 +1,208 @@
+//! The daemon: `mailboxd`'s whole body, also embeddable in a program.
+//!
+//! One current-thread runtime is the intended home: the router, every
+//! connection's reader and writer then run on one thread, and no message
+//! crosses threads on its way through the daemon (on these machines a
+//! cross-thread wake-up costs more than the routing itself).
+//!
+//! ```
+//! use std::time::Duration;
+//! use conn_core::Deadline;
+//! use conn_mailbox::{Mailbox, Service, daemon::{DaemonConfig, run}};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let socket = std::env::temp_dir().join(format!("mailboxd-doc-{}.sock", std::process::id()));
+//! let config = DaemonConfig::new(&socket);
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let daemon = tokio::spawn(run(config, async { stopped.await.ok(); }));
+//! # while !socket.exists() { tokio::task::yield_now().await; }
+//!
+//! let (mut mbox, me) = Mailbox::connect(&socket, "doc", 0, true, Deadline::after(Duration::from_secs(5))).await?;
+//! mbox.join("news", Deadline::NEVER).await?;
+//! mbox.multicast(Service::AGREED, &["news"], 1, b"hello").await?;
+//! let _join = mbox.receive(Deadline::NEVER).await?;      // membership: we joined
+//! let msg = mbox.receive(Deadline::NEVER).await?;        // our own message
+//! # let _ = (me, msg);
+//! mbox.disconnect(Deadline::NEVER).await?;
+//! stop.send(()).unwrap();
+//! daemon.await??;
+//! # Ok(()) }
+//! ```
+
+mod acl;
+mod conn;
+mod outbox;
+mod router;
+
+use std::future::{Future, IntoFuture};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use conn_core::serve::Incoming;
+use conn_core::{Error, ShutdownReport, serve};
+use conn_ipc::{IpcListener, IpcStream};
+use conn_tcp::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+pub use acl::Acl;
+pub use outbox::QueueLimits;
+use router::Router;
+
+/// How long graceful shutdown waits for clients to close in order.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// What a daemon listens on and how it treats clients.
+///
+/// ```
+/// use conn_mailbox::daemon::{DaemonConfig, QueueLimits};
+/// let mut config = DaemonConfig::new("/tmp/mbx.sock");
+/// config.mode = 0o660;
+/// config.queue = QueueLimits { messages: 1000, bytes: 4 << 20 };
+/// assert_eq!(config.name, "local");
+/// ```
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// The Unix socket path.
+    pub socket: PathBuf,
+    /// The socket file's mode.
+    pub mode: u32,
+    /// A TCP address to listen on too (clients there have no known uid).
+    pub tcp: Option<String>,
+    /// The access list, if any.
+    pub acl: Option<Acl>,
+    /// The daemon's name, the second part of private groups `#name#daemon`.
+    pub name: String,
+    /// Each client's outbound queue limits.
+    pub queue: QueueLimits,
+}
+
+impl DaemonConfig {
+    /// A daemon on `socket`, mode 0o666, no TCP, no access list, named `local`.
+    pub fn new(socket: impl AsRef<Path>) -> DaemonConfig {
+        DaemonConfig {
+            socket: socket.as_ref().to_path_buf(),
+            mode: 0o666,
+            tcp: None,
+            acl: None,
+            name: "local".into(),
+            queue: QueueLimits::default(),
+        }
+    }
+
+    /// `$XDG_RUNTIME_DIR/mailboxd.sock`, else `/tmp/mailboxd.sock`.
+    pub fn default_socket() -> PathBuf {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join("mailboxd.sock")
+    }
+}
+
+/// Waits until a daemon accepts connections at `socket` (its socket file
+/// appears a moment before it listens), or `deadline` passes.
+///
+/// The probe connection says nothing and goes at once; the daemon drops it
+/// without a word.
+pub async fn wait_ready(
+    socket: impl AsRef<Path>,
+    deadline: conn_core::Deadline,
+) -> conn_core::Result<()> {
+    let socket = socket.as_ref();
+    let probe = async {
+        loop {
+            match IpcStream::connect(socket, conn_core::Deadline::NEVER).await {
+                Ok(conn) => return conn_core::Connection::kill(conn),
+                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    };
+    deadline
+        .run(probe)
+        .await
+        .map_err(|e| e.during("wait for mailboxd").on(socket.display()))
+}
+
+/// Runs a daemon until `shutdown` resolves, then shuts down gracefully:
+/// every member of every group is told (cause disconnect), queued frames are
+/// sent, connections close in order (or are killed after 3 s).
+///
+/// [`wait_ready`] tells when clients may connect.
+pub async fn run(
+    config: DaemonConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> conn_core::Result<ShutdownReport> {
+    if !crate::limits::legal_private_name(&config.name) {
+        return Err(Error::new(conn_core::ErrorKind::InvalidType)
+            .during("start mailboxd")
+            .detail(format!("illegal daemon name {:?}", config.name)));
+    }
+    let config = Arc::new(config);
+    let router = Arc::new(Router::new(config.name.clone(), config.acl.clone()));
+    let ipc = IpcListener::options()
+        .mode(config.mode)
+        .bind(&config.socket)?;
+    let tcp = config.tcp.as_deref().map(TcpListener::bind).transpose()?;
+    tracing::info!(socket = %config.socket.display(), "mailboxd listening");
+    if let Some(tcp) = &tcp {
+        // The bound address, so a port 0 can be found.
+        tracing::info!("mailboxd listening on tcp {}", tcp.local_addr());
+    }
+
+    // The router tells everyone first; only then do connections end.
+    let stop = CancellationToken::new();
+    let watcher = {
+        let (stop, router) = (stop.clone(), router.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(clients = router.clients(), "mailboxd shutting down");
+            router.shutdown();
+            stop.cancel();
+        })
+    };
+
+    let ipc_serve = {
+        let (router, config) = (router.clone(), config.clone());
+        serve(
+            ipc,
+            tower::service_fn(move |inc: Incoming<IpcStream>| {
+                let (router, config) = (router.clone(), config.clone());
+                async move {
+                    let id = inc.id();
+                    let (conn, graceful) = inc.into_parts();
+                    let uid = conn.peer_cred().ok().map(|c| c.uid);
+                    conn::serve_client(conn, graceful, uid, id, router, config).await
+                }
+            }),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN)
+    };
+    let report = match tcp {
+        None => ipc_serve.await?,
+        Some(tcp) => {
+            let (router, config) = (router.clone(), config.clone());
+            let tcp_serve = serve(
+                tcp,
+                tower::service_fn(move |inc: Incoming<TcpStream>| {
+                    let (router, config) = (router.clone(), config.clone());
+                    async move {
+                        let id = inc.id();
+                        let (conn, graceful) = inc.into_parts();
+                        conn::serve_client(conn, graceful, None, id, router, config).await
+                    }
+                }),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
+            let (a, b) = tokio::join!(ipc_serve.into_future(), tcp_serve.into_future());
+            let (mut a, b) = (a?, b?);
+            a.accepted += b.accepted;
+            a.closed += b.closed;
+            a.killed += b.killed;
+            a.errors.extend(b.errors);
+            a
+        }
+    };
+    watcher.abort();
+    Ok(report)
+}

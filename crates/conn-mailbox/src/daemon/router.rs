@@ -1,0 +1,422 @@
+//! The router: all group state, and the one place every message is
+//! sequenced.
+//!
+//! Every connection task calls into the router synchronously under one lock,
+//! and the router pushes each delivery into the recipients' FIFO outboxes
+//! before it returns. So the order in which calls take the lock is the one
+//! total order every member sees, across all groups, membership messages
+//! included. On the daemon's current-thread runtime the lock is never
+//! contended; a router *task* would instead cost a task switch per message.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::acl::Acl;
+use super::outbox::{End, Outbox, Push};
+use crate::error::Code;
+use crate::limits::{
+    MAX_GROUPS_PER_CLIENT, MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination,
+    legal_group_name, legal_private_name,
+};
+use crate::wire::Repr;
+use crate::{Cause, Service};
+
+/// A connected client's number.
+pub(crate) type ClientId = u64;
+
+struct Client {
+    private_group: String,
+    uid: Option<u32>,
+    membership: bool,
+    groups: BTreeSet<String>,
+    outbox: Arc<Outbox>,
+}
+
+#[derive(Default)]
+struct Group {
+    /// Members in join order.
+    members: Vec<ClientId>,
+    view: u64,
+}
+
+struct State {
+    daemon_name: String,
+    acl: Option<Acl>,
+    clients: HashMap<ClientId, Client>,
+    /// Private name to client.
+    names: HashMap<String, ClientId>,
+    groups: HashMap<String, Group>,
+    next_id: ClientId,
+    shutting_down: bool,
+    /// Clients found over their queue limit during the current call.
+    fallen: Vec<ClientId>,
+}
+
+/// The router, shared by every connection task.
+pub(crate) struct Router {
+    state: Mutex<State>,
+}
+
+/// A refusal: its code and what it is about.
+pub(crate) type Refusal = (Code, String);
+
+fn reply(req: u32, code: u16, detail: &str) -> Bytes {
+    Bytes::from(Repr::Reply { req, code, detail }.to_vec())
+}
+
+impl Router {
+    pub(crate) fn new(daemon_name: String, acl: Option<Acl>) -> Router {
+        Router {
+            state: Mutex::new(State {
+                daemon_name,
+                acl,
+                clients: HashMap::new(),
+                names: HashMap::new(),
+                groups: HashMap::new(),
+                next_id: 1,
+                shutting_down: false,
+                fallen: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits a client under `name`; its outbox gets the welcome first.
+    pub(crate) fn register(
+        &self,
+        name: &str,
+        membership: bool,
+        uid: Option<u32>,
+        outbox: Arc<Outbox>,
+    ) -> Result<(ClientId, String), Refusal> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.shutting_down {
+            return Err((Code::ShuttingDown, String::new()));
+        }
+        if !legal_private_name(name) {
+            return Err((Code::IllegalName, name.into()));
+        }
+        if st.names.contains_key(name) {
+            return Err((Code::NotUnique, name.into()));
+        }
+        let private_group = format!("#{name}#{}", st.daemon_name);
+        let id = st.next_id;
+        st.next_id += 1;
+        outbox.push(Bytes::from(
+            Repr::Welcome {
+                private_group: &private_group,
+            }
+            .to_vec(),
+        ));
+        st.names.insert(name.into(), id);
+        st.clients.insert(
+            id,
+            Client {
+                private_group: private_group.clone(),
+                uid,
+                membership,
+                groups: BTreeSet::new(),
+                outbox,
+            },
+        );
+        Ok((id, private_group))
+    }
+
+    /// Joins `group`; the reply, then the membership message, go out.
+    pub(crate) fn join(&self, id: ClientId, req: u32, group: &str) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let refusal = st.check_join(id, group);
+        let Some(client) = st.clients.get(&id) else {
+            return;
+        };
+        match refusal {
+            Some((code, detail)) => {
+                client.outbox.push(reply(req, code as u16, &detail));
+            }
+            None if client.groups.contains(group) => {
+                client.outbox.push(reply(req, 0, group));
+            }
+            None => {
+                client.outbox.push(reply(req, 0, group));
+                let changed = client.private_group.clone();
+                st.clients.get_mut(&id).unwrap().groups.insert(group.into());
+                st.groups.entry(group.into()).or_default().members.push(id);
+                st.announce(group, &changed, Cause::Join, None);
+            }
+        }
+        st.drop_fallen();
+    }
+
+    /// Leaves `group`: a reply, a self-leave to the leaver, cause leave to the rest.
+    pub(crate) fn leave(&self, id: ClientId, req: u32, group: &str) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(client) = st.clients.get_mut(&id) else {
+            return;
+        };
+        if !client.groups.remove(group) {
+            client
+                .outbox
+                .push(reply(req, Code::IllegalGroup as u16, group));
+            return;
+        }
+        client.outbox.push(reply(req, 0, group));
+        let changed = client.private_group.clone();
+        st.remove_member(group, id);
+        st.announce(group, &changed, Cause::Leave, Some(id));
+        st.drop_fallen();
+    }
+
+    /// Sequences one multicast and queues it to every recipient.
+    pub(crate) fn multicast(
+        &self,
+        id: ClientId,
+        service: u32,
+        msg_type: i16,
+        groups: &[&str],
+        payload: &[u8],
+    ) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(client) = st.clients.get(&id) else {
+            return;
+        };
+        if let Err((code, detail)) = st.check_multicast(client.uid, service, groups, payload) {
+            client.outbox.push(reply(0, code as u16, &detail));
+            return;
+        }
+        let frame = Bytes::from(
+            Repr::Message {
+                service,
+                msg_type,
+                sender: &client.private_group,
+                groups: groups.to_vec(),
+                payload,
+            }
+            .to_vec(),
+        );
+        let mut to: Vec<ClientId> = Vec::new();
+        for g in groups {
+            if let Some(rest) = g.strip_prefix('#') {
+                let target = rest
+                    .split_once('#')
+                    .filter(|(_, d)| *d == st.daemon_name)
+                    .and_then(|(n, _)| st.names.get(n));
+                to.extend(target);
+            } else if let Some(group) = st.groups.get(*g) {
+                to.extend_from_slice(&group.members);
+            }
+        }
+        to.sort_unstable();
+        to.dedup();
+        let service = Service::from_bits(service);
+        for r in to {
+            if r == id && service.self_discard() {
+                continue;
+            }
+            let Some(c) = st.clients.get(&r) else {
+                continue;
+            };
+            if c.outbox.push(frame.clone()) == Push::Full && !service.is_unreliable() {
+                // Unreliable messages are simply missed by a full receiver;
+                // any other level drops the receiver instead.
+                st.fallen.push(r);
+            }
+        }
+        st.drop_fallen();
+    }
+
+    /// Removes a client: its groups see it go with `cause`; its writer ends
+    /// with `end`. A client already removed is left alone.
+    pub(crate) fn remove(&self, id: ClientId, cause: Cause, end: End) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.remove_client(id, cause, end);
+        st.drop_fallen();
+    }
+
+    /// Graceful shutdown: refuses new clients, tells every member of every
+    /// group (cause disconnect, no members left), and ends every client in
+    /// order after its queue is sent.
+    pub(crate) fn shutdown(&self) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.shutting_down = true;
+        let groups: Vec<String> = st.groups.keys().cloned().collect();
+        for g in groups {
+            let Some(group) = st.groups.remove(&g) else {
+                continue;
+            };
+            let frame = Bytes::from(
+                Repr::Membership {
+                    cause: Cause::Disconnect.to_u8(),
+                    view: group.view + 1,
+                    group: &g,
+                    changed: "",
+                    members: Vec::new(),
+                }
+                .to_vec(),
+            );
+            for m in group.members {
+                if let Some(c) = st.clients.get(&m).filter(|c| c.membership) {
+                    c.outbox.push(frame.clone());
+                }
+            }
+        }
+        for c in st.clients.values() {
+            c.outbox.end(End::Goodbye);
+        }
+        st.clients.clear();
+        st.names.clear();
+    }
+
+    /// Number of connected clients (for logs and tests).
+    pub(crate) fn clients(&self) -> usize {
+        self.lock().clients.len()
+    }
+}
+
+impl State {
+    fn check_join(&self, id: ClientId, group: &str) -> Option<Refusal> {
+        let client = self.clients.get(&id)?;
+        if !legal_group_name(group) {
+            return Some((Code::IllegalGroup, group.into()));
+        }
+        if self
+            .acl
+            .as_ref()
+            .is_some_and(|acl| !acl.may_join(group, client.uid))
+        {
+            return Some((Code::NotAllowed, format!("join {group}")));
+        }
+        if !client.groups.contains(group) && client.groups.len() >= MAX_GROUPS_PER_CLIENT {
+            return Some((Code::TooManyGroups, group.into()));
+        }
+        None
+    }
+
+    fn check_multicast(
+        &self,
+        uid: Option<u32>,
+        service: u32,
+        groups: &[&str],
+        payload: &[u8],
+    ) -> Result<(), Refusal> {
+        if !Service::from_bits(service).is_valid() {
+            return Err((Code::IllegalService, format!("{service:#x}")));
+        }
+        if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
+            return Err((Code::TooManyGroups, groups.len().to_string()));
+        }
+        if payload.len() > MAX_MESSAGE {
+            return Err((Code::MessageTooLong, payload.len().to_string()));
+        }
+        for g in groups {
+            if !legal_destination(g) {
+                return Err((Code::IllegalGroup, (*g).into()));
+            }
+            if !g.starts_with('#') && self.acl.as_ref().is_some_and(|acl| !acl.may_send(g, uid)) {
+                return Err((Code::NotAllowed, format!("send {g}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_member(&mut self, group: &str, id: ClientId) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.members.retain(|m| *m != id);
+        }
+    }
+
+    /// Tells the members of `group` (and, for a leave, the leaver `leaver`
+    /// with its self-leave) about a change; bumps the view.
+    fn announce(&mut self, group: &str, changed: &str, cause: Cause, leaver: Option<ClientId>) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        g.view += 1;
+        let view = g.view;
+        let members: Vec<ClientId> = g.members.clone();
+        if members.is_empty() {
+            self.groups.remove(group);
+        }
+        let names: Vec<&str> = members
+            .iter()
+            .filter_map(|m| self.clients.get(m).map(|c| c.private_group.as_str()))
+            .collect();
+        let frame = Bytes::from(
+            Repr::Membership {
+                cause: cause.to_u8(),
+                view,
+                group,
+                changed,
+                members: names,
+            }
+            .to_vec(),
+        );
+        let mut fallen = Vec::new();
+        for m in &members {
+            if let Some(c) = self.clients.get(m).filter(|c| c.membership) {
+                if c.outbox.push(frame.clone()) == Push::Full {
+                    fallen.push(*m);
+                }
+            }
+        }
+        if let Some(c) = leaver
+            .and_then(|l| self.clients.get(&l))
+            .filter(|c| c.membership)
+        {
+            let own = Repr::Membership {
+                cause: cause.to_u8(),
+                view,
+                group,
+                changed,
+                members: Vec::new(),
+            };
+            if c.outbox.push(Bytes::from(own.to_vec())) == Push::Full {
+                fallen.push(leaver.unwrap_or_default());
+            }
+        }
+        self.fallen.extend(fallen);
+    }
+
+    fn remove_client(&mut self, id: ClientId, cause: Cause, end: End) {
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        client.outbox.end(end);
+        if let Some(name) = client
+            .private_group
+            .strip_prefix('#')
+            .and_then(|r| r.split_once('#'))
+            .map(|(n, _)| n)
+        {
+            self.names.remove(name);
+        }
+        for g in &client.groups {
+            self.remove_member(g, id);
+            self.announce(g, &client.private_group, cause, None);
+        }
+    }
+
+    /// Drops every client found over its limit, as if its connection broke;
+    /// the announcements may push others over theirs, so it loops.
+    fn drop_fallen(&mut self) {
+        while let Some(id) = self.fallen.pop() {
+            let Some(c) = self.clients.get(&id) else {
+                continue;
+            };
+            let (frames, bytes) = c.outbox.depth();
+            let reason =
+                format!("fell behind: {frames} messages, {bytes} bytes queued (the limit)");
+            self.remove_client(id, Cause::Network, End::Drop(reason));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use proptest::prelude::*;
+
+use super::super::{Frame, Repr, WireError, frame_len};
+
+fn roundtrip(repr: Repr<'_>) {
+    let bytes = repr.to_vec();
+    assert_eq!(bytes.len(), repr.buffer_len(), "{repr:?}");
+    let frame = Frame::new_checked(&bytes[..]).expect("emitted frames are whole");
+    assert_eq!(Repr::parse(&frame).expect("emitted frames parse"), repr);
+}
+
+#[test]
+fn every_kind_roundtrips() {
+    roundtrip(Repr::Connect {
+        version: 1,
+        priority: 3,
+        membership: true,
+        name: "alice",
+    });
+    roundtrip(Repr::Join { req: 1, group: "g" });
+    roundtrip(Repr::Leave {
+        req: u32::MAX,
+        group: "g",
+    });
+    roundtrip(Repr::Multicast {
+        service: 0x10,
+        msg_type: -5,
+        groups: vec!["a", "#b#c"],
+        payload: b"hi",
+    });
+    roundtrip(Repr::Disconnect);
+    roundtrip(Repr::Welcome {
+        private_group: "#a#local",
+    });
+    roundtrip(Repr::Reply {
+        req: 0,
+        code: 7,
+        detail: "send secret",
+    });
+    roundtrip(Repr::Message {
+        service: 2,
+        msg_type: 1,
+        sender: "#a#l",
+        groups: vec!["g"],
+        payload: &[],
+    });
+    roundtrip(Repr::Membership {
+        cause: 1,
+        view: 9,
+        group: "g",
+        changed: "#a#l",
+        members: vec!["#a#l", "#b#l"],
+    });
+}
+
+#[test]
+fn clear_errors_for_bad_bytes() {
+    assert_eq!(frame_len(&[0, 0, 0, 0]), Err(WireError::BadLength(0)));
+    assert_eq!(
+        Frame::new_checked(&[0u8, 0, 0][..]).unwrap_err(),
+        WireError::Truncated
+    );
+    let f = [0u8, 0, 0, 1, 99];
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
+        Err(WireError::UnknownKind(99))
+    );
+    // A group count far beyond the body.
+    let f = [0u8, 0, 0, 9, 4, 0, 0, 0, 2, 0, 1, 0xff, 0xff];
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
+        Err(WireError::Truncated)
+    );
+    // A string longer than what follows.
+    let f = [0u8, 0, 0, 3, 16, 5, b'a'];
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
+        Err(WireError::Truncated)
+    );
+    // Bytes after a disconnect.
+    let f = [0u8, 0, 0, 2, 5, 0];
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
+        Err(WireError::Trailing(1))
+    );
+    assert!(
+        WireError::BadLength(0)
+            .to_string()
+            .contains("frame length 0")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// Random bytes never panic the decoder; what it accepts re-emits to the same bytes.
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = frame_len(&bytes);
+        if let Ok(frame) = Frame::new_checked(&bytes[..]) {
+            if let Ok(repr) = Repr::parse(&frame) {
+                prop_assert_eq!(repr.buffer_len(), bytes.len());
+                prop_assert_eq!(repr.to_vec(), bytes.clone());
+            }
+        }
+    }
+
+    /// Random bodies behind a valid header, every kind: still no panic.
+    #[test]
+    fn random_bodies_never_panic(kind in 0u8..24, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let mut bytes = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+        bytes.push(kind);
+        bytes.extend_from_slice(&body);
+        let frame = Frame::new_checked(&bytes[..]).unwrap();
+        if let Ok(repr) = Repr::parse(&frame) {
+            prop_assert_eq!(repr.to_vec(), bytes.clone());
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The access list against a client running under another uid (a real
+//! process as uid 65534), and the socket's file mode. Needs root to change
+//! uid; says so loudly and skips otherwise.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+
+use common::*;
+use conn_core::ErrorKind;
+use conn_mailbox::{Event, Mailbox, MailboxError, Service};
+use conn_test_support::{child, child_done, role, run_child};
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn as_nobody(test: &str, role: &str, socket: &std::path::Path) -> std::process::Command {
+    let mut cmd = child(test, role);
+    cmd.env("MBX_SOCKET", socket).uid(NOBODY).gid(NOBODY);
+    cmd
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn nobody_role() {
+    rt().block_on(async {
+        assert_eq!(rustix::process::getuid().as_raw(), NOBODY);
+        let socket = std::env::var("MBX_SOCKET").unwrap();
+        let (mut m, _) = Mailbox::connect(&socket, "nobody", 0, false, soon())
+            .await
+            .unwrap();
+        let e = m.join("secret", soon()).await.unwrap_err();
+        assert!(
+            matches!(&e, MailboxError::NotAllowed { op: "join", group } if group == "secret"),
+            "{e}"
+        );
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        m.join("open", soon()).await.unwrap();
+        // Refused sends come back to this client only.
+        m.multicast(Service::AGREED, &["secret"], 0, b"psst")
+            .await
+            .unwrap();
+        let e = m.receive(soon()).await.unwrap_err();
+        assert!(
+            matches!(&e, MailboxError::NotAllowed { op: "send", group } if group == "secret"),
+            "{e}"
+        );
+        m.multicast(Service::AGREED, &["open", "announce"], 0, b"both")
+            .await
+            .unwrap();
+        let e = m.receive(soon()).await.unwrap_err();
+        assert!(
+            matches!(&e, MailboxError::NotAllowed { op: "send", group } if group == "announce"),
+            "{e}"
+        );
+        m.multicast(
+            Service::AGREED | Service::SELF_DISCARD,
+            &["open"],
+            0,
+            b"hello from nobody",
+        )
+        .await
+        .unwrap();
+        m.disconnect(soon()).await.unwrap();
+    });
+    child_done("nobody");
+}
+
+#[test]
+fn acl_refuses_join_and_send_for_other_uids() {
+    if role().as_deref() == Some("nobody") {
+        return nobody_role();
+    }
+    if !is_root() {
+        eprintln!(
+            "!!! SKIPPED acl_refuses_join_and_send_for_other_uids: needs root to run a client as uid {NOBODY}"
+        );
+        return;
+    }
+    let acl = std::env::temp_dir().join(format!("{}.toml", unique("mailbox-acl")));
+    std::fs::write(
+        &acl,
+        "[groups.secret]\njoin = [0]\nsend = [0]\n\n[groups.announce]\nsend = [0]\n",
+    )
+    .unwrap();
+    let d = Daemon::start(&["--acl", acl.to_str().unwrap()]);
+    rt().block_on(async {
+        let mut root = connect(&d, "root", false).await;
+        for g in ["secret", "open", "announce"] {
+            root.join(g, soon()).await.unwrap();
+        }
+        let socket = d.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            run_child(
+                as_nobody(
+                    "acl_refuses_join_and_send_for_other_uids",
+                    "nobody",
+                    &socket,
+                ),
+                "nobody",
+            )
+        })
+        .await
+        .unwrap();
+        // Root may send to secret; what nobody tried there never arrived.
+        root.multicast(Service::AGREED, &["secret"], 1, b"marker")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        loop {
+            match next(&mut root).await {
+                Event::Message(m) if m.msg_type == 1 => break,
+                Event::Message(m) => seen.push((m.sender, m.groups, m.data)),
+                Event::Membership(_) => {}
+            }
+        }
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(
+            (seen[0].0.as_str(), seen[0].1.clone(), &seen[0].2[..]),
+            (
+                "#nobody#local",
+                vec!["open".to_string()],
+                &b"hello from nobody"[..]
+            )
+        );
+        root.disconnect(soon()).await.unwrap();
+    });
+    std::fs::remove_file(&acl).ok();
+}
+
+fn denied_role() {
+    rt().block_on(async {
+        let socket = std::env::var("MBX_SOCKET").unwrap();
+        let e = Mailbox::connect(&socket, "denied", 0, false, soon())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::WrongContext | ErrorKind::PermissionDenied
+            ),
+            "{e}"
+        );
+    });
+    child_done("denied");
+}
+
+#[test]
+fn socket_mode_is_configurable() {
+    if role().as_deref() == Some("denied") {
+        return denied_role();
+    }
+    let d = Daemon::start(&["--mode", "600"]);
+    let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    if !is_root() {
+        eprintln!(
+            "!!! socket_mode_is_configurable: not root, so the connect as uid {NOBODY} is skipped"
+        );
+        return;
+    }
+    run_child(
+        as_nobody("socket_mode_is_configurable", "denied", d.path()),
+        "denied",
+    );
+}

@@ -1,0 +1,149 @@
+//! A real `mailboxd` process per test, on its own socket, killed on drop.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use conn_core::Deadline;
+use conn_mailbox::{Cause, Event, Mailbox, Membership, Message};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A running daemon; its stderr goes to a log file tests can read.
+pub struct Daemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+pub fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Daemon {
+    /// Starts `mailboxd` with `args` on a fresh socket and waits for it.
+    pub fn start(args: &[&str]) -> Daemon {
+        let name = unique("mailboxd");
+        let dir = std::env::temp_dir();
+        let socket = dir.join(format!("{name}.sock"));
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_mailboxd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start mailboxd");
+        let d = Daemon { child, socket, log };
+        // The socket file appears a moment before the daemon listens: wait
+        // until a connection gets through.
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "mailboxd did not come up: {}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        d
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (or fails after 10 s).
+    pub fn wait_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no {needle:?} in the daemon log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn sigterm(&self) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM mailboxd");
+    }
+
+    /// Waits for the process to exit; true when it exited with success.
+    pub fn wait(&mut self) -> bool {
+        self.child.wait().expect("wait for mailboxd").success()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+pub fn soon() -> Deadline {
+    Deadline::after(Duration::from_secs(10))
+}
+
+pub async fn connect(d: &Daemon, name: &str, membership: bool) -> Mailbox {
+    Mailbox::connect(d.path(), name, 0, membership, soon())
+        .await
+        .unwrap_or_else(|e| panic!("connect {name}: {e}"))
+        .0
+}
+
+pub async fn next(m: &mut Mailbox) -> Event {
+    m.receive(soon())
+        .await
+        .unwrap_or_else(|e| panic!("receive on {}: {e}", m.private_group()))
+}
+
+pub async fn membership(m: &mut Mailbox) -> Membership {
+    match next(m).await {
+        Event::Membership(ms) => ms,
+        other => panic!(
+            "{}: expected a membership message, got {other:?}",
+            m.private_group()
+        ),
+    }
+}
+
+pub async fn message(m: &mut Mailbox) -> Message {
+    match next(m).await {
+        Event::Message(msg) => msg,
+        other => panic!("{}: expected a message, got {other:?}", m.private_group()),
+    }
+}
+
+/// Reads membership messages of `group` until one with `cause` about `who`.
+pub async fn wait_change(m: &mut Mailbox, group: &str, cause: Cause, who: &str) -> Membership {
+    loop {
+        let ms = membership(m).await;
+        if ms.group == group && ms.cause == cause && ms.changed == who {
+            return ms;
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `connkit mailbox` (the real binary) against a mailboxd: interactive and
+//! scripted. The daemon is conn-mailbox's own, run on a thread of this test
+//! (mailboxd's binary belongs to another package, so cargo does not build it
+//! for these tests); the sockets and the client processes are real.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use connkit::mailbox::daemon::{DaemonConfig, run};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A daemon on a thread of its own, stopped on drop.
+struct Daemon {
+    socket: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let socket = std::env::temp_dir().join(format!(
+            "connkit-mailbox-cli-{}-{}.sock",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let config = DaemonConfig::new(&socket);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(run(config, async {
+                stopped.await.ok();
+            }))
+            .expect("daemon");
+        });
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(connkit::mailbox::daemon::wait_ready(
+                &socket,
+                connkit::core::Deadline::after(std::time::Duration::from_secs(10)),
+            ))
+            .expect("the daemon listens");
+        Daemon {
+            socket,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn connkit(daemon: &Path, name: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_connkit"));
+    cmd.arg("mailbox")
+        .arg("--daemon")
+        .arg(daemon)
+        .args(["--name", name]);
+    cmd
+}
+
+struct Proc {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("connkit mailbox");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Proc { child, out }
+    }
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "connkit mailbox ended early");
+        line.trim_end().to_string()
+    }
+    fn say(&mut self, line: &str) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "{line}").unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send(d: &Daemon, name: &str, group: &str, text: &str) {
+    let out = connkit(&d.socket, name)
+        .args(["send", group, text])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "send: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn interactive_join_send_receive_leave_quit() {
+    let d = Daemon::start();
+    let mut alice = Proc::spawn(connkit(&d.socket, "alice"));
+    assert_eq!(
+        alice.line(),
+        "connected as #alice#local; commands: join G | leave G | send G TEXT | receive | quit"
+    );
+    alice.say("join chat");
+    assert_eq!(
+        alice.line(),
+        "membership chat view 1 join #alice#local members #alice#local"
+    );
+    alice.say("send chat hello there");
+    assert_eq!(
+        alice.line(),
+        "message from #alice#local to chat type 0 AGREED: hello there"
+    );
+    send(&d, "bob", "chat", "from bob");
+    assert_eq!(
+        alice.line(),
+        "message from #bob#local to chat type 0 AGREED: from bob"
+    );
+    alice.say("join #bad");
+    assert!(alice.line().starts_with("error: illegal group"));
+    alice.say("receive");
+    assert_eq!(alice.line(), "nothing to receive");
+    alice.say("leave chat");
+    assert_eq!(
+        alice.line(),
+        "membership chat view 2 self-leave #alice#local members (none)"
+    );
+    alice.say("quit");
+    assert!(alice.child.wait().unwrap().success());
+}
+
+#[test]
+fn scripted_listen_json_sees_joins_messages_and_leaves() {
+    let d = Daemon::start();
+    let mut listener = Proc::spawn({
+        let mut c = connkit(&d.socket, "lis");
+        c.args(["--json", "listen", "news", "--count", "5"]);
+        c
+    });
+    let first: serde_json::Value = serde_json::from_str(&listener.line()).unwrap();
+    assert_eq!(
+        (
+            first["event"].as_str(),
+            first["cause"].as_str(),
+            first["changed"].as_str()
+        ),
+        (Some("membership"), Some("join"), Some("#lis#local"))
+    );
+    // A member that stays joined until its stdin closes.
+    let mut member = Proc::spawn({
+        let mut c = connkit(&d.socket, "mem");
+        c.args(["join", "news"]);
+        c
+    });
+    let joined: serde_json::Value = serde_json::from_str(&listener.line()).unwrap();
+    assert_eq!(
+        (
+            joined["cause"].as_str(),
+            joined["members"].as_array().map(Vec::len)
+        ),
+        (Some("join"), Some(2))
+    );
+    send(&d, "s1", "news", "one");
+    send(&d, "s2", "news", "two");
+    for (want, sender) in [("one", "#s1#local"), ("two", "#s2#local")] {
+        let m: serde_json::Value = serde_json::from_str(&listener.line()).unwrap();
+        assert_eq!(
+            (
+                m["event"].as_str(),
+                m["data"].as_str(),
+                m["sender"].as_str()
+            ),
+            (Some("message"), Some(want), Some(sender))
+        );
+    }
+    drop(member.child.stdin.take()); // stdin closes: the member disconnects
+    let left: serde_json::Value = serde_json::from_str(&listener.line()).unwrap();
+    assert_eq!(
+        (left["cause"].as_str(), left["changed"].as_str()),
+        (Some("disconnect"), Some("#mem#local"))
+    );
+    assert!(listener.child.wait().unwrap().success());
+    assert!(member.child.wait().unwrap().success());
+}
+
+#[test]
+fn errors_are_one_line_and_nonzero() {
+    let d = Daemon::start();
+    let out = connkit(&d.socket, "way-too-long-name")
+        .args(["send", "g", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("illegal private name"), "{err}");
+}
