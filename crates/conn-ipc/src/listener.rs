@@ -254,12 +254,32 @@ fn probe(path: &Path) -> Probe {
     };
     match rustix::net::connect(&fd, &sockaddr) {
         // Only a refusal proves nobody listens; anything else (a connection,
-        // a full backlog, no permission) leaves the file alone.
-        Err(Errno::CONNREFUSED) => Probe::Stale,
+        // a full backlog, no permission) leaves the file alone. A listener
+        // that is starting has its file a moment before it listens (bind,
+        // then listen), so a refusal counts only if it is still a refusal,
+        // on the same file, a little later.
+        Err(Errno::CONNREFUSED) => {
+            std::thread::sleep(STARTING_LISTENER_GRACE);
+            let same_file = rustix::fs::lstat(path)
+                .is_ok_and(|again| (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino));
+            let Ok(fd) = new_socket() else {
+                return Probe::Live;
+            };
+            match rustix::net::connect(&fd, &sockaddr) {
+                Err(Errno::CONNREFUSED) if same_file => Probe::Stale,
+                Err(Errno::NOENT) => Probe::Gone,
+                _ => Probe::Live,
+            }
+        }
         Err(Errno::NOENT) => Probe::Gone,
         _ => Probe::Live,
     }
 }
+
+/// How long a socket file that refuses connections is given to start
+/// listening before it counts as stale: far longer than the moment between
+/// a listener's bind(2) and listen(2).
+const STARTING_LISTENER_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl IpcListener {
     /// Binds and listens at `path` with the default options (see
