@@ -285,3 +285,42 @@ async fn a_sessiond_that_leaves_the_group_during_the_call_is_reported_left_and_s
     );
     assert!(alive(p3), "node 3's member was signalled: {report}");
 }
+
+#[test]
+fn a_clustered_sessiond_where_no_corosync_runs_fails_to_start_and_says_why() {
+    if let Some(why) = testbed::unavailable() {
+        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        return;
+    }
+    // A network namespace of our own with no corosync in it.
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+    let ns = Netns(format!("ck-sess-none-{}", std::process::id()));
+    assert!(
+        std::process::Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let socket = common::sessiond::unique("nocorosync.sock");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_sessiond")])
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--cluster", "corosync"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cpg://connkit-sessiond"), "{err}");
+    assert!(err.contains("is corosync running"), "{err}");
+    // It failed before taking its socket.
+    assert!(!socket.exists());
+}
