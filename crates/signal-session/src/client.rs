@@ -72,6 +72,15 @@ pub struct Client {
 /// assert_eq!(report.silent(), ["b"]);
 /// assert_eq!(report.answered().count(), 0);
 /// assert_eq!(report.to_string(), "b (10.0.0.2:7301): no answer: no answer by the deadline");
+///
+/// // The cluster's array: a node whose sessiond left the group mid-call.
+/// let cluster = ArrayReport { nodes: vec![NodeResult {
+///     name: "n3".into(),
+///     addr: "cpg:node 3 pid 812".into(),
+///     outcome: NodeOutcome::Left { message: "left the cluster's group during the call: node down".into() },
+/// }] };
+/// assert_eq!(cluster.left(), ["n3"]);
+/// assert_eq!(cluster.silent(), ["n3"]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArrayReport {
