@@ -12,6 +12,8 @@
 //!   ([`Reason`]: join, leave, node down, node up, process down), each
 //!   delivered in the same place of the order at every member (virtual
 //!   synchrony). The descriptor joins tokio's reactor; nothing polls.
+//! * [`cluster_nodes`]: the cluster's configured nodes, up or down (the
+//!   `nodelist` in corosync's configuration map).
 //! * [`testbed`]: corosync nodes in network namespaces of their own, joined
 //!   by a bridge, for tests and demos that need a real cluster on one
 //!   machine; links can be cut and nodes killed.
@@ -38,7 +40,9 @@
 mod error;
 mod event;
 mod group;
+mod nodes;
 pub mod testbed;
 
 pub use event::{Event, Member, Membership, Reason};
 pub use group::CpgGroup;
+pub use nodes::{ClusterNode, cluster_nodes};

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use conn_core::{Deadline, Error, ErrorKind, Result};
 
 use crate::client::{Client, default_socket};
-use crate::daemon::{Config, Options};
+use crate::daemon::{ClusterKind, Config, Options};
 use crate::wire::NodeOutcome;
 use crate::{Ash, KillReport, Signal};
 
@@ -79,7 +79,9 @@ pub enum SessionCommand {
         #[arg(short = 's', long = "signal", default_value = "TERM")]
         signal: String,
         /// Every node of this array: the sessiond at `--server` (or the
-        /// default one) fans out to the array's nodes in its configuration.
+        /// default one) fans out to the array's nodes in its configuration,
+        /// or, with `--array cluster` to a `sessiond --cluster corosync`,
+        /// to every node of the corosync cluster over CPG.
         #[arg(long)]
         array: Option<String>,
         /// Freeze the session while signalling (cgroup v2).
@@ -97,6 +99,10 @@ pub enum SessionCommand {
         /// The TCP address for peer daemons (overrides the config).
         #[arg(long)]
         listen: Option<String>,
+        /// Join the cluster (`corosync`): the array `cluster` is then all
+        /// of its nodes.
+        #[arg(long, value_enum, value_name = "KIND")]
+        cluster: Option<ClusterKind>,
     },
 }
 
@@ -154,7 +160,11 @@ async fn execute(args: SessionArgs) -> Result<bool> {
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| Error::from(e).during("write output");
     match args.command {
-        SessionCommand::Daemon { config, listen } => {
+        SessionCommand::Daemon {
+            config,
+            listen,
+            cluster,
+        } => {
             drop(out);
             let config = match config {
                 Some(path) => Config::load(&path)?,
@@ -164,6 +174,7 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                 config,
                 socket: Some(server),
                 listen,
+                cluster,
             })
             .await?;
             Ok(true)
@@ -238,6 +249,11 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                                     node.name, node.addr
                                 )
                                 .map_err(io)?;
+                                all = false;
+                            }
+                            NodeOutcome::Left { message } => {
+                                writeln!(out, "node {} ({}): {message}", node.name, node.addr)
+                                    .map_err(io)?;
                                 all = false;
                             }
                         }

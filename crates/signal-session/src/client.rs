@@ -72,6 +72,15 @@ pub struct Client {
 /// assert_eq!(report.silent(), ["b"]);
 /// assert_eq!(report.answered().count(), 0);
 /// assert_eq!(report.to_string(), "b (10.0.0.2:7301): no answer: no answer by the deadline");
+///
+/// // The cluster's array: a node whose sessiond left the group mid-call.
+/// let cluster = ArrayReport { nodes: vec![NodeResult {
+///     name: "n3".into(),
+///     addr: "cpg:node 3 pid 812".into(),
+///     outcome: NodeOutcome::Left { message: "left the cluster's group during the call: node down".into() },
+/// }] };
+/// assert_eq!(cluster.left(), ["n3"]);
+/// assert_eq!(cluster.silent(), ["n3"]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArrayReport {
@@ -88,11 +97,27 @@ impl ArrayReport {
         })
     }
 
-    /// The names of the nodes that did not answer by the deadline.
+    /// The names of the nodes that did not answer: none by the deadline,
+    /// or (the cluster) left the group during the call.
     pub fn silent(&self) -> Vec<&str> {
         self.nodes
             .iter()
-            .filter(|n| matches!(n.outcome, NodeOutcome::NoAnswer { .. }))
+            .filter(|n| {
+                matches!(
+                    n.outcome,
+                    NodeOutcome::NoAnswer { .. } | NodeOutcome::Left { .. }
+                )
+            })
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
+    /// The names of the nodes whose sessiond left the cluster's group
+    /// while the call waited for it.
+    pub fn left(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.outcome, NodeOutcome::Left { .. }))
             .map(|n| n.name.as_str())
             .collect()
     }
@@ -112,6 +137,7 @@ impl fmt::Display for ArrayReport {
                 NodeOutcome::NoAnswer { message, .. } => {
                     write!(f, "{} ({}): no answer: {message}", n.name, n.addr)?
                 }
+                NodeOutcome::Left { message } => write!(f, "{} ({}): {message}", n.name, n.addr)?,
             }
         }
         Ok(())
@@ -277,6 +303,13 @@ pub async fn kill_server(
 /// `askillash_array`: the sessiond at `server` signals session `ash` on
 /// every node of `array` in its configuration, over authenticated TCP, and
 /// reports each node's result and which did not answer by `deadline`.
+///
+/// With `array` [`CLUSTER_ARRAY`](crate::daemon::CLUSTER_ARRAY)
+/// (`"cluster"`) and a `sessiond --cluster corosync`, the array is the
+/// corosync cluster: the request goes out on CPG to every node's sessiond,
+/// and the report has one entry per node of corosync's nodelist, those
+/// whose sessiond left the group during the call
+/// ([`ArrayReport::left`]) or was not there included.
 pub async fn kill_array(
     server: Option<&Path>,
     array: &str,

@@ -18,7 +18,9 @@
 //! * [`daemon`] (`sessiond`): sessions that outlive their clients, on a
 //!   Unix socket, with Array Services' permission rule per member
 //!   ([`Caller`]) and array-wide kills fanned out to peer daemons over
-//!   HMAC-authenticated TCP; [`client`] has `askillash_server` and
+//!   HMAC-authenticated TCP, or, with `sessiond --cluster corosync` (cargo
+//!   feature `corosync`), to every node of the corosync cluster over CPG;
+//!   [`client`] has `askillash_server` and
 //!   `askillash_array` ([`client::kill_server`], [`client::kill_array`]);
 //!   [`wire`] is its frame format; [`cli`] the `session` command line.
 //!

@@ -270,4 +270,17 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     .await
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    // Nor is "cluster" an array for a sessiond not started in a cluster;
+    // the error says what would make it one.
+    let err = kill_array(
+        Some(&a.socket),
+        "cluster",
+        ash,
+        0,
+        Deadline::after(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("--cluster corosync"), "{err}");
 }

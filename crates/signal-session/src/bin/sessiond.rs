@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use signal_session::daemon::{Config, Options};
+use signal_session::daemon::{ClusterKind, Config, Options};
 
 /// The session daemon (Array Services' arrayd, for array sessions).
 #[derive(Parser)]
@@ -22,6 +22,11 @@ struct Cli {
     /// config; port 0 picks one, printed on stdout).
     #[arg(long)]
     listen: Option<String>,
+    /// Join the cluster: with `corosync`, every node's sessiond meets in a
+    /// CPG group through the local corosync, and the array named `cluster`
+    /// is all of its nodes (needs the `corosync` cargo feature).
+    #[arg(long, value_enum, value_name = "KIND")]
+    cluster: Option<ClusterKind>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,6 +50,7 @@ async fn main() -> ExitCode {
         config,
         socket: cli.socket,
         listen: cli.listen,
+        cluster: cli.cluster,
     };
     match signal_session::daemon::run(options).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ use conn_core::serve::Incoming;
 use conn_core::{Connection, Deadline, Result};
 use conn_ipc::IpcStream;
 
-use super::remote;
+use super::array::{self, NodeRequest};
 use super::state::{Client, Daemon};
 use crate::Caller;
 use crate::wire::Message;
@@ -58,8 +58,11 @@ pub(crate) async fn serve_client(daemon: Arc<Daemon>, incoming: Incoming<IpcStre
                 deadline_ms,
             } => {
                 let deadline = Deadline::after(Duration::from_millis(u64::from(deadline_ms)));
-                remote::fan_out(&daemon, client.caller, &array, ash, sig, atomic, deadline)
-                    .await
+                let report = match NodeRequest::new(client.caller, ash, sig, atomic) {
+                    Ok(request) => array::kill_array(&daemon, &array, request, deadline).await,
+                    Err(e) => Err(e),
+                };
+                report
                     .map(Message::ArrayReport)
                     .unwrap_or_else(|e| Message::error(&e))
             }

@@ -9,11 +9,21 @@
 //!   user and group.
 //! * With `listen` and `secret_file` configured, peer daemons reach it over
 //!   TCP to kill on this node for an array-wide kill (see `remote`).
+//! * With `--cluster corosync` (cargo feature `corosync`) it joins the CPG
+//!   group [`CLUSTER_GROUP`] through the local corosync, and the array
+//!   named [`CLUSTER_ARRAY`] is the whole cluster: a kill goes out on CPG
+//!   to every node's sessiond, and the report names every node of
+//!   corosync's nodelist, with those that did not answer by the deadline or
+//!   left the group during the call (see `cluster`). Both ways share one
+//!   request and one report ([`crate::wire::NodeResult`]).
 //! * A client sending bytes that are not a frame is logged and dropped;
 //!   the daemon goes on. SIGTERM or SIGINT shut it down gracefully
 //!   through conn-core's `serve`.
 
+mod array;
 mod auth;
+#[cfg(feature = "corosync")]
+mod cluster;
 mod config;
 mod local;
 mod remote;
@@ -30,7 +40,19 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tower::service_fn;
 
+pub use array::CLUSTER_ARRAY;
 pub use config::{Config, MIN_SECRET, Node};
+
+/// The CPG group every `sessiond --cluster corosync` joins.
+pub const CLUSTER_GROUP: &str = "connkit-sessiond";
+
+/// Which cluster a sessiond joins, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterKind {
+    /// corosync's closed process groups, through the local corosync (needs
+    /// the `corosync` cargo feature).
+    Corosync,
+}
 use state::Daemon;
 
 /// How a sessiond is started: its configuration plus command-line
@@ -50,6 +72,8 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     /// Overrides `config.listen`.
     pub listen: Option<String>,
+    /// Join this cluster: its nodes are then the array [`CLUSTER_ARRAY`].
+    pub cluster: Option<ClusterKind>,
 }
 
 /// How long shutdown waits for open connections.
@@ -68,8 +92,33 @@ pub async fn run(options: Options) -> Result<()> {
         config.listen = Some(listen);
     }
     let secret = config.secret()?;
+    let stop = CancellationToken::new();
+    // However run ends, the cluster thread (if any) leaves the group.
+    let _leave = stop.clone().drop_guard();
+    // The cluster first: a sessiond that cannot join fails before it
+    // takes its socket.
+    let (link, calls) = match options.cluster {
+        Some(_) => {
+            if config.arrays.contains_key(CLUSTER_ARRAY) {
+                return Err(conn_core::Error::new(conn_core::ErrorKind::InvalidType)
+                    .during("start sessiond")
+                    .on(format_args!("array {CLUSTER_ARRAY:?}"))
+                    .detail(
+                        "with --cluster the name means the cluster; rename the configured array",
+                    ));
+            }
+            let (link, calls) = tokio::sync::mpsc::unbounded_channel();
+            (Some(link), Some(calls))
+        }
+        None => (None, None),
+    };
+    let daemon = Arc::new(Daemon::new(config, secret, link));
+    let cluster = match calls {
+        Some(calls) => Some(join_cluster(daemon.clone(), calls, stop.clone())?),
+        None => None,
+    };
     let ipc = IpcListener::options().mode(0o666).bind(&socket)?;
-    let tcp = match (&config.listen, &secret) {
+    let tcp = match (&daemon.config.listen, &daemon.secret) {
         (Some(addr), Some(_)) => Some(TcpListener::bind(addr.as_str())?),
         (Some(addr), None) => {
             tracing::warn!("not listening on {addr}: no secret_file, and peers must authenticate");
@@ -87,9 +136,7 @@ pub async fn run(options: Options) -> Result<()> {
             tcp.local_addr()
         ));
     }
-    let daemon = Arc::new(Daemon::new(config, secret));
 
-    let stop = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).map_err(conn_core::Error::from)?;
     let mut int = signal(SignalKind::interrupt()).map_err(conn_core::Error::from)?;
     let trigger = stop.clone();
@@ -126,7 +173,39 @@ pub async fn run(options: Options) -> Result<()> {
         let report = remote.await.map_err(conn_core::Error::from)??;
         announce(format_args!("sessiond stopped: peers {report}"));
     }
+    if let Some(cluster) = cluster {
+        // `stop` has fired: the thread leaves the group and ends.
+        let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
+    }
     Ok(())
+}
+
+/// Joins the cluster's group; says so on stdout.
+#[cfg(feature = "corosync")]
+fn join_cluster(
+    daemon: Arc<Daemon>,
+    calls: tokio::sync::mpsc::UnboundedReceiver<array::ClusterCall>,
+    stop: CancellationToken,
+) -> Result<std::thread::JoinHandle<()>> {
+    let (me, thread) = cluster::start(daemon, calls, stop)?;
+    announce(format_args!(
+        "sessiond joined cpg:{} as node {} pid {}",
+        cluster::GROUP,
+        me.node,
+        me.pid
+    ));
+    Ok(thread)
+}
+
+#[cfg(not(feature = "corosync"))]
+fn join_cluster(
+    _: Arc<Daemon>,
+    _: tokio::sync::mpsc::UnboundedReceiver<array::ClusterCall>,
+    _: CancellationToken,
+) -> Result<std::thread::JoinHandle<()>> {
+    Err(conn_core::Error::new(conn_core::ErrorKind::NotSupported)
+        .during("join the cluster")
+        .detail("this sessiond was built without the `corosync` cargo feature"))
 }
 
 /// A line on stdout for whoever started the daemon; one who stopped

@@ -15,11 +15,12 @@ use conn_core::{Connection, Deadline, Error, ErrorKind, Result};
 use conn_tcp::TcpStream;
 use futures::future::join_all;
 
+use super::array::{self, NodeRequest};
 use super::auth;
 use super::state::Daemon;
+use crate::Caller;
 use crate::wire::io::{read_frame, read_message, write_message};
 use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
-use crate::{Ash, Caller};
 
 /// How long a peer has to answer the challenge.
 const AUTH_PATIENCE: Duration = Duration::from_secs(5);
@@ -67,28 +68,8 @@ async fn answer_peer(daemon: &Daemon, conn: &mut TcpStream) -> Result<Message> {
     if !auth::verify(secret, &nonce, ruid, euid, &request, &mac) {
         return Err(auth_failed());
     }
-    match Message::parse(&Frame::new_checked(&request[..])?)? {
-        Message::Kill {
-            ash,
-            sig,
-            atomic,
-            array: None,
-            ..
-        } => {
-            let caller = Caller { ruid, euid };
-            tracing::info!(%ash, sig, ruid, euid, "kill from a peer daemon");
-            Ok(daemon
-                .kill(caller, ash, sig, atomic)
-                .map(Message::Report)
-                .unwrap_or_else(|e| Message::error(&e)))
-        }
-        other => Err(Error::new(ErrorKind::PermissionDenied)
-            .during("handle peer request")
-            .detail(format!(
-                "peers may only kill on this node, not send {:?}",
-                other.kind()
-            ))),
-    }
+    let request = NodeRequest::from_frame(Caller { ruid, euid }, &request)?;
+    Ok(request.serve(daemon))
 }
 
 /// Asks every node of `array` to signal its members of `ash`, all at once,
@@ -96,11 +77,8 @@ async fn answer_peer(daemon: &Daemon, conn: &mut TcpStream) -> Result<Message> {
 /// answering.
 pub(crate) async fn fan_out(
     daemon: &Daemon,
-    caller: Caller,
     array: &str,
-    ash: Ash,
-    sig: i32,
-    atomic: bool,
+    request: NodeRequest,
     deadline: Deadline,
 ) -> Result<Vec<NodeResult>> {
     let op = "kill array session";
@@ -108,7 +86,12 @@ pub(crate) async fn fan_out(
         Error::new(ErrorKind::NotFound)
             .during(op)
             .on(format_args!("array {array:?}"))
-            .detail("no such array in this sessiond's configuration")
+            .detail(if array == super::array::CLUSTER_ARRAY {
+                "no such array in this sessiond's configuration, and this sessiond was not \
+                 started with --cluster corosync"
+            } else {
+                "no such array in this sessiond's configuration"
+            })
     })?;
     let secret = daemon.secret.as_deref().ok_or_else(|| {
         Error::new(ErrorKind::NotSupported)
@@ -118,16 +101,8 @@ pub(crate) async fn fan_out(
                 "this sessiond has no secret_file, and remote signalling is always authenticated",
             )
     })?;
-    // Checked here once, so every node is told the same valid request.
-    crate::Signal::new(sig).map_err(|e| e.during(op))?;
-    let request = Message::Kill {
-        ash,
-        sig,
-        atomic,
-        array: None,
-        deadline_ms: 0,
-    }
-    .to_bytes()?;
+    let caller = request.caller;
+    let request = request.frame()?;
     let asks = nodes.iter().map(|node| {
         let request = &request;
         async move {
@@ -135,12 +110,7 @@ pub(crate) async fn fan_out(
                 .run(ask_node(&node.addr, secret, caller, request, deadline))
                 .await
             {
-                Ok(Ok(Message::Report(report))) => NodeOutcome::Answered(report),
-                Ok(Ok(Message::Error { kind, message })) => NodeOutcome::Refused { kind, message },
-                Ok(Ok(other)) => NodeOutcome::NoAnswer {
-                    kind: ErrorKind::Protocol,
-                    message: format!("answered with a {:?} message", other.kind()),
-                },
+                Ok(Ok(answer)) => array::outcome(answer),
                 Ok(Err(e)) => NodeOutcome::NoAnswer {
                     kind: e.kind(),
                     message: e.to_string(),

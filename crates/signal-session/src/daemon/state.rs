@@ -15,6 +15,8 @@ pub(crate) struct Daemon {
     sessions: Mutex<HashMap<Ash, Entry>>,
     pub(crate) config: Config,
     pub(crate) secret: Option<Vec<u8>>,
+    /// The way to the cluster's group, with `--cluster corosync`.
+    pub(crate) cluster: Option<super::array::ClusterLink>,
 }
 
 /// A session and whether a process ever joined it. As in Array Services,
@@ -48,11 +50,16 @@ fn no_such_session(ash: Ash, op: &'static str) -> Error {
 }
 
 impl Daemon {
-    pub(crate) fn new(config: Config, secret: Option<Vec<u8>>) -> Daemon {
+    pub(crate) fn new(
+        config: Config,
+        secret: Option<Vec<u8>>,
+        cluster: Option<super::array::ClusterLink>,
+    ) -> Daemon {
         Daemon {
             sessions: Mutex::new(HashMap::new()),
             config,
             secret,
+            cluster,
         }
     }
 
@@ -78,7 +85,7 @@ impl Daemon {
     }
 
     /// Answers a request that stays on this node. Array-wide kills are
-    /// the caller's (see `remote::fan_out`).
+    /// the caller's (see `array::kill_array`).
     pub(crate) fn handle(&self, client: Client, msg: Message) -> Message {
         let answer = match msg {
             Message::NewSession { ash } => self.new_session(ash),

@@ -42,6 +42,10 @@ pub enum Kind {
     Challenge = 96,
     /// [`Message::Remote`]
     Remote = 97,
+    /// [`Message::ClusterAsk`]
+    ClusterAsk = 98,
+    /// [`Message::ClusterAnswer`]
+    ClusterAnswer = 99,
 }
 
 impl Kind {
@@ -64,18 +68,23 @@ impl Kind {
             Error,
             Challenge,
             Remote,
+            ClusterAsk,
+            ClusterAnswer,
         ]
         .into_iter()
         .find(|k| *k as u8 == b)
     }
 }
 
-/// One node's part of an array-wide kill.
+/// One node's part of an array-wide kill, whichever way the array is
+/// reached (TCP to configured peers, or the corosync cluster over CPG).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeResult {
-    /// The node's name in the array configuration.
+    /// The node's name: in the array configuration, or in corosync's
+    /// nodelist for the cluster.
     pub name: String,
-    /// The address it was asked at.
+    /// Where it was asked: a TCP address, or `cpg:node N pid P` (`cpg:node
+    /// N` for a node no sessiond of the group was on).
     pub addr: String,
     /// What came back.
     pub outcome: NodeOutcome,
@@ -95,11 +104,18 @@ pub enum NodeOutcome {
         message: String,
     },
     /// No answer by the deadline (unreachable, connection refused, timed
-    /// out); says why.
+    /// out, not in the cluster's group); says why.
     NoAnswer {
         /// The error's kind.
         kind: ErrorKind,
         /// What happened.
+        message: String,
+    },
+    /// The cluster only: the node's sessiond left the group while the call
+    /// waited for it (its node went down or was cut off, the daemon ended);
+    /// the wait for it ended there. Says CPG's reason.
+    Left {
+        /// What happened, with CPG's reason.
         message: String,
     },
 }
@@ -205,6 +221,33 @@ pub enum Message {
         /// The request, a whole frame.
         request: Vec<u8>,
     },
+    /// A sessiond's array-wide kill, multicast to the cluster's sessiond
+    /// group over CPG (the sender is the one CPG names on delivery): the
+    /// same request and user ids as [`Message::Remote`] carries, without a
+    /// MAC, because corosync already decides who may join the group.
+    ClusterAsk {
+        /// The asker's number for this call.
+        call: u64,
+        /// The real uid of the user the request is for.
+        ruid: u32,
+        /// The effective uid of the user the request is for.
+        euid: u32,
+        /// The request, a whole [`Message::Kill`] frame.
+        request: Vec<u8>,
+    },
+    /// One sessiond's answer to a [`Message::ClusterAsk`], multicast (CPG
+    /// has no unicast); only the asker takes it.
+    ClusterAnswer {
+        /// The asker's number for the call.
+        call: u64,
+        /// The asker's corosync node id.
+        node: u32,
+        /// The asker's pid on that node.
+        pid: u32,
+        /// The answer, a whole [`Message::Report`] or [`Message::Error`]
+        /// frame.
+        answer: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -227,6 +270,8 @@ impl Message {
             Message::Error { .. } => Kind::Error,
             Message::Challenge { .. } => Kind::Challenge,
             Message::Remote { .. } => Kind::Remote,
+            Message::ClusterAsk { .. } => Kind::ClusterAsk,
+            Message::ClusterAnswer { .. } => Kind::ClusterAnswer,
         }
     }
 
@@ -313,6 +358,9 @@ impl Message {
                             kind: ErrorKind::from_errno(r.i32()?),
                             message: r.string()?,
                         },
+                        3 => NodeOutcome::Left {
+                            message: r.string()?,
+                        },
                         b => return Err(r.bad(format!("unknown node outcome {b}"))),
                     };
                     nodes.push(NodeResult {
@@ -333,6 +381,18 @@ impl Message {
                 ruid: r.u32()?,
                 euid: r.u32()?,
                 request: r.byte_string()?.to_vec(),
+            },
+            Kind::ClusterAsk => Message::ClusterAsk {
+                call: r.u64()?,
+                ruid: r.u32()?,
+                euid: r.u32()?,
+                request: r.byte_string()?.to_vec(),
+            },
+            Kind::ClusterAnswer => Message::ClusterAnswer {
+                call: r.u64()?,
+                node: r.u32()?,
+                pid: r.u32()?,
+                answer: r.byte_string()?.to_vec(),
             },
         };
         r.finish()?;
@@ -411,6 +471,10 @@ impl Message {
                             w.i32(kind.errno());
                             w.string(message);
                         }
+                        NodeOutcome::Left { message } => {
+                            w.u8(3);
+                            w.string(message);
+                        }
                     }
                 }
             }
@@ -429,6 +493,28 @@ impl Message {
                 w.u32(*ruid);
                 w.u32(*euid);
                 w.byte_string(request);
+            }
+            Message::ClusterAsk {
+                call,
+                ruid,
+                euid,
+                request,
+            } => {
+                w.u64(*call);
+                w.u32(*ruid);
+                w.u32(*euid);
+                w.byte_string(request);
+            }
+            Message::ClusterAnswer {
+                call,
+                node,
+                pid,
+                answer,
+            } => {
+                w.u64(*call);
+                w.u32(*node);
+                w.u32(*pid);
+                w.byte_string(answer);
             }
         }
         w.out
@@ -481,6 +567,8 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Error => "error",
         Kind::Challenge => "challenge",
         Kind::Remote => "remote",
+        Kind::ClusterAsk => "cluster ask",
+        Kind::ClusterAnswer => "cluster answer",
     }
 }
 
@@ -615,6 +703,13 @@ mod tests {
                         message: "no answer".into(),
                     },
                 },
+                NodeResult {
+                    name: "n3".into(),
+                    addr: "cpg:node 3 pid 77".into(),
+                    outcome: NodeOutcome::Left {
+                        message: "left the group: node down".into(),
+                    },
+                },
             ]),
             Message::Error {
                 kind: ErrorKind::NoSuchSession,
@@ -626,6 +721,18 @@ mod tests {
                 ruid: 5,
                 euid: 6,
                 request: vec![1, 2, 3],
+            },
+            Message::ClusterAsk {
+                call: 9,
+                ruid: 5,
+                euid: 6,
+                request: vec![4, 5],
+            },
+            Message::ClusterAnswer {
+                call: 9,
+                node: 2,
+                pid: 1234,
+                answer: vec![6],
             },
         ] {
             round_trip(msg);

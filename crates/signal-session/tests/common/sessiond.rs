@@ -29,10 +29,16 @@ pub struct Sessiond {
 impl Sessiond {
     /// Starts one with these extra arguments.
     pub fn start(args: &[&str]) -> Sessiond {
+        Sessiond::start_with(Command::new(env!("CARGO_BIN_EXE_sessiond")), args)
+    }
+
+    /// Starts `command` (sessiond, perhaps behind `ip netns exec`, which
+    /// execs it: the child is the daemon) with these extra arguments.
+    pub fn start_with(mut command: Command, args: &[&str]) -> Sessiond {
         let socket = unique("sock");
         let stderr_path = unique("stderr");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        let mut child = command
             .arg("--socket")
             .arg(&socket)
             .args(args)
