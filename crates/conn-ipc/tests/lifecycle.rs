@@ -335,3 +335,20 @@ async fn connect_waits_for_room_in_a_full_backlog_until_its_deadline() {
     listener.accept(liveness()).await.unwrap();
     waiting.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_vectored_write_sends_every_buffer_in_order_in_one_call() {
+    let (_listener, mut client, mut server) = connected("vectored").await;
+    assert!(tokio::io::AsyncWrite::is_write_vectored(&client));
+    let parts = [
+        std::io::IoSlice::new(b"head "),
+        std::io::IoSlice::new(b""),
+        std::io::IoSlice::new(b"and body"),
+    ];
+    let n = client.write_vectored(&parts).await.unwrap();
+    assert_eq!(n, 13, "a small vectored write goes whole");
+    client.done(liveness()).await.unwrap();
+    let mut got = String::new();
+    server.read_to_string(&mut got).await.unwrap();
+    assert_eq!(got, "head and body");
+}

@@ -518,3 +518,19 @@ async fn connect_times_out_against_a_listener_whose_accept_queue_is_full() {
     assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     drop(listener);
 }
+
+#[tokio::test]
+async fn a_vectored_write_reaches_a_std_peer_whole_and_in_order() {
+    let (mut conn, mut peer) = to_std_peer().await;
+    assert!(tokio::io::AsyncWrite::is_write_vectored(&conn));
+    let parts = [
+        std::io::IoSlice::new(b"HTTP/1.1 200 OK\r\n\r\n"),
+        std::io::IoSlice::new(b"hello"),
+    ];
+    let n = conn.write_vectored(&parts).await.unwrap();
+    assert_eq!(n, 24);
+    conn.done(liveness()).await.unwrap();
+    let mut got = String::new();
+    peer.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "HTTP/1.1 200 OK\r\n\r\nhello");
+}

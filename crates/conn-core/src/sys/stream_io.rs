@@ -40,6 +40,26 @@ impl LazyFd {
         })
     }
 
+    /// Sends the buffers of `bufs` in order with one `sendmsg(2)`
+    /// (`MSG_NOSIGNAL`), returning how many bytes went: the body of an
+    /// `AsyncWrite::poll_write_vectored`, so a header and a body leave in
+    /// one call without being copied together first.
+    pub fn poll_send_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, Wait::Write, |fd| {
+            let mut no_control = rustix::net::SendAncillaryBuffer::default();
+            Ok(rustix::net::sendmsg(
+                fd,
+                bufs,
+                &mut no_control,
+                SendFlags::NOSIGNAL,
+            )?)
+        })
+    }
+
     /// `shutdown(2)`: `Shutdown::Write` is the half-close behind
     /// `Connection::done`. It never blocks on Unix-domain or TCP sockets.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
