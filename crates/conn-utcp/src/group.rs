@@ -1,0 +1,66 @@
+//! `StackGroup`: N stacks, one per queue of a multi-queue TAP device.
+
+use conn_core::Result;
+use smoltcp::wire::Ipv4Cidr;
+
+use crate::{Stack, Tap, UtcpListener};
+
+/// N [`Stack`]s sharing one address, each owning one queue of a
+/// multi-queue TAP device (mTCP's one context per core).
+///
+/// Flows never cross stacks: the kernel picks the queue of each frame it
+/// sends by flow hash and, for a flow whose frames it has seen coming from
+/// a queue, answers on that queue (tun's flow steering), so every segment
+/// of a connection reaches the stack that owns its socket. Each stack gets
+/// its own slice of the ephemeral ports, so two stacks never build the
+/// same four-tuple, and a server listens on every stack
+/// ([`StackGroup::listen`]).
+///
+/// ```no_run
+/// use conn_utcp::StackGroup;
+///
+/// # #[tokio::main] async fn main() -> conn_core::Result<()> {
+/// let group = StackGroup::tap("tap7", 2, "10.7.0.2/24".parse().unwrap())?;
+/// let listeners = group.listen(8080, 64)?;   // one per stack; accept on each
+/// assert_eq!(listeners.len(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StackGroup {
+    stacks: Vec<Stack>,
+}
+
+impl StackGroup {
+    /// Opens `n` queues of TAP device `name` and builds one stack on each,
+    /// all at `cidr` (and one MAC, derived from it).
+    pub fn tap(name: &str, n: usize, cidr: Ipv4Cidr) -> Result<StackGroup> {
+        let queues = Tap::open_queues(name, n)?;
+        let n = queues.len() as u32;
+        let span = (65535 - 49152 + 1) / n;
+        let stacks = queues
+            .into_iter()
+            .enumerate()
+            .map(|(i, tap)| {
+                let first = 49152 + i as u32 * span;
+                Stack::builder(tap)
+                    .address(cidr)
+                    .ephemeral_ports(first as u16, (first + span - 1) as u16)
+                    .build()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StackGroup { stacks })
+    }
+
+    /// The stacks, one per queue.
+    pub fn stacks(&self) -> &[Stack] {
+        &self.stacks
+    }
+
+    /// Listens on `port` of every stack, `backlog` each.
+    pub fn listen(&self, port: u16, backlog: usize) -> Result<Vec<UtcpListener>> {
+        self.stacks
+            .iter()
+            .map(|s| UtcpListener::bind(s, port, backlog))
+            .collect()
+    }
+}
