@@ -34,8 +34,13 @@ impl StackGroup {
     /// Opens `n` queues of TAP device `name` and builds one stack on each,
     /// all at `cidr` (and one MAC, derived from it).
     pub fn tap(name: &str, n: usize, cidr: Ipv4Cidr) -> Result<StackGroup> {
-        let queues = Tap::open_queues(name, n)?;
-        let n = queues.len() as u32;
+        StackGroup::from_taps(Tap::open_queues(name, n)?, cidr)
+    }
+
+    /// One stack on each of `queues` (queues of one TAP device, from
+    /// [`Tap::open_queues`]), all at `cidr`.
+    pub fn from_taps(queues: Vec<Tap>, cidr: Ipv4Cidr) -> Result<StackGroup> {
+        let n = queues.len().max(1) as u32;
         let span = (65535 - 49152 + 1) / n;
         let stacks = queues
             .into_iter()
