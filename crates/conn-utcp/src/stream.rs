@@ -18,7 +18,7 @@ use crate::stack::{Inner, Stack, bad_handle, endpoint_of};
 /// One end of a userspace TCP connection.
 ///
 /// ```
-/// use conn_core::{Connection, Deadline, ErrorKind};
+/// use conn_core::{Connection, Deadline, ErrorKind, Listener};
 /// use conn_utcp::{MemLink, Stack, UtcpListener, UtcpStream};
 /// use tokio::io::AsyncReadExt;
 ///
