@@ -25,6 +25,13 @@ enum Command {
         /// How long in-flight requests may take to finish after the signal.
         #[arg(long, default_value_t = 5000)]
         drain_ms: u64,
+        /// Serve utcp:// from a userspace stack on this TAP device, created
+        /// in the host namespace (needs root).
+        #[arg(long, requires = "tap_host")]
+        tap: Option<String>,
+        /// The kernel side's address on the TAP device, e.g. 10.7.0.1/24.
+        #[arg(long, requires = "tap")]
+        tap_host: Option<String>,
     },
     /// Fetches a URL through the connkit client stack and prints the body;
     /// exits non-zero with a one-line reason unless the status is 2xx.
@@ -58,12 +65,23 @@ fn main() -> std::process::ExitCode {
         Command::Demo => runtime
             .block_on(connkit::demo::run(&mut std::io::stdout()))
             .map_err(|e| e.to_string()),
-        Command::Http { listen, drain_ms } => runtime
-            .block_on(connkit::cli::http::run(
-                &registry,
-                &listen,
-                Duration::from_millis(drain_ms),
-            ))
+        Command::Http {
+            listen,
+            drain_ms,
+            tap,
+            tap_host,
+        } => runtime
+            .block_on(async {
+                let mut registry = registry;
+                // Kept until the server ends; dropping it removes the device.
+                let _stack = match tap.zip(tap_host) {
+                    Some((tap, host)) => Some(
+                        connkit::cli::http::tap_stack(&mut registry, &listen, &tap, &host).await?,
+                    ),
+                    None => None,
+                };
+                connkit::cli::http::run(&registry, &listen, Duration::from_millis(drain_ms)).await
+            })
             .map_err(|e| e.to_string()),
         Command::Get {
             via,
