@@ -140,7 +140,11 @@ pub fn test_all() -> bool {
     let start = Instant::now();
     let mut tally = Tally::default();
     let mut all_ok = true;
-    if !ensure_apt(&[("curl", "curl"), ("ip", "iproute2"), ("ping", "iputils-ping")]) {
+    if !ensure_apt(&[
+        ("curl", "curl"),
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+    ]) {
         println!("test-all: could not install the packages the tests use");
         tally.failed += 1;
         all_ok = false;
