@@ -33,6 +33,10 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "abort: the peer saw connection reset by peer (ECONNRESET)",
         ": 200 OK \"hello from connkit\\n\"",
         "HTTP server shutdown report: accepted 1, closed in order 1, killed 0, errors 0",
+        "transfer: the server read 262144 bytes then end-of-stream (FIN)",
+        "close: the client saw end-of-stream (FIN); the server's close returned Ok",
+        "kill: the server saw connection reset by peer (ECONNRESET)",
+        "close after the reset: not connected (ENOTCONN)",
         "demo finished",
     ] {
         assert!(

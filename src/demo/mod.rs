@@ -7,6 +7,7 @@ mod ipc;
 mod layers;
 mod mem;
 mod tcp;
+mod utcp;
 
 use std::io::Write;
 
@@ -22,6 +23,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     mem::run(out).await?;
     ipc::run(out).await?;
     tcp::run(out).await?;
+    utcp::run(out).await?;
     writeln!(out, "\ndemo finished")?;
     Ok(())
 }

@@ -87,6 +87,13 @@ impl UtcpListener {
         })
     }
 
+    /// Waits for the next connection until `deadline` (mTCP
+    /// `mtcp_accept`); [`Deadline::NOW`] is `TimedOut` at once when no
+    /// handshake has completed.
+    pub async fn accept(&mut self, deadline: Deadline) -> Result<UtcpStream> {
+        accept_on(&self.stack, self.id, Some(self.generation), deadline).await
+    }
+
     /// This listener's socket id.
     pub fn id(&self) -> SockId {
         self.id
@@ -202,7 +209,7 @@ impl Listener for UtcpListener {
     type Conn = UtcpStream;
 
     async fn accept(&mut self, deadline: Deadline) -> Result<UtcpStream> {
-        accept_on(&self.stack, self.id, Some(self.generation), deadline).await
+        UtcpListener::accept(self, deadline).await
     }
 
     fn local_endpoint(&self) -> Endpoint {
