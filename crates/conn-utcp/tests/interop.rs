@@ -8,7 +8,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use common::{KERNEL, Net, STACK, checksum, pattern, root_or_skip};
-use conn_core::{Connection, Deadline, Listener};
+use conn_core::{Connection, Deadline};
 use conn_utcp::{Stack, StackGroup, UtcpListener, UtcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
