@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::steps::root;
 
 /// Every bench, in the order BENCHMARKS.md lists them.
-const BENCHES: &[&str] = &["layers", "ipc", "http"];
+const BENCHES: &[&str] = &["layers", "ipc", "http", "utcp"];
 
 pub fn run(names: &[String]) -> bool {
     let chosen: Vec<&str> = if names.is_empty() {

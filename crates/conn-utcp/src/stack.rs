@@ -39,6 +39,9 @@ use crate::id::{Entry, SockId, Table};
 const STACK_NUMBERS: u32 = 1 << 12;
 static NEXT_STACK: AtomicU32 = AtomicU32::new(1);
 
+/// CLOSED sockets a stack keeps for reuse at most.
+const SPARE_SOCKETS: usize = 256;
+
 /// Default socket buffer sizes (each direction).
 const DEFAULT_BUFFER: usize = 64 * 1024;
 
@@ -145,6 +148,7 @@ impl StackBuilder {
                 device,
                 table: Table::default(),
                 lingering: Vec::new(),
+                spare: Vec::new(),
                 rx_buffer: self.rx_buffer,
                 tx_buffer: self.tx_buffer,
                 ports: self.ports,
@@ -219,6 +223,10 @@ pub(crate) struct Inner {
     /// (FIN-WAIT, LAST-ACK, TIME-WAIT, a reset not yet sent); the driver
     /// removes each once it reaches CLOSED.
     lingering: Vec<SocketHandle>,
+    /// CLOSED sockets kept for reuse (smoltcp resets a socket when it
+    /// listens or connects again), so a steady stream of connections does
+    /// not allocate and zero two buffers per connection.
+    spare: Vec<SocketHandle>,
     rx_buffer: usize,
     tx_buffer: usize,
     ports: (u16, u16),
@@ -354,6 +362,9 @@ pub(crate) fn bad_handle(id: SockId, op: &'static str) -> Error {
 impl Inner {
     /// A fresh TCP socket with this stack's buffer sizes.
     pub(crate) fn new_socket(&mut self) -> SocketHandle {
+        if let Some(handle) = self.spare.pop() {
+            return handle;
+        }
         let rx = tcp::SocketBuffer::new(vec![0; self.rx_buffer]);
         let tx = tcp::SocketBuffer::new(vec![0; self.tx_buffer]);
         let mut socket = tcp::Socket::new(rx, tx);
@@ -427,10 +438,15 @@ impl Inner {
         let now = SmolInstant::now();
         self.iface.poll(now, &mut self.device, &mut self.sockets);
         let sockets = &mut self.sockets;
+        let spare = &mut self.spare;
         self.lingering.retain(|&h| {
             let closed = sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed;
             if closed {
-                sockets.remove(h);
+                if spare.len() < SPARE_SOCKETS {
+                    spare.push(h);
+                } else {
+                    sockets.remove(h);
+                }
             }
             !closed
         });
