@@ -124,12 +124,12 @@ async fn memlink(rows: &mut Vec<Row>) {
         .build()
         .unwrap();
     let to: SocketAddrV4 = "10.0.9.1:5000".parse().unwrap();
-    let ul = std::cell::RefCell::new(UtcpListener::bind(&server, 5000, 64).unwrap());
+    let ul = tokio::sync::Mutex::new(UtcpListener::bind(&server, 5000, 64).unwrap());
     let kl = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let kaddr = kl.local_addr().unwrap();
     let upair = || async {
         let c = UtcpStream::connect(&client, to, soon()).await.unwrap();
-        let s = ul.borrow_mut().accept(soon()).await.unwrap();
+        let s = ul.lock().await.accept(soon()).await.unwrap();
         (c, s)
     };
     let kpair = || async {
@@ -240,7 +240,10 @@ where
     std::thread::spawn(move || {
         let file = std::fs::File::open(path).unwrap();
         // SAFETY: `file` is an open namespace file; setns moves this thread only.
-        assert_eq!(unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        assert_eq!(
+            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -323,7 +326,9 @@ async fn veth_round(n: u32) -> (f64, f64) {
         format!("vb{}p{n}", std::process::id() % 100_000),
     );
     ip(&["netns", "add", &ns.0]);
-    ip(&["link", "add", &host, "mtu", "1500", "type", "veth", "peer", "name", &peer, "mtu", "1500"]);
+    ip(&[
+        "link", "add", &host, "mtu", "1500", "type", "veth", "peer", "name", &peer, "mtu", "1500",
+    ]);
     ip(&["link", "set", &peer, "netns", &ns.0]);
     ip(&["-n", &ns.0, "addr", "add", "10.80.0.1/24", "dev", &peer]);
     ip(&["-n", &ns.0, "link", "set", &peer, "up"]);
