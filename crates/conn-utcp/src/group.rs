@@ -16,6 +16,12 @@ use crate::{Stack, Tap, UtcpListener};
 /// same four-tuple, and a server listens on every stack
 /// ([`StackGroup::listen`]).
 ///
+/// Every stack's driver is spawned on the runtime that builds the group.
+/// For mTCP's strict shape (one thread per core, nothing shared), build
+/// each stack with [`Stack::builder`] on its own thread's current-thread
+/// runtime from the queues of [`Tap::open_queues`] instead; a group does
+/// not pin threads to cores itself.
+///
 /// ```no_run
 /// use conn_utcp::StackGroup;
 ///

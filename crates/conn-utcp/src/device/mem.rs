@@ -85,6 +85,17 @@ impl MemLink {
 }
 
 /// One end of a [`MemLink`]; give it to [`Stack::builder`](crate::Stack::builder).
+///
+/// ```
+/// use conn_utcp::{MemLink, Stack};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let (a, b) = MemLink::pair_with_mtu(9014); // jumbo frames
+/// let one = Stack::builder(a).address("10.11.0.1/24".parse().unwrap()).build()?;
+/// let two = Stack::builder(b).address("10.11.0.2/24".parse().unwrap()).build()?;
+/// assert_ne!(one.number(), two.number());
+/// # Ok(()) }
+/// ```
 pub struct MemPort {
     link: Arc<Link>,
     side: usize,

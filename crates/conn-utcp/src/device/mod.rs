@@ -19,6 +19,14 @@ pub use mem::{MemLink, MemPort};
 pub use tap::Tap;
 
 /// The one device a [`Stack`](crate::Stack) owns.
+///
+/// ```
+/// use conn_utcp::{Device, MemLink};
+///
+/// let (a, _b) = MemLink::pair();
+/// let device: Device = a.into(); // what Stack::builder takes (or a Tap)
+/// assert!(matches!(device, Device::Mem(_)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Device {
