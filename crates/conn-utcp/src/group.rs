@@ -14,7 +14,9 @@ use crate::{Stack, Tap, UtcpListener};
 /// of a connection reaches the stack that owns its socket. Each stack gets
 /// its own slice of the ephemeral ports, so two stacks never build the
 /// same four-tuple, and a server listens on every stack
-/// ([`StackGroup::listen`]).
+/// ([`StackGroup::listen`]). ARP frames are the exception: the kernel
+/// hands an ARP reply to any queue, so each stack passes the ARP frames it
+/// reads to its siblings and all of them learn every neighbour.
 ///
 /// Every stack's driver is spawned on the runtime that builds the group.
 /// For mTCP's strict shape (one thread per core, nothing shared), build
@@ -47,11 +49,13 @@ impl StackGroup {
     /// [`Tap::open_queues`]), all at `cidr`.
     pub fn from_taps(queues: Vec<Tap>, cidr: Ipv4Cidr) -> Result<StackGroup> {
         let n = queues.len().max(1) as u32;
+        let share = crate::device::ArpShare::new(queues.len());
         let span = (65535 - 49152 + 1) / n;
         let stacks = queues
             .into_iter()
             .enumerate()
-            .map(|(i, tap)| {
+            .map(|(i, mut tap)| {
+                tap.share_arp(share.clone(), i);
                 let first = 49152 + i as u32 * span;
                 Stack::builder(tap)
                     .address(cidr)

@@ -16,6 +16,7 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::sync::Notify;
 
 pub use mem::{MemLink, MemPort};
+pub(crate) use tap::ArpShare;
 pub use tap::Tap;
 
 /// The one device a [`Stack`](crate::Stack) owns.
@@ -52,7 +53,7 @@ impl From<Tap> for Device {
 #[derive(Clone, Debug)]
 pub(crate) enum Waiter {
     Mem(Arc<Notify>),
-    Tap(Arc<AsyncFd<std::os::fd::OwnedFd>>),
+    Tap(Arc<AsyncFd<std::os::fd::OwnedFd>>, Option<Arc<Notify>>),
 }
 
 /// A readiness event; for a TAP queue it is tokio's guard, cleared by the
@@ -70,11 +71,22 @@ impl Waiter {
                 notify.notified().await;
                 Ready::Frames
             }
-            Waiter::Tap(fd) => match fd.readable().await {
-                Ok(guard) => Ready::Tap(guard),
-                // The reactor is gone (runtime shutting down): never ready.
-                Err(_) => std::future::pending().await,
-            },
+            Waiter::Tap(fd, arp) => {
+                let siblings = async {
+                    match arp {
+                        Some(notify) => notify.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ready = fd.readable() => match ready {
+                        Ok(guard) => Ready::Tap(guard),
+                        // The reactor is gone (runtime shutting down): never ready.
+                        Err(_) => std::future::pending().await,
+                    },
+                    () = siblings => Ready::Frames,
+                }
+            }
         }
     }
 }
@@ -83,7 +95,7 @@ impl Device {
     pub(crate) fn waiter(&self) -> Waiter {
         match self {
             Device::Mem(port) => Waiter::Mem(port.ready()),
-            Device::Tap(tap) => Waiter::Tap(tap.fd().clone()),
+            Device::Tap(tap) => Waiter::Tap(tap.fd().clone(), tap.arp_notify()),
         }
     }
 

@@ -2,16 +2,45 @@
 //! IFF_NO_PI | IFF_MULTI_QUEUE`), read and written without blocking and
 //! waited on through tokio's `AsyncFd`, never by polling in a loop.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use conn_core::{Error, ErrorKind, Result};
 use smoltcp::phy::{DeviceCapabilities, Medium};
 use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+/// ARP frames shared among the stacks of one multi-queue device. The
+/// stacks share one address and MAC, but the kernel hands an ARP reply to
+/// whichever queue its hash picks, not to the stack that asked; so each
+/// stack passes the ARP frames it reads to its siblings, and every stack
+/// learns every neighbour.
+#[derive(Debug, Default)]
+pub(crate) struct ArpShare {
+    inboxes: Vec<(Inbox, Arc<Notify>)>,
+}
+
+/// ARP frames from siblings, waiting for one queue's stack.
+type Inbox = Mutex<VecDeque<Vec<u8>>>;
+
+impl ArpShare {
+    pub(crate) fn new(n: usize) -> Arc<ArpShare> {
+        Arc::new(ArpShare {
+            inboxes: (0..n)
+                .map(|_| (Mutex::new(VecDeque::new()), Arc::new(Notify::new())))
+                .collect(),
+        })
+    }
+}
+
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+/// ARP frames waiting for a sibling at most.
+const ARP_INBOX: usize = 64;
 
 /// Frames as smoltcp counts them: the kernel's default TAP MTU (1500) plus
 /// the 14-byte Ethernet header.
@@ -39,6 +68,8 @@ pub struct Tap {
     rx: Box<[u8]>,
     tx: Box<[u8]>,
     drained: bool,
+    /// This queue's place among its siblings, in a StackGroup.
+    share: Option<(Arc<ArpShare>, usize)>,
 }
 
 impl fmt::Debug for Tap {
@@ -101,6 +132,7 @@ impl Tap {
             rx: vec![0; TAP_MTU].into_boxed_slice(),
             tx: vec![0; TAP_MTU].into_boxed_slice(),
             drained: false,
+            share: None,
         })
     }
 
@@ -113,23 +145,62 @@ impl Tap {
         &self.fd
     }
 
+    /// Joins this queue to `share` as sibling `index`.
+    pub(crate) fn share_arp(&mut self, share: Arc<ArpShare>, index: usize) {
+        self.share = Some((share, index));
+    }
+
+    /// What wakes this queue's driver besides the descriptor: ARP frames
+    /// from siblings.
+    pub(crate) fn arp_notify(&self) -> Option<Arc<Notify>> {
+        self.share
+            .as_ref()
+            .map(|(share, i)| share.inboxes[*i].1.clone())
+    }
+
     pub(super) fn take_drained(&mut self) -> bool {
         std::mem::take(&mut self.drained)
     }
 
     pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        // SAFETY: reads at most `rx.len()` bytes into the live buffer `rx`.
-        let n = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                self.rx.as_mut_ptr().cast(),
-                self.rx.len(),
-            )
+        let from_sibling = self.share.as_ref().and_then(|(share, i)| {
+            let frame = share.inboxes[*i].0.lock().ok()?.pop_front()?;
+            let n = frame.len().min(self.rx.len());
+            self.rx[..n].copy_from_slice(&frame[..n]);
+            Some(n as isize)
+        });
+        let n = match from_sibling {
+            Some(n) => n,
+            // SAFETY: reads at most `rx.len()` bytes into the live buffer `rx`.
+            None => unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.rx.as_mut_ptr().cast(),
+                    self.rx.len(),
+                )
+            },
         };
         if n <= 0 {
             // EAGAIN (or a dead device): nothing more until the fd is readable.
             self.drained = true;
             return None;
+        }
+        let frame = &self.rx[..n as usize];
+        if let (None, Some((share, me))) = (from_sibling, &self.share) {
+            if frame.get(12..14) == Some(&ETHERTYPE_ARP[..]) {
+                for (i, (inbox, notify)) in share.inboxes.iter().enumerate() {
+                    if i != *me {
+                        // Bounded: a sibling that lags loses ARP frames,
+                        // as a busy NIC would, and asks again.
+                        if let Ok(mut inbox) = inbox.lock() {
+                            if inbox.len() < ARP_INBOX {
+                                inbox.push_back(frame.to_vec());
+                            }
+                        }
+                        notify.notify_one();
+                    }
+                }
+            }
         }
         Some((
             RxToken {
