@@ -301,6 +301,9 @@ impl AsyncRead for UtcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         let mut inner = this.stack.lock();
         let Some(Entry::Stream(h)) = inner.table.get_mut(this.id.index(), Some(this.generation))
         else {

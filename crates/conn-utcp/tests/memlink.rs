@@ -382,3 +382,14 @@ async fn the_connector_is_a_tower_service_of_uris() {
     let accepted = listener.accept(soon()).await.unwrap();
     assert_eq!(accepted.peer_addr(), conn.local_addr());
 }
+
+#[tokio::test]
+async fn a_read_into_an_empty_buffer_returns_at_once() {
+    let (server, client) = pair();
+    let (_l, _c, mut s) = connected(&server, &client).await;
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut []))
+        .await
+        .expect("a zero-length read must not wait for data")
+        .unwrap();
+    assert_eq!(n, 0);
+}
