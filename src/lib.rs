@@ -31,6 +31,11 @@ pub mod http;
 
 /// A registry that knows every transport built into connkit: `mem://`,
 /// `ipc://` and `tcp://`.
+///
+/// `utcp://` is not in it: a userspace stack is not process-wide like the
+/// kernel's, it is one [`utcp::Stack`] on one device. Register the stack
+/// that `utcp://` should mean with [`utcp::register`]`(&mut registry,
+/// stack)`; `connkit http --tap` does so for the stack it builds.
 pub fn registry() -> core::Registry {
     let mut registry = core::Registry::with_defaults();
     ipc::register(&mut registry);

@@ -29,6 +29,13 @@ enum Command {
         /// connections (N omitted: one per core).
         #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
         per_core: Option<usize>,
+        /// Serve utcp:// from a userspace stack on this TAP device, created
+        /// in the host namespace (needs root).
+        #[arg(long, requires = "tap_host")]
+        tap: Option<String>,
+        /// The kernel side's address on the TAP device, e.g. 10.7.0.1/24.
+        #[arg(long, requires = "tap")]
+        tap_host: Option<String>,
     },
     /// Fetches a URL through the connkit client stack and prints the body;
     /// exits non-zero with a one-line reason unless the status is 2xx.
@@ -111,13 +118,32 @@ fn main() -> std::process::ExitCode {
             listen,
             drain_ms,
             per_core,
+            tap,
+            tap_host,
         } => runtime
-            .block_on(connkit::cli::http::run(
-                &registry,
-                &listen,
-                Duration::from_millis(drain_ms),
-                per_core,
-            ))
+            .block_on(async {
+                match tap.zip(tap_host) {
+                    Some((tap, host)) => {
+                        connkit::cli::http::run_tap(
+                            &listen,
+                            &tap,
+                            &host,
+                            Duration::from_millis(drain_ms),
+                            per_core,
+                        )
+                        .await
+                    }
+                    None => {
+                        connkit::cli::http::run(
+                            &registry,
+                            &listen,
+                            Duration::from_millis(drain_ms),
+                            per_core,
+                        )
+                        .await
+                    }
+                }
+            })
             .map_err(|e| e.to_string()),
         Command::Get {
             via,

@@ -45,6 +45,10 @@ fn the_demo_runs_every_part_and_reports_the_shutdown() {
         "the same order at all three: true",
         "c disconnected: a saw view 4, cause disconnect, members #a#demo,#b#demo",
         "b killed:       a saw view 5, cause network (no goodbye: the daemon only saw the socket close), members #a#demo",
+        "transfer: the server read 262144 bytes then end-of-stream (FIN)",
+        "close: the client saw end-of-stream (FIN); the server's close returned Ok",
+        "kill: the server saw connection reset by peer (ECONNRESET)",
+        "close after the reset: not connected (ENOTCONN)",
         "demo finished",
     ] {
         assert!(

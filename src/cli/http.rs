@@ -54,6 +54,116 @@ pub async fn run(
     Ok(())
 }
 
+/// `connkit http --listen utcp://A:PORT --tap NAME --tap-host CIDR`: creates
+/// the TAP device `tap` in this namespace, gives the kernel side `host`
+/// (e.g. `10.7.0.1/24`) and brings it up, then serves the routes from a
+/// userspace stack at A (same prefix) until SIGTERM or Ctrl-C, with the
+/// same graceful shutdown as [`run`].
+///
+/// `per_core: Some(n)` opens n queues of the device and serves each from a
+/// stack of its own, built and driven on its own thread's runtime (one
+/// `StackGroup` stack per thread, mTCP's shape); `Some(0)` means one per
+/// core. The device goes when the server ends.
+pub async fn run_tap(
+    listen: &str,
+    tap: &str,
+    host: &str,
+    drain: Duration,
+    per_core: Option<usize>,
+) -> Result<()> {
+    use crate::core::{Endpoint, Error, ErrorKind};
+    use crate::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
+    let bad = |what: &str| {
+        Error::new(ErrorKind::InvalidType)
+            .during("http --tap")
+            .detail(what.to_owned())
+    };
+    let endpoint = Endpoint::parse(listen)?;
+    if endpoint.scheme() != "utcp" {
+        return Err(bad(
+            "--tap serves utcp:// endpoints, e.g. utcp://10.7.0.2:8080",
+        ));
+    }
+    let addr: std::net::SocketAddrV4 = endpoint
+        .address()
+        .parse()
+        .map_err(|_| bad("--listen utcp:// needs IPv4:port"))?;
+    let host_cidr: Ipv4Cidr = host
+        .parse()
+        .map_err(|_| bad("--tap-host takes an IPv4 address and prefix, e.g. 10.7.0.1/24"))?;
+    let server = per_core.map(|n| match n {
+        0 => Server::default(),
+        n => Server::per_core(n),
+    });
+    let queues = Tap::open_queues(tap, server.map_or(1, |s| s.threads()))?;
+    for args in [
+        &["addr", "add", host, "dev", tap][..],
+        &["link", "set", tap, "up"][..],
+    ] {
+        let status = tokio::process::Command::new("ip")
+            .args(args)
+            .status()
+            .await
+            .map_err(|e| Error::io(e, "http --tap", "ip"))?;
+        if !status.success() {
+            return Err(bad(&format!("ip {} failed", args.join(" "))));
+        }
+    }
+    let cidr = Ipv4Cidr::new(*addr.ip(), host_cidr.prefix_len());
+    let mut builders: Vec<_> = StackGroup::builders(queues, cidr)
+        .into_iter()
+        .map(|b| Some(b.gateway(host_cidr.address())))
+        .collect();
+    say(format_args!(
+        "tap {tap}: kernel side {host}, userspace stack {} ({} queue{})",
+        addr.ip(),
+        builders.len(),
+        if builders.len() == 1 { "" } else { "s" }
+    ));
+    let routes = Routes::new(Arc::new(Stats::default()));
+    let signal = async move {
+        super::terminate_signal().await;
+        say(format_args!("shutting down, draining for up to {drain:?}"));
+    };
+    let report = match server {
+        None => {
+            let stack = builders[0].take().expect("one builder").build()?;
+            let listener = UtcpListener::bind(&stack, addr.port(), crate::utcp::REGISTRY_BACKLOG)?;
+            say(format_args!("listening on {endpoint}"));
+            serve(listener, http_handler(routes))
+                .with_graceful_shutdown(signal, drain)
+                .await?
+        }
+        Some(server) => {
+            say(format_args!(
+                "listening on {endpoint} ({} threads, one stack and runtime each)",
+                server.threads()
+            ));
+            let builders = std::sync::Mutex::new(builders);
+            let port = addr.port();
+            server
+                .serve_with(
+                    move |core| {
+                        let builder = builders
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_mut(core)
+                            .and_then(Option::take)
+                            .ok_or_else(|| bad(&format!("no queue for thread {core}")))?;
+                        // Built here, so this thread's runtime drives the stack.
+                        let stack = builder.build()?;
+                        UtcpListener::bind(&stack, port, crate::utcp::REGISTRY_BACKLOG)
+                    },
+                    http_handler(routes),
+                )
+                .with_graceful_shutdown(signal, drain)
+                .await?
+        }
+    };
+    say(format_args!("shutdown report: {report}"));
+    Ok(())
+}
+
 /// One line of progress on stdout; a closed stdout must not stop the server.
 fn say(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();

@@ -9,6 +9,7 @@ mod mailbox;
 mod mem;
 mod session;
 mod tcp;
+mod utcp;
 
 use std::io::Write;
 
@@ -26,6 +27,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     tcp::run(out).await?;
     session::run(out).await?;
     mailbox::run(out).await?;
+    utcp::run(out).await?;
     writeln!(out, "\ndemo finished")?;
     Ok(())
 }

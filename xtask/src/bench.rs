@@ -10,7 +10,9 @@ use std::process::Command;
 use crate::steps::root;
 
 /// Every bench, in the order BENCHMARKS.md lists them.
-const BENCHES: &[&str] = &["layers", "ipc", "http", "serve", "session", "mailbox"];
+const BENCHES: &[&str] = &[
+    "layers", "ipc", "http", "serve", "utcp", "session", "mailbox",
+];
 
 pub fn run(names: &[String]) -> bool {
     let chosen: Vec<&str> = if names.is_empty() {

@@ -1,0 +1,179 @@
+//! `MemLink`: two stacks wired back to back in one process, no kernel in
+//! the path. Each direction is a queue of Ethernet frames with a `Notify`
+//! that wakes the receiving stack's driver; frame buffers are recycled
+//! through a shared pool, so a steady transfer allocates nothing.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use smoltcp::phy::{ChecksumCapabilities, DeviceCapabilities, Medium};
+use tokio::sync::Notify;
+
+/// Ethernet MTU as smoltcp counts it (payload 1500 + 14-byte header).
+const DEFAULT_MTU: usize = 1514;
+/// Recycled buffers kept at most; more are freed.
+const POOL_MAX: usize = 1024;
+
+struct Queue {
+    frames: Mutex<VecDeque<Vec<u8>>>,
+    ready: Arc<Notify>,
+}
+
+struct Link {
+    /// `queues[i]` holds the frames port `i` receives.
+    queues: [Queue; 2],
+    pool: Mutex<Vec<Vec<u8>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An in-memory Ethernet link between two [`Stack`](crate::Stack)s.
+///
+/// ```
+/// use conn_core::{Connection, Deadline, Listener};
+/// use conn_utcp::{MemLink, Stack, UtcpListener, UtcpStream};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let (a, b) = MemLink::pair();
+/// let server = Stack::builder(a).address("10.8.0.1/24".parse().unwrap()).build()?;
+/// let client = Stack::builder(b).address("10.8.0.2/24".parse().unwrap()).build()?;
+///
+/// let mut listener = UtcpListener::bind(&server, 7, 4)?;
+/// let mut c = UtcpStream::connect(&client, "10.8.0.1:7".parse().unwrap(), Deadline::NEVER).await?;
+/// let mut s = listener.accept(Deadline::NEVER).await?;
+/// c.write_all(b"hi").await?;
+/// c.done(Deadline::NEVER).await?;
+/// let mut got = Vec::new();
+/// s.read_to_end(&mut got).await?;
+/// assert_eq!(got, b"hi");
+/// s.close(Deadline::NEVER).await?;
+/// c.close(Deadline::NEVER).await?;
+/// # Ok(()) }
+/// ```
+pub struct MemLink;
+
+impl MemLink {
+    /// Two ports of a fresh link with the Ethernet MTU.
+    pub fn pair() -> (MemPort, MemPort) {
+        MemLink::pair_with_mtu(DEFAULT_MTU)
+    }
+
+    /// Two ports of a fresh link carrying frames of up to `mtu` bytes
+    /// (Ethernet header included, as smoltcp counts it).
+    pub fn pair_with_mtu(mtu: usize) -> (MemPort, MemPort) {
+        let queue = || Queue {
+            frames: Mutex::new(VecDeque::new()),
+            ready: Arc::new(Notify::new()),
+        };
+        let link = Arc::new(Link {
+            queues: [queue(), queue()],
+            pool: Mutex::new(Vec::new()),
+        });
+        (
+            MemPort {
+                link: link.clone(),
+                side: 0,
+                mtu,
+            },
+            MemPort { link, side: 1, mtu },
+        )
+    }
+}
+
+/// One end of a [`MemLink`]; give it to [`Stack::builder`](crate::Stack::builder).
+///
+/// ```
+/// use conn_utcp::{MemLink, Stack};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let (a, b) = MemLink::pair_with_mtu(9014); // jumbo frames
+/// let one = Stack::builder(a).address("10.11.0.1/24".parse().unwrap()).build()?;
+/// let two = Stack::builder(b).address("10.11.0.2/24".parse().unwrap()).build()?;
+/// assert_ne!(one.number(), two.number());
+/// # Ok(()) }
+/// ```
+pub struct MemPort {
+    link: Arc<Link>,
+    side: usize,
+    mtu: usize,
+}
+
+impl fmt::Debug for MemPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MemPort({} of a link, mtu {})", self.side, self.mtu)
+    }
+}
+
+impl MemPort {
+    pub(crate) fn ready(&self) -> Arc<Notify> {
+        self.link.queues[self.side].ready.clone()
+    }
+
+    pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let frame = lock(&self.link.queues[self.side].frames).pop_front()?;
+        Some((
+            RxToken {
+                link: &self.link,
+                frame,
+            },
+            TxToken {
+                link: &self.link,
+                to: 1 - self.side,
+            },
+        ))
+    }
+
+    pub(super) fn transmit(&mut self) -> TxToken<'_> {
+        TxToken {
+            link: &self.link,
+            to: 1 - self.side,
+        }
+    }
+
+    pub(super) fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu;
+        // Memory does not flip bits: skip computing and checking checksums.
+        caps.checksum = ChecksumCapabilities::ignored();
+        caps
+    }
+}
+
+pub(crate) struct RxToken<'a> {
+    link: &'a Link,
+    frame: Vec<u8>,
+}
+
+impl RxToken<'_> {
+    pub(super) fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let r = f(&self.frame);
+        let mut pool = lock(&self.link.pool);
+        if pool.len() < POOL_MAX {
+            pool.push(self.frame);
+        }
+        r
+    }
+}
+
+pub(crate) struct TxToken<'a> {
+    link: &'a Link,
+    to: usize,
+}
+
+impl TxToken<'_> {
+    pub(super) fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = lock(&self.link.pool).pop().unwrap_or_default();
+        frame.clear();
+        frame.resize(len, 0);
+        let r = f(&mut frame);
+        let queue = &self.link.queues[self.to];
+        lock(&queue.frames).push_back(frame);
+        queue.ready.notify_one();
+        r
+    }
+}

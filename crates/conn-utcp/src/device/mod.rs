@@ -1,0 +1,174 @@
+//! The devices a [`Stack`](crate::Stack) can own: an in-memory link
+//! ([`MemLink`]) and a Linux TAP queue ([`Tap`]).
+//!
+//! Both are smoltcp `phy::Device`s through the [`Device`] enum, so the
+//! driver is one concrete type and the per-packet path has no dynamic
+//! dispatch and no allocation (frame buffers are recycled).
+
+mod mem;
+mod tap;
+
+use std::sync::Arc;
+
+use smoltcp::phy::{self, DeviceCapabilities};
+use smoltcp::time::Instant;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::sync::Notify;
+
+pub use mem::{MemLink, MemPort};
+pub(crate) use tap::ArpShare;
+pub use tap::Tap;
+
+/// The one device a [`Stack`](crate::Stack) owns.
+///
+/// ```
+/// use conn_utcp::{Device, MemLink};
+///
+/// let (a, _b) = MemLink::pair();
+/// let device: Device = a.into(); // what Stack::builder takes (or a Tap)
+/// assert!(matches!(device, Device::Mem(_)));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Device {
+    /// One end of an in-memory link.
+    Mem(MemPort),
+    /// One queue of a Linux TAP device.
+    Tap(Tap),
+}
+
+impl From<MemPort> for Device {
+    fn from(port: MemPort) -> Device {
+        Device::Mem(port)
+    }
+}
+
+impl From<Tap> for Device {
+    fn from(tap: Tap) -> Device {
+        Device::Tap(tap)
+    }
+}
+
+/// What the driver task sleeps on for inbound frames.
+#[derive(Clone, Debug)]
+pub(crate) enum Waiter {
+    Mem(Arc<Notify>),
+    Tap(Arc<AsyncFd<std::os::fd::OwnedFd>>, Option<Arc<Notify>>),
+}
+
+/// A readiness event; for a TAP queue it is tokio's guard, cleared by the
+/// driver once the device has read to `EAGAIN`.
+pub(crate) enum Ready<'a> {
+    Frames,
+    Tap(AsyncFdReadyGuard<'a, std::os::fd::OwnedFd>),
+}
+
+impl Waiter {
+    /// Waits until frames may be waiting.
+    pub(crate) async fn ready(&self) -> Ready<'_> {
+        match self {
+            Waiter::Mem(notify) => {
+                notify.notified().await;
+                Ready::Frames
+            }
+            Waiter::Tap(fd, arp) => {
+                let siblings = async {
+                    match arp {
+                        Some(notify) => notify.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ready = fd.readable() => match ready {
+                        Ok(guard) => Ready::Tap(guard),
+                        // The reactor is gone (runtime shutting down): never ready.
+                        Err(_) => std::future::pending().await,
+                    },
+                    () = siblings => Ready::Frames,
+                }
+            }
+        }
+    }
+}
+
+impl Device {
+    pub(crate) fn waiter(&self) -> Waiter {
+        match self {
+            Device::Mem(port) => Waiter::Mem(port.ready()),
+            Device::Tap(tap) => Waiter::Tap(tap.fd().clone(), tap.arp_notify()),
+        }
+    }
+
+    /// True (once) when a receive found the device empty since last asked.
+    pub(crate) fn take_drained(&mut self) -> bool {
+        match self {
+            Device::Mem(_) => true,
+            Device::Tap(tap) => tap.take_drained(),
+        }
+    }
+}
+
+/// A received frame of either device.
+pub(crate) enum RxToken<'a> {
+    Mem(mem::RxToken<'a>),
+    Tap(tap::RxToken<'a>),
+}
+
+/// A frame to send on either device.
+pub(crate) enum TxToken<'a> {
+    Mem(mem::TxToken<'a>),
+    Tap(tap::TxToken<'a>),
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        match self {
+            RxToken::Mem(t) => t.consume(f),
+            RxToken::Tap(t) => t.consume(f),
+        }
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        match self {
+            TxToken::Mem(t) => t.consume(len, f),
+            TxToken::Tap(t) => t.consume(len, f),
+        }
+    }
+}
+
+/// The device as smoltcp drives it (a crate-private wrapper, so the token
+/// types stay private).
+#[derive(Debug)]
+pub(crate) struct Driven(pub(crate) Device);
+
+impl phy::Device for Driven {
+    type RxToken<'a> = RxToken<'a>;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        match &mut self.0 {
+            Device::Mem(port) => port
+                .receive()
+                .map(|(r, t)| (RxToken::Mem(r), TxToken::Mem(t))),
+            Device::Tap(tap) => tap
+                .receive()
+                .map(|(r, t)| (RxToken::Tap(r), TxToken::Tap(t))),
+        }
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        match &mut self.0 {
+            Device::Mem(port) => Some(TxToken::Mem(port.transmit())),
+            Device::Tap(tap) => Some(TxToken::Tap(tap.transmit())),
+        }
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        match &self.0 {
+            Device::Mem(port) => port.capabilities(),
+            Device::Tap(tap) => tap.capabilities(),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `StackGroup`: N stacks, one per queue of a multi-queue TAP device.
+
+use conn_core::Result;
+use smoltcp::wire::Ipv4Cidr;
+
+use crate::{Stack, StackBuilder, Tap, UtcpListener};
+
+/// N [`Stack`]s sharing one address, each owning one queue of a
+/// multi-queue TAP device (mTCP's one context per core).
+///
+/// Flows never cross stacks: the kernel picks the queue of each frame it
+/// sends by flow hash and, for a flow whose frames it has seen coming from
+/// a queue, answers on that queue (tun's flow steering), so every segment
+/// of a connection reaches the stack that owns its socket. Each stack gets
+/// its own slice of the ephemeral ports, so two stacks never build the
+/// same four-tuple, and a server listens on every stack
+/// ([`StackGroup::listen`]). ARP frames are the exception: the kernel
+/// hands an ARP reply to any queue, so each stack passes the ARP frames it
+/// reads to its siblings and all of them learn every neighbour.
+///
+/// Every stack's driver is spawned on the runtime that builds the group.
+/// For mTCP's strict shape (one thread per core, nothing shared), build
+/// each stack with [`Stack::builder`] on its own thread's current-thread
+/// runtime from the queues of [`Tap::open_queues`] instead; a group does
+/// not pin threads to cores itself.
+///
+/// ```no_run
+/// use conn_utcp::StackGroup;
+///
+/// # #[tokio::main] async fn main() -> conn_core::Result<()> {
+/// let group = StackGroup::tap("tap7", 2, "10.7.0.2/24".parse().unwrap())?;
+/// let listeners = group.listen(8080, 64)?;   // one per stack; accept on each
+/// assert_eq!(listeners.len(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StackGroup {
+    stacks: Vec<Stack>,
+}
+
+impl StackGroup {
+    /// Opens `n` queues of TAP device `name` and builds one stack on each,
+    /// all at `cidr` (and one MAC, derived from it).
+    pub fn tap(name: &str, n: usize, cidr: Ipv4Cidr) -> Result<StackGroup> {
+        StackGroup::from_taps(Tap::open_queues(name, n)?, cidr)
+    }
+
+    /// One stack on each of `queues` (queues of one TAP device, from
+    /// [`Tap::open_queues`]), all at `cidr`.
+    pub fn from_taps(queues: Vec<Tap>, cidr: Ipv4Cidr) -> Result<StackGroup> {
+        let stacks = StackGroup::builders(queues, cidr)
+            .into_iter()
+            .map(StackBuilder::build)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StackGroup { stacks })
+    }
+
+    /// The builders of the stacks [`from_taps`](StackGroup::from_taps)
+    /// would build: one per queue, all at `cidr`, each with its own slice
+    /// of the ephemeral ports, passing ARP frames to each other. Build each
+    /// on the thread whose runtime is to drive it, for mTCP's strict shape
+    /// (e.g. in `conn_core::serve::Server::serve_with`).
+    pub fn builders(queues: Vec<Tap>, cidr: Ipv4Cidr) -> Vec<StackBuilder> {
+        let n = queues.len().max(1) as u32;
+        let share = crate::device::ArpShare::new(queues.len());
+        let span = (65535 - 49152 + 1) / n;
+        queues
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut tap)| {
+                tap.share_arp(share.clone(), i);
+                let first = 49152 + i as u32 * span;
+                Stack::builder(tap)
+                    .address(cidr)
+                    .ephemeral_ports(first as u16, (first + span - 1) as u16)
+            })
+            .collect()
+    }
+
+    /// The stacks, one per queue.
+    pub fn stacks(&self) -> &[Stack] {
+        &self.stacks
+    }
+
+    /// Listens on `port` of every stack, `backlog` each.
+    pub fn listen(&self, port: u16, backlog: usize) -> Result<Vec<UtcpListener>> {
+        self.stacks
+            .iter()
+            .map(|s| UtcpListener::bind(s, port, backlog))
+            .collect()
+    }
+}

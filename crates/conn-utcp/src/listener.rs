@@ -1,0 +1,235 @@
+//! `UtcpListener`: a listening port of a [`Stack`] with an accept backlog.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::net::SocketAddrV4;
+use std::task::Poll;
+
+use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
+use smoltcp::socket::tcp::State;
+
+use crate::UtcpStream;
+use crate::id::{Entry, SockId};
+use crate::stack::{Stack, bad_handle, endpoint_of};
+
+/// A listening port of a [`Stack`].
+///
+/// smoltcp listens with one socket per connection, so the listener keeps
+/// `backlog` sockets listening on its port: up to `backlog` handshakes can
+/// complete before [`accept`](Listener::accept) takes them; more SYNs meet
+/// a reset. Each accepted socket is replaced by a fresh listening one.
+///
+/// ```
+/// use conn_core::{Deadline, ErrorKind, Listener};
+/// use conn_utcp::{MemLink, Stack, UtcpListener};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let (a, _b) = MemLink::pair();
+/// let stack = Stack::builder(a).address("10.4.0.1/24".parse().unwrap()).build()?;
+/// let mut listener = UtcpListener::bind(&stack, 8080, 16)?;
+/// assert_eq!(UtcpListener::bind(&stack, 8080, 16).unwrap_err().kind(), ErrorKind::AddrInUse);
+/// assert_eq!(listener.accept(Deadline::NOW).await.unwrap_err().kind(), ErrorKind::TimedOut);
+/// assert_eq!(listener.local_endpoint().to_string(), "utcp://10.4.0.1:8080");
+/// listener.close()?;
+/// # Ok(()) }
+/// ```
+pub struct UtcpListener {
+    stack: Stack,
+    id: SockId,
+    generation: u32,
+    local: SocketAddrV4,
+    live: bool,
+}
+
+impl fmt::Debug for UtcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UtcpListener({} at {})", self.id, self.local)
+    }
+}
+
+impl UtcpListener {
+    /// Listens on `port` of `stack` (0 picks a free port) with `backlog`
+    /// (at least 1) connections waiting to be accepted. `AddrInUse` when a
+    /// listener of this stack holds the port.
+    pub fn bind(stack: &Stack, port: u16, backlog: usize) -> Result<UtcpListener> {
+        let mut guard = stack.lock();
+        let inner = &mut *guard;
+        let port = match port {
+            0 => inner.ephemeral_port().ok_or_else(|| {
+                Error::new(ErrorKind::AddrNotAvailable)
+                    .during("bind")
+                    .detail("no free port")
+            })?,
+            p => p,
+        };
+        let local = SocketAddrV4::new(stack.address(), port);
+        if inner.listener_port_taken(port) {
+            return Err(Error::new(ErrorKind::AddrInUse)
+                .during("bind")
+                .on(endpoint_of(local)));
+        }
+        let mut pool = Vec::with_capacity(backlog.max(1));
+        for _ in 0..backlog.max(1) {
+            let handle = inner.new_socket();
+            inner
+                .socket(handle)
+                .listen(port)
+                .expect("a fresh socket listens on a nonzero port");
+            pool.push(handle);
+        }
+        let (index, generation) = inner.table.insert(Entry::Listener { port, pool });
+        Ok(UtcpListener {
+            stack: stack.clone(),
+            id: stack.id(index),
+            generation,
+            local,
+            live: true,
+        })
+    }
+
+    /// Waits for the next connection until `deadline` (mTCP
+    /// `mtcp_accept`); [`Deadline::NOW`] is `TimedOut` at once when no
+    /// handshake has completed.
+    pub async fn accept(&mut self, deadline: Deadline) -> Result<UtcpStream> {
+        accept_on(&self.stack, self.id, Some(self.generation), deadline).await
+    }
+
+    /// This listener's socket id.
+    pub fn id(&self) -> SockId {
+        self.id
+    }
+
+    /// Gives up the typed handle and returns the id, for mTCP-style calls
+    /// on [`Stack`] (`close`); the listener stays open until closed there.
+    pub fn into_id(mut self) -> SockId {
+        self.live = false;
+        self.id
+    }
+
+    /// The stack this listener belongs to.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Stops listening and frees the id; connections not yet accepted are
+    /// reset. `BadHandle` when it was closed already (through its id).
+    pub fn close(mut self) -> Result<()> {
+        self.live = false;
+        let mut inner = self.stack.lock();
+        if inner
+            .table
+            .get_mut(self.id.index(), Some(self.generation))
+            .is_none()
+        {
+            return Err(bad_handle(self.id, "close"));
+        }
+        inner.close_listener(self.id.index());
+        drop(inner);
+        self.stack.kick();
+        Ok(())
+    }
+}
+
+/// Accepts on the listener in slot `index`: the first of its sockets whose
+/// handshake completed becomes a stream with an id of its own.
+pub(crate) async fn accept_on(
+    stack: &Stack,
+    id: SockId,
+    generation: Option<u32>,
+    deadline: Deadline,
+) -> Result<UtcpStream> {
+    let index = id.index();
+    let ready = poll_fn(|cx| {
+        let mut guard = stack.lock();
+        let inner = &mut *guard;
+        let (port, pool) = match inner.table.get_mut(index, generation) {
+            Some(Entry::Listener { port, pool }) => (*port, pool),
+            Some(Entry::Stream(_)) => {
+                return Poll::Ready(Err(Error::new(ErrorKind::InvalidType)
+                    .detail("accept needs a listener, this is a connection")));
+            }
+            None => return Poll::Ready(Err(Error::new(ErrorKind::BadHandle))),
+        };
+        let mut found = None;
+        for (i, &handle) in pool.iter().enumerate() {
+            let socket = inner
+                .sockets
+                .get_mut::<smoltcp::socket::tcp::Socket>(handle);
+            match socket.state() {
+                State::Listen | State::SynReceived => socket.register_recv_waker(cx.waker()),
+                State::Closed => {
+                    // A handshake that failed: listen again.
+                    let _ = socket.listen(port);
+                    socket.register_recv_waker(cx.waker());
+                }
+                _ => {
+                    found = Some(i);
+                    break;
+                }
+            }
+        }
+        let Some(i) = found else {
+            return Poll::Pending;
+        };
+        let fresh = inner.new_socket();
+        inner
+            .sockets
+            .get_mut::<smoltcp::socket::tcp::Socket>(fresh)
+            .listen(port)
+            .expect("a fresh socket listens on a nonzero port");
+        let Some(Entry::Listener { pool, .. }) = inner.table.get_mut(index, generation) else {
+            unreachable!("checked above");
+        };
+        let accepted = std::mem::replace(&mut pool[i], fresh);
+        let (new_index, new_generation) = inner.table.insert(Entry::Stream(accepted));
+        Poll::Ready(Ok(UtcpStream::new(stack, inner, new_index, new_generation)))
+    });
+    deadline
+        .run(ready)
+        .await
+        .and_then(|r| r)
+        .map_err(|e| e.during("accept").on(id))
+}
+
+impl Stack {
+    /// mTCP `mtcp_accept` on listener `id`: the next connection until
+    /// `deadline`. `InvalidType` when `id` is a connection.
+    pub async fn accept(&self, id: SockId, deadline: Deadline) -> Result<UtcpStream> {
+        drop(self.lock_for(id, "accept")?);
+        accept_on(self, id, None, deadline).await
+    }
+}
+
+impl Listener for UtcpListener {
+    type Conn = UtcpStream;
+
+    async fn accept(&mut self, deadline: Deadline) -> Result<UtcpStream> {
+        UtcpListener::accept(self, deadline).await
+    }
+
+    fn local_endpoint(&self) -> Endpoint {
+        endpoint_of(self.local)
+    }
+}
+
+impl Drop for UtcpListener {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.live) {
+            let mut inner = self.stack.lock();
+            if inner
+                .table
+                .get_mut(self.id.index(), Some(self.generation))
+                .is_some()
+            {
+                inner.close_listener(self.id.index());
+            }
+            drop(inner);
+            self.stack.kick();
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! `UtcpStream`: one connection of a [`Stack`], with connkit's lifecycle.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use conn_core::{Connection, Deadline, Endpoint, Error, ErrorKind, Result};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, RecvError, State};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::id::{Entry, SockId};
+use crate::stack::{Inner, Stack, bad_handle, endpoint_of};
+
+/// One end of a userspace TCP connection.
+///
+/// ```
+/// use conn_core::{Connection, Deadline, ErrorKind, Listener};
+/// use conn_utcp::{MemLink, Stack, UtcpListener, UtcpStream};
+/// use tokio::io::AsyncReadExt;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let (a, b) = MemLink::pair();
+/// let server = Stack::builder(a).address("10.5.0.1/24".parse().unwrap()).build()?;
+/// let client = Stack::builder(b).address("10.5.0.2/24".parse().unwrap()).build()?;
+/// let mut listener = UtcpListener::bind(&server, 9, 1)?;
+/// let c = UtcpStream::connect(&client, "10.5.0.1:9".parse().unwrap(), Deadline::NEVER).await?;
+/// let mut s = listener.accept(Deadline::NEVER).await?;
+///
+/// c.kill();                                      // a reset (mTCP mtcp_abort)
+/// let err = s.read(&mut [0; 8]).await.unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+/// assert_eq!(s.close(Deadline::NOW).await.unwrap_err().kind(), ErrorKind::NotConnected);
+/// # Ok(()) }
+/// ```
+///
+/// * [`done`](Connection::done) sends a FIN; the peer reads end-of-stream,
+///   this side goes on receiving.
+/// * [`close`](Connection::close) sends the FIN, reads and drops inbound
+///   data until the peer's FIN or the deadline, and releases the socket
+///   (mTCP `mtcp_close`); on `TimedOut` the connection is reset. The side
+///   that closed first keeps the smoltcp socket in TIME-WAIT after its id
+///   is freed.
+/// * [`kill`](Connection::kill) and drop reset the connection (mTCP
+///   `mtcp_abort`): no other process holds a copy of a userspace socket, so
+///   releasing it is ending it.
+pub struct UtcpStream {
+    stack: Stack,
+    id: SockId,
+    generation: u32,
+    local: SocketAddrV4,
+    peer: SocketAddrV4,
+    /// False once `close`/`kill` released the id, so drop does nothing.
+    live: bool,
+}
+
+impl fmt::Debug for UtcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UtcpStream({} {} -> {})", self.id, self.local, self.peer)
+    }
+}
+
+fn v4(endpoint: Option<smoltcp::wire::IpEndpoint>) -> SocketAddrV4 {
+    match endpoint.map(|e| (IpAddr::from(e.addr), e.port)) {
+        Some((IpAddr::V4(ip), port)) => SocketAddrV4::new(ip, port),
+        _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+    }
+}
+
+/// States in which the peer's FIN has arrived.
+fn peer_ended(state: State) -> bool {
+    matches!(
+        state,
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+    )
+}
+
+impl UtcpStream {
+    /// Wraps the established socket in slot `index` (of `generation`).
+    pub(crate) fn new(stack: &Stack, inner: &mut Inner, index: u32, generation: u32) -> Self {
+        let Some(Entry::Stream(handle)) = inner.table.get_mut(index, Some(generation)) else {
+            unreachable!("a fresh stream slot");
+        };
+        let handle = *handle;
+        let socket = inner.socket(handle);
+        UtcpStream {
+            stack: stack.clone(),
+            id: stack.id(index),
+            generation,
+            local: v4(socket.local_endpoint()),
+            peer: v4(socket.remote_endpoint()),
+            live: true,
+        }
+    }
+
+    /// Connects from `stack` to `peer` until `deadline` (an ephemeral local
+    /// port). `ConnectionRefused` when the peer resets the SYN,
+    /// `TimedOut` when no answer came in time (the attempt is abandoned).
+    pub async fn connect(stack: &Stack, peer: SocketAddrV4, deadline: Deadline) -> Result<Self> {
+        let target = endpoint_of(peer);
+        let (index, generation) = {
+            let mut guard = stack.lock();
+            let inner = &mut *guard;
+            let port = inner.ephemeral_port().ok_or_else(|| {
+                Error::new(ErrorKind::AddrNotAvailable)
+                    .during("connect")
+                    .on(&target)
+                    .detail("no free ephemeral port")
+            })?;
+            let handle = inner.new_socket();
+            let socket = inner.sockets.get_mut::<tcp::Socket>(handle);
+            if let Err(e) = socket.connect(inner.iface.context(), peer, port) {
+                inner.sockets.remove(handle);
+                return Err(Error::new(ErrorKind::InvalidType)
+                    .during("connect")
+                    .on(&target)
+                    .detail(e.to_string()));
+            }
+            inner.table.insert(Entry::Stream(handle))
+        };
+        stack.kick();
+        let id = stack.id(index);
+        let established = poll_fn(|cx| {
+            let mut inner = stack.lock();
+            let Some(Entry::Stream(h)) = inner.table.get_mut(index, Some(generation)) else {
+                return Poll::Ready(Err(bad_handle(id, "connect")));
+            };
+            let h = *h;
+            let socket = inner.socket(h);
+            match socket.state() {
+                State::SynSent | State::SynReceived => {
+                    socket.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+                State::Closed => Poll::Ready(Err(Error::new(ErrorKind::ConnectionRefused))),
+                _ => Poll::Ready(Ok(UtcpStream::new(stack, &mut inner, index, generation))),
+            }
+        });
+        match deadline.run(established).await.and_then(|r| r) {
+            Ok(stream) => Ok(stream),
+            Err(e) => {
+                // Give the id back; an attempt still under way is reset.
+                let mut inner = stack.lock();
+                if inner.table.get_mut(index, Some(generation)).is_some() {
+                    inner.abort_stream(index);
+                }
+                drop(inner);
+                stack.kick();
+                Err(e.during("connect").on(&target))
+            }
+        }
+    }
+
+    /// This connection's socket id.
+    pub fn id(&self) -> SockId {
+        self.id
+    }
+
+    /// The stack this connection belongs to.
+    pub fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddrV4 {
+        self.peer
+    }
+
+    /// The connection's TCP state.
+    pub fn state(&self) -> Result<State> {
+        self.with_socket("state", |s| s.state())
+    }
+
+    /// Ends the connection at once with a reset (mTCP `mtcp_abort`); the
+    /// same as [`kill`](Connection::kill).
+    pub fn abort(mut self) {
+        self.release_with_reset();
+    }
+
+    fn release_with_reset(&mut self) {
+        if !std::mem::take(&mut self.live) {
+            return;
+        }
+        let mut inner = self.stack.lock();
+        if inner
+            .table
+            .get_mut(self.id.index(), Some(self.generation))
+            .is_some()
+        {
+            inner.abort_stream(self.id.index());
+        }
+        drop(inner);
+        self.stack.kick();
+    }
+
+    fn with_socket<R>(&self, op: &'static str, f: impl FnOnce(&mut tcp::Socket) -> R) -> Result<R> {
+        let mut inner = self.stack.lock();
+        match inner.table.get_mut(self.id.index(), Some(self.generation)) {
+            Some(Entry::Stream(h)) => {
+                let h = *h;
+                Ok(f(inner.socket(h)))
+            }
+            _ => Err(bad_handle(self.id, op)),
+        }
+    }
+
+    fn io_error(&self, kind: ErrorKind, op: &'static str) -> io::Error {
+        Error::new(kind).during(op).on(self.id).into()
+    }
+}
+
+/// mTCP `mtcp_close` on an established connection: FIN, drain until the
+/// peer's FIN or `deadline`, release. Shared by [`UtcpStream`]'s `close`
+/// and [`Stack::close`].
+pub(crate) async fn close_handle(
+    stack: &Stack,
+    id: SockId,
+    generation: Option<u32>,
+    handle: SocketHandle,
+    deadline: Deadline,
+) -> Result<()> {
+    let index = id.index();
+    {
+        let mut inner = stack.lock();
+        let socket = inner.socket(handle);
+        if socket.state() == State::Closed {
+            inner.table.remove(index);
+            inner.release(handle);
+            return Err(Error::new(ErrorKind::NotConnected)
+                .during("close")
+                .on(id)
+                .detail("the connection had already ended"));
+        }
+        socket.close();
+    }
+    stack.kick();
+    let mut saw_fin = false;
+    let drained = poll_fn(|cx| {
+        let mut inner = stack.lock();
+        if inner.table.get_mut(index, generation).is_none() {
+            return Poll::Ready(Err(bad_handle(id, "close")));
+        }
+        let socket = inner.socket(handle);
+        let mut read = false;
+        // Drop whatever the peer still sends; it must not hold up its FIN.
+        while let Ok(n) = socket.recv(|b| (b.len(), b.len())) {
+            if n == 0 {
+                break;
+            }
+            read = true;
+        }
+        let state = socket.state();
+        saw_fin |= peer_ended(state);
+        let result = if saw_fin {
+            Poll::Ready(Ok(()))
+        } else if state == State::Closed {
+            Poll::Ready(Err(Error::new(ErrorKind::ConnectionReset)))
+        } else {
+            socket.register_recv_waker(cx.waker());
+            Poll::Pending
+        };
+        drop(inner);
+        if read {
+            stack.kick(); // the window opened
+        }
+        result
+    });
+    let result = deadline.run(drained).await.and_then(|r| r);
+    let mut inner = stack.lock();
+    if inner.table.get_mut(index, generation).is_some() {
+        inner.table.remove(index);
+        if result.is_err() {
+            // Released on failure too; a peer that never ended gets a reset.
+            inner.socket(handle).abort();
+        }
+        inner.release(handle);
+    }
+    drop(inner);
+    stack.kick();
+    result.map_err(|e| match e.kind() {
+        ErrorKind::TimedOut => e
+            .during("close")
+            .on(id)
+            .detail("the peer did not end its side in time"),
+        _ => e.during("close").on(id),
+    })
+}
+
+impl AsyncRead for UtcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let mut inner = this.stack.lock();
+        let Some(Entry::Stream(h)) = inner.table.get_mut(this.id.index(), Some(this.generation))
+        else {
+            return Poll::Ready(Err(this.io_error(ErrorKind::BadHandle, "read")));
+        };
+        let h = *h;
+        let socket = inner.socket(h);
+        // A nearly shut window must be reopened by a segment from the driver.
+        let window_was_low =
+            socket.recv_capacity() - socket.recv_queue() < socket.recv_capacity() / 2;
+        match socket.recv_slice(buf.initialize_unfilled()) {
+            Ok(0) => {
+                socket.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+            Ok(n) => {
+                buf.advance(n);
+                drop(inner);
+                if window_was_low {
+                    this.stack.kick();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(RecvError::Finished) => Poll::Ready(Ok(())),
+            Err(RecvError::InvalidState) => {
+                let kind = if socket.state() == State::Closed {
+                    ErrorKind::ConnectionReset
+                } else {
+                    ErrorKind::NotConnected
+                };
+                Poll::Ready(Err(this.io_error(kind, "read")))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for UtcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut inner = this.stack.lock();
+        let Some(Entry::Stream(h)) = inner.table.get_mut(this.id.index(), Some(this.generation))
+        else {
+            return Poll::Ready(Err(this.io_error(ErrorKind::BadHandle, "write")));
+        };
+        let h = *h;
+        let socket = inner.socket(h);
+        if !socket.may_send() {
+            let kind = if socket.state() == State::Closed {
+                ErrorKind::ConnectionReset
+            } else {
+                ErrorKind::BrokenPipe
+            };
+            return Poll::Ready(Err(this.io_error(kind, "write")));
+        }
+        match socket.send_slice(data) {
+            Ok(0) if !data.is_empty() => {
+                socket.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            Ok(n) => {
+                drop(inner);
+                this.stack.kick();
+                Poll::Ready(Ok(n))
+            }
+            Err(_) => Poll::Ready(Err(this.io_error(ErrorKind::BrokenPipe, "write"))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Bytes in the socket's buffer are the stack's to send, as with a
+        // kernel socket.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.with_socket("done", |s| {
+            let state = s.state();
+            s.close();
+            state
+        }) {
+            Ok(State::Closed) => Poll::Ready(Err(this.io_error(ErrorKind::NotConnected, "done"))),
+            Ok(_) => {
+                this.stack.kick();
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+}
+
+impl Connection for UtcpStream {
+    async fn done(&mut self, deadline: Deadline) -> Result<()> {
+        conn_core::lifecycle::half_close(self, deadline)
+            .await
+            .map_err(|e| e.during("done").on(self.id))
+    }
+
+    async fn close(self, deadline: Deadline) -> Result<()> {
+        // `live` stays set: should this future be dropped half-way, drop
+        // resets what is left; once released, drop finds nothing to do.
+        let handle = {
+            let mut inner = self.stack.lock();
+            match inner.table.get_mut(self.id.index(), Some(self.generation)) {
+                Some(Entry::Stream(h)) => *h,
+                _ => return Err(bad_handle(self.id, "close")),
+            }
+        };
+        close_handle(
+            &self.stack,
+            self.id,
+            Some(self.generation),
+            handle,
+            deadline,
+        )
+        .await
+    }
+
+    fn kill(mut self) {
+        self.release_with_reset();
+    }
+
+    fn peer_endpoint(&self) -> Option<Endpoint> {
+        Some(endpoint_of(self.peer))
+    }
+}
+
+impl Drop for UtcpStream {
+    fn drop(&mut self) {
+        self.release_with_reset();
+    }
+}

@@ -1,0 +1,395 @@
+//! Every lifecycle behaviour and every mTCP error rule, over a MemLink:
+//! two real smoltcp stacks in this process, no kernel in the path.
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use conn_core::{Connection, Deadline, ErrorKind, Listener};
+use conn_utcp::{MemLink, SockId, Stack, TcpState, UtcpListener, UtcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PORT: u16 = 7000;
+static NET: AtomicU32 = AtomicU32::new(1);
+
+/// Two stacks on a fresh link, in a subnet of their own.
+fn pair() -> (Stack, Stack) {
+    let n = NET.fetch_add(1, Ordering::Relaxed);
+    let (a, b) = MemLink::pair();
+    let server = Stack::builder(a)
+        .address(format!("10.{n}.0.1/24").parse().unwrap())
+        .build()
+        .unwrap();
+    let client = Stack::builder(b)
+        .address(format!("10.{n}.0.2/24").parse().unwrap())
+        .build()
+        .unwrap();
+    (server, client)
+}
+
+fn addr(stack: &Stack, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(stack.address(), port)
+}
+
+async fn connected(server: &Stack, client: &Stack) -> (UtcpListener, UtcpStream, UtcpStream) {
+    let mut listener = UtcpListener::bind(server, PORT, 4).unwrap();
+    let c = UtcpStream::connect(
+        client,
+        addr(server, PORT),
+        Deadline::after(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    let s = listener
+        .accept(Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    (listener, c, s)
+}
+
+fn soon() -> Deadline {
+    Deadline::after(Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn connect_accept_and_transfer_both_ways() {
+    let (server, client) = pair();
+    let (_l, mut c, mut s) = connected(&server, &client).await;
+    assert_eq!(c.peer_addr(), addr(&server, PORT));
+    assert_eq!(s.peer_addr(), c.local_addr());
+    c.write_all(b"ping").await.unwrap();
+    let mut buf = [0; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    s.write_all(b"pong").await.unwrap();
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mebibyte_each_way_arrives_intact_on_a_multi_thread_runtime() {
+    let (server, client) = pair();
+    let (_l, mut c, mut s) = connected(&server, &client).await;
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
+    let expect = data.clone();
+    let writer = tokio::spawn(async move {
+        c.write_all(&data).await.unwrap();
+        c.done(soon()).await.unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).await.unwrap();
+        back
+    });
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    assert!(got == expect, "server received other bytes");
+    s.write_all(&got).await.unwrap();
+    s.close(soon()).await.unwrap();
+    assert!(
+        writer.await.unwrap() == expect,
+        "client received other bytes"
+    );
+}
+
+#[tokio::test]
+async fn done_sends_fin_and_keeps_receiving() {
+    let (server, client) = pair();
+    let (_l, mut c, mut s) = connected(&server, &client).await;
+    c.done(soon()).await.unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    assert!(got.is_empty());
+    s.write_all(b"after your fin").await.unwrap();
+    s.close(soon()).await.unwrap();
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).await.unwrap();
+    assert_eq!(answer, b"after your fin");
+}
+
+#[tokio::test]
+async fn write_after_done_is_broken_pipe() {
+    let (server, client) = pair();
+    let (_l, mut c, _s) = connected(&server, &client).await;
+    c.done(soon()).await.unwrap();
+    let err = c.write_all(b"x").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+}
+
+#[tokio::test]
+async fn close_waits_for_the_peers_fin_and_drops_its_data() {
+    let (server, client) = pair();
+    let (_l, c, mut s) = connected(&server, &client).await;
+    let closing =
+        tokio::spawn(async move { c.close(Deadline::after(Duration::from_secs(5))).await });
+    // The client's FIN arrives; we send data it drops, then our own FIN.
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    s.write_all(&[1; 10_000]).await.unwrap();
+    s.done(soon()).await.unwrap();
+    closing.await.unwrap().unwrap();
+    drop(s);
+}
+
+#[tokio::test]
+async fn close_times_out_when_the_peer_never_ends_and_resets_it() {
+    let (server, client) = pair();
+    let (_l, c, mut s) = connected(&server, &client).await;
+    let err = c
+        .close(Deadline::after(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    // Released on failure with a reset: the server reads EOF (our FIN) and
+    // then, writing, meets the reset.
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got).await;
+    let mut reset = false;
+    for _ in 0..50 {
+        match s.write_all(b"x").await {
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+                reset = true;
+                break;
+            }
+            Ok(()) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(reset, "the peer never saw the reset");
+}
+
+#[tokio::test]
+async fn kill_is_a_reset_the_peer_reads_as_econnreset() {
+    let (server, client) = pair();
+    let (_l, c, mut s) = connected(&server, &client).await;
+    c.kill();
+    let err = s.read(&mut [0; 16]).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+#[tokio::test]
+async fn drop_is_kill() {
+    let (server, client) = pair();
+    let (_l, c, mut s) = connected(&server, &client).await;
+    drop(c);
+    let err = s.read(&mut [0; 16]).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+}
+
+#[tokio::test]
+async fn closing_an_already_terminated_connection_is_not_connected() {
+    let (server, client) = pair();
+    let (_l, c, mut s) = connected(&server, &client).await;
+    c.abort();
+    let _ = s.read(&mut [0; 1]).await; // wait for the reset
+    let id = s.id();
+    let err = s.close(soon()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+    assert_eq!(err.errno(), libc::ENOTCONN);
+    // The id was freed anyway.
+    let again = server.close(id, soon()).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::BadHandle);
+}
+
+#[tokio::test]
+async fn an_id_of_another_stack_is_wrong_context() {
+    let (server, client) = pair();
+    let (_l, c, _s) = connected(&server, &client).await;
+    let err = server.close(c.id(), soon()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongContext);
+    assert_eq!(err.errno(), libc::EACCES);
+    assert_eq!(
+        server.abort(c.id()).unwrap_err().kind(),
+        ErrorKind::WrongContext
+    );
+    assert_eq!(
+        server
+            .accept(c.id(), Deadline::NOW)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::WrongContext
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_or_closed_id_is_bad_handle() {
+    let (server, _client) = pair();
+    let unknown = SockId::from_u32((server.number() << 20) | 999);
+    let err = server.close(unknown, Deadline::NOW).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadHandle);
+    assert_eq!(err.errno(), libc::EBADF);
+    let id = UtcpListener::bind(&server, PORT, 1).unwrap().into_id();
+    server.close(id, Deadline::NOW).await.unwrap();
+    assert_eq!(
+        server.close(id, Deadline::NOW).await.unwrap_err().kind(),
+        ErrorKind::BadHandle
+    );
+    assert_eq!(server.abort(id).unwrap_err().kind(), ErrorKind::BadHandle);
+}
+
+#[tokio::test]
+async fn a_call_for_the_other_socket_type_is_invalid_type() {
+    let (server, client) = pair();
+    let (l, _c, s) = connected(&server, &client).await;
+    let err = server.accept(s.id(), Deadline::NOW).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidType);
+    assert_eq!(err.errno(), libc::EINVAL);
+    assert_eq!(
+        server.abort(l.id()).unwrap_err().kind(),
+        ErrorKind::InvalidType
+    );
+}
+
+#[tokio::test]
+async fn a_listener_can_be_closed_and_its_port_refuses_then() {
+    let (server, client) = pair();
+    let listener = UtcpListener::bind(&server, PORT, 2).unwrap();
+    listener.close().unwrap();
+    let err = UtcpStream::connect(&client, addr(&server, PORT), soon())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    // The port is free again.
+    UtcpListener::bind(&server, PORT, 2).unwrap();
+}
+
+#[tokio::test]
+async fn ids_of_closed_sockets_are_reused() {
+    let (server, _client) = pair();
+    let first = UtcpListener::bind(&server, PORT, 1).unwrap();
+    let id = first.id();
+    first.close().unwrap();
+    let second = UtcpListener::bind(&server, PORT + 1, 1).unwrap();
+    assert_eq!(second.id(), id);
+}
+
+#[tokio::test]
+async fn accept_honours_its_deadline() {
+    let (server, _client) = pair();
+    let mut listener = UtcpListener::bind(&server, PORT, 1).unwrap();
+    let err = listener.accept(Deadline::NOW).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    let err = listener
+        .accept(Deadline::after(Duration::from_millis(50)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+}
+
+#[tokio::test]
+async fn connect_to_an_absent_host_times_out_at_its_deadline() {
+    let (server, client) = pair();
+    let nobody = SocketAddrV4::new("10.250.0.9".parse().unwrap(), PORT);
+    let _ = server;
+    let err = UtcpStream::connect(&client, nobody, Deadline::after(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+}
+
+#[tokio::test]
+async fn the_backlog_holds_completed_handshakes_until_accepted() {
+    let (server, client) = pair();
+    let mut listener = UtcpListener::bind(&server, PORT, 3).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(
+            UtcpStream::connect(&client, addr(&server, PORT), soon())
+                .await
+                .unwrap(),
+        );
+    }
+    // A fourth finds every listening socket taken and is refused.
+    let err = UtcpStream::connect(&client, addr(&server, PORT), soon())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        peers.push(listener.accept(soon()).await.unwrap().peer_addr());
+    }
+    let mut expected: Vec<_> = clients.iter().map(|c| c.local_addr()).collect();
+    peers.sort();
+    expected.sort();
+    assert_eq!(peers, expected);
+    // Accepting made room again.
+    UtcpStream::connect(&client, addr(&server, PORT), soon())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_side_closing_first_lingers_in_time_wait_and_the_port_is_reused() {
+    let (server, client) = pair();
+    let (listener, c, s) = connected(&server, &client).await;
+    let closing =
+        tokio::spawn(async move { s.close(Deadline::after(Duration::from_secs(5))).await });
+    let c_id = c.id();
+    // The client answers the server's FIN with its own.
+    c.close(soon()).await.unwrap();
+    closing.await.unwrap().unwrap();
+    // Both ids are free; the server, which closed first, holds TIME-WAIT.
+    assert_eq!(client.state(c_id).unwrap_err().kind(), ErrorKind::BadHandle);
+    let mut waited = 0;
+    while server.lingering() == 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        server.lingering(),
+        1,
+        "the first closer keeps its TIME-WAIT socket"
+    );
+    // The listening port serves a new connection (a new client port) at once.
+    drop(listener);
+    let (_l2, mut c2, mut s2) = connected(&server, &client).await;
+    c2.write_all(b"again").await.unwrap();
+    let mut buf = [0; 5];
+    s2.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"again");
+    assert_eq!(c2.state().unwrap(), TcpState::Established);
+}
+
+#[tokio::test]
+async fn the_registry_binds_and_dials_utcp() {
+    let (server, client) = pair();
+    let mut servers = conn_core::Registry::new();
+    conn_utcp::register(&mut servers, server.clone());
+    let mut clients = conn_core::Registry::new();
+    conn_utcp::register(&mut clients, client);
+    let url = format!("utcp://{}:{}", server.address(), PORT);
+    let mut listener = servers.bind(&url).await.unwrap();
+    assert_eq!(listener.local_endpoint().to_string(), url);
+    let mut conn = clients.connect(&url, soon()).await.unwrap();
+    let mut accepted = listener.accept(soon()).await.unwrap();
+    conn.write_all(b"dyn").await.unwrap();
+    let mut buf = [0; 3];
+    accepted.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"dyn");
+    let err = servers.bind("utcp://10.99.99.99:1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+}
+
+#[tokio::test]
+async fn the_connector_is_a_tower_service_of_uris() {
+    use tower_service::Service;
+    let (server, client) = pair();
+    let mut listener = UtcpListener::bind(&server, 8080, 2).unwrap();
+    let mut dial = conn_utcp::UtcpConnector::new(client);
+    let uri: http::Uri = format!("http://{}:8080/x", server.address())
+        .parse()
+        .unwrap();
+    let conn = dial.call(uri).await.unwrap();
+    let accepted = listener.accept(soon()).await.unwrap();
+    assert_eq!(accepted.peer_addr(), conn.local_addr());
+}
+
+#[tokio::test]
+async fn a_read_into_an_empty_buffer_returns_at_once() {
+    let (server, client) = pair();
+    let (_l, _c, mut s) = connected(&server, &client).await;
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut []))
+        .await
+        .expect("a zero-length read must not wait for data")
+        .unwrap();
+    assert_eq!(n, 0);
+}
