@@ -170,15 +170,15 @@ pub fn test_all() -> bool {
         ("fmt", "cargo fmt --all -- --check", false),
         (
             "clippy",
-            "cargo clippy --workspace --all-targets --locked -- -D warnings",
+            "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings",
             false,
         ),
         (
             "test",
-            "cargo test --workspace --all-targets --locked",
+            "cargo test --workspace --all-targets --all-features --locked",
             true,
         ),
-        ("doc-test", "cargo test --workspace --doc --locked", true),
+        ("doc-test", "cargo test --workspace --doc --all-features --locked", true),
     ];
     for (name, cmd, count) in steps {
         all_ok &= run_step(name, cmd, &mut tally, *count);
