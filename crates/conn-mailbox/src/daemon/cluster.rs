@@ -16,19 +16,15 @@
 //! healed partition see each other's members join.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use conn_cpg::{CpgGroup, Event, Member, Membership, Reason};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster_op::{BATCH_VERSION, Op, SyncGroup, ops};
 use super::router::{Link, Router};
 use crate::Cause;
-
-/// A batch grows to this size when ops queue up (corosync fragments
-/// larger messages itself; this only bounds the merge).
-const BATCH_MAX: usize = 256 * 1024;
 
 fn key(m: Member) -> u64 {
     u64::from(m.node) << 32 | u64::from(m.pid)
@@ -52,7 +48,8 @@ struct Round {
 pub(crate) struct Node {
     group: CpgGroup,
     router: Arc<Router>,
-    rx: UnboundedReceiver<Vec<u8>>,
+    pending: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    wake: Arc<Notify>,
     round: Option<Round>,
     held: VecDeque<Held>,
     /// Seen our own join: from here on the stream is ours to apply.
@@ -65,16 +62,18 @@ impl Node {
     /// this daemon holds the cluster's state.
     pub(crate) async fn join(name: &str, router: Arc<Router>) -> conn_core::Result<Node> {
         let group = CpgGroup::join(name)?;
-        let (tx, rx) = unbounded_channel();
+        let (pending, wake) = (Arc::default(), Arc::new(Notify::new()));
         router.set_cluster(Link {
-            tx,
+            pending: Arc::clone(&pending),
+            wake: Arc::clone(&wake),
             me: key(group.me()),
         });
         tracing::info!(group = name, me = %group.me(), "mailboxd joined the cluster");
         let mut node = Node {
             group,
             router,
-            rx,
+            pending,
+            wake,
             round: None,
             held: VecDeque::new(),
             started: false,
@@ -94,23 +93,25 @@ impl Node {
                 biased;
                 () = stop.cancelled() => break,
                 ev = self.group.next() => self.event(ev?).await?,
-                Some(first) = self.rx.recv() => self.send_queued(first).await?,
+                () = self.wake.notified() => self.send_pending().await?,
             }
         }
         self.group.leave()
     }
 
-    /// Sends `first` and whatever else is queued, merged into few batches.
-    async fn send_queued(&mut self, mut batch: Vec<u8>) -> conn_core::Result<()> {
-        while let Ok(more) = self.rx.try_recv() {
-            if batch.len() + more.len() > BATCH_MAX {
-                self.group.send(&batch).await?;
-                batch = more;
-            } else {
-                batch.extend_from_slice(&more[1..]);
+    /// Sends the batches the router filled, until none is left.
+    async fn send_pending(&mut self) -> conn_core::Result<()> {
+        loop {
+            let batch = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            match batch {
+                Some(batch) => self.group.send(&batch).await?,
+                None => return Ok(()),
             }
         }
-        self.group.send(&batch).await
     }
 
     async fn event(&mut self, ev: Event) -> conn_core::Result<()> {

@@ -71,8 +71,11 @@ struct State {
 
 /// Where a clustered router sends its operations, and who it is there.
 pub(crate) struct Link {
-    /// Encoded operations, to the CPG task.
-    pub(crate) tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    /// Batches of encoded operations not yet handed to CPG; ops are
+    /// encoded straight into the last one.
+    pub(crate) pending: Arc<Mutex<std::collections::VecDeque<Vec<u8>>>>,
+    /// Wakes the CPG task when the first batch appears.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
     /// This daemon's CPG member, `node << 32 | pid`.
     pub(crate) me: u64,
 }

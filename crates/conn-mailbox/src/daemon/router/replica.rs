@@ -22,13 +22,24 @@ use crate::error::Code;
 use crate::wire::Repr;
 use crate::{Cause, Service};
 
+/// A batch takes more ops until it holds this much (corosync fragments
+/// larger messages itself; this bounds one CPG message).
+pub(crate) const BATCH_MAX: usize = 128 * 1024;
+
 impl Link {
-    /// Encodes `op` (one op per batch here; the CPG task merges batches).
+    /// Encodes `op` into the batch the CPG task sends next.
     pub(crate) fn send(&self, op: &Op<'_>) {
-        let mut batch = vec![BATCH_VERSION];
-        op.emit_into(&mut batch);
-        // The CPG task gone means the daemon is stopping: nothing to do.
-        let _ = self.tx.send(batch);
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let first = pending.is_empty();
+        if pending.back().is_none_or(|b| b.len() >= BATCH_MAX) {
+            pending.push_back(Vec::with_capacity(4096));
+            pending.back_mut().unwrap().push(BATCH_VERSION);
+        }
+        op.emit_into(pending.back_mut().unwrap());
+        drop(pending);
+        if first {
+            self.wake.notify_one();
+        }
     }
 }
 
