@@ -325,16 +325,6 @@ impl State {
         groups: &[&str],
         payload: &[u8],
     ) {
-        let frame = Bytes::from(
-            Repr::Message {
-                service,
-                msg_type,
-                sender,
-                groups: groups.to_vec(),
-                payload,
-            }
-            .to_vec(),
-        );
         let me = self.by_group.get(sender).copied();
         let mut to: Vec<ClientId> = Vec::new();
         for g in groups {
@@ -349,10 +339,23 @@ impl State {
         to.sort_unstable();
         to.dedup();
         let service = Service::from_bits(service);
-        for r in to {
-            if Some(r) == me && service.self_discard() {
-                continue;
+        if service.self_discard() {
+            to.retain(|r| Some(*r) != me);
+        }
+        if to.is_empty() {
+            return; // nobody here: no frame to build (a sender's own echo, mostly)
+        }
+        let frame = Bytes::from(
+            Repr::Message {
+                service: service.bits(),
+                msg_type,
+                sender,
+                groups: groups.to_vec(),
+                payload,
             }
+            .to_vec(),
+        );
+        for r in to {
             let Some(c) = self.clients.get(&r) else {
                 continue;
             };
