@@ -365,3 +365,84 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A clustered router named `name` whose CPG member is `me`, with one
+    /// local client `client` (membership messages on); its outbox too.
+    fn daemon(name: &str, me: u64, client: &str) -> (Router, Arc<Outbox>) {
+        let r = Router::new(name.into(), None);
+        r.set_cluster(Link {
+            pending: Arc::new(Mutex::new(VecDeque::new())),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            me,
+        });
+        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
+        r.register(client, true, None, outbox.clone()).unwrap();
+        (r, outbox)
+    }
+
+    fn join<'a>(client: &'a str) -> Op<'a> {
+        Op::Join {
+            req: 1,
+            client,
+            group: "g",
+        }
+    }
+
+    #[test]
+    fn the_same_stream_gives_the_same_state_and_a_healed_partition_merges_alike() {
+        let (n1, a) = daemon("n1", 1, "a");
+        let (n3, c) = daemon("n3", 3, "c");
+        for r in [&n1, &n3] {
+            r.apply(1, join("#a#n1"));
+            r.apply(3, join("#c#n3"));
+        }
+        assert_eq!(n1.snapshot(), n3.snapshot());
+        assert_eq!(n1.snapshot()[0].view, 2);
+
+        // Cut: each side loses the other's member (cause network).
+        n1.daemon_left(3, Cause::Network);
+        n3.daemon_left(1, Cause::Network);
+        assert_eq!(n1.snapshot()[0].members, [("#a#n1".to_owned(), 1)]);
+        assert_eq!(n3.snapshot()[0].members, [("#c#n3".to_owned(), 3)]);
+        let (a_before, c_before) = (a.depth().0, c.depth().0);
+
+        // Healed: both merge the same Syncs and agree again; the member the
+        // base lacked is announced as a join on both sides.
+        let syncs = vec![(1, n1.snapshot()), (3, n3.snapshot())];
+        n1.merge(&syncs);
+        n3.merge(&syncs);
+        assert_eq!(n1.snapshot(), n3.snapshot());
+        let g = &n1.snapshot()[0];
+        assert_eq!(
+            g.members,
+            [("#a#n1".to_owned(), 1), ("#c#n3".to_owned(), 3)]
+        );
+        assert_eq!(g.view, 4);
+        assert_eq!((a.depth().0, c.depth().0), (a_before + 1, c_before + 1));
+    }
+
+    #[test]
+    fn a_fresh_daemon_takes_the_state_silently() {
+        let (n1, a) = daemon("n1", 1, "a");
+        n1.apply(1, join("#a#n1"));
+        let fresh = Router::new("n2".into(), None);
+        fresh.set_cluster(Link {
+            pending: Arc::new(Mutex::new(VecDeque::new())),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            me: 2,
+        });
+        let before = a.depth().0;
+        let syncs = vec![(1, n1.snapshot()), (2, fresh.snapshot())];
+        n1.merge(&syncs);
+        fresh.merge(&syncs);
+        assert_eq!(n1.snapshot(), fresh.snapshot());
+        assert_eq!(a.depth().0, before, "nobody joined, nothing announced");
+    }
+}
