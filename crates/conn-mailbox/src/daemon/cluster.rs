@@ -177,8 +177,14 @@ impl Node {
             }
         }
         if !change.joined.is_empty() {
-            // A new round (a round under way is superseded: its Syncs no
-            // longer match; what it held stays held).
+            // A new round. One under way is superseded: its Syncs no longer
+            // match, and what it held was delivered in the old
+            // configuration, to its members only, so they apply it now,
+            // before their state goes out in the new round's Sync (the new
+            // members never see it; the merge reconciles).
+            if self.round.take().is_some() {
+                self.replay_held();
+            }
             let config: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
             tracing::info!(members = config.len(), "cluster: state exchange");
             self.round = Some(Round {
@@ -215,6 +221,11 @@ impl Node {
             .collect();
         self.router.merge(&syncs);
         self.synced = true;
+        self.replay_held();
+    }
+
+    /// Applies what a state exchange held back, in its order.
+    fn replay_held(&mut self) {
         while let Some(held) = self.held.pop_front() {
             match held {
                 Held::Batch(from, bytes) => self.apply(from, &bytes),
