@@ -47,6 +47,13 @@ impl Daemon {
     /// Starts `mailboxd --cluster corosync` named `n{i+1}` on node `i` and
     /// waits until it accepts clients (it does once it holds the state).
     fn start(cluster: &Cluster, i: usize) -> Daemon {
+        let d = Daemon::spawn(cluster, i);
+        d.wait_ready(i);
+        d
+    }
+
+    /// Starts it without waiting.
+    fn spawn(cluster: &Cluster, i: usize) -> Daemon {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let tag = format!(
             "{}-n{}-{}",
@@ -69,7 +76,11 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start mailboxd");
-        let d = Daemon { child, socket, log };
+        Daemon { child, socket, log }
+    }
+
+    fn wait_ready(&self, i: usize) {
+        let d = self;
         let start = std::time::Instant::now();
         while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
             assert!(
@@ -80,7 +91,6 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        d
     }
 
     fn log_text(&self) -> String {
@@ -357,5 +367,21 @@ fn a_killed_daemon_is_cause_network_a_new_one_takes_the_state_and_a_stopped_one_
             assert_eq!(ms.members, ["#a#n1", "#d#n3"]);
         }
         assert!(daemons[1].child.wait().unwrap().success(), "graceful exit");
+    });
+}
+
+#[test]
+fn daemons_started_at_once_agree_on_state_views_and_order() {
+    let Some(cluster) = cluster() else { return };
+    // All three exchange state while the others still join.
+    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::spawn(&cluster, i)).collect();
+    for (i, d) in daemons.iter().enumerate() {
+        d.wait_ready(i);
+    }
+    rt().block_on(async {
+        let mut boxes = three_members(&daemons).await;
+        let orders = concurrent_senders(&mut boxes, 50).await;
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[0], orders[2]);
     });
 }
