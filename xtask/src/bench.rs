@@ -11,7 +11,7 @@ use crate::steps::root;
 
 /// Every bench, in the order BENCHMARKS.md lists them.
 const BENCHES: &[&str] = &[
-    "layers", "ipc", "http", "serve", "utcp", "session", "mailbox",
+    "layers", "ipc", "http", "serve", "utcp", "session", "mailbox", "cluster",
 ];
 
 pub fn run(names: &[String]) -> bool {
@@ -30,10 +30,28 @@ pub fn run(names: &[String]) -> bool {
     let mut ok = true;
     for name in &chosen {
         println!("bench: {name}");
-        let status = Command::new("cargo")
-            .args(["bench", "-p", "connkit", "--bench", name])
-            .current_dir(root())
-            .status();
+        let mut cmd = Command::new("cargo");
+        cmd.args(["bench", "-p", "connkit", "--bench", name]);
+        if *name == "cluster" {
+            // A corosync testbed and the clustered daemon it runs.
+            if !crate::steps::ensure_apt(crate::steps::TEST_PACKAGES) {
+                eprintln!("bench: could not install corosync; benches/cluster.rs cannot build");
+            }
+            let _ = Command::new("cargo")
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "conn-mailbox",
+                    "--features",
+                    "corosync",
+                ])
+                .args(["--bin", "mailboxd"])
+                .current_dir(root())
+                .status();
+            cmd.args(["--features", "corosync"]);
+        }
+        let status = cmd.current_dir(root()).status();
         ok &= status.is_ok_and(|s| s.success());
     }
     let mut doc = String::from(

@@ -3,6 +3,8 @@
 //! * `cargo xtask test-all`: every check CI runs, one line per step with its time.
 //! * `cargo xtask bench`: runs the benches and writes BENCHMARKS.md.
 //! * `cargo xtask demo`: runs `connkit demo`.
+//! * `cargo xtask cluster-demo`: mailboxd on a three-node corosync cluster, a link cut and healed
+//!   (root; installs corosync).
 
 mod bench;
 mod steps;
@@ -16,8 +18,9 @@ fn main() -> ExitCode {
         "test-all" => steps::test_all(),
         "bench" => bench::run(&args[1..]),
         "demo" => steps::demo(),
+        "cluster-demo" => steps::cluster_demo(),
         _ => {
-            eprintln!("usage: cargo xtask <test-all | bench [NAME...] | demo>");
+            eprintln!("usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo>");
             task == "help" || task == "--help"
         }
     };

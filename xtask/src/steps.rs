@@ -214,6 +214,37 @@ pub fn demo() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// mailboxd on a three-node corosync cluster made on this machine: a group
+/// across it, a link cut and healed, what each member saw; then torn down.
+pub fn cluster_demo() -> bool {
+    if !ensure_apt(TEST_PACKAGES) {
+        eprintln!("cluster-demo: could not install corosync and its libraries");
+        return false;
+    }
+    let build = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "conn-mailbox",
+            "--features",
+            "corosync",
+        ])
+        .args(["--bin", "mailboxd", "--example", "cluster_demo"])
+        .current_dir(root())
+        .status()
+        .is_ok_and(|s| s.success());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("release");
+    build
+        && Command::new(target.join("examples/cluster_demo"))
+            .arg(target.join("mailboxd"))
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_test_result;

@@ -14,6 +14,11 @@
 //! | `SAFE` | `AGREED`; with one daemon, "every daemon has it" is true as soon as the daemon sequenced it |
 //!
 //! `SELF_DISCARD` may be or-ed to any level: the sender gets no copy.
+//!
+//! Daemons joined through corosync (`mailboxd --cluster corosync`) keep every
+//! level as above across machines except `SAFE`, which is then only as
+//! strong as `AGREED` (libcpg implements no safe delivery); the repository's
+//! docs/cluster.md maps each level.
 
 /// A multicast's service: one level, optionally or-ed with [`SELF_DISCARD`](Service::SELF_DISCARD).
 ///

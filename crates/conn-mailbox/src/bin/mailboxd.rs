@@ -30,6 +30,14 @@ struct Args {
     /// Most bytes queued for one client before it is dropped.
     #[arg(long, default_value_t = QueueLimits::default().bytes)]
     queue_bytes: usize,
+    /// Join the mailboxd of other machines through a group-communication
+    /// engine; `corosync` (its CPG) is the one there is. Daemon names must
+    /// differ across the cluster.
+    #[arg(long, value_name = "ENGINE", value_parser = ["corosync"])]
+    cluster: Option<String>,
+    /// The CPG group the clustered daemons meet in.
+    #[arg(long, default_value = "connkit-mailboxd", requires = "cluster")]
+    cluster_group: String,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -63,6 +71,7 @@ fn main() -> std::process::ExitCode {
             messages: args.queue_messages,
             bytes: args.queue_bytes,
         },
+        cluster: args.cluster.map(|_| args.cluster_group),
     };
     // One thread: router and connections never wake one another across threads.
     let rt = match tokio::runtime::Builder::new_current_thread()

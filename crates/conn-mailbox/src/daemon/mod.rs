@@ -30,6 +30,9 @@
 //! ```
 
 mod acl;
+#[cfg(feature = "corosync")]
+mod cluster;
+mod cluster_op;
 mod conn;
 mod outbox;
 mod router;
@@ -75,6 +78,10 @@ pub struct DaemonConfig {
     pub name: String,
     /// Each client's outbound queue limits.
     pub queue: QueueLimits,
+    /// Join the daemons of a corosync cluster through this CPG group
+    /// (`mailboxd --cluster corosync`; needs the `corosync` feature). The
+    /// daemon names must differ across the cluster. `None`: one daemon alone.
+    pub cluster: Option<String>,
 }
 
 impl DaemonConfig {
@@ -87,6 +94,7 @@ impl DaemonConfig {
             acl: None,
             name: "local".into(),
             queue: QueueLimits::default(),
+            cluster: None,
         }
     }
 
@@ -140,6 +148,18 @@ pub async fn run(
     }
     let config = Arc::new(config);
     let router = Arc::new(Router::new(config.name.clone(), config.acl.clone()));
+    // In a cluster, the state comes first: clients are let in once it is here.
+    #[cfg(feature = "corosync")]
+    let node = match &config.cluster {
+        Some(group) => Some(cluster::Node::join(group, router.clone()).await?),
+        None => None,
+    };
+    #[cfg(not(feature = "corosync"))]
+    if config.cluster.is_some() {
+        return Err(Error::new(conn_core::ErrorKind::NotSupported)
+            .during("start mailboxd")
+            .detail("--cluster needs mailboxd built with the `corosync` feature"));
+    }
     let ipc = IpcListener::options()
         .mode(config.mode)
         .bind(&config.socket)?;
@@ -178,31 +198,53 @@ pub async fn run(
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN)
     };
-    let report = match tcp {
-        None => ipc_serve.await?,
-        Some(tcp) => {
-            let (router, config) = (router.clone(), config.clone());
-            let tcp_serve = serve(
-                tcp,
-                tower::service_fn(move |inc: Incoming<TcpStream>| {
+    let serving = {
+        let (router, stop) = (router.clone(), stop.clone());
+        async move {
+            Ok::<_, Error>(match tcp {
+                None => ipc_serve.await?,
+                Some(tcp) => {
                     let (router, config) = (router.clone(), config.clone());
-                    async move {
-                        let id = inc.id();
-                        let (conn, graceful) = inc.into_parts();
-                        conn::serve_client(conn, graceful, None, id, router, config).await
-                    }
-                }),
-            )
-            .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
-            let (a, b) = tokio::join!(ipc_serve.into_future(), tcp_serve.into_future());
-            let (mut a, b) = (a?, b?);
-            a.accepted += b.accepted;
-            a.closed += b.closed;
-            a.killed += b.killed;
-            a.errors.extend(b.errors);
-            a
+                    let tcp_serve = serve(
+                        tcp,
+                        tower::service_fn(move |inc: Incoming<TcpStream>| {
+                            let (router, config) = (router.clone(), config.clone());
+                            async move {
+                                let id = inc.id();
+                                let (conn, graceful) = inc.into_parts();
+                                conn::serve_client(conn, graceful, None, id, router, config).await
+                            }
+                        }),
+                    )
+                    .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
+                    let (a, b) = tokio::join!(ipc_serve.into_future(), tcp_serve.into_future());
+                    let (mut a, b) = (a?, b?);
+                    a.accepted += b.accepted;
+                    a.closed += b.closed;
+                    a.killed += b.killed;
+                    a.errors.extend(b.errors);
+                    a
+                }
+            })
         }
     };
+    #[cfg(feature = "corosync")]
+    let report = match node {
+        None => serving.await?,
+        Some(node) => {
+            let clustered = async {
+                if let Err(e) = node.run(stop.clone()).await {
+                    // corosync went away: the daemon cannot order anything more.
+                    tracing::error!(error = %e, "mailboxd lost its cluster; shutting down");
+                    router.shutdown();
+                    stop.cancel();
+                }
+            };
+            tokio::join!(serving, clustered).0?
+        }
+    };
+    #[cfg(not(feature = "corosync"))]
+    let report = serving.await?;
     watcher.abort();
     Ok(report)
 }

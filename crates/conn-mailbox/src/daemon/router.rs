@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::acl::Acl;
+use super::cluster_op::Op;
 use super::outbox::{End, Outbox, Push};
 use crate::error::Code;
 use crate::limits::{
@@ -21,6 +22,8 @@ use crate::limits::{
     legal_group_name, legal_private_name,
 };
 use crate::wire::Repr;
+
+mod replica;
 use crate::{Cause, Service};
 
 /// A connected client's number.
@@ -32,6 +35,13 @@ struct Client {
     membership: bool,
     groups: BTreeSet<String>,
     outbox: Arc<Outbox>,
+    /// `None` for this daemon's own clients; in a cluster, the CPG member
+    /// (`node << 32 | pid`) of the daemon a remote client is connected to.
+    /// A remote client has an outbox that is already ended (pushes go nowhere).
+    home: Option<u64>,
+    /// A local client whose removal went out on the cluster and is not yet
+    /// applied: it sends nothing more and is removed once again by nobody.
+    gone: bool,
 }
 
 #[derive(Default)]
@@ -52,6 +62,22 @@ struct State {
     shutting_down: bool,
     /// Clients found over their queue limit during the current call.
     fallen: Vec<ClientId>,
+    /// Private group to client, every client this daemon knows (in a
+    /// cluster, remote ones too).
+    by_group: HashMap<String, ClientId>,
+    /// Set in a cluster: operations go out there and come back applied.
+    cluster: Option<Link>,
+}
+
+/// Where a clustered router sends its operations, and who it is there.
+pub(crate) struct Link {
+    /// Batches of encoded operations not yet handed to CPG; ops are
+    /// encoded straight into the last one.
+    pub(crate) pending: Arc<Mutex<std::collections::VecDeque<Vec<u8>>>>,
+    /// Wakes the CPG task when the first batch appears.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// This daemon's CPG member, `node << 32 | pid`.
+    pub(crate) me: u64,
 }
 
 /// The router, shared by every connection task.
@@ -78,6 +104,8 @@ impl Router {
                 next_id: 1,
                 shutting_down: false,
                 fallen: Vec::new(),
+                by_group: HashMap::new(),
+                cluster: None,
             }),
         }
     }
@@ -115,6 +143,7 @@ impl Router {
             .to_vec(),
         ));
         st.names.insert(name.into(), id);
+        st.by_group.insert(private_group.clone(), id);
         st.clients.insert(
             id,
             Client {
@@ -123,6 +152,8 @@ impl Router {
                 membership,
                 groups: BTreeSet::new(),
                 outbox,
+                home: None,
+                gone: false,
             },
         );
         Ok((id, private_group))
@@ -136,6 +167,16 @@ impl Router {
         let Some(client) = st.clients.get(&id) else {
             return;
         };
+        if let (None, Some(link)) = (&refusal, &st.cluster) {
+            if !client.gone {
+                link.send(&Op::Join {
+                    req,
+                    client: &client.private_group,
+                    group,
+                });
+            }
+            return;
+        }
         match refusal {
             Some((code, detail)) => {
                 client.outbox.push(reply(req, code as u16, &detail));
@@ -161,6 +202,16 @@ impl Router {
         let Some(client) = st.clients.get_mut(&id) else {
             return;
         };
+        if let Some(link) = &st.cluster {
+            if !client.gone {
+                link.send(&Op::Leave {
+                    req,
+                    client: &client.private_group,
+                    group,
+                });
+            }
+            return;
+        }
         if !client.groups.remove(group) {
             client
                 .outbox
@@ -190,6 +241,18 @@ impl Router {
         };
         if let Err((code, detail)) = st.check_multicast(client.uid, service, groups, payload) {
             client.outbox.push(reply(0, code as u16, &detail));
+            return;
+        }
+        if let Some(link) = &st.cluster {
+            if !client.gone {
+                link.send(&Op::Multicast {
+                    client: &client.private_group,
+                    service,
+                    msg_type,
+                    groups: groups.to_vec(),
+                    payload,
+                });
+            }
             return;
         }
         let frame = Bytes::from(
@@ -238,7 +301,11 @@ impl Router {
     pub(crate) fn remove(&self, id: ClientId, cause: Cause, end: End) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        st.remove_client(id, cause, end);
+        if st.cluster.is_some() {
+            st.depart(id, cause, end);
+        } else {
+            st.remove_client(id, cause, end);
+        }
         st.drop_fallen();
     }
 
@@ -275,6 +342,10 @@ impl Router {
         }
         st.clients.clear();
         st.names.clear();
+        st.by_group.clear();
+        // In a cluster the daemon now leaves CPG; the others see cause
+        // disconnect for its clients. Nothing more is sent or applied here.
+        st.cluster = None;
     }
 
     /// Number of connected clients (for logs and tests).
@@ -392,11 +463,13 @@ impl State {
             return;
         };
         client.outbox.end(end);
+        self.by_group.remove(&client.private_group);
         if let Some(name) = client
             .private_group
             .strip_prefix('#')
             .and_then(|r| r.split_once('#'))
             .map(|(n, _)| n)
+            .filter(|_| client.home.is_none())
         {
             self.names.remove(name);
         }
@@ -416,7 +489,11 @@ impl State {
             let (frames, bytes) = c.outbox.depth();
             let reason =
                 format!("fell behind: {frames} messages, {bytes} bytes queued (the limit)");
-            self.remove_client(id, Cause::Network, End::Drop(reason));
+            if self.cluster.is_some() {
+                self.depart(id, Cause::Network, End::Drop(reason));
+            } else {
+                self.remove_client(id, Cause::Network, End::Drop(reason));
+            }
         }
     }
 }

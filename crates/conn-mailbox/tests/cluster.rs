@@ -1,0 +1,387 @@
+//! `mailboxd --cluster corosync` on a real three-node corosync cluster (the
+//! conn-cpg testbed: network namespaces, a bridge, Debian's corosync): one
+//! daemon in each node's namespace, clients on every node. One total order
+//! under concurrent senders everywhere, unicast across nodes, the same
+//! membership and view id at every member, and Spread's causes for a cut
+//! link (network, then the healed node's members seen joining), a SIGKILLed
+//! daemon (network) and a gracefully stopped one (disconnect).
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use conn_core::Deadline;
+use conn_cpg::testbed::{self, Cluster};
+use conn_mailbox::{Cause, Event, Mailbox, Membership, Service};
+
+/// How long a cluster event may take (corosync's token is 1 s here; a lost
+/// node is declared after a few of them).
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn within() -> Deadline {
+    Deadline::after(WITHIN)
+}
+
+/// The testbed, formed, or a loud skip where it cannot run (CI installs
+/// corosync and runs as root, so there it runs).
+fn cluster() -> Option<Cluster> {
+    if let Some(why) = testbed::unavailable() {
+        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        return None;
+    }
+    let cluster = Cluster::start(3).expect("start the testbed");
+    if let Err(e) = cluster.wait_until_formed(WITHIN) {
+        panic!("{e}\nnode 1 logged:\n{}", cluster.log(0));
+    }
+    Some(cluster)
+}
+
+/// A clustered mailboxd in one node's namespace; killed on drop.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `mailboxd --cluster corosync` named `n{i+1}` on node `i` and
+    /// waits until it accepts clients (it does once it holds the state).
+    fn start(cluster: &Cluster, i: usize) -> Daemon {
+        let d = Daemon::spawn(cluster, i);
+        d.wait_ready(i);
+        d
+    }
+
+    /// Starts it without waiting.
+    fn spawn(cluster: &Cluster, i: usize) -> Daemon {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let tag = format!(
+            "{}-n{}-{}",
+            cluster.name(),
+            i + 1,
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let socket = std::env::temp_dir().join(format!("mbx-{tag}.sock"));
+        let log = std::env::temp_dir().join(format!("mbx-{tag}.log"));
+        let _ = std::fs::remove_file(&socket);
+        let child = cluster
+            .node(i)
+            .command(env!("CARGO_BIN_EXE_mailboxd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--name", &format!("n{}", i + 1), "--cluster", "corosync"])
+            .args(["--cluster-group", &format!("{}-mbx", cluster.name())])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start mailboxd");
+        Daemon { child, socket, log }
+    }
+
+    fn wait_ready(&self, i: usize) {
+        let d = self;
+        let start = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            assert!(
+                start.elapsed() < WITHIN,
+                "mailboxd on node {} did not come up:\n{}",
+                i + 1,
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).expect("signal mailboxd");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        if std::thread::panicking() {
+            eprintln!("--- {}:\n{}", self.log.display(), self.log_text());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn connect(d: &Daemon, name: &str) -> Mailbox {
+    Mailbox::connect(&d.socket, name, 0, true, within())
+        .await
+        .unwrap_or_else(|e| panic!("connect {name}: {e}"))
+        .0
+}
+
+async fn next(m: &mut Mailbox) -> Event {
+    m.receive(within())
+        .await
+        .unwrap_or_else(|e| panic!("receive on {}: {e}", m.private_group()))
+}
+
+/// Membership messages of `group` until one with `cause` about `who`;
+/// messages on the way are skipped.
+async fn wait_change(m: &mut Mailbox, group: &str, cause: Cause, who: &str) -> Membership {
+    loop {
+        if let Event::Membership(ms) = next(m).await {
+            if ms.group == group && ms.cause == cause && ms.changed == who {
+                return ms;
+            }
+        }
+    }
+}
+
+/// Clients `a` on node 1, `b` on node 2, `c` on node 3, joined to `g` one
+/// after another; returns them once each has seen the last join, checking
+/// that all saw it alike: the same members and the same view id.
+async fn three_members(daemons: &[Daemon]) -> Vec<Mailbox> {
+    let mut boxes = Vec::new();
+    for (d, name) in daemons.iter().zip(["a", "b", "c"]) {
+        let mut m = connect(d, name).await;
+        m.join("g", within()).await.unwrap();
+        let me = m.private_group().to_owned();
+        boxes.push(m);
+        let mut seen = Vec::new();
+        for m in &mut boxes {
+            seen.push(wait_change(m, "g", Cause::Join, &me).await);
+        }
+        for s in &seen[1..] {
+            assert_eq!(s, &seen[0], "members disagree on the join of {me}");
+        }
+    }
+    boxes
+}
+
+/// Each mailbox sends `each` AGREED messages to `g` while all of them
+/// send; returns what each received, in order.
+async fn concurrent_senders(boxes: &mut [Mailbox], each: usize) -> Vec<Vec<String>> {
+    let n = boxes.len();
+    futures::future::join_all(boxes.iter_mut().enumerate().map(|(i, m)| async move {
+        let mut seen = Vec::new();
+        let mut sent = 0;
+        // Send and receive interleaved, so no queue fills while all send.
+        while seen.len() < n * each {
+            if sent < each {
+                let body = format!("{i}:{sent}");
+                m.multicast(Service::AGREED, &["g"], 0, body.as_bytes())
+                    .await
+                    .unwrap();
+                sent += 1;
+                match m.receive(Deadline::NOW).await {
+                    Ok(Event::Message(msg)) => {
+                        seen.push(String::from_utf8(msg.data.to_vec()).unwrap())
+                    }
+                    Ok(Event::Membership(ms)) => panic!("unexpected {ms:?}"),
+                    Err(_) => {} // nothing yet
+                }
+                continue;
+            }
+            match next(m).await {
+                Event::Message(msg) => seen.push(String::from_utf8(msg.data.to_vec()).unwrap()),
+                Event::Membership(ms) => panic!("unexpected {ms:?}"),
+            }
+        }
+        seen
+    }))
+    .await
+}
+
+#[test]
+fn three_nodes_share_one_order_one_view_and_unicast() {
+    let Some(cluster) = cluster() else { return };
+    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&cluster, i)).collect();
+    rt().block_on(async {
+        let mut boxes = three_members(&daemons).await;
+
+        // Concurrent senders on all three nodes: one order everywhere.
+        const EACH: usize = 200;
+        let orders = concurrent_senders(&mut boxes, EACH).await;
+        assert_eq!(orders[0], orders[1], "nodes 1 and 2 disagree on the order");
+        assert_eq!(orders[0], orders[2], "nodes 1 and 3 disagree on the order");
+        for sender in 0..3 {
+            let mine: Vec<usize> = orders[0]
+                .iter()
+                .filter_map(|m| m.strip_prefix(&format!("{sender}:")))
+                .map(|k| k.parse().unwrap())
+                .collect();
+            assert_eq!(
+                mine,
+                (0..EACH).collect::<Vec<_>>(),
+                "FIFO of sender {sender}"
+            );
+        }
+        // (How much the senders interleave is up to corosync and to each
+        // daemon's batching; one order everywhere is the property.)
+
+        // Private-group unicast across nodes: only the addressee gets it,
+        // in its place in the order.
+        boxes[0]
+            .multicast(Service::RELIABLE, &["#c#n3"], 5, b"for c only")
+            .await
+            .unwrap();
+        boxes[0]
+            .multicast(Service::AGREED, &["g"], 6, b"for all")
+            .await
+            .unwrap();
+        let Event::Message(to_c) = next(&mut boxes[2]).await else {
+            panic!("c: expected the unicast")
+        };
+        assert_eq!(
+            (&to_c.data[..], to_c.sender.as_str()),
+            (&b"for c only"[..], "#a#n1")
+        );
+        for m in &mut boxes {
+            let Event::Message(all) = next(m).await else {
+                panic!("expected the group message")
+            };
+            assert_eq!(
+                &all.data[..],
+                b"for all",
+                "{} got the unicast",
+                m.private_group()
+            );
+        }
+
+        // A leave is seen alike everywhere, with the members on all nodes.
+        boxes[1].leave("g", within()).await.unwrap();
+        let mut seen = Vec::new();
+        for m in &mut boxes {
+            seen.push(wait_change(m, "g", Cause::Leave, "#b#n2").await);
+        }
+        assert!(seen[1].is_self_leave());
+        assert_eq!(seen[0], seen[2]);
+        assert_eq!(seen[0].members, ["#a#n1", "#c#n3"]);
+        assert_eq!(seen[0].view, seen[1].view);
+
+        // Messages sent before a member goes arrive before its going,
+        // everywhere.
+        let mut c = boxes.pop().unwrap();
+        for k in 0..50 {
+            c.multicast(Service::FIFO, &["g"], 0, format!("last {k}").as_bytes())
+                .await
+                .unwrap();
+        }
+        c.disconnect(within()).await.unwrap();
+        let a = &mut boxes[0];
+        for k in 0..50 {
+            let Event::Message(m) = next(a).await else {
+                panic!("a: message {k} of c's last 50 came after its disconnect")
+            };
+            assert_eq!(&m.data[..], format!("last {k}").as_bytes());
+        }
+        let Event::Membership(gone) = next(a).await else {
+            panic!("a: expected c's disconnect")
+        };
+        assert_eq!(
+            (gone.cause, gone.changed.as_str(), gone.members.clone()),
+            (Cause::Disconnect, "#c#n3", vec!["#a#n1".to_owned()])
+        );
+    });
+}
+
+#[test]
+fn a_cut_link_is_cause_network_and_the_healed_node_is_seen_joining() {
+    let Some(cluster) = cluster() else { return };
+    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&cluster, i)).collect();
+    rt().block_on(async {
+        let mut boxes = three_members(&daemons).await;
+        cluster.cut(2).unwrap();
+        // Node 3's member is lost to the others, theirs to it.
+        for m in &mut boxes[..2] {
+            let ms = wait_change(m, "g", Cause::Network, "#c#n3").await;
+            assert_eq!(ms.members, ["#a#n1", "#b#n2"]);
+        }
+        wait_change(&mut boxes[2], "g", Cause::Network, "#a#n1").await;
+        let ms = wait_change(&mut boxes[2], "g", Cause::Network, "#b#n2").await;
+        assert_eq!(ms.members, ["#c#n3"]);
+        // The majority goes on.
+        boxes[1]
+            .multicast(Service::AGREED, &["g"], 0, b"still here")
+            .await
+            .unwrap();
+        for m in &mut boxes[..2] {
+            let Event::Message(msg) = next(m).await else {
+                panic!("expected a message")
+            };
+            assert_eq!(&msg.data[..], b"still here");
+        }
+        // Healed: node 3's member is seen joining, alike everywhere.
+        cluster.heal(2).unwrap();
+        let mut seen = Vec::new();
+        for m in &mut boxes {
+            seen.push(wait_change(m, "g", Cause::Join, "#c#n3").await);
+        }
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(seen[0], seen[2]);
+        assert_eq!(seen[0].members, ["#a#n1", "#b#n2", "#c#n3"]);
+        // And the three share one order again.
+        let orders = concurrent_senders(&mut boxes, 50).await;
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[0], orders[2]);
+    });
+}
+
+#[test]
+fn a_killed_daemon_is_cause_network_a_new_one_takes_the_state_and_a_stopped_one_is_disconnect() {
+    let Some(cluster) = cluster() else { return };
+    let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&cluster, i)).collect();
+    rt().block_on(async {
+        let mut boxes = three_members(&daemons).await;
+        daemons[2].signal(rustix::process::Signal::KILL);
+        for m in &mut boxes[..2] {
+            let ms = wait_change(m, "g", Cause::Network, "#c#n3").await;
+            assert_eq!(ms.members, ["#a#n1", "#b#n2"]);
+        }
+        // A fresh daemon on node 3 takes the cluster's state: its client
+        // joins a group whose members live on the other nodes.
+        daemons[2] = Daemon::start(&cluster, 2);
+        let mut d = connect(&daemons[2], "d").await;
+        d.join("g", within()).await.unwrap();
+        let mut seen = Vec::new();
+        for m in boxes[..2].iter_mut().chain([&mut d]) {
+            seen.push(wait_change(m, "g", Cause::Join, "#d#n3").await);
+        }
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(seen[0], seen[2]);
+        assert_eq!(seen[0].members, ["#a#n1", "#b#n2", "#d#n3"]);
+
+        daemons[1].signal(rustix::process::Signal::TERM);
+        for m in [&mut boxes[0], &mut d] {
+            let ms = wait_change(m, "g", Cause::Disconnect, "#b#n2").await;
+            assert_eq!(ms.members, ["#a#n1", "#d#n3"]);
+        }
+        assert!(daemons[1].child.wait().unwrap().success(), "graceful exit");
+    });
+}
+
+#[test]
+fn daemons_started_at_once_agree_on_state_views_and_order() {
+    let Some(cluster) = cluster() else { return };
+    // All three exchange state while the others still join.
+    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::spawn(&cluster, i)).collect();
+    for (i, d) in daemons.iter().enumerate() {
+        d.wait_ready(i);
+    }
+    rt().block_on(async {
+        let mut boxes = three_members(&daemons).await;
+        let orders = concurrent_senders(&mut boxes, 50).await;
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[0], orders[2]);
+    });
+}
