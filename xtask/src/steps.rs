@@ -88,9 +88,12 @@ fn parse_test_result(line: &str) -> Option<(u64, u64)> {
 }
 
 /// What the tests use from Debian: real peers (curl, ping), network
-/// namespaces (iproute2), and corosync with the libraries conn-cpg links.
+/// namespaces (iproute2), corosync with the libraries conn-cpg links, and the
+/// peers the benches' smoke runs under `cargo test` load (wrk, redis).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
+    ("wrk", "wrk"),
+    ("redis-server", "redis-server"),
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("corosync", "corosync"),
