@@ -178,7 +178,7 @@ pub fn test_all() -> bool {
         ),
         (
             "test",
-            "cargo test --workspace --all-targets --all-features --locked",
+            "cargo test --workspace --all-targets --all-features --locked --no-fail-fast",
             true,
         ),
         (

@@ -103,7 +103,13 @@ fn server(path: PathBuf) {
             },
         )
         .expect("lower RLIMIT_NOFILE");
-        let echo = tower::service_fn(|line: String| async move { Ok::<_, conn_core::Error>(line) });
+        // Each answer takes a moment, as real work does, so connections stay
+        // open while the loop takes the next peers and the table fills
+        // whatever the clients' timing.
+        let echo = tower::service_fn(|line: String| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, conn_core::Error>(line)
+        });
         let stdin_closed = async {
             let mut stdin = tokio::io::stdin();
             let mut sink = Vec::new();
