@@ -21,7 +21,6 @@ const HELLO_WITHIN: Duration = Duration::from_secs(5);
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 /// Frames are copied into one buffer up to this size, so a burst of small
 /// frames costs one write.
-const BATCH_BYTES: usize = 64 * 1024;
 /// The least room a read gets.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -261,7 +260,6 @@ async fn write_frames<W: AsyncWrite + Unpin>(
     outbox: &Outbox,
 ) -> conn_core::Result<End> {
     let mut batch: Vec<Bytes> = Vec::new();
-    let mut copy: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     loop {
         if let Some(end) = outbox.next(&mut batch).await {
             wr.flush()
@@ -270,37 +268,72 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             return Ok(end);
         }
         if let [one] = &batch[..] {
-            // A lone frame goes out as it is: no copy.
             write(wr, one).await?;
-            batch.clear();
-            continue;
+        } else {
+            write_batch(wr, &mut batch).await?;
         }
-        for frame in batch.drain(..) {
-            if copy.len() + frame.len() > BATCH_BYTES && !copy.is_empty() {
-                write(wr, &copy).await?;
-                copy.clear();
-            }
-            if frame.len() >= BATCH_BYTES {
-                write(wr, &frame).await?;
-            } else {
-                copy.extend_from_slice(&frame);
-            }
-        }
-        if !copy.is_empty() {
-            write(wr, &copy).await?;
-            copy.clear();
-        }
+        batch.clear();
     }
 }
 
-async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> conn_core::Result<()> {
-    wr.write_all(bytes).await.map_err(|e| {
-        let e = Error::from(e);
-        let kind = e.kind();
-        if kind == ErrorKind::Other {
-            e
-        } else {
-            Error::new(kind).during("write").on("client")
+/// Frames one vectored write (sendmsg) takes at most.
+const IOV: usize = 64;
+
+/// Writes every frame of `batch` in order, many per system call and none
+/// copied: vectored writes, resumed where a partial write stopped.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    batch: &mut [Bytes],
+) -> conn_core::Result<()> {
+    use bytes::Buf;
+    let mut first = 0;
+    while first < batch.len() {
+        let written = {
+            let mut iov: [std::io::IoSlice<'_>; IOV] =
+                std::array::from_fn(|_| std::io::IoSlice::new(&[]));
+            let mut n = 0;
+            for frame in batch[first..].iter().take(IOV) {
+                iov[n] = std::io::IoSlice::new(frame);
+                n += 1;
+            }
+            wr.write_vectored(&iov[..n]).await
+        };
+        let mut written = match written {
+            Ok(0) => {
+                return Err(Error::new(ErrorKind::BrokenPipe)
+                    .during("write")
+                    .on("client")
+                    .detail("the connection took no bytes"));
+            }
+            Ok(n) => n,
+            Err(e) => return Err(write_error(e)),
+        };
+        while written > 0 {
+            let frame = &mut batch[first];
+            let take = written.min(frame.len());
+            frame.advance(take);
+            written -= take;
+            if frame.is_empty() {
+                first += 1;
+            }
         }
-    })
+        while first < batch.len() && batch[first].is_empty() {
+            first += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn write<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> conn_core::Result<()> {
+    wr.write_all(bytes).await.map_err(write_error)
+}
+
+fn write_error(e: std::io::Error) -> Error {
+    let e = Error::from(e);
+    let kind = e.kind();
+    if kind == ErrorKind::Other {
+        e
+    } else {
+        Error::new(kind).during("write").on("client")
+    }
 }
