@@ -153,6 +153,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A server killed outright leaves its socket file behind.
+        if let Some(socket) = self.socket() {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 

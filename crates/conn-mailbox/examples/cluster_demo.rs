@@ -55,13 +55,17 @@ fn says(text: &str) -> impl Fn(&Event) -> bool + '_ {
     move |ev| matches!(ev, Event::Message(m) if &m.data[..] == text.as_bytes())
 }
 
-struct Daemons(Vec<Child>);
+/// The daemons and their socket files, gone with the demo whatever happens.
+struct Daemons(Vec<Child>, Vec<std::path::PathBuf>);
 
 impl Drop for Daemons {
     fn drop(&mut self) {
         for c in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for s in &self.1 {
+            let _ = std::fs::remove_file(s);
         }
     }
 }
@@ -77,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cluster = Cluster::start(3)?;
     cluster.wait_until_formed(Duration::from_secs(60))?;
     println!("cluster-demo: formed: {}", cluster.name());
-    let mut daemons = Daemons(Vec::new());
+    let mut daemons = Daemons(Vec::new(), Vec::new());
     let mut sockets = Vec::new();
     for i in 0..3 {
         let socket = std::env::temp_dir().join(format!("{}-n{}.sock", cluster.name(), i + 1));
@@ -91,6 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .stdout(Stdio::null())
             .spawn()?;
         daemons.0.push(child);
+        daemons.1.push(socket.clone());
         let start = std::time::Instant::now();
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if start.elapsed() > Duration::from_secs(60) {
