@@ -20,11 +20,8 @@ pub async fn run(
     per_core: Option<usize>,
 ) -> Result<()> {
     let routes = Routes::new(Arc::new(Stats::default()));
-    let signal = async move {
-        super::terminate_signal().await;
-        say(format_args!("shutting down, draining for up to {drain:?}"));
-    };
-    let report = match per_core {
+    let signal = shutdown_signal(drain);
+    let report = match per_core_server(per_core) {
         None => {
             let listener = registry.bind(listen).await?;
             let endpoint = crate::core::Listener::local_endpoint(&listener);
@@ -33,11 +30,7 @@ pub async fn run(
                 .with_graceful_shutdown(signal, drain)
                 .await?
         }
-        Some(threads) => {
-            let server = match threads {
-                0 => Server::default(),
-                n => Server::per_core(n),
-            };
+        Some(server) => {
             let listeners = registry.bind_per_core(listen, server.threads()).await?;
             let endpoint = crate::core::Listener::local_endpoint(&listeners[0]);
             say(format_args!(
@@ -91,10 +84,7 @@ pub async fn run_tap(
     let host_cidr: Ipv4Cidr = host
         .parse()
         .map_err(|_| bad("--tap-host takes an IPv4 address and prefix, e.g. 10.7.0.1/24"))?;
-    let server = per_core.map(|n| match n {
-        0 => Server::default(),
-        n => Server::per_core(n),
-    });
+    let server = per_core_server(per_core);
     let queues = Tap::open_queues(tap, server.map_or(1, |s| s.threads()))?;
     for args in [
         &["addr", "add", host, "dev", tap][..],
@@ -121,10 +111,7 @@ pub async fn run_tap(
         if builders.len() == 1 { "" } else { "s" }
     ));
     let routes = Routes::new(Arc::new(Stats::default()));
-    let signal = async move {
-        super::terminate_signal().await;
-        say(format_args!("shutting down, draining for up to {drain:?}"));
-    };
+    let signal = shutdown_signal(drain);
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
@@ -162,6 +149,21 @@ pub async fn run_tap(
     };
     say(format_args!("shutdown report: {report}"));
     Ok(())
+}
+
+/// The per-core server `--per-core N` asks for: none without the option,
+/// one thread per core for N = 0.
+fn per_core_server(per_core: Option<usize>) -> Option<Server> {
+    per_core.map(|n| match n {
+        0 => Server::default(),
+        n => Server::per_core(n),
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C, saying that the drain begins.
+async fn shutdown_signal(drain: Duration) {
+    super::terminate_signal().await;
+    say(format_args!("shutting down, draining for up to {drain:?}"));
 }
 
 /// One line of progress on stdout; a closed stdout must not stop the server.
