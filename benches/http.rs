@@ -8,16 +8,13 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use conn_core::serve;
-use connkit::http::{Routes, Stats, http_handler, route};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use connkit::http::{Routes, Stats, http_handler};
 
 /// Rounds and seconds per wrk run: a full measurement, or a smoke test.
 fn settings() -> (usize, u32) {
@@ -62,18 +59,7 @@ fn hyper_server() -> SocketAddr {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let routes = routes.clone();
-            tokio::spawn(async move {
-                // The same handler as connkit's server: only what carries it differs.
-                let hello = hyper::service::service_fn(move |req| {
-                    let routes = routes.clone();
-                    async move { Ok::<_, Infallible>(route(routes, req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), hello)
-                    .await;
-            });
+            tokio::spawn(common::hyper_peer_connection(stream, routes.clone()));
         }
     })
 }

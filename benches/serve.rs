@@ -15,16 +15,13 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conn_core::serve::{Server, serve};
 use conn_ipc::IpcListener;
-use connkit::http::{Routes, Stats, http_handler, route};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use connkit::http::{Routes, Stats, http_handler};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -139,17 +136,7 @@ async fn hyper_server(path: &Path) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let routes = routes.clone();
-        tokio::spawn(async move {
-            let hello = hyper::service::service_fn(move |req| {
-                let routes = routes.clone();
-                async move { Ok::<_, Infallible>(route(routes, req).await) }
-            });
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), hello)
-                .await;
-        });
+        tokio::spawn(common::hyper_peer_connection(stream, routes.clone()));
     }
 }
 

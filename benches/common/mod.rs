@@ -76,3 +76,21 @@ pub fn write_table(bench: &str, title: &str, notes: &str, rows: &[Row]) {
         eprintln!("cannot write the {bench} table: {e}");
     }
 }
+
+/// The peer server's side of one HTTP/1.1 connection: hyper's own http1
+/// connection, keep-alive on, serving connkit's route handler over plain
+/// tokio I/O. The same handler as connkit's server, so only what carries
+/// it differs.
+pub async fn hyper_peer_connection<I>(io: I, routes: connkit::http::Routes)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let hello = hyper::service::service_fn(move |req| {
+        let routes = routes.clone();
+        async move { Ok::<_, std::convert::Infallible>(connkit::http::route(routes, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), hello)
+        .await;
+}
