@@ -92,18 +92,42 @@ pub enum SessionCommand {
         deadline_ms: u64,
     },
     /// Run sessiond in the foreground.
-    Daemon {
-        /// The configuration file (TOML).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The TCP address for peer daemons (overrides the config).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Join the cluster (`corosync`): the array `cluster` is then all
-        /// of its nodes.
-        #[arg(long, value_enum, value_name = "KIND")]
-        cluster: Option<ClusterKind>,
-    },
+    Daemon(DaemonArgs),
+}
+
+/// How a sessiond is started, besides its socket: the options the
+/// `sessiond` binary and `connkit session daemon` share.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// The configuration file (TOML: listen, secret_file, arrays).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The TCP address peer daemons reach this one at (overrides the
+    /// config; port 0 picks one, printed on stdout).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Join the cluster: with `corosync`, every node's sessiond meets in a
+    /// CPG group through the local corosync, and the array named `cluster`
+    /// is all of its nodes (needs the `corosync` cargo feature).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub cluster: Option<ClusterKind>,
+}
+
+impl DaemonArgs {
+    /// The daemon's options, listening at `socket` (`None`: the
+    /// configuration's, else the default); reads the configuration file.
+    pub fn options(self, socket: Option<PathBuf>) -> Result<Options> {
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        Ok(Options {
+            config,
+            socket,
+            listen: self.listen,
+            cluster: self.cluster,
+        })
+    }
 }
 
 /// Parses `TERM`, `SIGTERM`, `15` or `0`.
@@ -160,23 +184,9 @@ async fn execute(args: SessionArgs) -> Result<bool> {
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| Error::from(e).during("write output");
     match args.command {
-        SessionCommand::Daemon {
-            config,
-            listen,
-            cluster,
-        } => {
+        SessionCommand::Daemon(daemon) => {
             drop(out);
-            let config = match config {
-                Some(path) => Config::load(&path)?,
-                None => Config::default(),
-            };
-            crate::daemon::run(Options {
-                config,
-                socket: Some(server),
-                listen,
-                cluster,
-            })
-            .await?;
+            crate::daemon::run(daemon.options(Some(server))?).await?;
             Ok(true)
         }
         SessionCommand::New { ash } => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use signal_session::daemon::{ClusterKind, Config, Options};
+use signal_session::cli::DaemonArgs;
 
 /// The session daemon (Array Services' arrayd, for array sessions).
 #[derive(Parser)]
@@ -15,18 +15,8 @@ struct Cli {
     /// /tmp/sessiond.sock; overrides the config).
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// The configuration file (TOML: listen, secret_file, arrays).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// The TCP address peer daemons reach this one at (overrides the
-    /// config; port 0 picks one, printed on stdout).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Join the cluster: with `corosync`, every node's sessiond meets in a
-    /// CPG group through the local corosync, and the array named `cluster`
-    /// is all of its nodes (needs the `corosync` cargo feature).
-    #[arg(long, value_enum, value_name = "KIND")]
-    cluster: Option<ClusterKind>,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -39,18 +29,12 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let config = match cli.config.as_deref().map(Config::load).transpose() {
-        Ok(config) => config.unwrap_or_default(),
+    let options = match cli.daemon.options(cli.socket) {
+        Ok(options) => options,
         Err(e) => {
             eprintln!("sessiond: {e}");
             return ExitCode::from(2);
         }
-    };
-    let options = Options {
-        config,
-        socket: cli.socket,
-        listen: cli.listen,
-        cluster: cli.cluster,
     };
     match signal_session::daemon::run(options).await {
         Ok(()) => ExitCode::SUCCESS,
