@@ -136,8 +136,10 @@ pub fn ensure_apt(packages: &[(&str, &str)]) -> bool {
 
 /// Where `command` is on PATH, if it is.
 pub fn which(command: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    // Daemons such as corosync live in sbin, which a user's PATH may lack.
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|d| d.join(command))
         .find(|p| p.is_file())
 }
