@@ -9,8 +9,10 @@ use std::time::Duration;
 use connkit::core::layer::{DeadlineLayer, Shutdown, ShutdownLayer};
 use connkit::core::lifecycle::SplitListener;
 use connkit::core::mem::{MemListener, MemStream};
-use connkit::core::serve::{Server, lines};
-use connkit::core::{BoxConnection, Connection, Deadline, Error, ErrorKind, Listener, Result};
+use connkit::core::serve::{Incoming, PerCoreServe, Server, lines};
+use connkit::core::{
+    BoxConnection, Connection, Deadline, Error, ErrorKind, Listener, Result, ShutdownReport,
+};
 use connkit::ipc::{IpcListener, IpcStream};
 use connkit::tcp::{TcpListener, TcpStream};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -94,6 +96,35 @@ impl Transport {
     }
 }
 
+/// Runs `serve` on a task until the returned sender fires, draining for up
+/// to `drain`; the task ends with the merged report.
+fn run_until_stopped<L, S>(
+    serve: PerCoreServe<L, S>,
+    drain: Duration,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<ShutdownReport>>,
+)
+where
+    L: Listener,
+    S: tower::Service<Incoming<L::Conn>, Response = ()> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Error>,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        serve
+            .with_graceful_shutdown(
+                async {
+                    stopped.await.ok();
+                },
+                drain,
+            )
+            .into_future(),
+    );
+    (stop, server)
+}
+
 /// A line client: sends `line`, returns the answer without its newline.
 async fn ask(client: &mut BufReader<BoxConnection>, line: &str) -> String {
     client
@@ -130,17 +161,9 @@ fn busy_thread_name() -> impl tower::Service<
 async fn every_thread_accepts_and_each_connection_stays_on_the_thread_that_accepted_it() {
     for transport in ALL {
         let (listeners, to) = transport.bind();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(
-            Server::per_core(THREADS)
-                .serve_each(listeners, lines(busy_thread_name()))
-                .with_graceful_shutdown(
-                    async {
-                        stopped.await.ok();
-                    },
-                    Duration::from_secs(5),
-                )
-                .into_future(),
+        let (stop, server) = run_until_stopped(
+            Server::per_core(THREADS).serve_each(listeners, lines(busy_thread_name())),
+            Duration::from_secs(5),
         );
 
         // 32 clients at once, each asking twice: first and last answer
@@ -196,17 +219,9 @@ async fn every_thread_accepts_and_each_connection_stays_on_the_thread_that_accep
 async fn one_signal_drains_every_thread_under_one_deadline_into_one_report() {
     for transport in ALL {
         let (listeners, to) = transport.bind();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(
-            Server::per_core(THREADS)
-                .serve_each(listeners, lines(busy_thread_name()))
-                .with_graceful_shutdown(
-                    async {
-                        stopped.await.ok();
-                    },
-                    Duration::from_millis(300),
-                )
-                .into_future(),
+        let (stop, server) = run_until_stopped(
+            Server::per_core(THREADS).serve_each(listeners, lines(busy_thread_name())),
+            Duration::from_millis(300),
         );
         // Idle clients on every thread: connect until both threads hold one.
         let mut idle = Vec::new();
@@ -253,17 +268,9 @@ async fn one_signal_drains_every_thread_under_one_deadline_into_one_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_one_connection_ends_only_that_connection_and_is_reported() {
     let (listeners, to) = Transport::Ipc.bind();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        Server::per_core(THREADS)
-            .serve_each(listeners, lines(busy_thread_name()))
-            .with_graceful_shutdown(
-                async {
-                    stopped.await.ok();
-                },
-                Duration::from_secs(5),
-            )
-            .into_future(),
+    let (stop, server) = run_until_stopped(
+        Server::per_core(THREADS).serve_each(listeners, lines(busy_thread_name())),
+        Duration::from_secs(5),
     );
     // Clients on every thread, so the panic hits a thread that serves others.
     let mut clients = Vec::new();
@@ -322,17 +329,9 @@ async fn layers_compose_unchanged_and_each_thread_gets_its_own_clone() {
             Ok::<_, Error>(format!("slept {ms}"))
         }))
         .map_result(|r: Result<String>| Ok::<_, Error>(r.unwrap_or_else(|e| format!("{e}"))));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        Server::per_core(THREADS)
-            .serve_each(listeners, lines(service))
-            .with_graceful_shutdown(
-                async {
-                    stopped.await.ok();
-                },
-                Duration::from_secs(5),
-            )
-            .into_future(),
+    let (stop, server) = run_until_stopped(
+        Server::per_core(THREADS).serve_each(listeners, lines(service)),
+        Duration::from_secs(5),
     );
     let mut a = BufReader::new(Transport::Mem.connect(&to).await.unwrap());
     let mut b = BufReader::new(Transport::Mem.connect(&to).await.unwrap());
@@ -392,18 +391,11 @@ async fn pinned_threads_each_run_on_one_cpu() {
             .collect();
         Ok::<_, Error>(format!("{cpus:?}"))
     });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
+    let (stop, server) = run_until_stopped(
         Server::per_core(THREADS)
             .pin_threads(true)
-            .serve_each(listeners, lines(cpus_of_this_thread))
-            .with_graceful_shutdown(
-                async {
-                    stopped.await.ok();
-                },
-                Duration::from_secs(5),
-            )
-            .into_future(),
+            .serve_each(listeners, lines(cpus_of_this_thread)),
+        Duration::from_secs(5),
     );
     let allowed = sched_getaffinity(None).unwrap();
     let ours: Vec<usize> = (0..CpuSet::MAX_CPU)
