@@ -2,7 +2,10 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use conn_core::{Error, ErrorKind, Result};
@@ -13,6 +16,37 @@ use tokio::io::unix::AsyncFd;
 
 use crate::error::cs_error;
 use crate::{Event, Member, Membership, Reason};
+
+/// libcpg keeps its handles in libqb's handle database, which has no lock
+/// of its own: two threads creating handles at once can be handed the same
+/// slot, and a later call finds its handle gone (BadHandle). Every call
+/// into libcpg from this process goes through this one lock; none of them
+/// blocks (dispatch runs what is ready, mcast says TRY_AGAIN when full).
+static LIBCPG: Mutex<()> = Mutex::new(());
+
+/// `call`, with no other thread of this process inside libcpg.
+fn libcpg<T>(call: impl FnOnce() -> T) -> T {
+    let _only_us = LIBCPG.lock().unwrap_or_else(|p| p.into_inner());
+    call()
+}
+
+/// corosync's handle, finalized (by `Handle`'s own drop) under [`LIBCPG`].
+struct LockedHandle(ManuallyDrop<Handle>);
+
+impl Deref for LockedHandle {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        &self.0
+    }
+}
+
+impl Drop for LockedHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle is dropped here, once, and `self.0` is never
+        // used again: this is `LockedHandle`'s own drop.
+        libcpg(|| unsafe { ManuallyDrop::drop(&mut self.0) });
+    }
+}
 
 thread_local! {
     /// Where corosync's callbacks put what they deliver. The callbacks are
@@ -95,7 +129,7 @@ pub struct CpgGroup {
     // Declared before `handle` so it leaves the reactor before corosync's
     // library closes the descriptor.
     fd: AsyncFd<CpgFd>,
-    handle: Handle,
+    handle: LockedHandle,
     name: String,
     me: Member,
     queue: VecDeque<Event>,
@@ -122,11 +156,13 @@ impl CpgGroup {
             confchg_fn: Some(on_confchg),
             totem_confchg_fn: None,
         });
-        let handle = cpg::initialize(&model, 0).map_err(|e| cs_error(e, "connect", name))?;
-        let node: u32 = cpg::local_get(&handle)
+        let handle = libcpg(|| cpg::initialize(&model, 0))
+            .map(|handle| LockedHandle(ManuallyDrop::new(handle)))
+            .map_err(|e| cs_error(e, "connect", name))?;
+        let node: u32 = libcpg(|| cpg::local_get(&handle))
             .map_err(|e| cs_error(e, "connect", name))?
             .into();
-        let raw = cpg::fd_get(&handle).map_err(|e| cs_error(e, "connect", name))?;
+        let raw = libcpg(|| cpg::fd_get(&handle)).map_err(|e| cs_error(e, "connect", name))?;
         // SAFETY: `raw` is the open descriptor of corosync's connection,
         // owned by `handle`; it stays open and names the same socket until
         // `handle` is finalized on drop, which happens after the `AsyncFd`
@@ -160,7 +196,7 @@ impl CpgGroup {
 
     /// The largest message corosync sends in one piece.
     pub fn max_message(&self) -> Result<usize> {
-        cpg::max_atomic_msgsize_get(&self.handle)
+        libcpg(|| cpg::max_atomic_msgsize_get(&self.handle))
             .map(|n| n as usize)
             .map_err(|e| cs_error(e, "query", &self.name))
     }
@@ -170,7 +206,7 @@ impl CpgGroup {
     /// dispatching what arrives meanwhile, and tries again.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
         loop {
-            match cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, bytes) {
+            match libcpg(|| cpg::mcast_joined(&self.handle, Guarantee::TypeAgreed, bytes)) {
                 Ok(()) => return Ok(()),
                 Err(CsError::CsErrTryAgain) => {
                     // Let corosync drain: take in what it delivers, or pause.
@@ -211,7 +247,7 @@ impl CpgGroup {
 
     /// The members now, as corosync knows them.
     pub fn members(&self) -> Result<Vec<Member>> {
-        let list = cpg::membership_get(&self.handle, &self.name)
+        let list = libcpg(|| cpg::membership_get(&self.handle, &self.name))
             .map_err(|e| cs_error(e, "list members", &self.name))?;
         Ok(list
             .iter()
@@ -231,7 +267,7 @@ impl CpgGroup {
     fn dispatch(&mut self) -> Result<()> {
         let queue = std::mem::take(&mut self.queue);
         DELIVERED.set(Some((self.name.clone(), queue)));
-        let dispatched = cpg::dispatch(&self.handle, DispatchFlags::All);
+        let dispatched = libcpg(|| cpg::dispatch(&self.handle, DispatchFlags::All));
         if let Some((_, queue)) = DELIVERED.take() {
             self.queue = queue;
         }
@@ -249,7 +285,7 @@ impl CpgGroup {
         what: &'static str,
     ) -> Result<()> {
         for _ in 0..1000 {
-            match op(&self.handle, &self.name) {
+            match libcpg(|| op(&self.handle, &self.name)) {
                 Err(CsError::CsErrTryAgain) => std::thread::sleep(Duration::from_millis(5)),
                 done => return done.map_err(|e| cs_error(e, what, &self.name)),
             }
