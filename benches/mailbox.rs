@@ -349,16 +349,42 @@ fn main() {
         || std::env::args().any(|a| a == "--quick")
         || std::env::var_os("MAILBOX_BENCH_QUICK").is_some();
     let rounds = if common::measuring() { ROUNDS } else { 1 };
+    // MAILBOX_BENCH_ONLY=mailboxd|redis runs one side alone, for profiling.
+    let only = std::env::var("MAILBOX_BENCH_ONLY").ok();
+    let only = only.as_deref();
     let mut rows = Vec::new();
+    // MAILBOX_BENCH_SIZE=100 (or 10240) measures one message size alone.
+    let only_size: Option<usize> = std::env::var("MAILBOX_BENCH_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok());
     for (size, count) in [(100usize, 20_000u64), (10 * 1024, 4_000)] {
+        if only_size.is_some_and(|s| s != size) {
+            continue;
+        }
         let count = if quick { count / 10 } else { count };
         let (mut ours, mut peer) = (Vec::new(), Vec::new());
         // Warm-up of both, then alternating rounds.
         rt.block_on(mailbox_round(&mbx, size, count / 10));
         rt.block_on(redis_round(&redis.socket, size, count / 10));
         for _ in 0..rounds {
-            ours.push(rt.block_on(mailbox_round(&mbx, size, count)));
-            peer.push(rt.block_on(redis_round(&redis.socket, size, count)));
+            if only != Some("redis") {
+                ours.push(rt.block_on(mailbox_round(&mbx, size, count)));
+            }
+            if only != Some("mailboxd") {
+                peer.push(rt.block_on(redis_round(&redis.socket, size, count)));
+            }
+        }
+        if only.is_some() {
+            // A profiling run of one side: no comparison, no table.
+            for (who, v) in [("mailboxd", &ours), ("redis", &peer)] {
+                for r in v.iter() {
+                    println!(
+                        "{who} {size} B: {:.0} msg/s, p50 {:.1} µs, p99 {:.1} µs",
+                        r.msgs_per_s, r.p50_us, r.p99_us
+                    );
+                }
+            }
+            continue;
         }
         let label = if size >= 1024 {
             format!("{} KiB", size / 1024)
@@ -400,6 +426,9 @@ fn main() {
     }
     let _ = stop.send(());
     let _ = server.join();
+    if only.is_some() {
+        return;
+    }
     write_table(
         "mailbox",
         "mailboxd vs redis-server pub/sub over Unix sockets (benches/mailbox.rs)",

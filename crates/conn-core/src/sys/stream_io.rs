@@ -22,7 +22,8 @@ impl LazyFd {
         // SAFETY: we only hand the slice to read(2), which writes bytes and
         // never de-initialises any.
         let dst = unsafe { buf.unfilled_mut() };
-        let n = ready!(self.poll_io(cx, Wait::Read, |fd| {
+        let wanted = dst.len();
+        let n = ready!(self.poll_transfer(cx, Wait::Read, wanted, |fd| {
             Ok(rustix::io::read(fd, &mut *dst)?.0.len())
         }))?;
         // SAFETY: read(2) initialised the first `n` bytes of the unfilled part.
@@ -35,7 +36,7 @@ impl LazyFd {
     /// `EPIPE`, never `SIGPIPE`), waiting for room when there is none; the
     /// body of an `AsyncWrite::poll_write`.
     pub fn poll_send(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Wait::Write, |fd| {
+        self.poll_transfer(cx, Wait::Write, buf.len(), |fd| {
             Ok(rustix::net::send(fd, buf, SendFlags::NOSIGNAL)?)
         })
     }
@@ -49,7 +50,8 @@ impl LazyFd {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, Wait::Write, |fd| {
+        let wanted = bufs.iter().map(|b| b.len()).sum();
+        self.poll_transfer(cx, Wait::Write, wanted, |fd| {
             let mut no_control = rustix::net::SendAncillaryBuffer::default();
             Ok(rustix::net::sendmsg(
                 fd,
@@ -64,5 +66,74 @@ impl LazyFd {
     /// `Connection::done`. It never blocks on Unix-domain or TCP sockets.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.with_fd(|fd| Ok(rustix::net::shutdown(fd, how)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn pair() -> (LazyFd, std::os::unix::net::UnixStream) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        (LazyFd::new(OwnedFd::from(a)), b)
+    }
+
+    async fn read(fd: &mut LazyFd, room: usize) -> Vec<u8> {
+        let mut storage = vec![0u8; room];
+        let mut buf = ReadBuf::new(&mut storage);
+        std::future::poll_fn(|cx| fd.poll_read(cx, &mut buf))
+            .await
+            .unwrap();
+        buf.filled().to_vec()
+    }
+
+    /// A short read clears the reactor's readiness; bytes that arrive later
+    /// must still wake the reader (no lost wake-up).
+    #[tokio::test(flavor = "current_thread")]
+    async fn bytes_after_a_short_read_still_wake_the_reader() {
+        let (mut fd, mut peer) = pair();
+        // The first read finds nothing: the descriptor joins the reactor.
+        let writer = tokio::task::spawn_blocking({
+            let mut peer = peer.try_clone().unwrap();
+            move || {
+                std::thread::sleep(Duration::from_millis(20));
+                peer.write_all(b"ab").unwrap();
+            }
+        });
+        assert_eq!(read(&mut fd, 16).await, b"ab");
+        assert!(fd.is_registered());
+        writer.await.unwrap();
+        // That read was short; more bytes come while nobody waits, then later.
+        peer.write_all(b"c").unwrap();
+        assert_eq!(read(&mut fd, 16).await, b"c");
+        let late = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            peer.write_all(b"d").unwrap();
+            peer
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), read(&mut fd, 16)).await;
+        assert_eq!(got.expect("the late byte woke the reader"), b"d");
+        drop(late.await.unwrap());
+    }
+
+    /// A read that fills its buffer keeps the readiness: the rest is read
+    /// at once, without waiting for another edge.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_read_leaves_the_rest_readable() {
+        let (mut fd, peer) = pair();
+        let writer = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            (&peer).write_all(b"0123456789").unwrap();
+            peer
+        });
+        assert_eq!(read(&mut fd, 4).await, b"0123");
+        let _peer = writer.await.unwrap();
+        let rest = tokio::time::timeout(Duration::from_secs(5), read(&mut fd, 16)).await;
+        assert_eq!(rest.expect("the rest is readable"), b"456789");
     }
 }

@@ -25,7 +25,7 @@ use crate::error::Code;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
 };
-use crate::wire::{Repr, frame_len};
+use crate::wire::{Repr, next_frame};
 use crate::{Event, MailboxError, Service};
 use decode::Decoded;
 
@@ -108,7 +108,7 @@ impl Mailbox {
         let mut mbox = Mailbox {
             rd,
             wr: Arc::new(Mutex::new(wr)),
-            rbuf: BytesMut::with_capacity(8192),
+            rbuf: BytesMut::new(),
             pending: VecDeque::new(),
             private_group: String::new(),
             next_req: 1,
@@ -151,7 +151,7 @@ impl Mailbox {
         Ok(Mailbox {
             rd,
             wr: Arc::new(Mutex::new(wr)),
-            rbuf: BytesMut::with_capacity(8192),
+            rbuf: BytesMut::new(),
             pending: VecDeque::new(),
             private_group,
             next_req: 1,
@@ -377,21 +377,13 @@ impl Mailbox {
             return Poll::Ready(Err(MailboxError::ConnectionClosed));
         }
         loop {
-            match frame_len(&self.rbuf) {
+            match next_frame(&mut self.rbuf) {
                 Err(e) => {
                     self.closed = true;
                     return Poll::Ready(Err(MailboxError::Protocol(e.to_string())));
                 }
-                Ok(Some(total)) if self.rbuf.len() >= total => {
-                    return Poll::Ready(Ok(self.rbuf.split_to(total).freeze()));
-                }
-                Ok(need) => {
-                    let want = need.unwrap_or(4).saturating_sub(self.rbuf.len());
-                    let want = want.max(4096);
-                    if self.rbuf.capacity() - self.rbuf.len() < want {
-                        self.rbuf.reserve(want.max(16 * 1024));
-                    }
-                }
+                Ok(Some(frame)) => return Poll::Ready(Ok(frame)),
+                Ok(None) => {}
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.rd), cx, &mut self.rbuf) {
                 Poll::Pending => return Poll::Pending,

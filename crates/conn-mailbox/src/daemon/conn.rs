@@ -13,16 +13,12 @@ use super::DaemonConfig;
 use super::outbox::{End, Outbox};
 use super::router::{ClientId, Router};
 use crate::Cause;
-use crate::wire::{Frame, Repr, WireError, frame_len};
+use crate::wire::{Frame, Repr, WireError, next_frame};
 
 /// How long a new client has to say hello.
 const HELLO_WITHIN: Duration = Duration::from_secs(5);
 /// How long an orderly close may take before the connection is dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
-/// Frames are copied into one buffer up to this size, so a burst of small
-/// frames costs one write.
-/// The least room a read gets.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Why reading ended.
 enum ReadEnd {
@@ -39,19 +35,10 @@ enum ReadEnd {
 /// Reads one whole frame; cancel safe (a partial frame stays in `buf`).
 async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> ReadEnd {
     loop {
-        match frame_len(buf) {
+        match next_frame(buf) {
             Err(e) => return ReadEnd::Bad(e),
-            Ok(Some(total)) if buf.len() >= total => {
-                return ReadEnd::Frame(buf.split_to(total).freeze());
-            }
-            // Room for the rest of the frame (grown in large steps, so a big
-            // frame or a burst is read in few calls).
-            Ok(need) => {
-                let want = need.unwrap_or(4).saturating_sub(buf.len()).max(4096);
-                if buf.capacity() - buf.len() < want {
-                    buf.reserve(want.max(READ_CHUNK));
-                }
-            }
+            Ok(Some(frame)) => return ReadEnd::Frame(frame),
+            Ok(None) => {}
         }
         match rd.read_buf(buf).await {
             Ok(0) => return ReadEnd::Eof,
@@ -70,7 +57,7 @@ pub(crate) async fn serve_client<C: Connection>(
     router: Arc<Router>,
     config: Arc<DaemonConfig>,
 ) -> conn_core::Result<()> {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     // Hello: a Connect frame within HELLO_WITHIN, or the connection goes.
     let hello = tokio::select! {
         r = Deadline::after(HELLO_WITHIN).run(read_frame(&mut conn, &mut buf)) => r,
@@ -83,7 +70,12 @@ pub(crate) async fn serve_client<C: Connection>(
             conn.kill();
             return Ok(());
         }
-        Ok(_) => {
+        Ok(ReadEnd::Io(e)) => {
+            tracing::debug!(conn = conn_no, error = %e, "client ended before hello: read failed");
+            conn.kill();
+            return Ok(());
+        }
+        Ok(ReadEnd::Eof) => {
             conn.kill();
             return Ok(());
         }
@@ -187,31 +179,41 @@ async fn read_loop<R: AsyncRead + Unpin>(
     router: &Router,
     client: &str,
 ) {
+    // Frames handled since the last read.
     let mut handled = 0u32;
     loop {
-        // One read can hold hundreds of frames; let the writers drain
-        // between slices of them, so a burst from one sender does not fill
-        // every receiver's queue before any writer runs.
-        handled += 1;
-        if handled % 64 == 0 {
-            tokio::task::yield_now().await;
-        }
-        let frame = match read_frame(rd, &mut buf).await {
-            ReadEnd::Frame(f) => f,
-            ReadEnd::Eof => {
-                router.remove(
-                    id,
-                    Cause::Network,
-                    End::Drop("connection closed without a goodbye".into()),
-                );
-                return;
+        let frame = match next_frame(&mut buf) {
+            Ok(Some(frame)) => frame,
+            Err(e) => return bad_frame(router, id, client, e),
+            Ok(None) => {
+                // One read per turn, as an event loop does: what this read
+                // brought is queued for its receivers, so let their writers
+                // send it before taking in more. A sender's burst then goes
+                // out as it arrives instead of piling up in the outboxes
+                // (where it only adds latency) while the reader drains the
+                // socket.
+                if handled > 0 {
+                    handled = 0;
+                    tokio::task::yield_now().await;
+                }
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) => {
+                        router.remove(
+                            id,
+                            Cause::Network,
+                            End::Drop("connection closed without a goodbye".into()),
+                        );
+                        return;
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        router.remove(id, Cause::Network, End::Drop(format!("read failed: {e}")));
+                        return;
+                    }
+                }
             }
-            ReadEnd::Io(e) => {
-                router.remove(id, Cause::Network, End::Drop(format!("read failed: {e}")));
-                return;
-            }
-            ReadEnd::Bad(e) => return bad_frame(router, id, client, e),
         };
+        handled += 1;
         match Repr::parse(&Frame::new_unchecked(&frame[..])) {
             Ok(Repr::Multicast {
                 service,

@@ -21,6 +21,8 @@
 
 mod frame;
 mod repr;
+mod stream;
 
 pub use frame::{Frame, HEADER_LEN, MAX_FRAME_BODY, WireError, frame_len};
 pub use repr::{Kind, Repr};
+pub use stream::{READ_ROOM, next_frame};
