@@ -233,7 +233,7 @@ async fn mbx_rtt(d: &Daemons, size: usize, pings: usize) -> Vec<f64> {
         let Event::Message(m) = b.receive(deadline()).await.unwrap() else {
             panic!("ping")
         };
-        b.multicast(Service::AGREED, &["#pa#n1"], 0, &m.data)
+        b.multicast(Service::AGREED, &["#pa#n1"], 0, m.data())
             .await
             .unwrap();
         let Event::Message(_) = a.receive(deadline()).await.unwrap() else {

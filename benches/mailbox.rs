@@ -116,7 +116,7 @@ async fn mailbox_round(path: &Path, size: usize, count: u64) -> Round {
             while (lat.len() as u64) < count {
                 // No deadline: redis's subscribers wait without one too.
                 if let Event::Message(msg) = m.receive(Deadline::NEVER).await.unwrap() {
-                    lat.push(flow.latency(&msg.data));
+                    lat.push(flow.latency(msg.data()));
                     flow.got(i);
                 }
             }

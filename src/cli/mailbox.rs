@@ -152,11 +152,11 @@ pub fn format_event(ev: &Event, json: bool) -> String {
     match (ev, json) {
         (Event::Message(m), false) => format!(
             "message from {} to {} type {} {}: {}",
-            m.sender,
-            m.groups.join(","),
-            m.msg_type,
-            m.service.level_name(),
-            String::from_utf8_lossy(&m.data)
+            m.sender(),
+            m.groups().iter().collect::<Vec<_>>().join(","),
+            m.msg_type(),
+            m.service().level_name(),
+            String::from_utf8_lossy(m.data())
         ),
         (Event::Membership(ms), false) => format!(
             "membership {} view {} {} {} members {}",
@@ -176,11 +176,11 @@ pub fn format_event(ev: &Event, json: bool) -> String {
         ),
         (Event::Message(m), true) => serde_json::json!({
             "event": "message",
-            "sender": m.sender,
-            "groups": m.groups,
-            "type": m.msg_type,
-            "service": m.service.level_name(),
-            "data": String::from_utf8_lossy(&m.data),
+            "sender": m.sender(),
+            "groups": m.groups().iter().collect::<Vec<_>>(),
+            "type": m.msg_type(),
+            "service": m.service().level_name(),
+            "data": String::from_utf8_lossy(m.data()),
         })
         .to_string(),
         (Event::Membership(ms), true) => serde_json::json!({

@@ -65,7 +65,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
             let mut seen = Vec::new();
             while seen.len() < 6 {
                 if let Event::Message(msg) = m.receive(within).await? {
-                    seen.push(String::from_utf8_lossy(&msg.data).into_owned());
+                    seen.push(String::from_utf8_lossy(msg.data()).into_owned());
                 }
             }
             Ok::<_, crate::mailbox::MailboxError>((m, seen))

@@ -29,8 +29,8 @@ impl Member {
             self.saw.push(match &ev {
                 Event::Message(m) => format!(
                     "message  from {:8} {:?}",
-                    m.sender,
-                    String::from_utf8_lossy(&m.data)
+                    m.sender(),
+                    String::from_utf8_lossy(m.data())
                 ),
                 Event::Membership(m) => format!(
                     "view {:<3} {:10} {:8} members {:?}",
@@ -52,7 +52,7 @@ fn change(cause: Cause, who: &str) -> impl Fn(&Event) -> bool + '_ {
 }
 
 fn says(text: &str) -> impl Fn(&Event) -> bool + '_ {
-    move |ev| matches!(ev, Event::Message(m) if &m.data[..] == text.as_bytes())
+    move |ev| matches!(ev, Event::Message(m) if m.data() == text.as_bytes())
 }
 
 /// The daemons and their socket files, gone with the demo whatever happens.

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::Service;
+use crate::limits::MAX_GROUP_NAME;
+use crate::wire::{Frame, HEADER_LEN, Names, Repr};
+use crate::{GroupName, MailboxError, Service};
 
 /// Why a group's membership changed.
 ///
@@ -57,59 +59,171 @@ impl Cause {
     }
 }
 
-/// A delivered message.
+/// A delivered message: a checked view over the frame it arrived in.
+///
+/// Receiving one copies nothing and allocates nothing: the frame was
+/// checked once on arrival (every length, every name's UTF-8), and the
+/// accessors read the sender, the groups and the body in place. The body
+/// shares the frame's bytes ([`Message::into_data`] keeps it without a copy).
 ///
 /// ```
 /// use conn_mailbox::{Message, Service};
-/// let m = Message {
-///     sender: "#a#local".into(),
-///     groups: vec!["chat".into()],
-///     service: Service::AGREED,
-///     msg_type: 0,
-///     data: "hi".into(),
-/// };
-/// assert_eq!(&m.data[..], b"hi");
+/// let m = Message::new("#a#local", &["chat", "news"], Service::AGREED, 7, b"hi")?;
+/// assert_eq!(m.sender(), "#a#local");
+/// assert_eq!(m.groups().iter().collect::<Vec<_>>(), ["chat", "news"]);
+/// assert_eq!((m.service(), m.msg_type(), m.data()), (Service::AGREED, 7, &b"hi"[..]));
+/// assert_eq!(&m.into_data()[..], b"hi");
+/// # Ok::<(), conn_mailbox::MailboxError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The whole frame, checked.
+    frame: Bytes,
+    /// Where the groups' count starts.
+    groups_at: usize,
+    /// Where the body starts.
+    body_at: usize,
+}
+
+/// Offsets in a message frame: length and kind, then service (4 bytes),
+/// type (2), and the sender's length byte.
+const SERVICE_AT: usize = HEADER_LEN;
+const TYPE_AT: usize = SERVICE_AT + 4;
+const SENDER_AT: usize = TYPE_AT + 2;
+
+impl Message {
+    /// A message as a daemon would deliver it (for tests and for programs
+    /// that relay messages); the names and the body are checked against
+    /// the limits as a multicast's are.
+    pub fn new(
+        sender: &str,
+        groups: &[&str],
+        service: Service,
+        msg_type: i16,
+        data: &[u8],
+    ) -> Result<Message, MailboxError> {
+        if sender.len() > MAX_GROUP_NAME {
+            return Err(MailboxError::IllegalGroup(sender.into()));
+        }
+        crate::client::check_multicast(service, groups, data)?;
+        let frame = Repr::Message {
+            service: service.bits(),
+            msg_type,
+            sender,
+            groups: Names::from(groups),
+            payload: data,
+        }
+        .to_vec();
+        Message::from_frame(Bytes::from(frame))
+    }
+
+    /// Checks a received message frame and keeps it as the view.
+    pub(crate) fn from_frame(frame: Bytes) -> Result<Message, MailboxError> {
+        let bad =
+            |e: crate::wire::WireError| MailboxError::Protocol(format!("from the daemon: {e}"));
+        let repr = Repr::parse(&Frame::new_checked(&frame[..]).map_err(bad)?).map_err(bad)?;
+        let Repr::Message {
+            sender,
+            groups,
+            payload,
+            ..
+        } = repr
+        else {
+            return Err(MailboxError::Protocol(format!(
+                "from the daemon: expected a message, got {:?}",
+                repr.kind()
+            )));
+        };
+        if sender.len() > MAX_GROUP_NAME || groups.iter().any(|g| g.len() > MAX_GROUP_NAME) {
+            return Err(MailboxError::Protocol(
+                "from the daemon: a name over the limit".into(),
+            ));
+        }
+        let groups_at = SENDER_AT + 1 + sender.len();
+        let body_at = frame.len() - payload.len();
+        Ok(Message {
+            frame,
+            groups_at,
+            body_at,
+        })
+    }
+
     /// The sender's private group, `#name#daemon`.
-    pub sender: String,
-    /// The groups it was sent to.
-    pub groups: Vec<String>,
+    pub fn sender(&self) -> &str {
+        let len = self.frame[SENDER_AT] as usize;
+        std::str::from_utf8(&self.frame[SENDER_AT + 1..SENDER_AT + 1 + len])
+            .expect("checked when the message arrived")
+    }
+
+    /// The groups it was sent to, in the sender's order.
+    pub fn groups(&self) -> Names<'_> {
+        Names::parse(&self.frame[self.groups_at..self.body_at])
+            .expect("checked when the message arrived")
+            .0
+    }
+
     /// The service it was sent with.
-    pub service: Service,
+    pub fn service(&self) -> Service {
+        let b = &self.frame[SERVICE_AT..SERVICE_AT + 4];
+        Service::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// The application's message type.
-    pub msg_type: i16,
-    /// The body (shares the received frame's bytes).
-    pub data: Bytes,
+    pub fn msg_type(&self) -> i16 {
+        i16::from_be_bytes([self.frame[TYPE_AT], self.frame[TYPE_AT + 1]])
+    }
+
+    /// The body.
+    pub fn data(&self) -> &[u8] {
+        &self.frame[self.body_at..]
+    }
+
+    /// The body, sharing the frame's bytes (no copy).
+    pub fn into_data(self) -> Bytes {
+        self.frame.slice(self.body_at..)
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("sender", &self.sender())
+            .field("groups", &self.groups())
+            .field("service", &self.service())
+            .field("msg_type", &self.msg_type())
+            .field("data", &Bytes::copy_from_slice(self.data()))
+            .finish()
+    }
 }
 
 /// A regular membership message: the group's members after a change.
 ///
 /// ```
-/// use conn_mailbox::{Cause, Membership};
+/// use conn_mailbox::{Cause, GroupName, Membership};
 /// let own = Membership {
-///     group: "chat".into(),
+///     group: GroupName::new("chat")?,
 ///     view: 7,
 ///     cause: Cause::Leave,
-///     changed: "#a#local".into(),
+///     changed: GroupName::new("#a#local")?,
 ///     members: vec![],
 /// };
 /// assert!(own.is_self_leave());
+/// assert_eq!(own.group, "chat");
+/// # Ok::<(), conn_mailbox::MailboxError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     /// The group.
-    pub group: String,
+    pub group: GroupName,
     /// The view id: grows by one with every change of this group.
     pub view: u64,
     /// Why it changed.
     pub cause: Cause,
     /// The member who joined or left (the receiver itself for a self-leave).
-    pub changed: String,
+    pub changed: GroupName,
     /// The members now, in join order; empty in a self-leave and when the
     /// daemon shuts down.
-    pub members: Vec<String>,
+    pub members: Vec<GroupName>,
 }
 
 impl Membership {
@@ -122,12 +236,14 @@ impl Membership {
 /// One thing [`Mailbox::receive`](crate::Mailbox::receive) returns.
 ///
 /// ```
-/// use conn_mailbox::{Cause, Event, Membership};
+/// use conn_mailbox::{Cause, Event, GroupName, Membership};
+/// let a = GroupName::new("#a#local")?;
 /// let ev = Event::Membership(Membership {
-///     group: "g".into(), view: 1, cause: Cause::Join,
-///     changed: "#a#local".into(), members: vec!["#a#local".into()],
+///     group: GroupName::new("g")?, view: 1, cause: Cause::Join,
+///     changed: a, members: vec![a],
 /// });
 /// assert!(matches!(ev, Event::Membership(m) if m.cause == Cause::Join));
+/// # Ok::<(), conn_mailbox::MailboxError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -135,4 +251,74 @@ pub enum Event {
     Message(Message),
     /// A membership change.
     Membership(Membership),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_view_reads_every_field_in_place() {
+        let groups: Vec<String> = (0..5).map(|i| format!("g{i}")).collect();
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let m = Message::new("#s#d", &groups, Service::SAFE, -2, &[9; 300]).unwrap();
+        assert_eq!(m.sender(), "#s#d");
+        assert_eq!(m.groups().iter().collect::<Vec<_>>(), groups);
+        assert_eq!((m.service(), m.msg_type()), (Service::SAFE, -2));
+        assert_eq!(m.data(), &[9; 300][..]);
+        let copy = m.clone();
+        assert_eq!(copy, m);
+        assert!(format!("{m:?}").contains("\"#s#d\""));
+        // The body keeps sharing the frame.
+        let start = m.data().as_ptr();
+        assert_eq!(m.into_data().as_ptr(), start);
+    }
+
+    #[test]
+    fn a_message_over_the_limits_is_refused_when_made() {
+        let long = "x".repeat(MAX_GROUP_NAME + 1);
+        assert!(matches!(
+            Message::new(&long, &["g"], Service::AGREED, 0, b""),
+            Err(MailboxError::IllegalGroup(_))
+        ));
+        assert!(matches!(
+            Message::new("#s#d", &[], Service::AGREED, 0, b""),
+            Err(MailboxError::TooManyGroups { .. })
+        ));
+    }
+
+    #[test]
+    fn a_frame_that_is_no_message_is_a_protocol_error() {
+        let join = Bytes::from(Repr::Join { req: 1, group: "g" }.to_vec());
+        assert!(matches!(
+            Message::from_frame(join),
+            Err(MailboxError::Protocol(_))
+        ));
+        let mut cut = Message::new("#s#d", &["g"], Service::AGREED, 0, b"body")
+            .unwrap()
+            .frame
+            .to_vec();
+        cut.truncate(cut.len() - 1);
+        assert!(matches!(
+            Message::from_frame(Bytes::from(cut)),
+            Err(MailboxError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_daemon_name_over_the_limit_is_a_protocol_error() {
+        let long = "y".repeat(MAX_GROUP_NAME + 1);
+        let frame = Repr::Message {
+            service: Service::AGREED.bits(),
+            msg_type: 0,
+            sender: &long,
+            groups: Names::from(&["g"]),
+            payload: b"",
+        }
+        .to_vec();
+        assert!(matches!(
+            Message::from_frame(Bytes::from(frame)),
+            Err(MailboxError::Protocol(_))
+        ));
+    }
 }

@@ -23,10 +23,12 @@ pub mod daemon;
 pub mod error;
 mod event;
 pub mod limits;
+mod name;
 mod service;
 pub mod wire;
 
 pub use client::{Mailbox, MailboxSender, Outgoing, Result};
 pub use error::MailboxError;
 pub use event::{Cause, Event, Membership, Message};
+pub use name::GroupName;
 pub use service::Service;

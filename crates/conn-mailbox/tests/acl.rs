@@ -118,14 +118,14 @@ fn acl_refuses_join_and_send_for_other_uids() {
         let mut seen = Vec::new();
         loop {
             match next(&mut root).await {
-                Event::Message(m) if m.msg_type == 1 => break,
-                Event::Message(m) => seen.push((m.sender, m.groups, m.data)),
+                Event::Message(m) if m.msg_type() == 1 => break,
+                Event::Message(m) => seen.push(m),
                 Event::Membership(_) => {}
             }
         }
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(
-            (seen[0].0.as_str(), seen[0].1.clone(), &seen[0].2[..]),
+            (seen[0].sender(), strings(seen[0].groups()), seen[0].data()),
             (
                 "#nobody#local",
                 vec!["open".to_string()],

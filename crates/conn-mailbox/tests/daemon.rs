@@ -63,7 +63,7 @@ async fn concurrent_senders_one_total_order() {
             let mut got = Vec::new();
             while got.len() < SENDERS * EACH {
                 let m = message(&mut r).await;
-                got.push(String::from_utf8(m.data.to_vec()).unwrap());
+                got.push(String::from_utf8(m.data().to_vec()).unwrap());
             }
             got
         }));
@@ -105,7 +105,7 @@ async fn membership_causes_join_leave_disconnect_network() {
     a.join("g", soon()).await.unwrap();
     let v1 = membership(&mut a).await;
     assert_eq!(
-        (v1.cause, v1.changed.as_str(), v1.members.clone()),
+        (v1.cause, v1.changed.as_str(), strings(&v1.members)),
         (Cause::Join, "#a#local", vec!["#a#local".to_string()])
     );
 
@@ -139,7 +139,7 @@ async fn membership_causes_join_leave_disconnect_network() {
     c.disconnect(soon()).await.unwrap();
     let gone = membership(&mut a).await;
     assert_eq!(
-        (gone.cause, gone.changed.as_str(), gone.members.clone()),
+        (gone.cause, gone.changed.as_str(), strings(&gone.members)),
         (Cause::Disconnect, "#c#local", vec!["#a#local".to_string()])
     );
 
@@ -176,7 +176,7 @@ async fn private_groups_self_discard_and_many_groups() {
         .unwrap();
     let m = message(&mut a).await;
     assert_eq!(
-        (m.groups.clone(), m.msg_type, m.service, &m.data[..]),
+        (strings(m.groups()), m.msg_type(), m.service(), m.data()),
         (
             vec!["x".to_string(), "y".to_string()],
             -3,
@@ -185,7 +185,7 @@ async fn private_groups_self_discard_and_many_groups() {
         )
     );
     let own = message(&mut b).await;
-    assert_eq!(own.sender, "#pb#local");
+    assert_eq!(own.sender(), "#pb#local");
     // SELF_DISCARD: only a gets it; then unicast to b's private group.
     b.multicast(Service::FIFO | Service::SELF_DISCARD, &["x"], 0, b"not me")
         .await
@@ -193,8 +193,8 @@ async fn private_groups_self_discard_and_many_groups() {
     b.multicast(Service::RELIABLE, &["#pb#local"], 0, b"me")
         .await
         .unwrap();
-    assert_eq!(&message(&mut a).await.data[..], b"not me");
-    assert_eq!(&message(&mut b).await.data[..], b"me");
+    assert_eq!(message(&mut a).await.data(), b"not me");
+    assert_eq!(message(&mut b).await.data(), b"me");
     a.kill();
     b.kill();
 }
@@ -221,7 +221,7 @@ async fn tower_sender_and_stream() {
     let got: Vec<i16> = (&mut rx)
         .take(5)
         .map(|e| match e.unwrap() {
-            Event::Message(m) => m.msg_type,
+            Event::Message(m) => m.msg_type(),
             other => panic!("{other:?}"),
         })
         .collect()

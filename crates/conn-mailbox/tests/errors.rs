@@ -149,7 +149,7 @@ async fn groups_services_and_sizes() {
     m.multicast(Service::AGREED, &["x"], 0, &big[..MAX_MESSAGE])
         .await
         .unwrap();
-    assert_eq!(message(&mut m).await.data.len(), MAX_MESSAGE);
+    assert_eq!(message(&mut m).await.data().len(), MAX_MESSAGE);
     m.disconnect(soon()).await.unwrap();
 }
 
@@ -266,7 +266,7 @@ async fn garbage_ends_only_that_client() {
         .await
         .unwrap();
     match next(&mut good).await {
-        Event::Message(m) => assert_eq!(&m.data[..], b"still here"),
+        Event::Message(m) => assert_eq!(m.data(), b"still here"),
         other => panic!("{other:?}"),
     }
     let newcomer = connect(&d, "bad", false).await; // the name is free again

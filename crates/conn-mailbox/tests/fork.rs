@@ -28,10 +28,10 @@ fn copy_role() {
             .await
             .unwrap();
         let own = message(&mut m).await;
-        assert_eq!(&own.data[..], b"from the copy");
+        assert_eq!(own.data(), b"from the copy");
         let answer = message(&mut m).await;
         assert_eq!(
-            (answer.sender.as_str(), &answer.data[..]),
+            (answer.sender(), answer.data()),
             ("#w#local", &b"go on"[..])
         );
         // Exiting releases the last copy: now the daemon sees a closed socket.
@@ -68,10 +68,7 @@ fn kill_after_fork_keeps_the_other_copy() {
         // The copy speaks for #fk#local; nothing changed in the membership.
         match next(&mut w).await {
             Event::Message(m) => {
-                assert_eq!(
-                    (m.sender.as_str(), &m.data[..]),
-                    ("#fk#local", &b"from the copy"[..])
-                )
+                assert_eq!((m.sender(), m.data()), ("#fk#local", &b"from the copy"[..]))
             }
             other => panic!("expected the copy's message, got {other:?}"),
         }
@@ -90,7 +87,7 @@ fn kill_after_fork_keeps_the_other_copy() {
         // The last copy is gone: cause network, not disconnect.
         let lost = membership(&mut w).await;
         assert_eq!(
-            (lost.cause, lost.changed.as_str(), lost.members.clone()),
+            (lost.cause, lost.changed.as_str(), strings(&lost.members)),
             (Cause::Network, "#fk#local", vec!["#w#local".to_string()])
         );
         w.disconnect(soon()).await.unwrap();

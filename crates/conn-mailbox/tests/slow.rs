@@ -40,7 +40,7 @@ async fn flooded_member_that_never_reads_is_dropped() {
         while received < sent {
             match next(&mut watch).await {
                 Event::Message(m) => {
-                    assert_eq!(m.data.len(), body.len());
+                    assert_eq!(m.data().len(), body.len());
                     received += 1;
                 }
                 Event::Membership(ms)
@@ -64,7 +64,7 @@ async fn flooded_member_that_never_reads_is_dropped() {
         .unwrap();
     loop {
         if let Event::Message(m) = next(&mut watch).await {
-            if m.msg_type == 9 {
+            if m.msg_type() == 9 {
                 break;
             }
         }
@@ -103,7 +103,7 @@ async fn unreliable_messages_are_missed_not_fatal() {
         .await
     {
         match ev {
-            Event::Message(m) => got.push(u32::from_be_bytes(m.data[..4].try_into().unwrap())),
+            Event::Message(m) => got.push(u32::from_be_bytes(m.data()[..4].try_into().unwrap())),
             other => panic!("{other:?}"),
         }
     }
@@ -115,11 +115,11 @@ async fn unreliable_messages_are_missed_not_fatal() {
     // on their way (should the quiet spell above have been a stall).
     loop {
         let m = message(&mut slow).await;
-        if m.msg_type == 1 {
-            assert_eq!(&m.data[..], b"end");
+        if m.msg_type() == 1 {
+            assert_eq!(m.data(), b"end");
             break;
         }
-        got.push(u32::from_be_bytes(m.data[..4].try_into().unwrap()));
+        got.push(u32::from_be_bytes(m.data()[..4].try_into().unwrap()));
     }
     assert!(
         got.len() < 5000,

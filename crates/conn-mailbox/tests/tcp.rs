@@ -37,7 +37,7 @@ async fn tcp_clients_share_groups_and_have_no_uid() {
         .multicast(Service::AGREED, &["mixed"], 0, b"over tcp")
         .await
         .unwrap();
-    assert_eq!(&message(&mut local).await.data[..], b"over tcp");
+    assert_eq!(message(&mut local).await.data(), b"over tcp");
     remote.disconnect(soon()).await.unwrap();
     let gone = wait_change(&mut local, "mixed", Cause::Disconnect, "#remote#local").await;
     assert_eq!(gone.members, ["#local#local"]);

@@ -2,8 +2,15 @@
 
 use bytes::Bytes;
 
-use crate::wire::{Frame, Repr};
-use crate::{Cause, Event, MailboxError, Membership, Message, Service};
+use crate::wire::{Frame, HEADER_LEN, Kind, Repr};
+use crate::{Cause, Event, GroupName, MailboxError, Membership, Message};
+
+/// A name the daemon sent: within the limits, or the daemon broke the protocol.
+fn name(s: &str) -> Result<GroupName, MailboxError> {
+    GroupName::new(s).map_err(|_| {
+        MailboxError::Protocol(format!("from the daemon: a name of {} bytes", s.len()))
+    })
+}
 
 /// What a daemon frame is to the client.
 #[derive(Debug)]
@@ -14,6 +21,10 @@ pub(super) enum Decoded {
 }
 
 pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
+    // Messages, the common case, become a view over their frame (checked there).
+    if frame.get(HEADER_LEN - 1) == Some(&(Kind::Message as u8)) {
+        return Ok(Decoded::Event(Event::Message(Message::from_frame(frame)?)));
+    }
     let repr = Repr::parse(&Frame::new_unchecked(&frame[..]))
         .map_err(|e| MailboxError::Protocol(format!("from the daemon: {e}")))?;
     Ok(match repr {
@@ -23,23 +34,6 @@ pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
             code,
             detail: detail.into(),
         },
-        Repr::Message {
-            service,
-            msg_type,
-            sender,
-            groups,
-            payload,
-        } => {
-            // The body is a slice of the frame: no copy.
-            let start = payload.as_ptr() as usize - frame.as_ptr() as usize;
-            Decoded::Event(Event::Message(Message {
-                sender: sender.into(),
-                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-                service: Service::from_bits(service),
-                msg_type,
-                data: frame.slice(start..start + payload.len()),
-            }))
-        }
         Repr::Membership {
             cause,
             view,
@@ -47,12 +41,12 @@ pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
             changed,
             members,
         } => Decoded::Event(Event::Membership(Membership {
-            group: group.into(),
+            group: name(group)?,
             view,
             cause: Cause::from_u8(cause)
                 .ok_or_else(|| MailboxError::Protocol(format!("unknown cause {cause}")))?,
-            changed: changed.into(),
-            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            changed: name(changed)?,
+            members: members.iter().map(name).collect::<Result<_, _>>()?,
         })),
         other => {
             return Err(MailboxError::Protocol(format!(

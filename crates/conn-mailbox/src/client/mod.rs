@@ -25,7 +25,7 @@ use crate::error::Code;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
 };
-use crate::wire::{Repr, next_frame};
+use crate::wire::{Names, Repr, next_frame};
 use crate::{Event, MailboxError, Service};
 use decode::Decoded;
 
@@ -53,7 +53,7 @@ type Writer = Arc<Mutex<WriteHalf<BoxConnection>>>;
 /// // b writes to a's private group: unicast.
 /// b.multicast(Service::RELIABLE, &[a_name.as_str()], 7, b"psst").await?;
 /// match a.receive(soon).await? {
-///     Event::Message(m) => assert_eq!((m.sender.as_str(), &m.data[..]), ("#b#local", &b"psst"[..])),
+///     Event::Message(m) => assert_eq!((m.sender(), m.data()), ("#b#local", &b"psst"[..])),
 ///     other => panic!("{other:?}"),
 /// }
 /// a.disconnect(soon).await?;
@@ -235,7 +235,7 @@ impl Mailbox {
         let Event::Message(m) = &next else {
             return Ok((next, 0));
         };
-        let len = m.data.len();
+        let len = m.data().len();
         if len > buf.len() {
             if !drop_if_short {
                 self.pending.push_front(Ok(next));
@@ -245,7 +245,7 @@ impl Mailbox {
                 dropped: drop_if_short,
             });
         }
-        buf[..len].copy_from_slice(&m.data);
+        buf[..len].copy_from_slice(m.data());
         Ok((next, len))
     }
 
@@ -446,13 +446,8 @@ async fn write_frame(wr: &Writer, frame: &[u8]) -> Result<()> {
     w.write_all(frame).await.map_err(|e| closed_or(e.into()))
 }
 
-/// Checks a multicast against the limits and encodes it.
-fn encode_multicast(
-    service: Service,
-    groups: &[&str],
-    msg_type: i16,
-    data: &[u8],
-) -> Result<Vec<u8>> {
+/// Checks a multicast against the limits, as the daemon will.
+pub(crate) fn check_multicast(service: Service, groups: &[&str], data: &[u8]) -> Result<()> {
     if !service.is_valid() {
         return Err(MailboxError::IllegalService(service.bits()));
     }
@@ -471,10 +466,21 @@ fn encode_multicast(
             max: MAX_MESSAGE,
         });
     }
+    Ok(())
+}
+
+/// Checks a multicast against the limits and encodes it.
+fn encode_multicast(
+    service: Service,
+    groups: &[&str],
+    msg_type: i16,
+    data: &[u8],
+) -> Result<Vec<u8>> {
+    check_multicast(service, groups, data)?;
     Ok(Repr::Multicast {
         service: service.bits(),
         msg_type,
-        groups: groups.to_vec(),
+        groups: Names::from(groups),
         payload: data,
     }
     .to_vec())

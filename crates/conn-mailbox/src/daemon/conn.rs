@@ -220,7 +220,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 msg_type,
                 groups,
                 payload,
-            }) => router.multicast(id, service, msg_type, &groups, payload),
+            }) => router.multicast(id, service, msg_type, groups, payload),
             Ok(Repr::Join { req, group }) => router.join(id, req, group),
             Ok(Repr::Leave { req, group }) => router.leave(id, req, group),
             Ok(Repr::Disconnect) => {

@@ -21,7 +21,7 @@ use crate::limits::{
     MAX_GROUPS_PER_CLIENT, MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination,
     legal_group_name, legal_private_name,
 };
-use crate::wire::Repr;
+use crate::wire::{Names, Repr};
 
 mod replica;
 use crate::{Cause, Service};
@@ -231,7 +231,7 @@ impl Router {
         id: ClientId,
         service: u32,
         msg_type: i16,
-        groups: &[&str],
+        groups: Names<'_>,
         payload: &[u8],
     ) {
         let mut guard = self.lock();
@@ -249,7 +249,7 @@ impl Router {
                     client: &client.private_group,
                     service,
                     msg_type,
-                    groups: groups.to_vec(),
+                    groups: groups.iter().collect(),
                     payload,
                 });
             }
@@ -260,20 +260,20 @@ impl Router {
                 service,
                 msg_type,
                 sender: &client.private_group,
-                groups: groups.to_vec(),
+                groups,
                 payload,
             }
             .to_vec(),
         );
         let mut to: Vec<ClientId> = Vec::new();
-        for g in groups {
+        for g in groups.iter() {
             if let Some(rest) = g.strip_prefix('#') {
                 let target = rest
                     .split_once('#')
                     .filter(|(_, d)| *d == st.daemon_name)
                     .and_then(|(n, _)| st.names.get(n));
                 to.extend(target);
-            } else if let Some(group) = st.groups.get(*g) {
+            } else if let Some(group) = st.groups.get(g) {
                 to.extend_from_slice(&group.members);
             }
         }
@@ -327,7 +327,7 @@ impl Router {
                     view: group.view + 1,
                     group: &g,
                     changed: "",
-                    members: Vec::new(),
+                    members: Names::from(&[]),
                 }
                 .to_vec(),
             );
@@ -377,7 +377,7 @@ impl State {
         &self,
         uid: Option<u32>,
         service: u32,
-        groups: &[&str],
+        groups: Names<'_>,
         payload: &[u8],
     ) -> Result<(), Refusal> {
         if !Service::from_bits(service).is_valid() {
@@ -389,9 +389,9 @@ impl State {
         if payload.len() > MAX_MESSAGE {
             return Err((Code::MessageTooLong, payload.len().to_string()));
         }
-        for g in groups {
+        for g in groups.iter() {
             if !legal_destination(g) {
-                return Err((Code::IllegalGroup, (*g).into()));
+                return Err((Code::IllegalGroup, g.into()));
             }
             if !g.starts_with('#') && self.acl.as_ref().is_some_and(|acl| !acl.may_send(g, uid)) {
                 return Err((Code::NotAllowed, format!("send {g}")));
@@ -428,7 +428,7 @@ impl State {
                 view,
                 group,
                 changed,
-                members: names,
+                members: Names::from(&names),
             }
             .to_vec(),
         );
@@ -449,7 +449,7 @@ impl State {
                 view,
                 group,
                 changed,
-                members: Vec::new(),
+                members: Names::from(&[]),
             };
             if c.outbox.push(Bytes::from(own.to_vec())) == Push::Full {
                 fallen.push(leaver.unwrap_or_default());

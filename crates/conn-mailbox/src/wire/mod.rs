@@ -20,9 +20,11 @@
 //! ```
 
 mod frame;
+mod names;
 mod repr;
 mod stream;
 
 pub use frame::{Frame, HEADER_LEN, MAX_FRAME_BODY, WireError, frame_len};
+pub use names::{Names, NamesIter};
 pub use repr::{Kind, Repr};
 pub use stream::{READ_ROOM, next_frame};

@@ -1,6 +1,6 @@
 //! What one frame means, parsed from a checked [`Frame`] and emitted back.
 
-use super::{Frame, HEADER_LEN, WireError};
+use super::{Frame, HEADER_LEN, Names, WireError};
 
 /// The frame kinds. Client to daemon below 16, daemon to client from 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub enum Kind {
 ///
 /// ```
 /// use conn_mailbox::wire::{Frame, Kind, Repr};
-/// let bytes = Repr::Multicast { service: 0x10, msg_type: 1, groups: vec!["g"], payload: b"hi" }.to_vec();
+/// let bytes = Repr::Multicast { service: 0x10, msg_type: 1, groups: (&["g"]).into(), payload: b"hi" }.to_vec();
 /// let frame = Frame::new_checked(&bytes[..]).unwrap();
 /// let repr = Repr::parse(&frame).unwrap();
 /// assert_eq!(repr.kind(), Kind::Multicast);
@@ -70,7 +70,7 @@ pub enum Repr<'a> {
         /// Application message type.
         msg_type: i16,
         /// Destinations: groups and private groups.
-        groups: Vec<&'a str>,
+        groups: Names<'a>,
         /// The body.
         payload: &'a [u8],
     },
@@ -99,7 +99,7 @@ pub enum Repr<'a> {
         /// The sender's private group.
         sender: &'a str,
         /// The destinations it was sent to.
-        groups: Vec<&'a str>,
+        groups: Names<'a>,
         /// The body.
         payload: &'a [u8],
     },
@@ -114,7 +114,7 @@ pub enum Repr<'a> {
         /// The member who joined or left.
         changed: &'a str,
         /// The members now, in join order.
-        members: Vec<&'a str>,
+        members: Names<'a>,
     },
 }
 
@@ -153,14 +153,10 @@ impl<'a> Reader<'a> {
         let n = self.u8()? as usize;
         std::str::from_utf8(self.take(n)?).map_err(|_| WireError::BadString)
     }
-    fn strs(&mut self) -> Result<Vec<&'a str>, WireError> {
-        let n = self.u16()? as usize;
-        // Each string takes at least its length byte: a count the body
-        // cannot hold is refused before anything is allocated for it.
-        if n > self.buf.len() {
-            return Err(WireError::Truncated);
-        }
-        (0..n).map(|_| self.str()).collect()
+    fn names(&mut self) -> Result<Names<'a>, WireError> {
+        let (names, rest) = Names::parse(self.buf)?;
+        self.buf = rest;
+        Ok(names)
     }
     fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
@@ -176,19 +172,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     // Callers check names against the limits (at most 31 bytes) first.
     let n = u8::try_from(s.len()).expect("names are checked to be short");
     out.push(n);
     out.extend_from_slice(s.as_bytes());
-}
-
-fn put_strs(out: &mut Vec<u8>, v: &[&str]) {
-    let n = u16::try_from(v.len()).expect("group counts are checked");
-    out.extend_from_slice(&n.to_be_bytes());
-    for s in v {
-        put_str(out, s);
-    }
 }
 
 impl<'a> Repr<'a> {
@@ -232,7 +220,7 @@ impl<'a> Repr<'a> {
             4 => Repr::Multicast {
                 service: r.u32()?,
                 msg_type: r.u16()? as i16,
-                groups: r.strs()?,
+                groups: r.names()?,
                 payload: r.rest(),
             },
             5 => Repr::Disconnect,
@@ -248,7 +236,7 @@ impl<'a> Repr<'a> {
                 service: r.u32()?,
                 msg_type: r.u16()? as i16,
                 sender: r.str()?,
-                groups: r.strs()?,
+                groups: r.names()?,
                 payload: r.rest(),
             },
             19 => Repr::Membership {
@@ -256,7 +244,7 @@ impl<'a> Repr<'a> {
                 view: r.u64()?,
                 group: r.str()?,
                 changed: r.str()?,
-                members: r.strs()?,
+                members: r.names()?,
             },
             k => return Err(WireError::UnknownKind(k)),
         };
@@ -306,7 +294,7 @@ impl<'a> Repr<'a> {
             } => {
                 out.extend_from_slice(&service.to_be_bytes());
                 out.extend_from_slice(&msg_type.to_be_bytes());
-                put_strs(out, groups);
+                groups.emit(out);
                 out.extend_from_slice(payload);
             }
             Repr::Disconnect => {}
@@ -326,7 +314,7 @@ impl<'a> Repr<'a> {
                 out.extend_from_slice(&service.to_be_bytes());
                 out.extend_from_slice(&msg_type.to_be_bytes());
                 put_str(out, sender);
-                put_strs(out, groups);
+                groups.emit(out);
                 out.extend_from_slice(payload);
             }
             Repr::Membership {
@@ -340,7 +328,7 @@ impl<'a> Repr<'a> {
                 out.extend_from_slice(&view.to_be_bytes());
                 put_str(out, group);
                 put_str(out, changed);
-                put_strs(out, members);
+                members.emit(out);
             }
         }
         let len = (out.len() - start - 4) as u32;
@@ -349,14 +337,13 @@ impl<'a> Repr<'a> {
 
     /// The length of the whole frame [`Repr::emit`] writes, prefix included.
     pub fn buffer_len(&self) -> usize {
-        let strs = |v: &[&str]| 2 + v.iter().map(|s| 1 + s.len()).sum::<usize>();
         HEADER_LEN
             + match self {
                 Repr::Connect { name, .. } => 3 + 1 + name.len(),
                 Repr::Join { group, .. } | Repr::Leave { group, .. } => 4 + 1 + group.len(),
                 Repr::Multicast {
                     groups, payload, ..
-                } => 4 + 2 + strs(groups) + payload.len(),
+                } => 4 + 2 + groups.buffer_len() + payload.len(),
                 Repr::Disconnect => 0,
                 Repr::Welcome { private_group } => 1 + private_group.len(),
                 Repr::Reply { detail, .. } => 4 + 2 + detail.len(),
@@ -365,13 +352,13 @@ impl<'a> Repr<'a> {
                     groups,
                     payload,
                     ..
-                } => 4 + 2 + 1 + sender.len() + strs(groups) + payload.len(),
+                } => 4 + 2 + 1 + sender.len() + groups.buffer_len() + payload.len(),
                 Repr::Membership {
                     group,
                     changed,
                     members,
                     ..
-                } => 1 + 8 + 1 + group.len() + 1 + changed.len() + strs(members),
+                } => 1 + 8 + 1 + group.len() + 1 + changed.len() + members.buffer_len(),
             }
     }
 

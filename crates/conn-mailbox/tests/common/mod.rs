@@ -147,3 +147,8 @@ pub async fn wait_change(m: &mut Mailbox, group: &str, cause: Cause, who: &str) 
         }
     }
 }
+
+/// Names as owned strings, to compare inside tuples with string literals.
+pub fn strings<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
+    names.into_iter().map(|n| n.as_ref().to_owned()).collect()
+}

@@ -19,7 +19,7 @@ use super::{Client, ClientId, Link, Router, State, reply};
 use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup};
 use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
 use crate::error::Code;
-use crate::wire::Repr;
+use crate::wire::{Names, Repr};
 use crate::{Cause, Service};
 
 /// A batch takes more ops until it holds this much (corosync fragments
@@ -350,7 +350,7 @@ impl State {
                 service: service.bits(),
                 msg_type,
                 sender,
-                groups: groups.to_vec(),
+                groups: Names::from(groups),
                 payload,
             }
             .to_vec(),

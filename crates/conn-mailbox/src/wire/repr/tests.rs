@@ -25,7 +25,7 @@ fn every_kind_roundtrips() {
     roundtrip(Repr::Multicast {
         service: 0x10,
         msg_type: -5,
-        groups: vec!["a", "#b#c"],
+        groups: (&["a", "#b#c"]).into(),
         payload: b"hi",
     });
     roundtrip(Repr::Disconnect);
@@ -41,7 +41,7 @@ fn every_kind_roundtrips() {
         service: 2,
         msg_type: 1,
         sender: "#a#l",
-        groups: vec!["g"],
+        groups: (&["g"]).into(),
         payload: &[],
     });
     roundtrip(Repr::Membership {
@@ -49,7 +49,7 @@ fn every_kind_roundtrips() {
         view: 9,
         group: "g",
         changed: "#a#l",
-        members: vec!["#a#l", "#b#l"],
+        members: (&["#a#l", "#b#l"]).into(),
     });
 }
 
@@ -90,6 +90,18 @@ fn clear_errors_for_bad_bytes() {
     );
 }
 
+/// Walks the name lists of an accepted frame: as many names as counted,
+/// each within the frame.
+fn every_name_reads(repr: &Repr<'_>) {
+    if let Repr::Multicast { groups: names, .. }
+    | Repr::Message { groups: names, .. }
+    | Repr::Membership { members: names, .. } = repr
+    {
+        let read: Vec<String> = names.iter().map(str::to_owned).collect();
+        assert_eq!(read.len(), names.len());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
@@ -99,6 +111,7 @@ proptest! {
         let _ = frame_len(&bytes);
         if let Ok(frame) = Frame::new_checked(&bytes[..]) {
             if let Ok(repr) = Repr::parse(&frame) {
+                every_name_reads(&repr);
                 prop_assert_eq!(repr.buffer_len(), bytes.len());
                 prop_assert_eq!(repr.to_vec(), bytes.clone());
             }
@@ -113,6 +126,7 @@ proptest! {
         bytes.extend_from_slice(&body);
         let frame = Frame::new_checked(&bytes[..]).unwrap();
         if let Ok(repr) = Repr::parse(&frame) {
+            every_name_reads(&repr);
             prop_assert_eq!(repr.to_vec(), bytes.clone());
         }
     }

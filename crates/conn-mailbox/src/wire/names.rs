@@ -1,0 +1,175 @@
+//! A list of names in a frame (destinations, members), read in place.
+
+use std::fmt;
+
+use super::WireError;
+
+/// The names of a frame: a multicast's destinations, a membership's
+/// members. On the wire, a `u16` count then each name as a `u8` length and
+/// that many UTF-8 bytes.
+///
+/// Parsed, it is a checked view over the frame's bytes: every length and
+/// every name's UTF-8 was checked once by [`Repr::parse`](super::Repr::parse),
+/// and nothing was allocated. To emit, it borrows the caller's list.
+///
+/// ```
+/// use conn_mailbox::wire::{Frame, Names, Repr};
+///
+/// let groups = ["chat", "#bob#local"];
+/// let bytes = Repr::Multicast { service: 0x10, msg_type: 0, groups: Names::from(&groups), payload: b"hi" }.to_vec();
+/// let Repr::Multicast { groups: parsed, .. } = Repr::parse(&Frame::new_checked(&bytes[..])?)? else { unreachable!() };
+/// assert_eq!(parsed.len(), 2);
+/// assert_eq!(parsed.iter().collect::<Vec<_>>(), groups);
+/// assert_eq!(parsed, Names::from(&groups));
+/// # Ok::<(), conn_mailbox::wire::WireError>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct Names<'a>(Inner<'a>);
+
+#[derive(Clone, Copy)]
+enum Inner<'a> {
+    /// Checked bytes of a received frame, the count excluded.
+    Wire { count: u16, bytes: &'a [u8] },
+    /// A caller's list, to emit.
+    List(&'a [&'a str]),
+}
+
+impl<'a> Names<'a> {
+    /// Reads a list from the front of `buf`; returns it and the bytes after it.
+    /// Every name is checked to lie within `buf` and to be UTF-8.
+    pub(crate) fn parse(buf: &'a [u8]) -> Result<(Names<'a>, &'a [u8]), WireError> {
+        let Some((count, mut rest)) = buf.split_first_chunk::<2>() else {
+            return Err(WireError::Truncated);
+        };
+        let count = u16::from_be_bytes(*count);
+        let start = rest;
+        for _ in 0..count {
+            let Some((&n, after)) = rest.split_first() else {
+                return Err(WireError::Truncated);
+            };
+            let Some((name, after)) = after.split_at_checked(n as usize) else {
+                return Err(WireError::Truncated);
+            };
+            std::str::from_utf8(name).map_err(|_| WireError::BadString)?;
+            rest = after;
+        }
+        let bytes = &start[..start.len() - rest.len()];
+        Ok((Names(Inner::Wire { count, bytes }), rest))
+    }
+
+    /// How many names.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Inner::Wire { count, .. } => count as usize,
+            Inner::List(l) => l.len(),
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The names in order.
+    pub fn iter(&self) -> NamesIter<'a> {
+        NamesIter(match self.0 {
+            Inner::Wire { bytes, .. } => IterInner::Wire(bytes),
+            Inner::List(l) => IterInner::List(l.iter()),
+        })
+    }
+
+    /// Bytes [`Names::emit`] writes.
+    pub(super) fn buffer_len(&self) -> usize {
+        match self.0 {
+            Inner::Wire { bytes, .. } => 2 + bytes.len(),
+            Inner::List(l) => 2 + l.iter().map(|s| 1 + s.len()).sum::<usize>(),
+        }
+    }
+
+    /// Appends the list in its wire form. Callers check counts and name
+    /// lengths against the limits first (a received list is copied as it is).
+    pub(super) fn emit(&self, out: &mut Vec<u8>) {
+        match self.0 {
+            Inner::Wire { count, bytes } => {
+                out.extend_from_slice(&count.to_be_bytes());
+                out.extend_from_slice(bytes);
+            }
+            Inner::List(l) => {
+                let n = u16::try_from(l.len()).expect("name counts are checked");
+                out.extend_from_slice(&n.to_be_bytes());
+                for s in l {
+                    super::repr::put_str(out, s);
+                }
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a [&'a str]> for Names<'a> {
+    fn from(list: &'a [&'a str]) -> Names<'a> {
+        Names(Inner::List(list))
+    }
+}
+
+impl<'a, const N: usize> From<&'a [&'a str; N]> for Names<'a> {
+    fn from(list: &'a [&'a str; N]) -> Names<'a> {
+        Names(Inner::List(list))
+    }
+}
+
+impl<'a> From<&'a Vec<&'a str>> for Names<'a> {
+    fn from(list: &'a Vec<&'a str>) -> Names<'a> {
+        Names(Inner::List(list))
+    }
+}
+
+impl PartialEq for Names<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Names<'_> {}
+
+impl fmt::Debug for Names<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for Names<'a> {
+    type Item = &'a str;
+    type IntoIter = NamesIter<'a>;
+    fn into_iter(self) -> NamesIter<'a> {
+        self.iter()
+    }
+}
+
+/// The names of a [`Names`], in order.
+#[derive(Clone, Debug)]
+pub struct NamesIter<'a>(IterInner<'a>);
+
+#[derive(Clone, Debug)]
+enum IterInner<'a> {
+    Wire(&'a [u8]),
+    List(std::slice::Iter<'a, &'a str>),
+}
+
+impl<'a> Iterator for NamesIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match &mut self.0 {
+            IterInner::List(it) => it.next().copied(),
+            IterInner::Wire(rest) => {
+                let (&n, after) = rest.split_first()?;
+                let (name, after) = after.split_at(n as usize);
+                *rest = after;
+                // SAFETY: `Names::parse`, the only maker of a wire list,
+                // checked that every name in these bytes lies within them
+                // and is UTF-8; the bytes are borrowed, so they are unchanged.
+                Some(unsafe { std::str::from_utf8_unchecked(name) })
+            }
+        }
+    }
+}
