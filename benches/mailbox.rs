@@ -92,6 +92,18 @@ impl Flow {
 
 fn summarize(start: Instant, count: u64, mut lat: Vec<u64>) -> Round {
     let elapsed = start.elapsed().as_secs_f64();
+    // MAILBOX_BENCH_DUMP=FILE appends each round's latencies (ns, subscriber
+    // by subscriber, in arrival order) as one line, to study their shape.
+    if let Ok(path) = std::env::var("MAILBOX_BENCH_DUMP") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        let line: Vec<String> = lat.iter().map(|l| l.to_string()).collect();
+        writeln!(f, "{}", line.join(" ")).unwrap();
+    }
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
     Round {

@@ -34,6 +34,7 @@ mod acl;
 mod cluster;
 mod cluster_op;
 mod conn;
+mod frames;
 mod outbox;
 mod router;
 

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::acl::Acl;
 use super::cluster_op::Op;
+use super::frames::FrameArena;
 use super::outbox::{End, Outbox, Push};
 use crate::error::Code;
 use crate::limits::{
@@ -67,6 +68,8 @@ struct State {
     by_group: HashMap<String, ClientId>,
     /// Set in a cluster: operations go out there and come back applied.
     cluster: Option<Link>,
+    /// Where delivered frames are built.
+    frames: FrameArena,
 }
 
 /// Where a clustered router sends its operations, and who it is there.
@@ -106,6 +109,7 @@ impl Router {
                 fallen: Vec::new(),
                 by_group: HashMap::new(),
                 cluster: None,
+                frames: FrameArena::new(),
             }),
         }
     }
@@ -255,16 +259,13 @@ impl Router {
             }
             return;
         }
-        let frame = Bytes::from(
-            Repr::Message {
-                service,
-                msg_type,
-                sender: &client.private_group,
-                groups,
-                payload,
-            }
-            .to_vec(),
-        );
+        let frame = st.frames.frame(&Repr::Message {
+            service,
+            msg_type,
+            sender: &client.private_group,
+            groups,
+            payload,
+        });
         let mut to: Vec<ClientId> = Vec::new();
         for g in groups.iter() {
             if let Some(rest) = g.strip_prefix('#') {
@@ -321,16 +322,13 @@ impl Router {
             let Some(group) = st.groups.remove(&g) else {
                 continue;
             };
-            let frame = Bytes::from(
-                Repr::Membership {
-                    cause: Cause::Disconnect.to_u8(),
-                    view: group.view + 1,
-                    group: &g,
-                    changed: "",
-                    members: Names::from(&[]),
-                }
-                .to_vec(),
-            );
+            let frame = st.frames.frame(&Repr::Membership {
+                cause: Cause::Disconnect.to_u8(),
+                view: group.view + 1,
+                group: &g,
+                changed: "",
+                members: Names::from(&[]),
+            });
             for m in group.members {
                 if let Some(c) = st.clients.get(&m).filter(|c| c.membership) {
                     c.outbox.push(frame.clone());
@@ -422,16 +420,13 @@ impl State {
             .iter()
             .filter_map(|m| self.clients.get(m).map(|c| c.private_group.as_str()))
             .collect();
-        let frame = Bytes::from(
-            Repr::Membership {
-                cause: cause.to_u8(),
-                view,
-                group,
-                changed,
-                members: Names::from(&names),
-            }
-            .to_vec(),
-        );
+        let frame = self.frames.frame(&Repr::Membership {
+            cause: cause.to_u8(),
+            view,
+            group,
+            changed,
+            members: Names::from(&names),
+        });
         let mut fallen = Vec::new();
         for m in &members {
             if let Some(c) = self.clients.get(m).filter(|c| c.membership) {
@@ -451,7 +446,7 @@ impl State {
                 changed,
                 members: Names::from(&[]),
             };
-            if c.outbox.push(Bytes::from(own.to_vec())) == Push::Full {
+            if c.outbox.push(self.frames.frame(&own)) == Push::Full {
                 fallen.push(leaver.unwrap_or_default());
             }
         }

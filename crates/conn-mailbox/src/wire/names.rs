@@ -88,15 +88,15 @@ impl<'a> Names<'a> {
 
     /// Appends the list in its wire form. Callers check counts and name
     /// lengths against the limits first (a received list is copied as it is).
-    pub(super) fn emit(&self, out: &mut Vec<u8>) {
+    pub(super) fn emit(&self, out: &mut impl bytes::BufMut) {
         match self.0 {
             Inner::Wire { count, bytes } => {
-                out.extend_from_slice(&count.to_be_bytes());
-                out.extend_from_slice(bytes);
+                out.put_u16(count);
+                out.put_slice(bytes);
             }
             Inner::List(l) => {
                 let n = u16::try_from(l.len()).expect("name counts are checked");
-                out.extend_from_slice(&n.to_be_bytes());
+                out.put_u16(n);
                 for s in l {
                     super::repr::put_str(out, s);
                 }

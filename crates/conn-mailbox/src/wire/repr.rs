@@ -1,5 +1,7 @@
 //! What one frame means, parsed from a checked [`Frame`] and emitted back.
 
+use bytes::BufMut;
+
 use super::{Frame, HEADER_LEN, Names, WireError};
 
 /// The frame kinds. Client to daemon below 16, daemon to client from 16.
@@ -172,11 +174,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut impl BufMut, s: &str) {
     // Callers check names against the limits (at most 31 bytes) first.
     let n = u8::try_from(s.len()).expect("names are checked to be short");
-    out.push(n);
-    out.extend_from_slice(s.as_bytes());
+    out.put_u8(n);
+    out.put_slice(s.as_bytes());
 }
 
 impl<'a> Repr<'a> {
@@ -267,11 +269,13 @@ impl<'a> Repr<'a> {
         }
     }
 
-    /// Appends the whole frame, length prefix included, to `out`.
-    pub fn emit(&self, out: &mut Vec<u8>) {
-        out.reserve(self.buffer_len());
-        let start = out.len();
-        out.extend_from_slice(&[0, 0, 0, 0, self.kind() as u8]);
+    /// Appends the whole frame, length prefix included, to `out` (a
+    /// `Vec<u8>`, a `BytesMut`, any [`BufMut`]), front to back: the length
+    /// is known before the first byte goes out.
+    pub fn emit(&self, out: &mut impl BufMut) {
+        let total = self.buffer_len();
+        out.put_u32((total - 4) as u32);
+        out.put_u8(self.kind() as u8);
         match self {
             Repr::Connect {
                 version,
@@ -279,11 +283,11 @@ impl<'a> Repr<'a> {
                 membership,
                 name,
             } => {
-                out.extend_from_slice(&[*version, *priority, *membership as u8]);
+                out.put_slice(&[*version, *priority, *membership as u8]);
                 put_str(out, name);
             }
             Repr::Join { req, group } | Repr::Leave { req, group } => {
-                out.extend_from_slice(&req.to_be_bytes());
+                out.put_slice(&req.to_be_bytes());
                 put_str(out, group);
             }
             Repr::Multicast {
@@ -292,17 +296,17 @@ impl<'a> Repr<'a> {
                 groups,
                 payload,
             } => {
-                out.extend_from_slice(&service.to_be_bytes());
-                out.extend_from_slice(&msg_type.to_be_bytes());
+                out.put_slice(&service.to_be_bytes());
+                out.put_slice(&msg_type.to_be_bytes());
                 groups.emit(out);
-                out.extend_from_slice(payload);
+                out.put_slice(payload);
             }
             Repr::Disconnect => {}
             Repr::Welcome { private_group } => put_str(out, private_group),
             Repr::Reply { req, code, detail } => {
-                out.extend_from_slice(&req.to_be_bytes());
-                out.extend_from_slice(&code.to_be_bytes());
-                out.extend_from_slice(detail.as_bytes());
+                out.put_slice(&req.to_be_bytes());
+                out.put_slice(&code.to_be_bytes());
+                out.put_slice(detail.as_bytes());
             }
             Repr::Message {
                 service,
@@ -311,11 +315,11 @@ impl<'a> Repr<'a> {
                 groups,
                 payload,
             } => {
-                out.extend_from_slice(&service.to_be_bytes());
-                out.extend_from_slice(&msg_type.to_be_bytes());
+                out.put_slice(&service.to_be_bytes());
+                out.put_slice(&msg_type.to_be_bytes());
                 put_str(out, sender);
                 groups.emit(out);
-                out.extend_from_slice(payload);
+                out.put_slice(payload);
             }
             Repr::Membership {
                 cause,
@@ -324,15 +328,13 @@ impl<'a> Repr<'a> {
                 changed,
                 members,
             } => {
-                out.push(*cause);
-                out.extend_from_slice(&view.to_be_bytes());
+                out.put_u8(*cause);
+                out.put_slice(&view.to_be_bytes());
                 put_str(out, group);
                 put_str(out, changed);
                 members.emit(out);
             }
         }
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     }
 
     /// The length of the whole frame [`Repr::emit`] writes, prefix included.

@@ -13,8 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::{Client, ClientId, Link, Router, State, reply};
 use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup};
 use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
@@ -345,16 +343,13 @@ impl State {
         if to.is_empty() {
             return; // nobody here: no frame to build (a sender's own echo, mostly)
         }
-        let frame = Bytes::from(
-            Repr::Message {
-                service: service.bits(),
-                msg_type,
-                sender,
-                groups: Names::from(groups),
-                payload,
-            }
-            .to_vec(),
-        );
+        let frame = self.frames.frame(&Repr::Message {
+            service: service.bits(),
+            msg_type,
+            sender,
+            groups: Names::from(groups),
+            payload,
+        });
         for r in to {
             let Some(c) = self.clients.get(&r) else {
                 continue;
