@@ -143,10 +143,21 @@ impl LazyFd {
     ) -> Poll<io::Result<R>> {
         loop {
             match &mut self.state {
-                State::Raw(fd) => match op(fd.as_fd()) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register()?,
-                    done => return Poll::Ready(done),
-                },
+                State::Raw(fd) => {
+                    // tokio's cooperative budget, as its own sockets spend
+                    // it: a task that always finds this descriptor ready
+                    // still yields now and then, so it cannot starve the
+                    // other tasks of its thread. (Registered, the reactor's
+                    // readiness check below spends it.)
+                    let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                    match op(fd.as_fd()) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register()?,
+                        done => {
+                            coop.made_progress();
+                            return Poll::Ready(done);
+                        }
+                    }
+                }
                 State::Registered(afd) => {
                     let mut guard = match wait {
                         Wait::Read => ready!(afd.poll_read_ready(cx))?,

@@ -136,4 +136,24 @@ mod tests {
         let rest = tokio::time::timeout(Duration::from_secs(5), read(&mut fd, 16)).await;
         assert_eq!(rest.expect("the rest is readable"), b"456789");
     }
+
+    /// A task that always finds its descriptor ready still lets the other
+    /// tasks of its thread run (tokio's cooperative budget).
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_always_ready_descriptor_still_yields_to_other_tasks() {
+        let (mut fd, peer) = pair();
+        (&peer).write_all(&[0u8; 4096]).unwrap();
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, std::sync::atomic::Ordering::SeqCst) }
+        });
+        let mut reads = 0;
+        while !ran.load(std::sync::atomic::Ordering::SeqCst) && reads < 4096 {
+            assert_eq!(read(&mut fd, 1).await.len(), 1);
+            reads += 1;
+        }
+        assert!(!fd.is_registered(), "data was always there");
+        assert!(reads < 4096, "the other task never ran");
+    }
 }
