@@ -34,7 +34,6 @@ mod acl;
 mod cluster;
 mod cluster_op;
 mod conn;
-mod frames;
 mod outbox;
 mod router;
 

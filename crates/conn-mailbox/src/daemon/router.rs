@@ -15,7 +15,6 @@ use bytes::Bytes;
 
 use super::acl::Acl;
 use super::cluster_op::Op;
-use super::frames::FrameArena;
 use super::outbox::{End, Outbox, Push};
 use crate::error::Code;
 use crate::limits::{
@@ -68,8 +67,6 @@ struct State {
     by_group: HashMap<String, ClientId>,
     /// Set in a cluster: operations go out there and come back applied.
     cluster: Option<Link>,
-    /// Where delivered frames are built.
-    frames: FrameArena,
 }
 
 /// Where a clustered router sends its operations, and who it is there.
@@ -91,8 +88,13 @@ pub(crate) struct Router {
 /// A refusal: its code and what it is about.
 pub(crate) type Refusal = (Code, String);
 
+/// `repr` as a frame to queue: one allocation, shared by every outbox it goes to.
+fn to_frame(repr: &Repr<'_>) -> Bytes {
+    Bytes::from(repr.to_vec())
+}
+
 fn reply(req: u32, code: u16, detail: &str) -> Bytes {
-    Bytes::from(Repr::Reply { req, code, detail }.to_vec())
+    to_frame(&Repr::Reply { req, code, detail })
 }
 
 impl Router {
@@ -109,7 +111,6 @@ impl Router {
                 fallen: Vec::new(),
                 by_group: HashMap::new(),
                 cluster: None,
-                frames: FrameArena::new(),
             }),
         }
     }
@@ -140,12 +141,9 @@ impl Router {
         let private_group = format!("#{name}#{}", st.daemon_name);
         let id = st.next_id;
         st.next_id += 1;
-        outbox.push(Bytes::from(
-            Repr::Welcome {
-                private_group: &private_group,
-            }
-            .to_vec(),
-        ));
+        outbox.push(to_frame(&Repr::Welcome {
+            private_group: &private_group,
+        }));
         st.names.insert(name.into(), id);
         st.by_group.insert(private_group.clone(), id);
         st.clients.insert(
@@ -259,7 +257,7 @@ impl Router {
             }
             return;
         }
-        let frame = st.frames.frame(&Repr::Message {
+        let frame = to_frame(&Repr::Message {
             service,
             msg_type,
             sender: &client.private_group,
@@ -322,7 +320,7 @@ impl Router {
             let Some(group) = st.groups.remove(&g) else {
                 continue;
             };
-            let frame = st.frames.frame(&Repr::Membership {
+            let frame = to_frame(&Repr::Membership {
                 cause: Cause::Disconnect.to_u8(),
                 view: group.view + 1,
                 group: &g,
@@ -420,7 +418,7 @@ impl State {
             .iter()
             .filter_map(|m| self.clients.get(m).map(|c| c.private_group.as_str()))
             .collect();
-        let frame = self.frames.frame(&Repr::Membership {
+        let frame = to_frame(&Repr::Membership {
             cause: cause.to_u8(),
             view,
             group,
@@ -446,7 +444,7 @@ impl State {
                 changed,
                 members: Names::from(&[]),
             };
-            if c.outbox.push(self.frames.frame(&own)) == Push::Full {
+            if c.outbox.push(to_frame(&own)) == Push::Full {
                 fallen.push(leaver.unwrap_or_default());
             }
         }

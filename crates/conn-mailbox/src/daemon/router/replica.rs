@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::{Client, ClientId, Link, Router, State, reply};
+use super::{Client, ClientId, Link, Router, State, reply, to_frame};
 use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup};
 use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
 use crate::error::Code;
@@ -343,7 +343,7 @@ impl State {
         if to.is_empty() {
             return; // nobody here: no frame to build (a sender's own echo, mostly)
         }
-        let frame = self.frames.frame(&Repr::Message {
+        let frame = to_frame(&Repr::Message {
             service: service.bits(),
             msg_type,
             sender,
