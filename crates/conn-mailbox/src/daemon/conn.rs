@@ -179,23 +179,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
     router: &Router,
     client: &str,
 ) {
-    // Frames handled since the last read.
-    let mut handled = 0u32;
+    // The last read filled all the room it had: more is likely waiting.
+    let mut filled = false;
     loop {
         let frame = match next_frame(&mut buf) {
             Ok(Some(frame)) => frame,
             Err(e) => return bad_frame(router, id, client, e),
             Ok(None) => {
-                // One read per turn, as an event loop does: what this read
+                // One full read per turn, as an event loop does: what it
                 // brought is queued for its receivers, so let their writers
                 // send it before taking in more. A sender's burst then goes
                 // out as it arrives instead of piling up in the outboxes
                 // (where it only adds latency) while the reader drains the
-                // socket.
-                if handled > 0 {
-                    handled = 0;
+                // socket. After a short read the socket is drained: the
+                // next read waits anyway, and the writers run then.
+                if std::mem::take(&mut filled) {
                     tokio::task::yield_now().await;
                 }
+                let room = buf.capacity() - buf.len();
                 match rd.read_buf(&mut buf).await {
                     Ok(0) => {
                         router.remove(
@@ -205,7 +206,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         );
                         return;
                     }
-                    Ok(_) => continue,
+                    Ok(n) => {
+                        filled = n == room;
+                        continue;
+                    }
                     Err(e) => {
                         router.remove(id, Cause::Network, End::Drop(format!("read failed: {e}")));
                         return;
@@ -213,7 +217,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
         };
-        handled += 1;
         match Repr::parse(&Frame::new_unchecked(&frame[..])) {
             Ok(Repr::Multicast {
                 service,
