@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::limits::MAX_GROUP_NAME;
-use crate::wire::{Frame, HEADER_LEN, Names, Repr};
+use crate::wire::{Frame, Names, Repr};
 use crate::{GroupName, MailboxError, Service};
 
 /// Why a group's membership changed.
@@ -79,17 +79,38 @@ impl Cause {
 pub struct Message {
     /// The whole frame, checked.
     frame: Bytes,
-    /// Where the groups' count starts.
-    groups_at: usize,
+    service: Service,
+    msg_type: i16,
+    /// Where in the frame the sender's name lies.
+    sender: Span,
+    /// Where in the frame the groups' list lies (count included).
+    groups: Span,
     /// Where the body starts.
-    body_at: usize,
+    body_at: u32,
 }
 
-/// Offsets in a message frame: length and kind, then service (4 bytes),
-/// type (2), and the sender's length byte.
-const SERVICE_AT: usize = HEADER_LEN;
-const TYPE_AT: usize = SERVICE_AT + 4;
-const SENDER_AT: usize = TYPE_AT + 2;
+/// A range of a frame's bytes (frames are at most a few MiB).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Span {
+    at: u32,
+    len: u32,
+}
+
+impl Span {
+    /// Where `part`, a slice of `frame`, lies in it.
+    fn of(frame: &[u8], part: &[u8]) -> Span {
+        let at = part.as_ptr() as usize - frame.as_ptr() as usize;
+        debug_assert!(at + part.len() <= frame.len());
+        Span {
+            at: at as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.at as usize..(self.at + self.len) as usize
+    }
+}
 
 impl Message {
     /// A message as a daemon would deliver it (for tests and for programs
@@ -117,16 +138,18 @@ impl Message {
         Message::from_frame(Bytes::from(frame))
     }
 
-    /// Checks a received message frame and keeps it as the view.
+    /// Checks a received message frame and keeps it as the view: where
+    /// each field lies is taken from the parse, never assumed.
     pub(crate) fn from_frame(frame: Bytes) -> Result<Message, MailboxError> {
         let bad =
             |e: crate::wire::WireError| MailboxError::Protocol(format!("from the daemon: {e}"));
         let repr = Repr::parse(&Frame::new_checked(&frame[..]).map_err(bad)?).map_err(bad)?;
         let Repr::Message {
+            service,
+            msg_type,
             sender,
             groups,
             payload,
-            ..
         } = repr
         else {
             return Err(MailboxError::Protocol(format!(
@@ -139,48 +162,48 @@ impl Message {
                 "from the daemon: a name over the limit".into(),
             ));
         }
-        let groups_at = SENDER_AT + 1 + sender.len();
-        let body_at = frame.len() - payload.len();
+        let groups = groups.encoded().expect("a parsed list has its bytes");
         Ok(Message {
+            service: Service::from_bits(service),
+            msg_type,
+            sender: Span::of(&frame, sender.as_bytes()),
+            groups: Span::of(&frame, groups),
+            body_at: Span::of(&frame, payload).at,
             frame,
-            groups_at,
-            body_at,
         })
     }
 
     /// The sender's private group, `#name#daemon`.
     pub fn sender(&self) -> &str {
-        let len = self.frame[SENDER_AT] as usize;
-        std::str::from_utf8(&self.frame[SENDER_AT + 1..SENDER_AT + 1 + len])
+        std::str::from_utf8(&self.frame[self.sender.range()])
             .expect("checked when the message arrived")
     }
 
     /// The groups it was sent to, in the sender's order.
     pub fn groups(&self) -> Names<'_> {
-        Names::parse(&self.frame[self.groups_at..self.body_at])
+        Names::parse(&self.frame[self.groups.range()])
             .expect("checked when the message arrived")
             .0
     }
 
     /// The service it was sent with.
     pub fn service(&self) -> Service {
-        let b = &self.frame[SERVICE_AT..SERVICE_AT + 4];
-        Service::from_bits(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.service
     }
 
     /// The application's message type.
     pub fn msg_type(&self) -> i16 {
-        i16::from_be_bytes([self.frame[TYPE_AT], self.frame[TYPE_AT + 1]])
+        self.msg_type
     }
 
     /// The body.
     pub fn data(&self) -> &[u8] {
-        &self.frame[self.body_at..]
+        &self.frame[self.body_at as usize..]
     }
 
     /// The body, sharing the frame's bytes (no copy).
     pub fn into_data(self) -> Bytes {
-        self.frame.slice(self.body_at..)
+        self.frame.slice(self.body_at as usize..)
     }
 }
 

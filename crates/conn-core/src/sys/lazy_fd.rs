@@ -139,7 +139,38 @@ impl LazyFd {
         &mut self,
         cx: &mut Context<'_>,
         wait: Wait,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_until_done(cx, wait, op, |_| false)
+    }
+
+    /// Like [`poll_io`](LazyFd::poll_io) for a call that moves up to `wanted`
+    /// bytes and returns how many it moved (read, send). A transfer that
+    /// moved some bytes but fewer than `wanted` drained the socket (or
+    /// filled its send buffer), so the reactor's readiness is cleared at
+    /// once, as tokio's own sockets do: the next call waits for the next
+    /// edge instead of spending a system call to learn `EAGAIN`.
+    ///
+    /// Readiness that arrived after the call is kept (tokio clears only the
+    /// readiness event the call was made under), so no wake-up is lost.
+    pub fn poll_transfer(
+        &mut self,
+        cx: &mut Context<'_>,
+        wait: Wait,
+        wanted: usize,
+        op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_until_done(cx, wait, op, |&n| n > 0 && n < wanted)
+    }
+
+    /// The body of both: `drained(result)` tells when a successful call
+    /// leaves the descriptor not ready any more.
+    fn poll_until_done<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        wait: Wait,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         loop {
             match &mut self.state {
@@ -164,47 +195,10 @@ impl LazyFd {
                         Wait::Write => ready!(afd.poll_write_ready(cx))?,
                     };
                     if let Ok(done) = guard.try_io(|afd| op(afd.get_ref().as_fd())) {
-                        return Poll::Ready(done);
-                    }
-                }
-                State::Released => return Poll::Ready(Err(rustix::io::Errno::BADF.into())),
-            }
-        }
-    }
-
-    /// Like [`poll_io`](LazyFd::poll_io) for a call that moves up to `wanted`
-    /// bytes and returns how many it moved (read, send). A transfer that
-    /// moved some bytes but fewer than `wanted` drained the socket (or
-    /// filled its send buffer), so the reactor's readiness is cleared at
-    /// once, as tokio's own sockets do: the next call waits for the next
-    /// edge instead of spending a system call to learn `EAGAIN`.
-    ///
-    /// Readiness that arrived after the call is kept (tokio clears only the
-    /// readiness event the call was made under), so no wake-up is lost.
-    pub fn poll_transfer(
-        &mut self,
-        cx: &mut Context<'_>,
-        wait: Wait,
-        wanted: usize,
-        mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            match &mut self.state {
-                State::Raw(_) => return self.poll_io(cx, wait, op),
-                State::Registered(afd) => {
-                    let mut guard = match wait {
-                        Wait::Read => ready!(afd.poll_read_ready(cx))?,
-                        Wait::Write => ready!(afd.poll_write_ready(cx))?,
-                    };
-                    match guard.try_io(|afd| op(afd.get_ref().as_fd())) {
-                        Ok(Ok(n)) => {
-                            if n > 0 && n < wanted {
-                                guard.clear_ready();
-                            }
-                            return Poll::Ready(Ok(n));
+                        if done.as_ref().is_ok_and(&drained) {
+                            guard.clear_ready();
                         }
-                        Ok(Err(e)) => return Poll::Ready(Err(e)),
-                        Err(_would_block) => {}
+                        return Poll::Ready(done);
                     }
                 }
                 State::Released => return Poll::Ready(Err(rustix::io::Errno::BADF.into())),

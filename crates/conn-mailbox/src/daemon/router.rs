@@ -257,13 +257,6 @@ impl Router {
             }
             return;
         }
-        let frame = to_frame(&Repr::Message {
-            service,
-            msg_type,
-            sender: &client.private_group,
-            groups,
-            payload,
-        });
         let mut to: Vec<ClientId> = Vec::new();
         for g in groups.iter() {
             if let Some(rest) = g.strip_prefix('#') {
@@ -278,15 +271,25 @@ impl Router {
         }
         to.sort_unstable();
         to.dedup();
-        let service = Service::from_bits(service);
+        let level = Service::from_bits(service);
+        if level.self_discard() {
+            to.retain(|r| *r != id);
+        }
+        if to.is_empty() {
+            return; // nobody to deliver to: no frame to build
+        }
+        let frame = to_frame(&Repr::Message {
+            service,
+            msg_type,
+            sender: &client.private_group,
+            groups,
+            payload,
+        });
         for r in to {
-            if r == id && service.self_discard() {
-                continue;
-            }
             let Some(c) = st.clients.get(&r) else {
                 continue;
             };
-            if c.outbox.push(frame.clone()) == Push::Full && !service.is_unreliable() {
+            if c.outbox.push(frame.clone()) == Push::Full && !level.is_unreliable() {
                 // Unreliable messages are simply missed by a full receiver;
                 // any other level drops the receiver instead.
                 st.fallen.push(r);

@@ -28,8 +28,8 @@ pub struct Names<'a>(Inner<'a>);
 
 #[derive(Clone, Copy)]
 enum Inner<'a> {
-    /// Checked bytes of a received frame, the count excluded.
-    Wire { count: u16, bytes: &'a [u8] },
+    /// Checked bytes of a received frame: the count, then the names.
+    Wire { count: u16, encoded: &'a [u8] },
     /// A caller's list, to emit.
     List(&'a [&'a str]),
 }
@@ -53,8 +53,17 @@ impl<'a> Names<'a> {
             std::str::from_utf8(name).map_err(|_| WireError::BadString)?;
             rest = after;
         }
-        let bytes = &start[..start.len() - rest.len()];
-        Ok((Names(Inner::Wire { count, bytes }), rest))
+        let encoded = &buf[..2 + start.len() - rest.len()];
+        Ok((Names(Inner::Wire { count, encoded }), rest))
+    }
+
+    /// The list's bytes in the frame it was parsed from, count included;
+    /// `None` for a caller's list.
+    pub(crate) fn encoded(&self) -> Option<&'a [u8]> {
+        match self.0 {
+            Inner::Wire { encoded, .. } => Some(encoded),
+            Inner::List(_) => None,
+        }
     }
 
     /// How many names.
@@ -73,7 +82,7 @@ impl<'a> Names<'a> {
     /// The names in order.
     pub fn iter(&self) -> NamesIter<'a> {
         NamesIter(match self.0 {
-            Inner::Wire { bytes, .. } => IterInner::Wire(bytes),
+            Inner::Wire { encoded, .. } => IterInner::Wire(&encoded[2..]),
             Inner::List(l) => IterInner::List(l.iter()),
         })
     }
@@ -81,7 +90,7 @@ impl<'a> Names<'a> {
     /// Bytes [`Names::emit`] writes.
     pub(super) fn buffer_len(&self) -> usize {
         match self.0 {
-            Inner::Wire { bytes, .. } => 2 + bytes.len(),
+            Inner::Wire { encoded, .. } => encoded.len(),
             Inner::List(l) => 2 + l.iter().map(|s| 1 + s.len()).sum::<usize>(),
         }
     }
@@ -90,10 +99,7 @@ impl<'a> Names<'a> {
     /// lengths against the limits first (a received list is copied as it is).
     pub(super) fn emit(&self, out: &mut impl bytes::BufMut) {
         match self.0 {
-            Inner::Wire { count, bytes } => {
-                out.put_u16(count);
-                out.put_slice(bytes);
-            }
+            Inner::Wire { encoded, .. } => out.put_slice(encoded),
             Inner::List(l) => {
                 let n = u16::try_from(l.len()).expect("name counts are checked");
                 out.put_u16(n);
