@@ -157,10 +157,10 @@ impl Message {
                 repr.kind()
             )));
         };
-        if sender.len() > MAX_GROUP_NAME || groups.iter().any(|g| g.len() > MAX_GROUP_NAME) {
-            return Err(MailboxError::Protocol(
-                "from the daemon: a name over the limit".into(),
-            ));
+        // The names are read in place; only their limit is checked here.
+        GroupName::from_daemon(sender)?;
+        for g in groups.iter() {
+            GroupName::from_daemon(g)?;
         }
         let groups = groups.encoded().expect("a parsed list has its bytes");
         Ok(Message {
@@ -214,7 +214,7 @@ impl std::fmt::Debug for Message {
             .field("groups", &self.groups())
             .field("service", &self.service())
             .field("msg_type", &self.msg_type())
-            .field("data", &Bytes::copy_from_slice(self.data()))
+            .field("data", &self.frame.slice(self.body_at as usize..))
             .finish()
     }
 }

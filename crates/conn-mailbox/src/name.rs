@@ -58,6 +58,14 @@ impl GroupName {
         })
     }
 
+    /// A name a daemon sent: within the limit, or the daemon broke the
+    /// protocol (every daemon checks names against the limits first).
+    pub(crate) fn from_daemon(name: &str) -> Result<GroupName, MailboxError> {
+        GroupName::new(name).map_err(|_| {
+            MailboxError::Protocol(format!("from the daemon: a name of {} bytes", name.len()))
+        })
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         let bytes = &self.bytes[..self.len as usize];

@@ -5,13 +5,6 @@ use bytes::Bytes;
 use crate::wire::{Frame, HEADER_LEN, Kind, Repr};
 use crate::{Cause, Event, GroupName, MailboxError, Membership, Message};
 
-/// A name the daemon sent: within the limits, or the daemon broke the protocol.
-fn name(s: &str) -> Result<GroupName, MailboxError> {
-    GroupName::new(s).map_err(|_| {
-        MailboxError::Protocol(format!("from the daemon: a name of {} bytes", s.len()))
-    })
-}
-
 /// What a daemon frame is to the client.
 #[derive(Debug)]
 pub(super) enum Decoded {
@@ -41,12 +34,15 @@ pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
             changed,
             members,
         } => Decoded::Event(Event::Membership(Membership {
-            group: name(group)?,
+            group: GroupName::from_daemon(group)?,
             view,
             cause: Cause::from_u8(cause)
                 .ok_or_else(|| MailboxError::Protocol(format!("unknown cause {cause}")))?,
-            changed: name(changed)?,
-            members: members.iter().map(name).collect::<Result<_, _>>()?,
+            changed: GroupName::from_daemon(changed)?,
+            members: members
+                .iter()
+                .map(GroupName::from_daemon)
+                .collect::<Result<_, _>>()?,
         })),
         other => {
             return Err(MailboxError::Protocol(format!(

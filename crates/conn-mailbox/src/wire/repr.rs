@@ -287,7 +287,7 @@ impl<'a> Repr<'a> {
                 put_str(out, name);
             }
             Repr::Join { req, group } | Repr::Leave { req, group } => {
-                out.put_slice(&req.to_be_bytes());
+                out.put_u32(*req);
                 put_str(out, group);
             }
             Repr::Multicast {
@@ -296,16 +296,16 @@ impl<'a> Repr<'a> {
                 groups,
                 payload,
             } => {
-                out.put_slice(&service.to_be_bytes());
-                out.put_slice(&msg_type.to_be_bytes());
+                out.put_u32(*service);
+                out.put_i16(*msg_type);
                 groups.emit(out);
                 out.put_slice(payload);
             }
             Repr::Disconnect => {}
             Repr::Welcome { private_group } => put_str(out, private_group),
             Repr::Reply { req, code, detail } => {
-                out.put_slice(&req.to_be_bytes());
-                out.put_slice(&code.to_be_bytes());
+                out.put_u32(*req);
+                out.put_u16(*code);
                 out.put_slice(detail.as_bytes());
             }
             Repr::Message {
@@ -315,8 +315,8 @@ impl<'a> Repr<'a> {
                 groups,
                 payload,
             } => {
-                out.put_slice(&service.to_be_bytes());
-                out.put_slice(&msg_type.to_be_bytes());
+                out.put_u32(*service);
+                out.put_i16(*msg_type);
                 put_str(out, sender);
                 groups.emit(out);
                 out.put_slice(payload);
@@ -329,7 +329,7 @@ impl<'a> Repr<'a> {
                 members,
             } => {
                 out.put_u8(*cause);
-                out.put_slice(&view.to_be_bytes());
+                out.put_u64(*view);
                 put_str(out, group);
                 put_str(out, changed);
                 members.emit(out);
