@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conn_core::serve;
-use connkit::http::{Routes, Stats, http_handler};
+use connkit::http::{Http, Routes, Stats};
 
 /// Rounds and seconds per wrk run: a full measurement, or a smoke test.
 fn settings() -> (usize, u32) {
@@ -43,7 +43,7 @@ fn connkit_server() -> SocketAddr {
         let listener = conn_tcp::TcpListener::bind("127.0.0.1:0").unwrap();
         tx.send(listener.local_addr()).unwrap();
         let routes = Routes::new(Arc::new(Stats::default()));
-        let _ = serve(listener, http_handler(routes))
+        let _ = serve(listener, Http::new().handler(routes))
             .with_graceful_shutdown(std::future::pending(), Duration::from_secs(1))
             .await;
     })

@@ -1,6 +1,6 @@
 //! conn-ipc against raw tokio `UnixStream`, each pair in one run, both on a
-//! current-thread runtime with both ends on its one thread (the setup
-//! DESIGN.md measures as the floor: no cross-thread wake-ups).
+//! current-thread runtime with both ends on its one thread (the
+//! floor every bench compares against: no cross-thread wake-ups).
 //!
 //! * 64-byte ping-pong round trip;
 //! * connect + accept + orderly close (both sides end and see the other's end);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use conn_core::serve::{Server, serve};
 use conn_ipc::IpcListener;
-use connkit::http::{Routes, Stats, http_handler};
+use connkit::http::{Http, Routes, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -98,7 +98,7 @@ fn start(kind: Kind) -> PathBuf {
         Kind::Floor => {
             std::thread::spawn(move || {
                 current_thread().block_on(async {
-                    let _ = serve(listener, http_handler(routes())).await;
+                    let _ = serve(listener, Http::new().handler(routes())).await;
                 })
             });
         }
@@ -107,7 +107,7 @@ fn start(kind: Kind) -> PathBuf {
                 current_thread().block_on(async {
                     let _ = Server::per_core(2)
                         .pin_threads(kind == Kind::PerCorePinned)
-                        .serve(listener, http_handler(routes()))
+                        .serve(listener, Http::new().handler(routes()))
                         .await;
                 })
             });
@@ -115,7 +115,7 @@ fn start(kind: Kind) -> PathBuf {
         Kind::ConnkitMulti => {
             std::thread::spawn(move || {
                 multi_thread().block_on(async {
-                    let _ = serve(listener, http_handler(routes())).await;
+                    let _ = serve(listener, Http::new().handler(routes())).await;
                 })
             });
         }

@@ -16,9 +16,12 @@ struct Cli {
 enum Command {
     /// Shows the lifecycle, the layers and graceful shutdown, with no set-up.
     Demo,
-    /// Serves HTTP/1.1 (`/`, `/slow?ms=N`, `/stats`) on any transport until
-    /// SIGTERM or Ctrl-C, then shuts down gracefully and prints the report.
+    /// Serves HTTP/1.1 and HTTP/2 (`/`, `/slow?ms=N`, `/bytes?n=N`,
+    /// `/stats`) on any transport until SIGTERM or Ctrl-C, then shuts down
+    /// gracefully and prints the report.
     Http {
+        #[command(flatten)]
+        settings: connkit::cli::http::SettingsArgs,
         /// Where to listen, e.g. ipc:///tmp/x.sock or mem://name.
         #[arg(long)]
         listen: String,
@@ -115,6 +118,7 @@ fn main() -> std::process::ExitCode {
             .block_on(connkit::demo::run(&mut std::io::stdout()))
             .map_err(|e| e.to_string()),
         Command::Http {
+            settings,
             listen,
             drain_ms,
             per_core,
@@ -125,6 +129,7 @@ fn main() -> std::process::ExitCode {
                 match tap.zip(tap_host) {
                     Some((tap, host)) => {
                         connkit::cli::http::run_tap(
+                            &settings.to_http(),
                             &listen,
                             &tap,
                             &host,
@@ -135,6 +140,7 @@ fn main() -> std::process::ExitCode {
                     }
                     None => {
                         connkit::cli::http::run(
+                            &settings.to_http(),
                             &registry,
                             &listen,
                             Duration::from_millis(drain_ms),

@@ -189,7 +189,7 @@ fn curl_gets_hello_and_reuses_its_keep_alive_connection() {
         let (rest, ok) = server.terminate();
         assert!(ok, "{over:?}: {rest}");
         assert!(
-            rest.contains("shutdown report: accepted 2, closed in order 2, killed 0, errors 0"),
+            rest.contains("shutdown report: accepted 2, closed in order 2, killed at the deadline 0, cut by the peer 0, errors 0"),
             "{over:?}: {rest}"
         );
         assert_eq!(

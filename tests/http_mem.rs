@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use connkit::core::mem::MemListener;
 use connkit::core::serve;
-use connkit::http::{Routes, Stats, connector, http_handler};
+use connkit::http::{Http, Routes, Stats, connector};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -45,7 +45,7 @@ async fn keep_alive_reuses_one_connection_as_stats_show() {
     let stats = Arc::new(Stats::default());
     let server = serve(
         MemListener::bind("http-keepalive").unwrap(),
-        http_handler(Routes::new(stats.clone())),
+        stats.count_connections(Http::new().handler(Routes::new(stats.clone()))),
     );
     tokio::spawn(server.into_future());
     let client = client("http-keepalive");
@@ -75,7 +75,7 @@ async fn a_slow_request_in_flight_at_shutdown_still_completes() {
     let server = tokio::spawn(
         serve(
             MemListener::bind("http-graceful").unwrap(),
-            http_handler(Routes::default()),
+            Http::new().handler(Routes::default()),
         )
         .with_graceful_shutdown(
             async {

@@ -118,7 +118,7 @@ fn serve_on_a_tap(per_core: bool) {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{rest}");
     assert!(
-        rest.contains("shutdown report: accepted 1, closed in order 1, killed 0, errors 0"),
+        rest.contains("shutdown report: accepted 1, closed in order 1, killed at the deadline 0, cut by the peer 0, errors 0"),
         "{rest}"
     );
     assert_eq!(rest.contains(" on 2 threads"), per_core, "{rest}");

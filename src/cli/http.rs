@@ -6,27 +6,103 @@ use std::time::Duration;
 
 use crate::core::serve::Server;
 use crate::core::{Registry, Result, serve};
-use crate::http::{Routes, Stats, http_handler};
+use crate::http::{Http, Protocols, Routes, Stats};
 
-/// Serves `/`, `/slow?ms=N` and `/stats` on `listen` until SIGTERM or
+/// The server's settings as `connkit http` flags ([`Http`]'s defaults
+/// where a flag is not given).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SettingsArgs {
+    /// How long a client may take to send a request's head (and a new
+    /// connection its first request); 0: no limit.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
+    /// Close a connection that has had no request for this long; 0: never.
+    #[arg(long, value_name = "MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Ping HTTP/2 connections this often (closing those that do not
+    /// answer within the same time); 0: no pings.
+    #[arg(long, value_name = "MS", default_value_t = 20_000)]
+    pub h2_ping_ms: u64,
+    /// Connections served at once; past it accept waits [default: the
+    /// descriptor limit less 64].
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Streams one HTTP/2 connection may have open at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_streams: u32,
+    /// The largest request head accepted (HTTP/1 answers 431 past it).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    pub max_header_bytes: usize,
+    /// Speak HTTP/1.1 only.
+    #[arg(long, conflicts_with = "http2_only")]
+    pub http1_only: bool,
+    /// Speak HTTP/2 (prior knowledge) only.
+    #[arg(long)]
+    pub http2_only: bool,
+}
+
+impl SettingsArgs {
+    /// The server these flags ask for. Raises the process's soft descriptor
+    /// limit to its hard limit first (as Go's runtime does), so the default
+    /// connection limit is the machine's, not a shell's 1024.
+    pub fn to_http(&self) -> Http {
+        raise_fd_limit();
+        let ms = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        let mut http = Http::new()
+            .header_read_timeout(ms(self.header_timeout_ms))
+            .idle_timeout(ms(self.idle_timeout_ms))
+            .http2_keep_alive(
+                ms(self.h2_ping_ms),
+                Duration::from_millis(self.h2_ping_ms.max(1)),
+            )
+            .max_concurrent_streams(self.max_streams)
+            .max_header_bytes(self.max_header_bytes)
+            .protocols(if self.http1_only {
+                Protocols::Http1
+            } else if self.http2_only {
+                Protocols::Http2
+            } else {
+                Protocols::Auto
+            });
+        if let Some(n) = self.max_conns {
+            http = http.max_connections(n);
+        }
+        http
+    }
+}
+
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "could not raise the descriptor limit");
+        }
+    }
+}
+
+/// Serves `/`, `/slow?ms=N`, `/bytes?n=N` and `/stats` on `listen` until SIGTERM or
 /// Ctrl-C, then shuts down gracefully within `drain` and prints the report.
 ///
 /// `per_core: Some(n)` serves on n threads, each with its own current-thread
 /// runtime and listener ([`Server::per_core`]); `Some(0)` means one per core.
 pub async fn run(
+    http: &Http,
     registry: &Registry,
     listen: &str,
     drain: Duration,
     per_core: Option<usize>,
 ) -> Result<()> {
-    let routes = Routes::new(Arc::new(Stats::default()));
+    let stats = Arc::new(Stats::default());
+    let handler = stats.count_connections(http.handler(Routes::new(stats.clone())));
     let signal = shutdown_signal(drain);
     let report = match per_core_server(per_core) {
         None => {
             let listener = registry.bind(listen).await?;
             let endpoint = crate::core::Listener::local_endpoint(&listener);
             say(format_args!("listening on {endpoint}"));
-            serve(listener, http_handler(routes))
+            serve(listener, handler)
                 .with_graceful_shutdown(signal, drain)
                 .await?
         }
@@ -38,7 +114,7 @@ pub async fn run(
                 listeners.len()
             ));
             server
-                .serve_each(listeners, http_handler(routes))
+                .serve_each(listeners, handler)
                 .with_graceful_shutdown(signal, drain)
                 .await?
         }
@@ -58,6 +134,7 @@ pub async fn run(
 /// `StackGroup` stack per thread, mTCP's shape); `Some(0)` means one per
 /// core. The device goes when the server ends.
 pub async fn run_tap(
+    http: &Http,
     listen: &str,
     tap: &str,
     host: &str,
@@ -110,14 +187,15 @@ pub async fn run_tap(
         builders.len(),
         if builders.len() == 1 { "" } else { "s" }
     ));
-    let routes = Routes::new(Arc::new(Stats::default()));
+    let stats = Arc::new(Stats::default());
+    let handler = stats.count_connections(http.handler(Routes::new(stats.clone())));
     let signal = shutdown_signal(drain);
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
             let listener = UtcpListener::bind(&stack, addr.port(), crate::utcp::REGISTRY_BACKLOG)?;
             say(format_args!("listening on {endpoint}"));
-            serve(listener, http_handler(routes))
+            serve(listener, handler)
                 .with_graceful_shutdown(signal, drain)
                 .await?
         }
@@ -141,7 +219,7 @@ pub async fn run_tap(
                         let stack = builder.build()?;
                         UtcpListener::bind(&stack, port, crate::utcp::REGISTRY_BACKLOG)
                     },
-                    http_handler(routes),
+                    handler,
                 )
                 .with_graceful_shutdown(signal, drain)
                 .await?

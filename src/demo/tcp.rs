@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncReadExt;
 
 use crate::core::{Connection, Deadline, Error, Result, serve};
-use crate::http::{Routes, Stats, connector, http_handler};
+use crate::http::{Http, Routes, Stats, connector};
 use crate::tcp::{TcpListener, TcpStream};
 
 async fn peer_saw(conn: &mut TcpStream) -> String {
@@ -59,14 +59,17 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stats = Arc::new(Stats::default());
     let server = tokio::spawn(
-        serve(http_listener, http_handler(Routes::new(stats)))
-            .with_graceful_shutdown(
-                async {
-                    stopped.await.ok();
-                },
-                Duration::from_secs(2),
-            )
-            .into_future(),
+        serve(
+            http_listener,
+            stats.count_connections(Http::new().handler(Routes::new(stats.clone()))),
+        )
+        .with_graceful_shutdown(
+            async {
+                stopped.await.ok();
+            },
+            Duration::from_secs(2),
+        )
+        .into_future(),
     );
     let dial = connector(registry, Some(url.parse()?), Duration::from_secs(2));
     let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(dial);

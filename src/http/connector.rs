@@ -29,13 +29,13 @@ use crate::core::{
 ///
 /// ```
 /// use std::time::Duration;
-/// use connkit::core::{mem::MemListener, serve::serve};
-/// use connkit::http::{Routes, connector, http_handler};
+/// use connkit::core::mem::MemListener;
+/// use connkit::http::{Routes, connector, serve as serve_http};
 /// use http_body_util::{BodyExt, Empty};
 /// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let server = serve(MemListener::bind("connector-doc-http")?, http_handler(Routes::default()));
+/// let server = serve_http(MemListener::bind("connector-doc-http")?, Routes::default());
 /// tokio::spawn(server.into_future());
 ///
 /// let dial = connector(connkit::registry(), Some("mem://connector-doc-http".parse()?), Duration::from_secs(1));

@@ -1,13 +1,19 @@
-//! HTTP/1.1 over any connkit transport: a server built on `serve()` and a
-//! client connector that is a `tower::Service<Uri>`, so hyper-util's
-//! `Client` dials `mem://`, `ipc://` and every other registered transport.
+//! HTTP over any connkit transport: a server for any tower service
+//! (HTTP/1.1 and HTTP/2, with connkit's drain and report) and a client
+//! connector that is a `tower::Service<Uri>`, so hyper-util's `Client`
+//! dials `mem://`, `ipc://` and every other registered transport.
 
 mod connector;
+mod error;
+mod peer;
 mod routes;
 mod server;
 mod stats;
 
 pub use connector::{Connector, HttpConnection, connector};
+pub use error::{GrpcCode, error_response, status_of};
+pub use peer::Peer;
+pub use routes::{RouteBody, Zeros};
 pub use routes::{Routes, route};
-pub use server::{HttpHandler, http_handler};
-pub use stats::{Stats, StatsSnapshot};
+pub use server::{Http, HttpHandler, Protocols, ResponseBody, ResponseFuture, serve};
+pub use stats::{CountConnections, Counted, Stats, StatsSnapshot};

@@ -23,7 +23,7 @@ pub struct StatsSnapshot {
     pub requests_in_flight: u64,
 }
 
-/// Decrements a counter when dropped.
+/// Decrements one of [`Stats`]' counters when dropped.
 pub(super) struct Gauge(Arc<Stats>, fn(&Stats) -> &AtomicU64);
 
 impl Drop for Gauge {
@@ -68,5 +68,73 @@ impl StatsSnapshot {
             "requests_in_flight": self.requests_in_flight,
         })
         .to_string()
+    }
+}
+
+/// A connection handler whose connections [`Stats`] counts (accepted, and
+/// open until each ends); see [`Stats::count_connections`].
+#[derive(Clone, Debug)]
+pub struct CountConnections<H> {
+    inner: H,
+    stats: Arc<Stats>,
+}
+
+impl Stats {
+    /// Wraps a connection handler (such as
+    /// [`Http::handler`](super::Http::handler)) so that these stats count
+    /// its connections.
+    pub fn count_connections<H>(self: &Arc<Self>, inner: H) -> CountConnections<H> {
+        CountConnections {
+            inner,
+            stats: self.clone(),
+        }
+    }
+}
+
+impl<C, H> tower::Service<crate::core::serve::Incoming<C>> for CountConnections<H>
+where
+    H: tower::Service<crate::core::serve::Incoming<C>>,
+{
+    type Response = H::Response;
+    type Error = H::Error;
+    type Future = Counted<H::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), H::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, incoming: crate::core::serve::Incoming<C>) -> Self::Future {
+        Counted {
+            inner: self.inner.call(incoming),
+            _open: self.stats.connection(),
+        }
+    }
+}
+
+/// A connection's future, counted open until it ends.
+#[pin_project::pin_project]
+pub struct Counted<F> {
+    #[pin]
+    inner: F,
+    _open: Gauge,
+}
+
+impl<F: std::future::Future> std::future::Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<F> std::fmt::Debug for Counted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counted")
     }
 }

@@ -194,6 +194,10 @@ pub fn test_all() -> bool {
     }
     if ensure_cargo_deny() {
         println!("test-all: cargo deny: advisories need a network database and are skipped here");
+        // `--offline` wants every crate of Cargo.lock on disk, and a Linux
+        // build never downloads the Windows-only ones: fetch them for every
+        // target first, or a fresh machine fails here.
+        all_ok &= run_step("fetch", "cargo fetch --locked", &mut tally, false);
         all_ok &= run_step(
             "deny",
             "cargo deny --offline check licenses bans sources",

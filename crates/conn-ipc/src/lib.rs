@@ -47,7 +47,8 @@ mod slot;
 mod stream;
 mod transport;
 
+pub use conn_core::PeerCred;
 pub use listener::{IpcListener, IpcListenerOptions};
 pub use slot::IpcSlot;
-pub use stream::{IpcStream, PeerCred};
+pub use stream::IpcStream;
 pub use transport::{IpcConnector, IpcTransport, register};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use conn_core::lifecycle::{close_in_order, half_close};
 use conn_core::sys::{LazyFd, Role, SocketKind};
-use conn_core::{Connection, Deadline, Endpoint, Error, ErrorKind, Result};
+use conn_core::{Connection, Deadline, Endpoint, Error, ErrorKind, PeerCred, Result};
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -58,28 +58,6 @@ pub struct IpcStream {
     endpoint: Option<Endpoint>,
     /// True when this side dialed `endpoint` (so it names the peer).
     dialed: bool,
-}
-
-/// Who is at the other end of an [`IpcStream`], from `SO_PEERCRED`: the
-/// credentials the peer had when it connected (or created the pair).
-///
-/// ```
-/// use conn_ipc::IpcStream;
-///
-/// let (a, _b) = IpcStream::pair()?;
-/// let cred = a.peer_cred()?;
-/// assert_eq!(cred.pid, std::process::id());
-/// assert_eq!(cred.uid, rustix::process::getuid().as_raw());
-/// # Ok::<(), conn_core::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerCred {
-    /// The peer's process id.
-    pub pid: u32,
-    /// The peer's effective user id.
-    pub uid: u32,
-    /// The peer's effective group id.
-    pub gid: u32,
 }
 
 /// How long `connect` first waits when the listener's backlog is full; the
@@ -237,6 +215,10 @@ impl fmt::Display for Target<'_> {
 }
 
 impl Connection for IpcStream {
+    fn peer_cred(&self) -> Option<PeerCred> {
+        IpcStream::peer_cred(self).ok()
+    }
+
     async fn done(&mut self, deadline: Deadline) -> Result<()> {
         half_close(self, deadline)
             .await

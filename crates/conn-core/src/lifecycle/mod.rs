@@ -79,6 +79,36 @@ pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn peer_endpoint(&self) -> Option<Endpoint> {
         None
     }
+
+    /// Who the peer is, where the kernel says (`SO_PEERCRED` on Unix-domain
+    /// sockets); `None` on transports that cannot tell.
+    fn peer_cred(&self) -> Option<PeerCred> {
+        None
+    }
+}
+
+/// Who is at the other end of a connection, from `SO_PEERCRED`: the
+/// credentials the peer had when it connected (or created the pair).
+/// Unix-domain sockets (`conn_ipc::IpcStream`) know it; the in-memory
+/// transport and TCP do not.
+///
+/// ```
+/// use conn_core::{Connection, Deadline, mem::{MemListener, MemStream}};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let _listener = MemListener::bind("peer-cred-doc")?;
+/// let conn = MemStream::connect("peer-cred-doc", Deadline::NEVER).await?;
+/// assert_eq!(conn.peer_cred(), None);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerCred {
+    /// The peer's process id.
+    pub pid: u32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
 }
 
 /// Waits for peers and hands out [`Connection`]s.

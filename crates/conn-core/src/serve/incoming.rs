@@ -1,5 +1,7 @@
 use tokio_util::sync::CancellationToken;
 
+use super::Work;
+
 /// A connection handed to the serve loop's service, with the signal that asks
 /// it to end gracefully.
 ///
@@ -13,13 +15,26 @@ use tokio_util::sync::CancellationToken;
 pub struct Incoming<C> {
     conn: C,
     graceful: Graceful,
+    work: Work,
     id: u64,
 }
 
 impl<C> Incoming<C> {
-    /// Pairs `conn` with a graceful-shutdown signal; `id` numbers connections.
-    pub fn new(conn: C, graceful: Graceful, id: u64) -> Self {
-        Incoming { conn, graceful, id }
+    /// Pairs `conn` with a graceful-shutdown signal and its loop's request
+    /// tally; `id` numbers connections.
+    pub fn new(conn: C, graceful: Graceful, work: Work, id: u64) -> Self {
+        Incoming {
+            conn,
+            graceful,
+            work,
+            id,
+        }
+    }
+
+    /// Where the handler counts the requests it serves, for the loop's
+    /// [`ShutdownReport`](super::ShutdownReport).
+    pub fn work(&self) -> &Work {
+        &self.work
     }
 
     /// The connection.

@@ -7,12 +7,14 @@ mod lines;
 mod per_core;
 mod report;
 mod server;
+mod work;
 
 pub use incoming::{Graceful, Incoming};
 pub use lines::{LineHandler, lines};
 pub use per_core::{PerCoreGraceful, PerCoreServe, Server};
-pub use report::ShutdownReport;
+pub use report::{ERROR_SAMPLE, ErrorTally, RequestCounts, ShutdownReport};
 pub use server::{Serve, WithGracefulShutdown, serve};
+pub use work::{Request, Work};
 
 #[cfg(test)]
 mod tests;

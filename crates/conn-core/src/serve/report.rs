@@ -1,9 +1,31 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::Error;
+use crate::{Error, ErrorKind};
+
+/// How many handler errors a report keeps whole; past that it only counts
+/// them by kind, so a flood of bad connections cannot grow a server's memory
+/// (or its shutdown output) without bound.
+pub const ERROR_SAMPLE: usize = 16;
 
 /// What a serve loop did, returned when it stops.
+///
+/// Every accepted connection ends in exactly one of four ways: closed in
+/// order (its handler finished), killed at the drain deadline, cut by its
+/// peer (reset, dropped or timed out on the other side), or failed with an
+/// error. So `accepted == closed + killed + cut_by_peer + errors.total()`
+/// once the loop has returned.
+///
+/// ```
+/// use conn_core::ShutdownReport;
+///
+/// let mut report = ShutdownReport::default();
+/// report.accepted = 3;
+/// report.closed = 2;
+/// report.cut_by_peer = 1;
+/// assert_eq!(report.to_string().lines().next().unwrap(),
+///     "accepted 3, closed in order 2, killed at the deadline 0, cut by the peer 1, errors 0, drained in 0.0ns");
+/// ```
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct ShutdownReport {
@@ -13,8 +35,15 @@ pub struct ShutdownReport {
     pub closed: u64,
     /// Connections still running at the drain deadline, killed.
     pub killed: u64,
-    /// Errors returned by connection handlers (panics included).
-    pub errors: Vec<Error>,
+    /// Connections their peer reset, dropped or abandoned: not closed in
+    /// order, and not a fault of the server.
+    pub cut_by_peer: u64,
+    /// Errors returned by connection handlers (panics included): counted by
+    /// kind, the first [`ERROR_SAMPLE`] kept whole.
+    pub errors: ErrorTally,
+    /// The requests (units of work) the connections carried, where the
+    /// handler counts them ([`Work`](super::Work)).
+    pub requests: RequestCounts,
     /// Accept calls that failed and were retried.
     pub accept_errors: u64,
     /// Times the descriptor table filled up (EMFILE/ENFILE) and accepting paused.
@@ -27,14 +56,123 @@ pub struct ShutdownReport {
     pub threads: usize,
 }
 
+/// What became of the requests a serve loop's connections carried.
+///
+/// Handlers count them through [`Work`](super::Work); a handler that does
+/// not leaves every field 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestCounts {
+    /// Requests begun.
+    pub started: u64,
+    /// Requests that finished (their whole response was produced).
+    pub finished: u64,
+    /// Of those, the ones that finished after the shutdown signal: the work
+    /// the drain let complete.
+    pub finished_after_signal: u64,
+    /// Requests still running at the drain deadline, cut when their
+    /// connection was killed.
+    pub cut_at_deadline: u64,
+    /// Requests their peer abandoned (reset, closed or cancelled) before
+    /// they finished.
+    pub cut_by_peer: u64,
+}
+
+impl RequestCounts {
+    fn merge(&mut self, other: RequestCounts) {
+        self.started += other.started;
+        self.finished += other.finished;
+        self.finished_after_signal += other.finished_after_signal;
+        self.cut_at_deadline += other.cut_at_deadline;
+        self.cut_by_peer += other.cut_by_peer;
+    }
+}
+
+/// Handler errors, counted by kind, with a bounded sample kept whole.
+///
+/// ```
+/// use conn_core::{Error, ErrorKind, serve::{ERROR_SAMPLE, ErrorTally}};
+///
+/// let mut errors = ErrorTally::default();
+/// for _ in 0..1000 {
+///     errors.push(Error::new(ErrorKind::Protocol).during("read frame"));
+/// }
+/// assert_eq!(errors.total(), 1000);
+/// assert_eq!(errors.count(ErrorKind::Protocol), 1000);
+/// assert_eq!(errors.sample().len(), ERROR_SAMPLE);
+/// ```
+#[derive(Debug, Default)]
+pub struct ErrorTally {
+    sample: Vec<Error>,
+    by_kind: Vec<(ErrorKind, u64)>,
+    total: u64,
+}
+
+impl ErrorTally {
+    /// Counts `error`, and keeps it while the sample has room.
+    pub fn push(&mut self, error: Error) {
+        self.total += 1;
+        match self.by_kind.iter_mut().find(|(k, _)| *k == error.kind()) {
+            Some((_, n)) => *n += 1,
+            None => self.by_kind.push((error.kind(), 1)),
+        }
+        if self.sample.len() < ERROR_SAMPLE {
+            self.sample.push(error);
+        }
+    }
+
+    /// Every error counted.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// True when no error was counted.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The errors of `kind` counted.
+    pub fn count(&self, kind: ErrorKind) -> u64 {
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Each kind seen, with its count, in the order first seen.
+    pub fn by_kind(&self) -> &[(ErrorKind, u64)] {
+        &self.by_kind
+    }
+
+    /// The first errors, kept whole (at most [`ERROR_SAMPLE`]).
+    pub fn sample(&self) -> &[Error] {
+        &self.sample
+    }
+
+    fn merge(&mut self, other: ErrorTally) {
+        for (kind, n) in other.by_kind {
+            match self.by_kind.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, m)) => *m += n,
+                None => self.by_kind.push((kind, n)),
+            }
+        }
+        self.total += other.total;
+        let room = ERROR_SAMPLE.saturating_sub(self.sample.len());
+        self.sample.extend(other.sample.into_iter().take(room));
+    }
+}
+
 impl ShutdownReport {
-    /// Adds another thread's report to this one: counts and errors add up,
-    /// the drain is the longer of the two.
+    /// Adds another report to this one (another thread's, or another
+    /// listener's): counts and errors add up, the drain is the longer of the
+    /// two.
     pub fn merge(&mut self, other: ShutdownReport) {
         self.accepted += other.accepted;
         self.closed += other.closed;
         self.killed += other.killed;
-        self.errors.extend(other.errors);
+        self.cut_by_peer += other.cut_by_peer;
+        self.errors.merge(other.errors);
+        self.requests.merge(other.requests);
         self.accept_errors += other.accept_errors;
         self.fd_limit_episodes += other.fd_limit_episodes;
         self.drain = self.drain.max(other.drain);
@@ -46,11 +184,12 @@ impl fmt::Display for ShutdownReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "accepted {}, closed in order {}, killed {}, errors {}, drained in {:.1?}",
+            "accepted {}, closed in order {}, killed at the deadline {}, cut by the peer {}, errors {}, drained in {:.1?}",
             self.accepted,
             self.closed,
             self.killed,
-            self.errors.len(),
+            self.cut_by_peer,
+            self.errors.total(),
             self.drain
         )?;
         if self.threads > 1 {
@@ -63,8 +202,29 @@ impl fmt::Display for ShutdownReport {
                 self.accept_errors, self.fd_limit_episodes
             )?;
         }
-        for e in &self.errors {
+        let r = &self.requests;
+        if r.started > 0 {
+            write!(
+                f,
+                "\n  requests: started {}, finished {} ({} after the signal), cut at the deadline {}, cut by the peer {}",
+                r.started, r.finished, r.finished_after_signal, r.cut_at_deadline, r.cut_by_peer
+            )?;
+        }
+        if self.errors.by_kind.len() > 1 || self.errors.total > self.errors.sample.len() as u64 {
+            write!(f, "\n  errors by kind:")?;
+            for (kind, n) in &self.errors.by_kind {
+                write!(f, " {} {n};", kind.errno_name())?;
+            }
+        }
+        for e in &self.errors.sample {
             write!(f, "\n  error: {e}")?;
+        }
+        if self.errors.total > self.errors.sample.len() as u64 {
+            write!(
+                f,
+                "\n  ... and {} more",
+                self.errors.total - self.errors.sample.len() as u64
+            )?;
         }
         Ok(())
     }

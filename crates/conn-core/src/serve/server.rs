@@ -6,9 +6,10 @@ use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
+use super::Work;
 use super::accept::{Backoff, Verdict, verdict};
 use super::{Graceful, Incoming, ShutdownReport};
-use crate::{Deadline, Error, Listener, Result};
+use crate::{Deadline, Error, ErrorKind, Listener, Result};
 
 /// Serves every connection `listener` accepts with a clone of `service`.
 ///
@@ -148,6 +149,7 @@ impl Tally {
     fn finished(&mut self, outcome: std::result::Result<Result<()>, JoinError>) {
         match outcome {
             Ok(Ok(())) => self.report.closed += 1,
+            Ok(Err(e)) if cut_by_peer(e.kind()) => self.report.cut_by_peer += 1,
             Ok(Err(e)) => self.report.errors.push(e),
             Err(e) if e.is_cancelled() => self.report.killed += 1,
             Err(e) => self
@@ -156,6 +158,19 @@ impl Tally {
                 .push(Error::from(e).during("serve connection")),
         }
     }
+}
+
+/// A handler that ends with one of these lost its peer: the connection was
+/// not closed in order, and the server did nothing wrong.
+fn cut_by_peer(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::NotConnected
+            | ErrorKind::UnexpectedEof
+    )
 }
 
 pub(super) async fn run<L, S, F>(
@@ -173,6 +188,7 @@ where
 {
     let endpoint = listener.local_endpoint();
     let graceful = CancellationToken::new();
+    let work = Work::new(Graceful::new(graceful.clone()));
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     let mut tally = Tally {
         report: ShutdownReport {
@@ -208,8 +224,12 @@ where
                     tracing::info!(%endpoint, "accepting again: descriptors are available");
                 }
                 tally.report.accepted += 1;
-                let incoming =
-                    Incoming::new(conn, Graceful::new(graceful.clone()), tally.report.accepted);
+                let incoming = Incoming::new(
+                    conn,
+                    Graceful::new(graceful.clone()),
+                    work.clone(),
+                    tally.report.accepted,
+                );
                 let fut = service.call(incoming);
                 tasks.spawn(async move { fut.await.map_err(Into::into) });
                 // Let the new connection run before taking the next peer: it
@@ -261,11 +281,13 @@ where
         })
         .await;
     if drained.is_err() {
+        work.deadline_passed();
         tasks.abort_all();
         while let Some(done) = tasks.join_next().await {
             tally.finished(done);
         }
     }
     tally.report.drain = start.elapsed();
+    tally.report.requests = work.counts();
     Ok(tally.report)
 }

@@ -132,9 +132,11 @@ async fn a_panicking_handler_is_contained_and_reported() {
 
     stop.send(()).unwrap();
     let report = server.await.unwrap().unwrap();
-    assert_eq!(report.errors.len(), 1, "{report}");
+    assert_eq!(report.errors.total(), 1, "{report}");
     assert!(
-        report.errors[0].to_string().contains("handler exploded"),
+        report.errors.sample()[0]
+            .to_string()
+            .contains("handler exploded"),
         "{report}"
     );
 }
@@ -245,7 +247,12 @@ async fn the_line_handler_answers_each_line_and_errors_as_err_lines_on_mock_io()
         .read(b"bye\n")
         .write(b"bye\n")
         .build();
-    let incoming = super::Incoming::new(Scripted(io), super::Graceful::default(), 1);
+    let incoming = super::Incoming::new(
+        Scripted(io),
+        super::Graceful::default(),
+        super::Work::new(super::Graceful::default()),
+        1,
+    );
     let mut handler = lines(sleepy());
     ServiceExt::<super::Incoming<Scripted>>::ready(&mut handler)
         .await
@@ -266,7 +273,12 @@ async fn the_line_handler_ends_an_idle_connection_when_shutdown_begins_on_mock_i
         .write(b"hello\n")
         .wait(Duration::from_secs(1))
         .build();
-    let incoming = super::Incoming::new(Scripted(io), super::Graceful::new(token.clone()), 1);
+    let incoming = super::Incoming::new(
+        Scripted(io),
+        super::Graceful::new(token.clone()),
+        super::Work::new(super::Graceful::new(token.clone())),
+        1,
+    );
     let mut handler = lines(sleepy());
     let call = tokio::spawn(
         ServiceExt::<super::Incoming<Scripted>>::ready(&mut handler)

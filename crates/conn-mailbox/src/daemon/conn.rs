@@ -146,28 +146,40 @@ pub(crate) async fn serve_client<C: Connection>(
         }
     };
     let conn = rd.unsplit(wr);
+    // The serve loop's report tells a goodbye (closed in order) from a client
+    // that vanished (cut by the peer) and from one the daemon dropped.
+    let during = || format!("serve mailbox client {private_group}");
     match end {
         Ok(End::Goodbye) => {
             if let Err(e) = conn.close(Deadline::after(CLOSE_WITHIN)).await {
                 tracing::debug!(client = %private_group, error = %e, "orderly close failed");
+                return Err(e.during(during()));
             }
+            Ok(())
         }
         Ok(End::Drop(reason)) => {
-            if reason.starts_with("fell behind") {
+            let kind = if reason.starts_with("fell behind") {
                 tracing::warn!(client = %private_group, ?uid, "client dropped: {reason}");
+                ErrorKind::NoBufferSpace
             } else {
                 tracing::info!(client = %private_group, ?uid, "client ended: {reason}");
-            }
+                if reason.starts_with("bad frame") {
+                    ErrorKind::Protocol
+                } else {
+                    ErrorKind::ConnectionReset
+                }
+            };
             conn.kill();
+            Err(Error::new(kind).during(during()).detail(reason))
         }
         Err(e) => {
             // The writer failed: the client is gone without a word.
             router.remove(id, Cause::Network, End::Drop(e.to_string()));
             tracing::info!(client = %private_group, error = %e, "client lost");
             conn.kill();
+            Err(e.during(during()))
         }
     }
-    Ok(())
 }
 
 /// Reads frames and hands each to the router until the client leaves,

@@ -219,10 +219,10 @@ pub async fn run(
                     .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
                     let (a, b) = tokio::join!(ipc_serve.into_future(), tcp_serve.into_future());
                     let (mut a, b) = (a?, b?);
-                    a.accepted += b.accepted;
-                    a.closed += b.closed;
-                    a.killed += b.killed;
-                    a.errors.extend(b.errors);
+                    // Two listeners of one thread: the drain is the
+                    // longer, the threads stay one.
+                    a.merge(b);
+                    a.threads = 1;
                     a
                 }
             })

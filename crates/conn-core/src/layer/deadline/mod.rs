@@ -1,11 +1,15 @@
 //! A per-call deadline, fixed or read from the request.
 
 mod future;
+#[cfg(feature = "http")]
+mod http;
 mod layer;
 mod policy;
 mod service;
 
 pub use future::DeadlineFuture;
+#[cfg(feature = "http")]
+pub use http::{CONNKIT_TIMEOUT, GRPC_TIMEOUT, parse_timeout};
 pub use layer::DeadlineLayer;
 pub use policy::{CallDeadline, DeadlinePolicy, Fixed, FromRequest};
 pub use service::DeadlineService;

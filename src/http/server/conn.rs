@@ -1,0 +1,269 @@
+//! One connection: hyper-util's auto server (HTTP/1.1 and HTTP/2 by the
+//! first bytes) driven under connkit's drain, timeouts and report.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use hyper_util::rt::TokioIo;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::{CancellationToken, PollSemaphore};
+use tower::Service;
+
+use super::Settings;
+use super::exec::ConnExec;
+use super::io::{CloseCell, CloseOutcome, ClosingIo};
+use super::request::{Activity, RequestService};
+use crate::core::serve::Incoming;
+use crate::core::{BoxError, Connection, Error, ErrorKind, Result};
+use crate::http::Peer;
+
+/// The connection handler of [`Http::handler`](super::Http::handler): hand
+/// it to [`serve`](crate::core::serve()) or [`Server::per_core`]
+/// (crate::core::serve::Server::per_core). Its `poll_ready` waits while
+/// the connection limit is reached, so the serve loop stops accepting
+/// (peers wait in the listen backlog) instead of running out of
+/// descriptors.
+#[derive(Debug)]
+pub struct HttpHandler<S> {
+    service: S,
+    settings: Arc<Settings>,
+    limit: PollSemaphore,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<S: Clone> Clone for HttpHandler<S> {
+    fn clone(&self) -> Self {
+        HttpHandler {
+            service: self.service.clone(),
+            settings: self.settings.clone(),
+            limit: self.limit.clone(),
+            permit: None,
+        }
+    }
+}
+
+impl<S> HttpHandler<S> {
+    pub(super) fn new(service: S, settings: Arc<Settings>) -> Self {
+        let limit = PollSemaphore::new(settings.limit.clone());
+        HttpHandler {
+            service,
+            settings,
+            limit,
+            permit: None,
+        }
+    }
+}
+
+impl<C, S, B> Service<Incoming<C>> for HttpHandler<S>
+where
+    C: Connection,
+    S: Service<Request<hyper::body::Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = ();
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.permit.is_none() {
+            match self.limit.poll_acquire(cx) {
+                Poll::Ready(Some(permit)) => self.permit = Some(permit),
+                Poll::Ready(None) => unreachable!("the connection limit is never closed"),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, incoming: Incoming<C>) -> Self::Future {
+        let permit = self.permit.take();
+        // One allocation per connection, none per request.
+        Box::pin(drive(
+            self.settings.clone(),
+            self.service.clone(),
+            incoming,
+            permit,
+        ))
+    }
+}
+
+/// Why a connection's own timers ended it.
+enum Timer {
+    /// No request arrived within the header timeout.
+    Silent,
+}
+
+async fn drive<C, S, B>(
+    settings: Arc<Settings>,
+    service: S,
+    incoming: Incoming<C>,
+    _permit: Option<OwnedSemaphorePermit>,
+) -> Result<()>
+where
+    C: Connection,
+    S: Service<Request<hyper::body::Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let work = incoming.work().clone();
+    let (conn, graceful) = incoming.into_parts();
+    let peer = Peer::of(&conn);
+    let activity = Arc::new(Activity::default());
+    let closed = Arc::new(CloseCell::default());
+    // The connection's HTTP/2 streams end when this future does (killed at
+    // the drain deadline included).
+    let ended = CancellationToken::new();
+    let _end_streams = ended.clone().drop_guard();
+    let builder = settings.builder(ConnExec::new(ended));
+    let service = RequestService {
+        inner: service,
+        peer,
+        work,
+        activity: activity.clone(),
+    };
+    let io = TokioIo::new(ClosingIo::new(conn, settings.close_within, closed.clone()));
+    let http = builder.serve_connection(io, service);
+    tokio::pin!(http);
+
+    // One timer: first the header timeout until a request arrives (hyper's
+    // own covers HTTP/1 heads from then on; before the first byte, while
+    // hyper-util reads the preface, nothing else would), then the idle
+    // timeout, re-armed while requests come or run.
+    let started = Instant::now();
+    let first = settings.header_read_timeout.or(settings.idle_timeout);
+    let timer = sleep_until(first.map_or_else(far_future, |t| started + t));
+    tokio::pin!(timer);
+    let mut waiting_for_first = settings.header_read_timeout.is_some();
+    let mut timer_armed = first.is_some();
+    let mut seen = 0u64;
+
+    // Wait for the graceful signal without re-polling its future on every
+    // wake-up of a busy connection (a lock per request): register once, and
+    // again only if the waker changes; in between an atomic load tells.
+    let cancelled = graceful.token().cancelled();
+    tokio::pin!(cancelled);
+    let mut registered: Option<std::task::Waker> = None;
+    let mut asked_to_end = false;
+
+    let served = std::future::poll_fn(|cx| {
+        if !asked_to_end {
+            let stale = registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker()));
+            let fired =
+                graceful.is_shutting_down() || (stale && cancelled.as_mut().poll(cx).is_ready());
+            if fired {
+                asked_to_end = true;
+                http.as_mut().graceful_shutdown();
+            } else if stale {
+                registered = Some(cx.waker().clone());
+            }
+        }
+        if let Poll::Ready(result) = http.as_mut().poll(cx) {
+            return Poll::Ready(Ok(result));
+        }
+        while timer_armed && !asked_to_end && timer.as_mut().poll(cx).is_ready() {
+            let requests = activity.requests.load(Relaxed);
+            if waiting_for_first {
+                if requests == 0 {
+                    return Poll::Ready(Err(Timer::Silent));
+                }
+                waiting_for_first = false;
+            }
+            let Some(idle) = settings.idle_timeout else {
+                timer_armed = false;
+                break;
+            };
+            if requests == seen && activity.in_flight.load(Relaxed) == 0 {
+                // Idle for a whole period: end it as the drain would.
+                asked_to_end = true;
+                http.as_mut().graceful_shutdown();
+                cx.waker().wake_by_ref();
+                break;
+            }
+            seen = requests;
+            timer.as_mut().reset(Instant::now() + idle);
+        }
+        Poll::Pending
+    })
+    .await;
+
+    match served {
+        Ok(Ok(())) => match closed.get() {
+            CloseOutcome::InOrder | CloseOutcome::NotClosed => Ok(()),
+            CloseOutcome::Reset => Err(Error::new(ErrorKind::ConnectionReset)
+                .during("close http connection")
+                .detail("the peer reset instead of ending its side")),
+            CloseOutcome::TimedOut => Err(Error::new(ErrorKind::TimedOut)
+                .during("close http connection")
+                .detail("the peer did not end its side in time")),
+        },
+        Ok(Err(e)) => classify(e, asked_to_end),
+        Err(Timer::Silent) => Err(Error::new(ErrorKind::TimedOut)
+            .during("read http request")
+            .detail("no request within the header timeout")),
+    }
+}
+
+/// What hyper's error says about the connection.
+fn classify(e: BoxError, asked_to_end: bool) -> Result<()> {
+    let io_kind = io_error_kind(&*e);
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+        if h.is_timeout() {
+            return Err(Error::new(ErrorKind::TimedOut)
+                .during("read http request")
+                .detail("the header timeout passed")
+                .with_source(e));
+        }
+        if h.is_parse() || h.is_parse_status() {
+            return Err(Error::new(ErrorKind::Protocol)
+                .during("read http request")
+                .with_source(e));
+        }
+        if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+            return Err(Error::new(ErrorKind::ConnectionReset)
+                .during("serve http")
+                .with_source(e));
+        }
+    }
+    match io_kind {
+        // hyper-util's answer to a graceful end while it still waited for
+        // the first bytes: the peer never spoke, and we ended it.
+        Some(io::ErrorKind::Interrupted) if asked_to_end => Ok(()),
+        Some(kind) => Err(Error::from(io::Error::from(kind))
+            .during("serve http")
+            .with_source(e)),
+        None => Err(Error::new(ErrorKind::Protocol)
+            .during("serve http")
+            .with_source(e)),
+    }
+}
+
+/// The kind of the first `io::Error` in `e`'s chain.
+fn io_error_kind(e: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn far_future() -> Instant {
+    // tokio's own "never" for a timer that must exist.
+    Instant::now() + std::time::Duration::from_secs(86400 * 365 * 30)
+}

@@ -1,0 +1,183 @@
+//! The transport as hyper sees it: hyper's shutdown becomes connkit's
+//! orderly close.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// How the orderly close of a connection went, as [`ClosingIo`] saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CloseOutcome {
+    /// hyper never shut the transport down (it ended with an error).
+    NotClosed = 0,
+    /// Both ends ended in order.
+    InOrder = 1,
+    /// The peer reset the connection while we waited for its end.
+    Reset = 2,
+    /// The peer did not end its side in time.
+    TimedOut = 3,
+}
+
+/// Where [`ClosingIo`] leaves the outcome for the connection's driver.
+#[derive(Debug, Default)]
+pub(super) struct CloseCell(AtomicU8);
+
+impl CloseCell {
+    fn set(&self, outcome: CloseOutcome) {
+        self.0.store(outcome as u8, Relaxed);
+    }
+
+    pub(super) fn get(&self) -> CloseOutcome {
+        match self.0.load(Relaxed) {
+            1 => CloseOutcome::InOrder,
+            2 => CloseOutcome::Reset,
+            3 => CloseOutcome::TimedOut,
+            _ => CloseOutcome::NotClosed,
+        }
+    }
+}
+
+/// A connection whose `poll_shutdown` is libdill's orderly close: send our
+/// end, then read and drop until the peer's end (or its reset, or
+/// `within`). hyper shuts the transport down when an HTTP/1 connection ends
+/// and when an HTTP/2 connection has sent GOAWAY and finished its streams;
+/// this completes the handshake hyper cannot (it owns the transport to the
+/// end, so the connection's own `close` can never be called).
+pub(super) struct ClosingIo<C> {
+    inner: C,
+    state: State,
+    within: Duration,
+    outcome: Arc<CloseCell>,
+}
+
+enum State {
+    Open,
+    /// Reading until the peer's end, at the latest until `until`; the timer
+    /// is made only if the drain has to wait.
+    Draining {
+        until: Instant,
+        timer: Option<Pin<Box<Sleep>>>,
+    },
+    Closed,
+}
+
+/// Reads per poll while draining, so a peer that keeps sending cannot keep
+/// the task from yielding.
+const DRAIN_READS_PER_POLL: usize = 16;
+
+impl<C> ClosingIo<C> {
+    pub(super) fn new(inner: C, within: Duration, outcome: Arc<CloseCell>) -> Self {
+        ClosingIo {
+            inner,
+            state: State::Open,
+            within,
+            outcome,
+        }
+    }
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClosingIo<C> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClosingIo<C> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Open => {
+                    match ready!(Pin::new(&mut this.inner).poll_shutdown(cx)) {
+                        Ok(()) => {}
+                        // The peer is gone already: its end (or reset) is
+                        // what the drain reads next.
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                        Err(e) => {
+                            this.outcome.set(CloseOutcome::Reset);
+                            this.state = State::Closed;
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    this.state = State::Draining {
+                        until: Instant::now() + this.within,
+                        timer: None,
+                    };
+                }
+                State::Draining { until, timer } => {
+                    let mut sink = [0u8; 512];
+                    for _ in 0..DRAIN_READS_PER_POLL {
+                        let mut buf = ReadBuf::new(&mut sink);
+                        match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                                return this.finish(CloseOutcome::InOrder);
+                            }
+                            Poll::Ready(Ok(())) => continue,
+                            Poll::Ready(Err(_)) => return this.finish(CloseOutcome::Reset),
+                            Poll::Pending => {
+                                let until = *until;
+                                let timer = timer.get_or_insert_with(|| {
+                                    Box::pin(tokio::time::sleep_until(until))
+                                });
+                                if timer.as_mut().poll(cx).is_ready() {
+                                    return this.finish(CloseOutcome::TimedOut);
+                                }
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                    // A peer that keeps sending: yield, and end the wait at
+                    // its deadline all the same.
+                    if Instant::now() >= *until {
+                        return this.finish(CloseOutcome::TimedOut);
+                    }
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                State::Closed => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<C> ClosingIo<C> {
+    fn finish(&mut self, outcome: CloseOutcome) -> Poll<io::Result<()>> {
+        self.outcome.set(outcome);
+        self.state = State::Closed;
+        Poll::Ready(Ok(()))
+    }
+}
