@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tower::service_fn;
 
 pub use array::CLUSTER_ARRAY;
-pub use config::{Config, MIN_SECRET, Node};
+pub use config::{Config, DEFAULT_SESSION_LIMIT, MIN_SECRET, Node};
 
 /// The CPG group every `sessiond --cluster corosync` joins.
 pub const CLUSTER_GROUP: &str = "connkit-sessiond";
@@ -149,6 +149,8 @@ pub async fn run(options: Options) -> Result<()> {
         trigger.cancel();
     });
 
+    tokio::spawn(sweep(daemon.clone(), stop.clone()));
+
     let d = daemon.clone();
     let local = serve(
         ipc,
@@ -178,6 +180,20 @@ pub async fn run(options: Options) -> Result<()> {
         let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
     }
     Ok(())
+}
+
+/// Retires empty sessions every `sweep_ms` until `stop`: one pass over all
+/// sessions per period, however many there are (see `Daemon::sweep`).
+async fn sweep(daemon: Arc<Daemon>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(daemon.config.sweep_every());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        daemon.sweep(std::time::Instant::now());
+    }
 }
 
 /// Joins the cluster's group; says so on stdout.
