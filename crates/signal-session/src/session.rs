@@ -421,8 +421,8 @@ fn adopt_into_cgroup(
 ) -> Result<()> {
     let mut moved: Vec<(u32, String)> = Vec::new();
     let from = procfs::cgroup_v2(pid);
-    cg.add(pid)
-        .map_err(|e| Error::io(e, "adopt", format_args!("pid {pid}")))?;
+    // The caller names the operation and the session.
+    cg.add(pid).map_err(Error::from)?;
     moved.extend(from.map(|rel| (pid, rel)));
     let mut checked: Vec<u32> = descendants(pid);
     // Pull in the descendants it already has, until a scan finds no new
