@@ -57,16 +57,18 @@ pub enum SessionCommand {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
-    /// Add a running process (and its children) to the session.
+    /// Add a running process (and its children) to the session: each must
+    /// be one you may signal, and none pid 0, 1, a kernel thread or
+    /// sessiond; otherwise nothing is added.
     Adopt {
         /// The session.
         ash: Ash,
         /// The process.
         pid: u32,
     },
-    /// List sessiond's sessions.
+    /// List your sessions in sessiond (every session, for root).
     List,
-    /// List the session's processes.
+    /// List the session's processes (yours, or any for root).
     Members {
         /// The session.
         ash: Ash,

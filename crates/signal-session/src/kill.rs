@@ -2,12 +2,13 @@
 
 use conn_core::{Error, ErrorKind, Result};
 
+use crate::caller::Permit;
 use crate::cgroup::Cgroup;
 use crate::order::parents_first;
 use crate::session::{Inner, Procs, lock};
 use crate::sys::{PidFd, Sent, procfs};
 use crate::tracker::permits;
-use crate::{Ash, Caller, KillReport, Member, Outcome, Signal};
+use crate::{Ash, KillReport, Member, Outcome, Signal};
 
 /// Sends `sig` to every member of session `ash` present at the moment of
 /// the call (Array Services' `askillash_local`): each process through a
@@ -17,8 +18,10 @@ use crate::{Ash, Caller, KillReport, Member, Outcome, Signal};
 /// * `sig` 0 checks the session and the caller's permission on each member
 ///   and sends nothing (members report [`Outcome::Checked`]).
 /// * An invalid signal number is `InvalidType`; a handle no live session
-///   in this process has is `NoSuchSession`; SIGKILL to a session that
-///   holds process 1 is `PermissionDenied`, and nothing is sent.
+///   in this process has is `NoSuchSession`; any signal to a session that
+///   holds a protected process (pid 0 or 1, a kernel thread, this process
+///   or one of its ancestors) is `PermissionDenied`, and nothing is sent:
+///   such a session may hold the whole machine.
 /// * Otherwise the call succeeds, and the [`KillReport`] says per member
 ///   whether it was signalled, already gone, or not permitted.
 ///
@@ -73,7 +76,7 @@ impl Inner {
         &self,
         sig: i32,
         atomic: bool,
-        caller: Option<&Caller>,
+        caller: Option<&Permit>,
     ) -> Result<KillReport> {
         let op = if atomic {
             "kill session atomically"
@@ -82,6 +85,8 @@ impl Inner {
         };
         let target = format!("session {}", self.ash);
         let sig = Signal::new(sig).map_err(|e| e.during(op).on(&target))?;
+        // Before freezing too: freezing this process would hang the call.
+        crate::protect::refuse_any(&self.pids()?).map_err(|e| e.during(op).on(&target))?;
         let processes = match &self.procs {
             Procs::Cgroup(cg) if atomic => {
                 // Freezing touches every member, so a caller who may not
@@ -115,8 +120,7 @@ impl Inner {
             Procs::Pidfd(set) => {
                 let mut set = lock(set);
                 set.refresh();
-                let pids = set.pids();
-                check_init(&pids, sig).map_err(|e| e.during(op).on(&target))?;
+                crate::protect::refuse_any(&set.pids()).map_err(|e| e.during(op).on(&target))?;
                 Ok(set
                     .signal(sig, caller)
                     .into_iter()
@@ -139,7 +143,7 @@ type Outcomes = Result<Vec<(Member, Outcome)>>;
 
 /// `PermissionDenied`, naming them, when `caller` may not signal some
 /// members.
-fn refuse_unless_all_permitted(cg: &Cgroup, caller: Option<&Caller>) -> Result<()> {
+fn refuse_unless_all_permitted(cg: &Cgroup, caller: Option<&Permit>) -> Result<()> {
     if caller.is_none() {
         return Ok(());
     }
@@ -161,14 +165,6 @@ fn refuse_unless_all_permitted(cg: &Cgroup, caller: Option<&Caller>) -> Result<(
     )))
 }
 
-fn check_init(pids: &[u32], sig: Signal) -> Result<()> {
-    if sig == Signal::KILL && pids.contains(&1) {
-        return Err(Error::new(ErrorKind::PermissionDenied)
-            .detail("the session holds process 1 (init), which SIGKILL may not be sent to; nothing was sent"));
-    }
-    Ok(())
-}
-
 fn outcome(sig: Signal, sent: std::io::Result<Sent>) -> Outcome {
     match sent {
         Ok(Sent::Delivered) if sig.is_null() => Outcome::Checked,
@@ -185,9 +181,10 @@ fn outcome(sig: Signal, sent: std::io::Result<Sent>) -> Outcome {
 /// alive then: so a pid that was reused by a stranger after it left the
 /// list is never signalled, and one that exited before its turn (a zombie
 /// accepts a signal it never receives) is reported gone.
-fn signal_cgroup(cg: &Cgroup, sig: Signal, caller: Option<&Caller>) -> Outcomes {
+fn signal_cgroup(cg: &Cgroup, sig: Signal, caller: Option<&Permit>) -> Outcomes {
     let pids = cg.pids()?;
-    check_init(&pids, sig)?;
+    // Checked again on the list that is signalled: one may have joined.
+    crate::protect::refuse_any(&pids)?;
     let order = parents_first(&pids, |p| procfs::stat(p).map(|s| s.ppid));
     let mut outcomes: Vec<(Member, Outcome)> = order
         .into_iter()
@@ -217,7 +214,7 @@ fn signal_cgroup(cg: &Cgroup, sig: Signal, caller: Option<&Caller>) -> Outcomes 
 /// SIGKILL to the whole (frozen) cgroup at once.
 fn kill_cgroup(cg: &Cgroup) -> Outcomes {
     let pids = cg.pids()?;
-    check_init(&pids, Signal::KILL)?;
+    crate::protect::refuse_any(&pids)?;
     cg.kill_all()?;
     Ok(pids
         .into_iter()

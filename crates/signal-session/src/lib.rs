@@ -16,9 +16,10 @@
 //!   before children, so none can reap its signalled children and exit
 //!   normally before its own signal comes.
 //! * [`daemon`] (`sessiond`): sessions that outlive their clients, on a
-//!   Unix socket, with Array Services' permission rule per member
-//!   ([`Caller`]) and array-wide kills fanned out to peer daemons over
-//!   HMAC-authenticated TCP, or, with `sessiond --cluster corosync` (cargo
+//!   Unix socket, with the kernel's `kill(2)` permission rule per member
+//!   ([`Caller`], [`Rule`]; Array Services' wider rule only when
+//!   configured), sessions owned by the uid that made them, and
+//!   array-wide kills fanned out to peer daemons over HMAC-authenticated TCP, or, with `sessiond --cluster corosync` (cargo
 //!   feature `corosync`), to every node of the corosync cluster over CPG;
 //!   [`client`] has `askillash_server` and
 //!   `askillash_array` ([`client::kill_server`], [`client::kill_array`]);
@@ -58,6 +59,7 @@ pub mod daemon;
 mod kill;
 mod local;
 mod order;
+mod protect;
 mod registry;
 mod report;
 mod session;
@@ -68,7 +70,7 @@ pub mod wire;
 
 pub use ash::Ash;
 pub use backend::{Backend, BackendChoice};
-pub use caller::Caller;
+pub use caller::{Caller, Rule};
 pub use conn::SessionConn;
 pub use kill::{kill_local, kill_local_atomic, sessions};
 pub use local::{MemberId, SessionMember};

@@ -10,14 +10,16 @@ use conn_core::layer::Shutdown;
 use conn_core::{Connection, Error, ErrorKind, Result};
 use tokio::sync::mpsc;
 
+use crate::caller::Permit;
 use crate::cgroup::{Cgroup, own_cgroup};
 use crate::local::LocalMembers;
+use crate::protect;
 use crate::sys::PidFd;
 use crate::sys::pidfd::become_subreaper;
 use crate::sys::procfs;
 use crate::tracker::PidSet;
 use crate::{
-    Ash, Backend, BackendChoice, Caller, KillReport, MemberId, SessionConn, SessionMember,
+    Ash, Backend, BackendChoice, Caller, KillReport, MemberId, Rule, SessionConn, SessionMember,
 };
 
 /// A session: processes, tasks and connections that are signalled as one
@@ -252,33 +254,62 @@ impl Session {
 
     /// Adopts the running process `pid`, and the descendants it has now,
     /// as members; `NoSuchSession` (ESRCH) when there is no such process.
+    ///
+    /// Refused, with nothing moved, when `pid` or any descendant it would
+    /// take is protected: pid 0 (`InvalidType`), init, a kernel thread,
+    /// this process or one of its ancestors (`PermissionDenied`), or a
+    /// thread id rather than a process (`InvalidType`). The error names the
+    /// pid and why.
     pub fn adopt(&self, pid: u32) -> Result<()> {
+        self.adopt_checked(pid, None)
+    }
+
+    /// [`Session::adopt`] on behalf of `caller`: besides the guards, the
+    /// process and every descendant it would take must be one `caller`
+    /// may signal under `rule` (see [`Caller`]); if any is not, nothing is
+    /// moved and the `PermissionDenied` error names it. This is what a
+    /// daemon that runs as root uses for its clients.
+    pub fn adopt_for(&self, caller: &Caller, rule: Rule, pid: u32) -> Result<()> {
+        let permit = Permit {
+            caller: *caller,
+            rule,
+        };
+        self.adopt_checked(pid, Some(&permit))
+    }
+
+    fn adopt_checked(&self, pid: u32, permit: Option<&Permit>) -> Result<()> {
         let target = || format!("pid {pid} into session {}", self.inner.ash);
+        let fail = |e: Error| e.during("adopt").on(target());
+        // All of them checked before the first is moved.
+        let ancestors = protect::ancestors();
+        admit(pid, None, permit, &ancestors).map_err(fail)?;
+        for p in descendants(pid) {
+            admit(p, Some(pid), permit, &ancestors).map_err(fail)?;
+        }
         match &self.inner.procs {
-            Procs::Cgroup(cg) => {
-                cg.add(pid).map_err(|e| Error::io(e, "adopt", target()))?;
-                // Pull in the descendants it already has, until a scan finds
-                // no new ones (children it forks from now on start inside).
-                for _ in 0..8 {
-                    let stragglers = descendants(pid)
-                        .into_iter()
-                        .filter(|&p| !cg.holds(p))
-                        .collect::<Vec<_>>();
-                    if stragglers.is_empty() {
-                        break;
-                    }
-                    for p in stragglers {
-                        // One that exited meanwhile is nothing to move.
-                        let _ = cg.add(p);
-                    }
-                }
-                Ok(())
-            }
+            Procs::Cgroup(cg) => adopt_into_cgroup(cg, pid, permit, &ancestors).map_err(fail),
             Procs::Pidfd(set) => {
                 let fd = PidFd::open(pid).map_err(|e| Error::io(e, "adopt", target()))?;
                 let mut set = lock(set);
+                let before = set.pids();
                 set.add_adopted(fd);
                 set.refresh();
+                // The scan may have found children forked since the check:
+                // each must pass too, or the adoption is taken back whole.
+                let new: Vec<u32> = set
+                    .pids()
+                    .into_iter()
+                    .filter(|p| !before.contains(p))
+                    .collect();
+                let refused = new
+                    .iter()
+                    .find_map(|&p| admit(p, Some(pid), permit, &ancestors).err());
+                if let Some(e) = refused {
+                    for p in new {
+                        set.forget(p);
+                    }
+                    return Err(fail(e));
+                }
                 Ok(())
             }
         }
@@ -328,8 +359,8 @@ impl Session {
         self.inner.kill(sig, false, None)
     }
 
-    /// Signals the members on behalf of `caller`, applying Array Services'
-    /// permission rule to each process (see [`Caller`]): a process the
+    /// Signals the members on behalf of `caller`, applying the kernel's
+    /// `kill(2)` permission rule to each process (see [`Caller`]): a process the
     /// caller may not signal is reported [`Outcome::PermissionDenied`](crate::Outcome::PermissionDenied)
     /// and gets nothing, the others are signalled. This is what a daemon
     /// that runs as root uses for its clients. `atomic` as in
@@ -352,7 +383,22 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub fn kill_for(&self, caller: &Caller, sig: i32, atomic: bool) -> Result<KillReport> {
-        self.inner.kill(sig, atomic, Some(caller))
+        self.kill_for_under(caller, Rule::Kernel, sig, atomic)
+    }
+
+    /// [`Session::kill_for`] under `rule` instead of the kernel's.
+    pub fn kill_for_under(
+        &self,
+        caller: &Caller,
+        rule: Rule,
+        sig: i32,
+        atomic: bool,
+    ) -> Result<KillReport> {
+        let permit = Permit {
+            caller: *caller,
+            rule,
+        };
+        self.inner.kill(sig, atomic, Some(&permit))
     }
 
     /// Signals every member with the session frozen, so that no process
@@ -360,6 +406,96 @@ impl Session {
     /// [`kill_local_atomic`](crate::kill_local_atomic)).
     pub fn kill_atomic(&self, sig: i32) -> Result<KillReport> {
         self.inner.kill(sig, true, None)
+    }
+}
+
+/// Moves `pid` and its descendants into `cg`. Descendants forked while
+/// the others move (by one not yet moved) are checked as they are found;
+/// if one is refused, every process moved so far goes back to the cgroup
+/// it came from, and the refusal is the answer.
+fn adopt_into_cgroup(
+    cg: &Cgroup,
+    pid: u32,
+    permit: Option<&Permit>,
+    ancestors: &[u32],
+) -> Result<()> {
+    let mut moved: Vec<(u32, String)> = Vec::new();
+    let from = procfs::cgroup_v2(pid);
+    // The caller names the operation and the session.
+    cg.add(pid).map_err(Error::from)?;
+    moved.extend(from.map(|rel| (pid, rel)));
+    let mut checked: Vec<u32> = descendants(pid);
+    // Pull in the descendants it already has, until a scan finds no new
+    // ones (children it forks from now on start inside).
+    for _ in 0..8 {
+        let stragglers: Vec<u32> = descendants(pid)
+            .into_iter()
+            .filter(|&p| !cg.holds(p))
+            .collect();
+        if stragglers.is_empty() {
+            break;
+        }
+        for p in stragglers {
+            if !checked.contains(&p) {
+                if let Err(e) = admit(p, Some(pid), permit, ancestors) {
+                    send_back(cg, &moved);
+                    return Err(e);
+                }
+                checked.push(p);
+            }
+            let from = procfs::cgroup_v2(p);
+            // One that exited meanwhile is nothing to move.
+            if cg.add(p).is_ok() {
+                moved.extend(from.map(|rel| (p, rel)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes an adoption back: each moved process returns to its cgroup.
+fn send_back(cg: &Cgroup, moved: &[(u32, String)]) {
+    for (pid, rel) in moved {
+        if let Err(e) = cg.send_back(*pid, rel) {
+            tracing::warn!(pid, "moving an adopted process back to {rel}: {e}");
+        }
+    }
+}
+
+/// Whether `pid` may join: not protected (see [`protect`]), alive (for the
+/// adopted process itself; a descendant gone meanwhile is nothing to
+/// move) and, with a `permit`, one its caller may signal. `parent` is the
+/// adopted process when `pid` is one of its descendants.
+fn admit(pid: u32, parent: Option<u32>, permit: Option<&Permit>, ancestors: &[u32]) -> Result<()> {
+    let who = match parent {
+        Some(p) => format!("pid {pid} (a descendant of pid {p})"),
+        None => format!("pid {pid}"),
+    };
+    if let Some(why) = protect::check_with(pid, ancestors) {
+        return Err(why.error(pid, parent));
+    }
+    let Some(uids) = procfs::uids(pid) else {
+        return match parent {
+            Some(_) => Ok(()),
+            None => Err(Error::new(ErrorKind::NoSuchSession).detail("no such process")),
+        };
+    };
+    match permit {
+        Some(p) if !p.caller.may_signal_uids_under(p.rule, uids) => {
+            Err(Error::new(ErrorKind::PermissionDenied).detail(format!(
+                "the caller (real uid {}, effective uid {}) may not signal {who} \
+                 (real uid {}, effective uid {}, saved uid {}) under the {} rule; nothing was moved",
+                p.caller.ruid, p.caller.euid, uids[0], uids[1], uids[2], rule_name(p.rule)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rule_name(rule: Rule) -> &'static str {
+    match rule {
+        Rule::Kernel => "kernel's kill(2)",
+        Rule::ArrayServices => "Array Services'",
     }
 }
 

@@ -11,10 +11,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::Signal;
+use crate::caller::Permit;
 use crate::order::parents_first;
 use crate::sys::procfs::{self, Stat};
 use crate::sys::{PidFd, Sent};
-use crate::{Caller, Signal};
 
 /// The tracked processes of one session.
 #[derive(Debug, Default)]
@@ -126,6 +127,12 @@ impl PidSet {
         (qualifies && !fd.has_exited()).then_some((fd, stat))
     }
 
+    /// Stops tracking `pid` (an adoption taken back); false when it was
+    /// not tracked.
+    pub(crate) fn forget(&mut self, pid: u32) -> bool {
+        self.members.remove(&pid).is_some()
+    }
+
     /// The live members' pids.
     pub(crate) fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self.members.keys().copied().collect();
@@ -139,11 +146,11 @@ impl PidSet {
     /// signal without complaint, but it never receives it.
     ///
     /// With a `caller`, a member the caller may not signal (see
-    /// [`Caller`]) is `Denied` and gets nothing.
+    /// [`Caller`](crate::Caller)) is `Denied` and gets nothing.
     pub(crate) fn signal(
         &self,
         sig: Signal,
-        caller: Option<&Caller>,
+        caller: Option<&Permit>,
     ) -> Vec<(u32, std::io::Result<Sent>)> {
         let pids: Vec<u32> = self.members.keys().copied().collect();
         let order = parents_first(&pids, |p| self.members.get(&p).map(|t| t.ppid));
@@ -171,6 +178,6 @@ impl PidSet {
 
 /// Whether `caller` may signal `pid` (no caller: the kernel decides). A
 /// process gone meanwhile counts as permitted; the exit check reports it.
-pub(crate) fn permits(caller: Option<&Caller>, pid: u32) -> bool {
-    caller.is_none_or(|c| c.may_signal(pid).unwrap_or(true))
+pub(crate) fn permits(caller: Option<&Permit>, pid: u32) -> bool {
+    caller.is_none_or(|c| c.allows(pid).unwrap_or(true))
 }

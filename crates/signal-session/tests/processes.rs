@@ -7,7 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use common::{alive, eventually, ppid, sessions, sh};
 use conn_core::ErrorKind;
-use signal_session::{Ash, BackendChoice, Member, Outcome, Session, kill_local, kill_local_atomic};
+use signal_session::{Ash, Member, Outcome, kill_local, kill_local_atomic};
 
 #[tokio::test]
 async fn a_spawned_process_and_everything_it_forks_are_members() {
@@ -168,24 +168,46 @@ fn an_unknown_session_is_no_such_session() {
     }
 }
 
-#[tokio::test]
-async fn sigkill_to_a_session_holding_pid_1_is_refused_and_sends_nothing() {
-    let _serial = common::serial().await;
-    // Only the pidfd backend: moving init into a cgroup is no test to run
-    // on a shared machine. This session holds init and so everything
-    // below it: it must never be dropped with kill_on_drop, nor get any
-    // signal but the refused SIGKILL and the harmless 0.
-    let session = Session::builder()
-        .backend(BackendChoice::Pidfd)
-        .create()
-        .unwrap();
-    let mut sleeper = session.spawn(common::sleep()).unwrap();
-    session.adopt(1).unwrap();
+/// A kernel thread's pid, if this machine shows one.
+fn a_kernel_thread() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let flags: u32 = stat[stat.rfind(')')? + 2..]
+            .split_ascii_whitespace()
+            .nth(6)?
+            .parse()
+            .ok()?;
+        (pid > 1 && flags & 0x0020_0000 != 0).then_some(pid)
+    })
+}
 
-    let err = session.kill(libc::SIGKILL).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
-    assert!(err.to_string().contains("process 1"), "{err}");
-    assert!(sleeper.try_wait().unwrap().is_none(), "nothing was sent");
+#[tokio::test]
+async fn pid_0_init_kernel_threads_this_process_and_its_ancestors_are_never_adopted() {
+    let _serial = common::serial().await;
+    let me = std::process::id();
+    let parent = std::os::unix::process::parent_id();
+    // The checks come before anything is moved, and the dangerous pids
+    // last: should one get through, the test fails on this process first.
+    let mut refused = vec![
+        (me, ErrorKind::PermissionDenied, "sessiond itself"),
+        (parent, ErrorKind::PermissionDenied, "an ancestor"),
+    ];
+    refused.extend(a_kernel_thread().map(|k| (k, ErrorKind::PermissionDenied, "kernel thread")));
+    refused.push((0, ErrorKind::InvalidType, "is no process"));
+    refused.push((1, ErrorKind::PermissionDenied, "is init"));
+    for session in sessions() {
+        for &(pid, kind, why) in &refused {
+            let err = session.adopt(pid).unwrap_err();
+            assert_eq!(err.kind(), kind, "pid {pid}: {err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("pid {pid}")) && text.contains(why),
+                "{text}"
+            );
+        }
+        assert_eq!(session.pids().unwrap(), Vec::<u32>::new(), "nothing moved");
+    }
 }
 
 #[tokio::test]

@@ -29,6 +29,9 @@ pub(crate) struct Cgroup {
     rel: String,
     /// Where survivors go when the session lets them go.
     home: PathBuf,
+    /// The hierarchy's mount point, to send an adopted process back where
+    /// it came from.
+    mount: PathBuf,
 }
 
 impl Cgroup {
@@ -48,6 +51,7 @@ impl Cgroup {
             dir,
             rel: format!("{}/{PARENT}/{name}", home.rel.trim_end_matches('/')),
             home: home.dir.clone(),
+            mount: home.mount.clone(),
         })
     }
 
@@ -85,6 +89,16 @@ impl Cgroup {
     /// Moves the running process `pid` (with all its threads) in.
     pub(crate) fn add(&self, pid: u32) -> io::Result<()> {
         fs::write(self.file("cgroup.procs"), pid.to_string())
+    }
+
+    /// Moves `pid` back to the cgroup `rel` (a path as `/proc/<pid>/cgroup`
+    /// shows it) it was in before an adoption that is being taken back.
+    pub(crate) fn send_back(&self, pid: u32, rel: &str) -> io::Result<()> {
+        let procs = self
+            .mount
+            .join(rel.trim_start_matches('/'))
+            .join("cgroup.procs");
+        fs::write(procs, pid.to_string())
     }
 
     /// The processes in the cgroup now.

@@ -11,6 +11,8 @@ pub(crate) struct OwnCgroup {
     /// Its path relative to the hierarchy's root, as `/proc/<pid>/cgroup`
     /// shows it (`/` for the root).
     pub(crate) rel: String,
+    /// The hierarchy's mount point, where any process's `rel` is found.
+    pub(crate) mount: PathBuf,
 }
 
 /// Finds this process's cgroup v2 directory: the `cgroup2` mount point from
@@ -30,6 +32,7 @@ pub(crate) fn own_cgroup() -> Result<OwnCgroup, String> {
     Ok(OwnCgroup {
         dir: mount.join(own.trim_start_matches('/')),
         rel: own.to_owned(),
+        mount,
     })
 }
 

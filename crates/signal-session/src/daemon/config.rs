@@ -2,9 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use conn_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
+
+use crate::Rule;
 
 /// What a sessiond reads from its configuration file.
 ///
@@ -22,6 +25,22 @@ use serde::Deserialize;
 ///     ]
 /// "#).unwrap();
 /// assert_eq!(config.arrays["lab"][1].name, "b");
+///
+/// // The defaults: the kernel's kill(2) rule, 64 sessions per non-root
+/// // uid, an empty session retired after 60 s, swept every second.
+/// use signal_session::Rule;
+/// use std::time::Duration;
+/// assert_eq!(config.permission, Rule::Kernel);
+/// assert_eq!(config.session_limit(), 64);
+/// assert_eq!(config.empty_grace(), Duration::from_secs(60));
+///
+/// let wide: Config = toml::from_str(r#"
+///     permission = "array-services"   # also match the receiver's effective uid
+///     max_sessions_per_uid = 8
+///     empty_session_grace_ms = 5000
+/// "#).unwrap();
+/// assert_eq!(wide.permission, Rule::ArrayServices);
+/// assert_eq!(wide.session_limit(), 8);
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +56,27 @@ pub struct Config {
     /// Arrays by name: the nodes an array-wide kill fans out to.
     #[serde(default)]
     pub arrays: BTreeMap<String, Vec<Node>>,
+    /// Whom a client may signal or adopt: `"kernel"` (the default,
+    /// Linux's `kill(2)` rule: the client's real or effective uid against
+    /// the process's real or saved uid) or `"array-services"` (the
+    /// process's effective uid matches too; wider than the kernel, see
+    /// [`Rule::ArrayServices`]).
+    #[serde(default)]
+    pub permission: Rule,
+    /// How many sessions one non-root uid may hold at once (default
+    /// [`DEFAULT_SESSION_LIMIT`]); root has no limit.
+    pub max_sessions_per_uid: Option<usize>,
+    /// How long a session that never got a process is kept before it is
+    /// retired, in milliseconds (default 60 000). A session whose processes
+    /// have all exited is retired at the next sweep.
+    pub empty_session_grace_ms: Option<u64>,
+    /// How often empty sessions are looked for, in milliseconds (default
+    /// 1000): one sweep over all sessions, not a watch per session.
+    pub sweep_ms: Option<u64>,
 }
+
+/// Sessions one non-root uid may hold when the configuration says nothing.
+pub const DEFAULT_SESSION_LIMIT: usize = 64;
 
 /// One node of an array.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -53,6 +92,21 @@ pub struct Node {
 pub const MIN_SECRET: usize = 16;
 
 impl Config {
+    /// `max_sessions_per_uid`, or its default.
+    pub fn session_limit(&self) -> usize {
+        self.max_sessions_per_uid.unwrap_or(DEFAULT_SESSION_LIMIT)
+    }
+
+    /// `empty_session_grace_ms`, or its default of 60 s.
+    pub fn empty_grace(&self) -> Duration {
+        Duration::from_millis(self.empty_session_grace_ms.unwrap_or(60_000))
+    }
+
+    /// `sweep_ms`, or its default of 1 s (at least 10 ms).
+    pub fn sweep_every(&self) -> Duration {
+        Duration::from_millis(self.sweep_ms.unwrap_or(1000).max(10))
+    }
+
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)

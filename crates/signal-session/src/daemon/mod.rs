@@ -3,10 +3,29 @@
 //!
 //! * Clients talk to it on a Unix socket ([`default_socket`](crate::client::default_socket),
 //!   mode 0666: anyone may ask, the permission rule decides). Who asks
-//!   comes from `SO_PEERCRED`, and a kill obeys Array Services' rule per
-//!   member (see [`Caller`](crate::Caller)); members the caller may not
-//!   signal are reported denied. A spawned command runs as the client's
-//!   user and group.
+//!   comes from `SO_PEERCRED`. sessiond runs as root, so it is never wider
+//!   than the kernel: a kill or an adoption obeys Linux's `kill(2)` rule
+//!   per process (the caller's real or effective uid against the
+//!   process's real or saved uid; root may signal anyone), unless the
+//!   configuration says `permission = "array-services"`, which also
+//!   matches the process's effective uid (see [`Rule`](crate::Rule)).
+//!   Members the caller may not signal are reported denied. A spawned
+//!   command runs as the client's user and group.
+//! * No session ever takes in or signals pid 0 or 1, a kernel thread,
+//!   sessiond itself or one of its ancestors, whoever asks: adopt refuses
+//!   (`EINVAL` for pid 0 or a thread id, `EPERM` otherwise) and a kill of a
+//!   session holding one sends nothing. An adoption checks the process and
+//!   every descendant it would take, and moves nothing if one fails.
+//! * A session belongs to the uid that created it: only that uid and root
+//!   may spawn into, adopt into, list the members of or kill it, and `list`
+//!   shows a non-root client only its own. A non-root uid may hold
+//!   `max_sessions_per_uid` sessions (default
+//!   [`DEFAULT_SESSION_LIMIT`]); more are refused (`EAGAIN`). A session
+//!   with no process is retired (its cgroup removed): one whose processes
+//!   all exited at the next sweep, one that never got a process once it is
+//!   older than `empty_session_grace_ms` (default 60 s). The sweep is one
+//!   pass over all sessions every `sweep_ms` (default 1 s), not a watch
+//!   per session.
 //! * With `listen` and `secret_file` configured, peer daemons reach it over
 //!   TCP to kill on this node for an array-wide kill (see `remote`).
 //! * With `--cluster corosync` (cargo feature `corosync`) it joins the CPG
@@ -41,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 use tower::service_fn;
 
 pub use array::CLUSTER_ARRAY;
-pub use config::{Config, MIN_SECRET, Node};
+pub use config::{Config, DEFAULT_SESSION_LIMIT, MIN_SECRET, Node};
 
 /// The CPG group every `sessiond --cluster corosync` joins.
 pub const CLUSTER_GROUP: &str = "connkit-sessiond";
@@ -149,6 +168,8 @@ pub async fn run(options: Options) -> Result<()> {
         trigger.cancel();
     });
 
+    tokio::spawn(sweep(daemon.clone(), stop.clone()));
+
     let d = daemon.clone();
     let local = serve(
         ipc,
@@ -178,6 +199,20 @@ pub async fn run(options: Options) -> Result<()> {
         let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
     }
     Ok(())
+}
+
+/// Retires empty sessions every `sweep_ms` until `stop`: one pass over all
+/// sessions per period, however many there are (see `Daemon::sweep`).
+async fn sweep(daemon: Arc<Daemon>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(daemon.config.sweep_every());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        daemon.sweep(std::time::Instant::now());
+    }
 }
 
 /// Joins the cluster's group; says so on stdout.

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use conn_core::{Error, ErrorKind, Result};
 
@@ -19,18 +20,32 @@ pub(crate) struct Daemon {
     pub(crate) cluster: Option<super::array::ClusterLink>,
 }
 
-/// A session and whether a process ever joined it. As in Array Services,
-/// a session ends when its last process does: one that had processes and
-/// has none left is retired when next looked at (a new, still empty one is
-/// kept for its first spawn).
+/// A session, who owns it, and whether a process ever joined it. As in
+/// Array Services, a session ends when its last process does; here one
+/// that has no process is also retired once it is older than the grace
+/// period (a new one is kept that long for its first spawn), so sessions
+/// nobody uses do not pile up as cgroups.
 struct Entry {
     session: Session,
+    /// The uid that created it (`SO_PEERCRED`): only it and root may use
+    /// it.
+    owner: u32,
     populated: bool,
+    created: Instant,
 }
 
 impl Entry {
-    fn ended(&self) -> bool {
-        self.populated && self.session.pids().is_ok_and(|p| p.is_empty())
+    /// True when the session has no process and either had one or has
+    /// outlived `grace` without one. Emptiness is read each time, so a
+    /// spawn in flight when the grace runs out keeps its session.
+    fn retired(&self, grace: Duration, now: Instant) -> bool {
+        (self.populated || now.duration_since(self.created) >= grace)
+            && self.session.pids().is_ok_and(|p| p.is_empty())
+    }
+
+    /// Who may use the session: its owner and root.
+    fn usable_by(&self, caller: &Caller) -> bool {
+        caller.is_root() || caller.euid == self.owner
     }
 }
 
@@ -40,6 +55,17 @@ pub(crate) struct Client {
     pub(crate) pid: u32,
     pub(crate) caller: Caller,
     pub(crate) gid: u32,
+}
+
+fn not_owner(ash: Ash, op: &'static str, owner: u32, caller: &Caller) -> Error {
+    Error::new(ErrorKind::PermissionDenied)
+        .during(op)
+        .on(format_args!("session {ash}"))
+        .detail(format!(
+            "the session belongs to uid {owner}; only its owner or root may use it \
+             (the caller is uid {})",
+            caller.euid
+        ))
 }
 
 fn no_such_session(ash: Ash, op: &'static str) -> Error {
@@ -63,19 +89,45 @@ impl Daemon {
         }
     }
 
+    /// Runs `f` on session `ash` for `caller`, who must be its owner or
+    /// root. A session that should have been retired is retired first.
     fn with_session<T>(
         &self,
+        caller: &Caller,
         ash: Ash,
         op: &'static str,
         f: impl FnOnce(&Session) -> Result<T>,
     ) -> Result<T> {
         let mut sessions = lock(&self.sessions);
-        if sessions.get(&ash).is_some_and(Entry::ended) {
+        let grace = self.config.empty_grace();
+        if sessions
+            .get(&ash)
+            .is_some_and(|e| e.retired(grace, Instant::now()))
+        {
             sessions.remove(&ash);
-            tracing::info!(%ash, "session ended: its last process is gone");
+            tracing::info!(%ash, "session retired: it has no process");
         }
         let entry = sessions.get(&ash).ok_or_else(|| no_such_session(ash, op))?;
+        if !entry.usable_by(caller) {
+            return Err(not_owner(ash, op, entry.owner, caller));
+        }
         f(&entry.session)
+    }
+
+    /// Retires every session without a process that had one, or that has
+    /// waited out the grace period for its first; returns how many.
+    pub(crate) fn sweep(&self, now: Instant) -> usize {
+        let grace = self.config.empty_grace();
+        let mut sessions = lock(&self.sessions);
+        let before = sessions.len();
+        sessions.retain(|ash, e| {
+            let retired = e.retired(grace, now);
+            if retired {
+                tracing::info!(%ash, owner = e.owner, "session retired: it has no process");
+            }
+            !retired
+        });
+        before - sessions.len()
     }
 
     fn mark_populated(&self, ash: Ash) {
@@ -88,18 +140,12 @@ impl Daemon {
     /// the caller's (see `array::kill_array`).
     pub(crate) fn handle(&self, client: Client, msg: Message) -> Message {
         let answer = match msg {
-            Message::NewSession { ash } => self.new_session(ash),
+            Message::NewSession { ash } => self.new_session(&client.caller, ash),
             Message::Spawn { ash, argv } => self.spawn(client, ash, argv),
             Message::Adopt { ash, pid } => self.adopt(client.caller, ash, pid),
-            Message::List => {
-                let mut sessions = lock(&self.sessions);
-                sessions.retain(|_, e| !e.ended());
-                let mut ashes: Vec<Ash> = sessions.keys().copied().collect();
-                ashes.sort_unstable();
-                Ok(Message::Sessions(ashes))
-            }
+            Message::List => Ok(Message::Sessions(self.list(&client.caller))),
             Message::Members { ash } => self
-                .with_session(ash, "list members", |s| s.pids())
+                .with_session(&client.caller, ash, "list members", |s| s.pids())
                 .map(Message::Pids),
             Message::Kill {
                 ash,
@@ -129,23 +175,59 @@ impl Daemon {
         } else {
             "kill session"
         };
-        self.with_session(ash, op, |s| s.kill_for(&caller, sig, atomic))
+        let rule = self.config.permission;
+        self.with_session(&caller, ash, op, |s| {
+            s.kill_for_under(&caller, rule, sig, atomic)
+        })
     }
 
-    fn new_session(&self, ash: Option<Ash>) -> Result<Message> {
+    /// The sessions `caller` may use: all of them for root, its own for
+    /// anyone else.
+    fn list(&self, caller: &Caller) -> Vec<Ash> {
+        self.sweep(Instant::now());
+        let sessions = lock(&self.sessions);
+        let mut ashes: Vec<Ash> = sessions
+            .iter()
+            .filter(|(_, e)| e.usable_by(caller))
+            .map(|(ash, _)| *ash)
+            .collect();
+        ashes.sort_unstable();
+        ashes
+    }
+
+    /// Creates a session owned by `caller`, unless a non-root caller
+    /// already holds as many as the configured limit.
+    fn new_session(&self, caller: &Caller, ash: Option<Ash>) -> Result<Message> {
         let mut builder = Session::builder();
         if let Some(ash) = ash {
             builder = builder.ash(ash);
         }
+        let owner = caller.euid;
+        // Counted and inserted under one lock, so parallel requests cannot
+        // pass the limit together.
+        let mut sessions = lock(&self.sessions);
+        let held = sessions.values().filter(|e| e.owner == owner).count();
+        let limit = self.config.session_limit();
+        if !caller.is_root() && held >= limit {
+            return Err(Error::new(ErrorKind::Refused)
+                .during("create session")
+                .on(format_args!("uid {owner}"))
+                .detail(format!(
+                    "uid {owner} holds {held} sessions, the most this sessiond allows one \
+                     user (max_sessions_per_uid = {limit}); kill or empty some first"
+                )));
+        }
         let session = builder.create()?;
         let ash = session.ash();
-        tracing::info!(%ash, backend = %session.backend(), "session created");
+        tracing::info!(%ash, owner, backend = %session.backend(), "session created");
         // A handle in use here failed in create (AlreadyExists).
-        lock(&self.sessions).insert(
+        sessions.insert(
             ash,
             Entry {
                 session,
+                owner,
                 populated: false,
+                created: Instant::now(),
             },
         );
         Ok(Message::Created { ash })
@@ -167,7 +249,8 @@ impl Daemon {
         if me.euid != client.caller.euid {
             cmd.uid(client.caller.euid).gid(client.gid);
         }
-        let mut child = self.with_session(ash, "spawn into session", |s| s.spawn(cmd))?;
+        let mut child =
+            self.with_session(&client.caller, ash, "spawn into session", |s| s.spawn(cmd))?;
         self.mark_populated(ash);
         let pid = child.id().unwrap_or(0);
         tracing::info!(%ash, pid, by = client.pid, "spawned {:?}", argv);
@@ -178,25 +261,12 @@ impl Daemon {
         Ok(Message::Spawned { pid })
     }
 
-    /// Adopts `pid` if the caller may signal it (the same rule as kill).
+    /// Adopts `pid` and its descendants if the caller may signal every one
+    /// of them under the configured rule (the same rule as kill) and none
+    /// is protected; otherwise nothing moves.
     fn adopt(&self, caller: Caller, ash: Ash, pid: u32) -> Result<Message> {
-        let target = || format!("pid {pid} into session {ash}");
-        match caller.may_signal(pid) {
-            None => {
-                return Err(Error::new(ErrorKind::NoSuchSession)
-                    .during("adopt")
-                    .on(target())
-                    .detail("no such process"));
-            }
-            Some(false) => {
-                return Err(Error::new(ErrorKind::PermissionDenied)
-                    .during("adopt")
-                    .on(target())
-                    .detail("the caller may not signal this process"));
-            }
-            Some(true) => {}
-        }
-        self.with_session(ash, "adopt", |s| s.adopt(pid))?;
+        let rule = self.config.permission;
+        self.with_session(&caller, ash, "adopt", |s| s.adopt_for(&caller, rule, pid))?;
         self.mark_populated(ash);
         Ok(Message::Done)
     }

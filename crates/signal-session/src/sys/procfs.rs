@@ -9,6 +9,19 @@ pub(crate) struct Stat {
     pub(crate) ppid: u32,
     /// The POSIX session id (`setsid`).
     pub(crate) sid: u32,
+    /// The kernel's `PF_*` flags for the task (field 9 of the line).
+    pub(crate) flags: u32,
+}
+
+/// The `PF_KTHREAD` flag of `/proc/<pid>/stat`: the task is a kernel
+/// thread, which no session may take or signal.
+pub(crate) const PF_KTHREAD: u32 = 0x0020_0000;
+
+impl Stat {
+    /// True for a kernel thread (kthreadd and everything it starts).
+    pub(crate) fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
 }
 
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone.
@@ -26,7 +39,15 @@ fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
     let ppid = fields.next()?.parse().ok()?;
     let _pgrp = fields.next()?;
     let sid = fields.next()?.parse().ok()?;
-    Some(Stat { pid, ppid, sid })
+    let _tty_nr = fields.next()?;
+    let _tpgid = fields.next()?;
+    let flags = fields.next()?.parse().ok()?;
+    Some(Stat {
+        pid,
+        ppid,
+        sid,
+        flags,
+    })
 }
 
 /// The `[real, effective, saved]` user ids of `pid` (the `Uid:` line of
@@ -34,6 +55,19 @@ fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
 pub(crate) fn uids(pid: u32) -> Option<[u32; 3]> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_uids(&text)
+}
+
+/// The thread group (process) that task `pid` belongs to (the `Tgid:`
+/// line of `/proc/<pid>/status`): `pid` itself for a process, another
+/// number for one of its threads, whose id `/proc` also answers to.
+pub(crate) fn tgid(pid: u32) -> Option<u32> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_tgid(&text)
+}
+
+fn parse_tgid(status: &str) -> Option<u32> {
+    let line = status.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
+    line.trim().parse().ok()
 }
 
 fn parse_uids(status: &str) -> Option<[u32; 3]> {
@@ -72,9 +106,40 @@ mod tests {
             Some(Stat {
                 pid: 42,
                 ppid: 7,
-                sid: 9
+                sid: 9,
+                flags: 4194560
             })
         );
+    }
+
+    #[test]
+    fn kthreadd_is_a_kernel_thread_and_this_process_is_not() {
+        // In a pid namespace of its own pid 2 may be anyone; kthreadd is
+        // known by its name.
+        if fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+            assert!(stat(2).unwrap().is_kernel_thread());
+        }
+        assert!(!stat(std::process::id()).unwrap().is_kernel_thread());
+    }
+
+    #[test]
+    fn a_thread_id_names_its_process_as_tgid() {
+        let me = std::process::id();
+        assert_eq!(tgid(me), Some(me));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid takes no arguments and cannot fail.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            // Alive until the test has read its status.
+            let _ = wait.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let seen = tgid(tid);
+        done.send(()).unwrap();
+        thread.join().unwrap();
+        assert_eq!(seen, Some(me));
+        assert_eq!(parse_tgid("Name:\tx\nTgid:\t77\n"), Some(77));
     }
 
     #[test]

@@ -100,3 +100,13 @@ pub fn sleep() -> Command {
     c.arg("100").kill_on_drop(true);
     c
 }
+
+/// The children of `pid` now, from `/proc`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| ppid(p) == Some(pid))
+        .collect()
+}
