@@ -87,12 +87,13 @@ fn parse_test_result(line: &str) -> Option<(u64, u64)> {
     Some((number_before(" passed")?, number_before(" failed")?))
 }
 
-/// What the tests use from Debian: real peers (curl, ping), network
+/// What the tests use from Debian: real peers (curl, h2load, ping), network
 /// namespaces (iproute2), corosync with the libraries conn-cpg links, and the
 /// peers the benches' smoke runs under `cargo test` load (wrk, redis).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("wrk", "wrk"),
+    ("h2load", "nghttp2-client"),
     ("redis-server", "redis-server"),
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),

@@ -359,6 +359,14 @@ impl From<BoxError> for Error {
     }
 }
 
+/// A service that cannot fail (an axum `Router`, a `service_fn` answering
+/// `Infallible`) composes with connkit's layers, whose errors are [`Error`].
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Error {
+        match never {}
+    }
+}
+
 /// A task that panicked is `Other`, with the panic's message; one that was
 /// aborted is `Canceled`.
 impl From<tokio::task::JoinError> for Error {

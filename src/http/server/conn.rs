@@ -31,13 +31,13 @@ use crate::http::Peer;
 /// (crate::core::serve::Server::per_core). Its `poll_ready` waits while
 /// the connection limit is reached, so the serve loop stops accepting
 /// (peers wait in the listen backlog) instead of running out of
-/// descriptors.
+/// descriptors. Loops that share a limit may each accept one connection
+/// past it, which then waits for a free place before it is served.
 #[derive(Debug)]
 pub struct HttpHandler<S> {
     service: S,
     settings: Arc<Settings>,
     limit: PollSemaphore,
-    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<S: Clone> Clone for HttpHandler<S> {
@@ -46,7 +46,6 @@ impl<S: Clone> Clone for HttpHandler<S> {
             service: self.service.clone(),
             settings: self.settings.clone(),
             limit: self.limit.clone(),
-            permit: None,
         }
     }
 }
@@ -58,7 +57,6 @@ impl<S> HttpHandler<S> {
             service,
             settings,
             limit,
-            permit: None,
         }
     }
 }
@@ -77,25 +75,31 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if self.permit.is_none() {
-            match self.limit.poll_acquire(cx) {
-                Poll::Ready(Some(permit)) => self.permit = Some(permit),
-                Poll::Ready(None) => unreachable!("the connection limit is never closed"),
-                Poll::Pending => return Poll::Pending,
-            }
+        // Only look: a permit held while the loop waits in accept would
+        // starve the other loops sharing the limit (per-core threads, a
+        // second listener), so the permit is taken in `call`.
+        match self.limit.poll_acquire(cx) {
+            Poll::Ready(Some(permit)) => drop(permit),
+            Poll::Ready(None) => unreachable!("the connection limit is never closed"),
+            Poll::Pending => return Poll::Pending,
         }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, incoming: Incoming<C>) -> Self::Future {
-        let permit = self.permit.take();
+        let limit = self.settings.limit.clone();
+        let (self_settings, service) = (self.settings.clone(), self.service.clone());
         // One allocation per connection, none per request.
-        Box::pin(drive(
-            self.settings.clone(),
-            self.service.clone(),
-            incoming,
-            permit,
-        ))
+        Box::pin(async move {
+            // Another loop may have taken the last permit since this one
+            // looked: the connection is accepted, and waits here for its
+            // turn (so the limit is exceeded by at most one per loop).
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => limit.acquire_owned().await.expect("never closed"),
+            };
+            drive(self_settings, service, incoming, permit).await
+        })
     }
 }
 
@@ -109,7 +113,7 @@ async fn drive<C, S, B>(
     settings: Arc<Settings>,
     service: S,
     incoming: Incoming<C>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: OwnedSemaphorePermit,
 ) -> Result<()>
 where
     C: Connection,
