@@ -50,6 +50,9 @@ enum Command {
         /// Give up after this many milliseconds (connect and response).
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+        #[arg(long)]
+        http2: bool,
         /// The URL to fetch, e.g. http://localhost/stats.
         url: String,
     },
@@ -154,12 +157,14 @@ fn main() -> std::process::ExitCode {
         Command::Get {
             via,
             timeout_ms,
+            http2,
             url,
         } => runtime.block_on(connkit::cli::get::run(
             &registry,
             &url,
             via.as_deref(),
             Duration::from_millis(timeout_ms),
+            http2,
         )),
         Command::Mailbox {
             daemon,

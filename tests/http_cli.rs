@@ -230,7 +230,15 @@ fn a_slow_request_in_flight_during_sigterm_still_completes_and_the_server_exits_
         );
         assert_eq!(String::from_utf8_lossy(&slow.stdout), "slept 800 ms\n");
         assert!(ok, "{over:?}: {rest}");
-        assert!(rest.contains("killed 0, errors 0"), "{over:?}: {rest}");
+        assert!(
+            rest.contains("killed at the deadline 0, cut by the peer 0, errors 0"),
+            "{over:?}: {rest}"
+        );
+        assert!(
+            rest.contains("cut at the deadline 0, cut by the peer 0"),
+            "{over:?}: {rest}"
+        );
+        assert!(rest.contains("(1 after the signal)"), "{over:?}: {rest}");
         if let Some(socket) = socket {
             assert!(
                 !socket.exists(),
@@ -244,13 +252,15 @@ fn a_slow_request_in_flight_during_sigterm_still_completes_and_the_server_exits_
 fn connkit_get_fetches_over_ipc_and_tcp_and_names_what_failed() {
     for over in BOTH {
         let server = Server::start("get", over);
-        let out = server.get(&[], "/");
-        assert!(
-            out.status.success(),
-            "{over:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from connkit\n");
+        for http2 in [&[][..], &["--http2"]] {
+            let out = server.get(http2, "/");
+            assert!(
+                out.status.success(),
+                "{over:?} {http2:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from connkit\n");
+        }
 
         let out = server.get(&[], "/missing");
         assert!(!out.status.success());

@@ -11,24 +11,24 @@ use hyper_util::rt::TokioExecutor;
 use crate::core::{Deadline, Endpoint, Error, ErrorKind, Registry};
 use crate::http::connector;
 
-/// Fetches `url` (through `via` when given) and prints the body. Errors name
-/// what failed: refused, timed out, or the HTTP status.
+/// Fetches `url` (through `via` when given) and prints the body, over
+/// HTTP/1.1 or, with `http2`, HTTP/2 with prior knowledge. Errors name what
+/// failed: refused, timed out, or the HTTP status.
 pub async fn run(
     registry: &Registry,
     url: &str,
     via: Option<&str>,
     timeout: Duration,
+    http2: bool,
 ) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: not a URL: {e}"))?;
     let via = via
         .map(Endpoint::parse)
         .transpose()
         .map_err(|e| e.to_string())?;
-    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector(
-        registry.clone(),
-        via,
-        timeout,
-    ));
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(http2)
+        .build::<_, Empty<Bytes>>(connector(registry.clone(), via, timeout));
     let fetch = async {
         let response = client.get(uri.clone()).await.map_err(|e| explain(&e))?;
         let status = response.status();

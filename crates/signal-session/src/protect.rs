@@ -174,17 +174,7 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // SAFETY: gettid takes no arguments and cannot fail.
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
-            let _ = wait.recv();
-        });
-        let tid = rx.recv().unwrap();
-        let why = check(tid);
-        done.send(()).unwrap();
-        thread.join().unwrap();
+        let why = crate::sys::procfs::tests::with_a_thread(check);
         // A thread of this process: the holder's own thread.
         assert_eq!(
             why,

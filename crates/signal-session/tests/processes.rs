@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::process::ExitStatusExt;
 
-use common::{alive, eventually, ppid, sessions, sh};
+use common::{a_kernel_thread, alive, eventually, ppid, sessions, sh};
 use conn_core::ErrorKind;
 use signal_session::{Ash, Member, Outcome, kill_local, kill_local_atomic};
 
@@ -166,20 +166,6 @@ fn an_unknown_session_is_no_such_session() {
             "{err}"
         );
     }
-}
-
-/// A kernel thread's pid, if this machine shows one.
-fn a_kernel_thread() -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.find_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let flags: u32 = stat[stat.rfind(')')? + 2..]
-            .split_ascii_whitespace()
-            .nth(6)?
-            .parse()
-            .ok()?;
-        (pid > 1 && flags & 0x0020_0000 != 0).then_some(pid)
-    })
 }
 
 #[tokio::test]

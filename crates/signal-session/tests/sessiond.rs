@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::sessiond::{Sessiond, root_or_skip, sessionctl};
-use common::{alive, eventually};
+use common::{a_kernel_thread, alive, eventually};
 use conn_core::{Deadline, ErrorKind};
 use signal_session::client::{Client, kill_server};
 use signal_session::wire::{Frame, Message};
@@ -395,20 +395,6 @@ fn new_as(daemon: &Sessiond, uid: Option<u32>) -> std::process::Output {
 fn ash_of(out: &std::process::Output) -> Ash {
     assert!(out.status.success(), "{}", text(out));
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// A kernel thread's pid, if this machine shows one.
-fn a_kernel_thread() -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.find_map(|e| {
-        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let flags: u32 = stat[stat.rfind(')')? + 2..]
-            .split_ascii_whitespace()
-            .nth(6)?
-            .parse()
-            .ok()?;
-        (pid > 1 && flags & 0x0020_0000 != 0).then_some(pid)
-    })
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ pub(crate) fn all() -> Vec<Stat> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -126,19 +126,7 @@ mod tests {
     fn a_thread_id_names_its_process_as_tgid() {
         let me = std::process::id();
         assert_eq!(tgid(me), Some(me));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done, wait) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // SAFETY: gettid takes no arguments and cannot fail.
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
-            // Alive until the test has read its status.
-            let _ = wait.recv();
-        });
-        let tid = rx.recv().unwrap();
-        let seen = tgid(tid);
-        done.send(()).unwrap();
-        thread.join().unwrap();
-        assert_eq!(seen, Some(me));
+        assert_eq!(with_a_thread(tgid), Some(me));
         assert_eq!(parse_tgid("Name:\tx\nTgid:\t77\n"), Some(77));
     }
 
@@ -153,5 +141,21 @@ mod tests {
     fn this_process_is_found_with_its_parent() {
         let me = stat(std::process::id()).unwrap();
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
+    }
+
+    /// Runs `f` with the id of a thread of this process, alive until `f`
+    /// returns.
+    pub(crate) fn with_a_thread<R>(f: impl FnOnce(u32) -> R) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid takes no arguments and cannot fail.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = wait.recv();
+        });
+        let seen = f(rx.recv().unwrap());
+        done.send(()).unwrap();
+        thread.join().unwrap();
+        seen
     }
 }

@@ -110,3 +110,18 @@ pub fn children(pid: u32) -> Vec<u32> {
         .filter(|&p| ppid(p) == Some(pid))
         .collect()
 }
+
+/// A kernel thread's pid (`PF_KTHREAD` in /proc/PID/stat), if this
+/// machine shows one.
+pub fn a_kernel_thread() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let flags: u32 = stat[stat.rfind(')')? + 2..]
+            .split_ascii_whitespace()
+            .nth(6)?
+            .parse()
+            .ok()?;
+        (pid > 1 && flags & 0x0020_0000 != 0).then_some(pid)
+    })
+}
