@@ -113,3 +113,81 @@ async fn health_over_tcp() {
     // TCP has no SO_PEERCRED: the Peer is there, without credentials.
     assert_eq!(seen, vec![None, None]);
 }
+
+/// `connkit http` built with `tonic` serves the health service beside its
+/// routes on one listener; on SIGTERM a watcher sees NOT_SERVING, its
+/// stream ends, and the process exits well before the drain deadline.
+#[tokio::test]
+async fn connkit_http_serves_health_beside_the_routes() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let path =
+        std::env::temp_dir().join(format!("connkit-tonic-cli-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listen = format!("ipc://{}", path.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connkit"))
+        .args(["http", "--listen", &listen, "--drain-ms", "20000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start connkit http");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on ipc://"), "{line:?}");
+    let endpoint: Endpoint = listen.parse().unwrap();
+
+    // The routes answer plain HTTP on the same listener.
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Empty<bytes::Bytes>>(connkit::http::connector(
+            connkit::registry(),
+            Some(endpoint.clone()),
+            Duration::from_secs(5),
+        ));
+    let response = http.get("http://connkit/".parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"hello from connkit\n");
+
+    let mut client = HealthClient::new(channel(connkit::registry(), endpoint).await.unwrap());
+    let status = client.check(request()).await.unwrap().into_inner().status();
+    assert_eq!(status, ServingStatus::Serving);
+    let mut watch = client.watch(request()).await.unwrap().into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+
+    let signalled = Instant::now();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("NOT_SERVING within 5 s")
+        .unwrap()
+        .expect("a status before the stream ends");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    let end = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("the watch ends within 5 s");
+    assert!(matches!(end, Ok(None)), "the watch ends cleanly: {end:?}");
+    drop(client);
+    drop(http);
+
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        signalled.elapsed() < DRAIN / 4,
+        "the watcher held the drain: {:?}",
+        signalled.elapsed()
+    );
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("killed at the deadline 0"), "{rest}");
+    let _ = std::fs::remove_file(&path);
+}
