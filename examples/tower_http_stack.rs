@@ -126,7 +126,10 @@ async fn main() -> Result<(), Error> {
             }
         };
         let (status, encoding) = get("/", ("accept-encoding", "gzip")).await?;
-        expect("compressed /", status == 200 && encoding.as_deref() == Some("gzip"))?;
+        expect(
+            "compressed /",
+            status == 200 && encoding.as_deref() == Some("gzip"),
+        )?;
         let (status, _) = get("/slow", ("connkit-timeout", "100m")).await?;
         expect("/slow past its deadline is 504", status == 504)?;
         shutdown.trigger();

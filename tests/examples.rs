@@ -9,7 +9,14 @@ use std::process::Command;
 /// (inherited), one-shot; returns its stdout after checking it succeeded.
 fn run(name: &str) -> String {
     let output = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "-p", "connkit", "--features", "axum,tonic"])
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "connkit",
+            "--features",
+            "axum,tonic",
+        ])
         .args(["--example", name])
         .env("CONNKIT_EXAMPLE_ONESHOT", "1")
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -78,10 +78,7 @@ async fn health_round_trip<L: Listener>(listener: L) -> Vec<Option<u32>> {
     let end = tokio::time::timeout(Duration::from_secs(5), watch.message())
         .await
         .expect("the watch ends within 5 s");
-    assert!(
-        matches!(end, Ok(None)),
-        "the watch ends cleanly: {end:?}"
-    );
+    assert!(matches!(end, Ok(None)), "the watch ends cleanly: {end:?}");
 
     let report = server.await.unwrap().unwrap();
     assert!(
@@ -122,8 +119,7 @@ async fn connkit_http_serves_health_beside_the_routes() {
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
 
-    let path =
-        std::env::temp_dir().join(format!("connkit-tonic-cli-{}.sock", std::process::id()));
+    let path = std::env::temp_dir().join(format!("connkit-tonic-cli-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listen = format!("ipc://{}", path.display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_connkit"))
@@ -140,10 +136,10 @@ async fn connkit_http_serves_health_beside_the_routes() {
     // The routes answer plain HTTP on the same listener.
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, http_body_util::Empty<bytes::Bytes>>(connkit::http::connector(
-            connkit::registry(),
-            Some(endpoint.clone()),
-            Duration::from_secs(5),
-        ));
+        connkit::registry(),
+        Some(endpoint.clone()),
+        Duration::from_secs(5),
+    ));
     let response = http.get("http://connkit/".parse().unwrap()).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = http_body_util::BodyExt::collect(response.into_body())
