@@ -83,12 +83,15 @@ async fn main() -> Result<(), Error> {
     let mut registry = connkit::registry();
     connkit::utcp::register(&mut registry, client_stack);
     get(registry.clone(), utcp_endpoint.clone(), "/").await?;
-    get(registry, utcp_endpoint, "/bytes?n=100000").await?;
+    get(registry.clone(), utcp_endpoint, "/bytes?n=100000").await?;
 
     let _ = stop_ipc.send(());
     let _ = stop_utcp.send(());
     ipc_server.await??;
     utcp_server.await??;
+    // The client's stack lives in the registry: kept until the drain is
+    // over, so it can still answer the server's close.
+    drop(registry);
     let _ = std::fs::remove_file(&path);
     Ok(())
 }

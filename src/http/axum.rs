@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use crate::core::{Deadline, Endpoint, Error, ErrorKind, Listener};
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+
+use crate::core::{Deadline, Error, ErrorKind, Listener};
+use crate::http::Peer;
 
 /// Any connkit [`Listener`] as an [`axum::serve::Listener`]: `ipc://`,
 /// `tcp://`, `mem://`, `utcp://` under `axum::serve`.
@@ -15,10 +19,16 @@ use crate::core::{Deadline, Endpoint, Error, ErrorKind, Listener};
 /// `accept` never fails, as axum's own `TcpListener` impl: an error of one
 /// peer (reset, aborted) is skipped, an exhausted resource (EMFILE, ENFILE,
 /// ENOMEM, ENOBUFS) pauses accepting, 5 ms doubling to 1 s, and anything
-/// else is logged and retried after 1 s. The address of a connection is its
-/// peer's endpoint (`None` where the transport cannot tell, as an unnamed
-/// Unix socket); [`local_addr`](axum::serve::Listener::local_addr) is the
-/// listener's endpoint.
+/// else is logged and retried after 1 s.
+///
+/// The address of a connection is its [`Peer`]: the peer's endpoint (none
+/// where the transport cannot tell, as an unnamed Unix socket) and on
+/// `ipc://` its `SO_PEERCRED`, so `ConnectInfo<Peer>` gives an axum handler
+/// the caller's uid (with
+/// `router.into_make_service_with_connect_info::<Peer>()`).
+/// [`local_addr`](axum::serve::Listener::local_addr) is the listener's
+/// endpoint, as a `Peer` with no credentials (axum has one address type for
+/// both).
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -28,7 +38,8 @@ use crate::core::{Deadline, Endpoint, Error, ErrorKind, Listener};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let app = Router::new().route("/", get(|| async { "hi\n" }));
 /// let listener = AxumListener::new(MemListener::bind("axum-listener-doc")?);
-/// assert_eq!(axum::serve::Listener::local_addr(&listener)?.unwrap().as_str(), "mem://axum-listener-doc");
+/// let local = axum::serve::Listener::local_addr(&listener)?;
+/// assert_eq!(local.endpoint().unwrap().as_str(), "mem://axum-listener-doc");
 /// axum::serve(listener, app)
 ///     .with_graceful_shutdown(async {})
 ///     .await?;
@@ -103,14 +114,14 @@ impl<L: Listener> AxumListener<L> {
 
 impl<L: Listener> axum::serve::Listener for AxumListener<L> {
     type Io = L::Conn;
-    type Addr = Option<Endpoint>;
+    type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.inner.accept(Deadline::NEVER).await {
                 Ok(conn) => {
                     self.backoff = FIRST_BACKOFF;
-                    let peer = crate::core::Connection::peer_endpoint(&conn);
+                    let peer = Peer::of(&conn);
                     return (conn, peer);
                 }
                 Err(err) => {
@@ -124,6 +135,13 @@ impl<L: Listener> axum::serve::Listener for AxumListener<L> {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Some(self.inner.local_endpoint()))
+        Ok(Peer::new(Some(self.inner.local_endpoint()), None))
+    }
+}
+
+/// `ConnectInfo<Peer>` in handlers served from an [`AxumListener`].
+impl<L: Listener> Connected<IncomingStream<'_, AxumListener<L>>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, AxumListener<L>>) -> Self {
+        stream.remote_addr().clone()
     }
 }
