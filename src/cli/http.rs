@@ -82,7 +82,8 @@ fn raise_fd_limit() {
     }
 }
 
-/// Serves `/`, `/slow?ms=N`, `/bytes?n=N` and `/stats` on `listen` until SIGTERM or
+/// Serves `/`, `/slow?ms=N`, `/bytes?n=N` and `/stats` (and with feature
+/// `tonic` the gRPC health service) on `listen` until SIGTERM or
 /// Ctrl-C, then shuts down gracefully within `drain` and prints the report.
 ///
 /// `per_core: Some(n)` serves on n threads, each with its own current-thread
@@ -95,8 +96,9 @@ pub async fn run(
     per_core: Option<usize>,
 ) -> Result<()> {
     let stats = Arc::new(Stats::default());
-    let handler = stats.count_connections(http.handler(Routes::new(stats.clone())));
-    let signal = shutdown_signal(drain);
+    let (app, health) = app(stats.clone());
+    let handler = stats.count_connections(http.handler(app));
+    let signal = shutdown_signal(drain, health);
     let report = match per_core_server(per_core) {
         None => {
             let listener = registry.bind(listen).await?;
@@ -188,8 +190,9 @@ pub async fn run_tap(
         if builders.len() == 1 { "" } else { "s" }
     ));
     let stats = Arc::new(Stats::default());
-    let handler = stats.count_connections(http.handler(Routes::new(stats.clone())));
-    let signal = shutdown_signal(drain);
+    let (app, health) = app(stats.clone());
+    let handler = stats.count_connections(http.handler(app));
+    let signal = shutdown_signal(drain, health);
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
@@ -238,9 +241,41 @@ fn per_core_server(per_core: Option<usize>) -> Option<Server> {
     })
 }
 
-/// Resolves on SIGTERM or Ctrl-C, saying that the drain begins.
-async fn shutdown_signal(drain: Duration) {
+/// What `connkit http` serves: the routes, and with feature `tonic` the
+/// gRPC health service `grpc.health.v1.Health` beside them on the same
+/// listener (gRPC requests to it, the rest to the routes).
+#[cfg(feature = "tonic")]
+type App = crate::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
+#[cfg(not(feature = "tonic"))]
+type App = Routes;
+
+/// What the shutdown tells before the drain: the health service's reporter.
+#[cfg(feature = "tonic")]
+type Health = tonic_health::server::HealthReporter;
+#[cfg(not(feature = "tonic"))]
+type Health = ();
+
+fn app(stats: Arc<Stats>) -> (App, Health) {
+    let routes = Routes::new(stats);
+    #[cfg(feature = "tonic")]
+    {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        let grpc = tonic::service::Routes::new(health);
+        (crate::http::tonic::GrpcOr::new(grpc, routes), reporter)
+    }
+    #[cfg(not(feature = "tonic"))]
+    (routes, ())
+}
+
+/// Resolves on SIGTERM or Ctrl-C, saying that the drain begins. With the
+/// health service, it first says `NOT_SERVING` and ends the open `Watch`
+/// streams, so watchers learn of the shutdown before connections close and
+/// do not hold the drain.
+#[cfg_attr(not(feature = "tonic"), allow(unused_mut, unused_variables))]
+async fn shutdown_signal(drain: Duration, mut health: Health) {
     super::terminate_signal().await;
+    #[cfg(feature = "tonic")]
+    crate::http::tonic::health_draining(&mut health, &[]).await;
     say(format_args!("shutting down, draining for up to {drain:?}"));
 }
 

@@ -3,12 +3,16 @@
 //! connector that is a `tower::Service<Uri>`, so hyper-util's `Client`
 //! dials `mem://`, `ipc://` and every other registered transport.
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod connector;
 mod error;
 mod peer;
 mod routes;
 mod server;
 mod stats;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use connector::{Connector, HttpConnection, connector};
 pub use error::{GrpcCode, error_response, status_of};

@@ -172,6 +172,14 @@ where
                     guard.finish();
                 }
             }
+            // Trailers end a message (HTTP/2 sends them with END_STREAM),
+            // and hyper polls a body no more after them: a gRPC response,
+            // whose status is in its trailers, finishes here.
+            Some(Ok(frame)) if frame.is_trailers() => {
+                if let Some(guard) = this.guard.take() {
+                    guard.finish();
+                }
+            }
             // A body that failed did not finish: its guard counts it cut.
             Some(Err(_)) => drop(this.guard.take()),
             Some(Ok(_)) => {}
