@@ -27,8 +27,8 @@ use crate::core::{BoxError, Connection, Error, ErrorKind, Result};
 use crate::http::Peer;
 
 /// The connection handler of [`Http::handler`](super::Http::handler): hand
-/// it to [`serve`](crate::core::serve()) or [`Server::per_core`]
-/// (crate::core::serve::Server::per_core). Its `poll_ready` waits while
+/// it to [`serve`](crate::core::serve()) or
+/// [`Server::per_core`](crate::core::serve::Server::per_core). Its `poll_ready` waits while
 /// the connection limit is reached, so the serve loop stops accepting
 /// (peers wait in the listen backlog) instead of running out of
 /// descriptors. Loops that share a limit may each accept one connection
