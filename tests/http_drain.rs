@@ -1,0 +1,88 @@
+//! The drain at scale: a thousand HTTP/2 connections, each with a stream in
+//! flight, when the signal comes. Every one gets GOAWAY before any stream
+//! finishes, every stream finishes, and the server is done inside its
+//! deadline. (benches/drain.rs reports how long the GOAWAYs took.)
+
+mod common {
+    pub mod h2drain;
+}
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::h2drain::{goaway_latency, open, raise_fd_limit};
+use connkit::http::{Http, Routes, Stats};
+
+const CONNECTIONS: usize = 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finishes() {
+    raise_fd_limit();
+    let listener = connkit::tcp::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr();
+    let stats = Arc::new(Stats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let drain = Duration::from_secs(20);
+    let server = tokio::spawn(std::future::IntoFuture::into_future(
+        Http::new()
+            .serve(listener, Routes::new(stats.clone()))
+            .with_graceful_shutdown(
+                async {
+                    stopped.await.ok();
+                },
+                drain,
+            ),
+    ));
+
+    let mut clients = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        clients.push(open(addr, "/slow?ms=3000").await);
+    }
+    // Every stream is in the server's hands before the signal.
+    let waited = Instant::now();
+    while stats.snapshot().requests_in_flight < CONNECTIONS as u64 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            stats.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let signal = Instant::now();
+    stop.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    let drained = signal.elapsed();
+
+    let mut seen = Vec::with_capacity(CONNECTIONS);
+    for c in clients {
+        seen.push(c.await.unwrap());
+    }
+    let (slowest_goaway, with_goaway) = goaway_latency(&seen, signal);
+    println!(
+        "{CONNECTIONS} connections: GOAWAY on all within {slowest_goaway:?}; drained in {drained:?}"
+    );
+    assert_eq!(with_goaway, CONNECTIONS, "every connection is told at once");
+    let first_finish = seen
+        .iter()
+        .map(|s| match &s.finished {
+            Ok((at, body)) => {
+                assert_eq!(body, "slept 3000 ms\n");
+                *at
+            }
+            Err(e) => panic!("a stream did not finish: {e}"),
+        })
+        .min()
+        .unwrap();
+    assert!(
+        seen.iter().all(|s| s.goaway.unwrap() < first_finish),
+        "GOAWAY reached every connection before the first stream finished"
+    );
+    assert!(drained < drain, "{drained:?}: {report}");
+    assert_eq!(report.accepted, CONNECTIONS as u64, "{report}");
+    assert_eq!(report.killed, 0, "{report}");
+    assert_eq!(
+        report.requests.finished_after_signal, CONNECTIONS as u64,
+        "{report}"
+    );
+    assert_eq!(report.requests.cut_at_deadline, 0, "{report}");
+}
