@@ -59,17 +59,27 @@ pub fn run(names: &[String]) -> bool {
          same run on the same machine (2 shared cores: compare ratios, not absolute times). \
          Ratios are connkit / peer for times (lower is better) unless a row says otherwise.\n",
     );
+    // A bench not run this time keeps its section from the last run, so
+    // re-measuring one bench does not erase the others.
+    let earlier = std::fs::read_to_string(root().join("BENCHMARKS.md")).unwrap_or_default();
     for name in BENCHES {
+        let _ = write!(doc, "\n{}\n", marker(name));
+        let fresh = chosen.contains(name);
         match std::fs::read_to_string(tables.join(format!("{name}.md"))) {
-            Ok(table) => {
-                let _ = write!(doc, "\n{table}");
+            Ok(table) if fresh => {
+                let _ = write!(doc, "{table}");
             }
-            Err(_) => {
-                let _ = write!(
-                    doc,
-                    "\n## {name}\n\nNot run yet: `cargo xtask bench {name}`.\n"
-                );
-            }
+            _ => match earlier_section(&earlier, name) {
+                Some(section) => {
+                    let _ = writeln!(doc, "{section}");
+                }
+                None => {
+                    let _ = write!(
+                        doc,
+                        "## {name}\n\nNot run yet: `cargo xtask bench {name}`.\n"
+                    );
+                }
+            },
         }
     }
     if let Err(e) = std::fs::write(root().join("BENCHMARKS.md"), doc) {
@@ -78,4 +88,31 @@ pub fn run(names: &[String]) -> bool {
     }
     println!("bench: BENCHMARKS.md written");
     ok
+}
+
+/// The line that opens a bench's section in BENCHMARKS.md.
+fn marker(name: &str) -> String {
+    format!("<!-- bench: {name} -->")
+}
+
+/// `name`'s section of an earlier BENCHMARKS.md: from its marker to the
+/// next marker.
+fn earlier_section<'a>(doc: &'a str, name: &str) -> Option<&'a str> {
+    let start = doc.find(&marker(name))? + marker(name).len();
+    let rest = doc[start..].trim_start_matches('\n');
+    let end = rest.find("<!-- bench: ").unwrap_or(rest.len());
+    Some(rest[..end].trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::earlier_section;
+
+    #[test]
+    fn a_bench_not_run_keeps_its_earlier_section() {
+        let doc = "# B\n\n<!-- bench: a -->\n## A\n| x |\n\n<!-- bench: b -->\n## B\n| y |\n";
+        assert_eq!(earlier_section(doc, "a"), Some("## A\n| x |"));
+        assert_eq!(earlier_section(doc, "b"), Some("## B\n| y |"));
+        assert_eq!(earlier_section(doc, "c"), None);
+    }
 }
