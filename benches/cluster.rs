@@ -284,13 +284,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     if let Some(why) = testbed::unavailable() {
-        eprintln!("!!! SKIPPED benches/cluster.rs: the corosync testbed {why}");
+        conn_test_support::skip("benches/cluster.rs", format!("the corosync testbed {why}"));
         return;
     }
     if !mailboxd().exists() {
-        eprintln!(
-            "!!! SKIPPED benches/cluster.rs: no {} (cargo xtask bench cluster builds it)",
-            mailboxd().display()
+        conn_test_support::skip(
+            "benches/cluster.rs",
+            format!(
+                "no {} (cargo xtask bench cluster builds it)",
+                mailboxd().display()
+            ),
         );
         return;
     }

@@ -328,8 +328,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let Some(redis) = Redis::start() else {
-        eprintln!(
-            "!!! mailbox bench SKIPPED: redis-server is not installed (cargo xtask bench installs it)"
+        conn_test_support::skip(
+            "benches/mailbox.rs",
+            "redis-server is not installed (cargo xtask bench installs it)",
         );
         return;
     };

@@ -358,7 +358,7 @@ async fn veth_round(n: u32) -> (f64, f64) {
 
 async fn tap(rows: &mut Vec<Row>) {
     if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIPPING the TAP vs veth part of benches/utcp.rs: it needs root");
+        conn_test_support::skip("the TAP vs veth part of benches/utcp.rs", "it needs root");
         return;
     }
     let (mut ob, mut pb, mut oc, mut pc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -47,9 +47,9 @@ fn per_core_serves_one_stack_per_queue_on_a_tap_and_sigterm_drains_them_all() {
 /// the host's curl, then drained by SIGTERM.
 fn serve_on_a_tap(per_core: bool) {
     if !rustix::process::geteuid().is_root() {
-        eprintln!(
-            "SKIPPING connkit http on a TAP device (per_core: {per_core}): \
-             it needs root (creates a TAP device); CI runs as root"
+        conn_test_support::skip(
+            &format!("connkit http on a TAP device (per_core: {per_core})"),
+            "it needs root (creates a TAP device)",
         );
         return;
     }

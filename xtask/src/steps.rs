@@ -29,6 +29,7 @@ fn run_step(name: &str, cmd: &str, tally: &mut Tally, count_tests: bool) -> bool
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(format!("set -o pipefail; {cmd} 2>&1"))
+        .env("CONNKIT_SKIP_LOG", skip_log())
         .current_dir(root())
         .stdout(Stdio::piped())
         .spawn()
@@ -64,6 +65,12 @@ fn run_step(name: &str, cmd: &str, tally: &mut Tally, count_tests: bool) -> bool
         );
     }
     ok
+}
+
+/// Where the tests record their skips during test-all (read by its last
+/// line). Kept out of CARGO_TARGET_DIR, which may be elsewhere.
+fn skip_log() -> PathBuf {
+    root().join("target/test-all-skips.log")
 }
 
 /// Reads cargo test's `test result: ok. 41 passed; 0 failed; ...`, and the
@@ -167,6 +174,11 @@ pub fn test_all() -> bool {
     let start = Instant::now();
     let mut tally = Tally::default();
     let mut all_ok = true;
+    // Every skip a test records (conn_test_support::skip) lands here;
+    // each step gets its path in CONNKIT_SKIP_LOG.
+    let skips = skip_log();
+    let _ = std::fs::create_dir_all(root().join("target"));
+    let _ = std::fs::write(&skips, "");
     if !ensure_apt(TEST_PACKAGES) {
         println!("test-all: could not install the packages the tests use");
         tally.failed += 1;
@@ -211,7 +223,20 @@ pub fn test_all() -> bool {
         all_ok = false;
     }
     println!("test-all: finished in {:.1?}", start.elapsed());
-    println!("test-all: {} passed, {} failed", tally.passed, tally.failed);
+    let skipped: Vec<String> = std::fs::read_to_string(&skips)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for skip in &skipped {
+        println!("test-all: skipped {skip}");
+    }
+    println!(
+        "test-all: {} passed, {} failed, {} skipped",
+        tally.passed,
+        tally.failed,
+        skipped.len()
+    );
     all_ok && tally.failed == 0
 }
 

@@ -17,7 +17,10 @@ const WITHIN: Duration = Duration::from_secs(60);
 /// and runs as root, so there it runs).
 fn cluster(n: usize) -> Option<Cluster> {
     if let Some(why) = testbed::unavailable() {
-        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        conn_test_support::skip(
+            "conn-cpg cluster tests",
+            format!("the corosync testbed {why}"),
+        );
         return None;
     }
     let cluster = Cluster::start(n).expect("start the testbed");
@@ -214,7 +217,10 @@ fn a_leave_a_join_a_cut_link_and_a_killed_node_are_seen_with_cpgs_reasons() {
 #[test]
 fn joining_where_no_corosync_runs_is_connection_refused_and_says_so() {
     if let Some(why) = testbed::unavailable() {
-        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        conn_test_support::skip(
+            "conn-cpg cluster tests",
+            format!("the corosync testbed {why}"),
+        );
         return;
     }
     // A network namespace with no corosync in it.

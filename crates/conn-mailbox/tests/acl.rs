@@ -81,8 +81,9 @@ fn acl_refuses_join_and_send_for_other_uids() {
         return nobody_role();
     }
     if !is_root() {
-        eprintln!(
-            "!!! SKIPPED acl_refuses_join_and_send_for_other_uids: needs root to run a client as uid {NOBODY}"
+        conn_test_support::skip(
+            "acl_refuses_join_and_send_for_other_uids",
+            format!("needs root to run a client as uid {NOBODY}"),
         );
         return;
     }
@@ -163,8 +164,9 @@ fn socket_mode_is_configurable() {
     let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     if !is_root() {
-        eprintln!(
-            "!!! socket_mode_is_configurable: not root, so the connect as uid {NOBODY} is skipped"
+        conn_test_support::skip(
+            "socket_mode_is_configurable (the connect as another uid)",
+            format!("needs root to connect as uid {NOBODY}"),
         );
         return;
     }

@@ -26,7 +26,10 @@ fn within() -> Deadline {
 /// corosync and runs as root, so there it runs).
 fn cluster() -> Option<Cluster> {
     if let Some(why) = testbed::unavailable() {
-        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        conn_test_support::skip(
+            "conn-mailbox cluster tests",
+            format!("the corosync testbed {why}"),
+        );
         return None;
     }
     let cluster = Cluster::start(3).expect("start the testbed");

@@ -83,8 +83,9 @@ fn main() {
     let root = rustix::process::geteuid().is_root();
     let ip = Command::new("ip").arg("-V").output().is_ok();
     if !root || !ip {
-        eprintln!(
-            "!!! SKIPPING tests/resolve.rs: it needs root and iproute2 (root: {root}, ip: {ip})"
+        conn_test_support::skip(
+            "conn-tcp tests/resolve.rs",
+            format!("it needs root and iproute2 (root: {root}, ip: {ip})"),
         );
         println!("0 passed, 0 failed");
         return;

@@ -46,7 +46,10 @@ async fn a_dropped_session_lets_survivors_go_and_removes_its_cgroup() {
         .create()
         .ok()
     else {
-        eprintln!("!!! SKIPPING: cgroup v2 is not writable here");
+        conn_test_support::skip(
+            "signal-session cgroup tests",
+            "cgroup v2 is not writable here",
+        );
         return;
     };
     let dir = cgroup_dir(&session);

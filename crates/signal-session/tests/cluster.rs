@@ -46,7 +46,10 @@ impl Drop for Testbed {
 
 fn testbed() -> Option<Testbed> {
     if let Some(why) = testbed::unavailable() {
-        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        conn_test_support::skip(
+            "signal-session cluster tests",
+            format!("the corosync testbed {why}"),
+        );
         return None;
     }
     let cluster = Cluster::start(3).expect("start the testbed");
@@ -289,7 +292,10 @@ async fn a_sessiond_that_leaves_the_group_during_the_call_is_reported_left_and_s
 #[test]
 fn a_clustered_sessiond_where_no_corosync_runs_fails_to_start_and_says_why() {
     if let Some(why) = testbed::unavailable() {
-        eprintln!("!!! SKIPPED: the corosync testbed {why}");
+        conn_test_support::skip(
+            "signal-session cluster tests",
+            format!("the corosync testbed {why}"),
+        );
         return;
     }
     // A network namespace of our own with no corosync in it.

@@ -82,3 +82,46 @@ pub fn run_child(mut cmd: Command, role: &str) -> String {
     );
     stdout
 }
+
+/// The environment variable naming the file where [`skip`] records each
+/// skip; `cargo xtask test-all` sets it and counts the lines.
+pub const SKIP_LOG: &str = "CONNKIT_SKIP_LOG";
+
+/// Records that `test` could not run here, and why: loudly on stderr, and
+/// as a line in the file [`SKIP_LOG`] names, so that test-all counts it
+/// (`test-all: N passed, N failed, N skipped`) and lists it. Under
+/// `CI=true` a skip is a failure: CI runs as root with network namespaces,
+/// cgroup v2 and every package, so nothing has a reason to skip there, and
+/// this panics.
+///
+/// A test calls it and returns:
+///
+/// ```
+/// fn needs_a_tap_device(root: bool) {
+///     if !root {
+///         conn_test_support::skip("needs_a_tap_device", "it needs root");
+///         return;
+///     }
+///     // ... the test itself
+/// }
+/// needs_a_tap_device(true);
+/// ```
+pub fn skip(test: &str, why: impl std::fmt::Display) {
+    let line = format!("{test}: {why}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("SKIPPED under CI=true, which counts as a failure: {line}");
+    }
+    eprintln!("!!! SKIPPED {line}");
+    if let Some(path) = std::env::var_os(SKIP_LOG) {
+        use std::io::Write;
+        // O_APPEND: test binaries run at once may all record skips.
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = appended {
+            panic!("cannot record the skip in {}: {e}", path.to_string_lossy());
+        }
+    }
+}

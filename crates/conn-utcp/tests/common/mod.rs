@@ -24,7 +24,7 @@ pub fn root_or_skip(test: &str) -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
     }
-    eprintln!("SKIPPING {test}: it needs root (network namespaces, TAP devices); CI runs as root");
+    conn_test_support::skip(test, "it needs root (network namespaces, TAP devices)");
     false
 }
 

@@ -23,7 +23,7 @@ pub fn cgroup_session() -> Option<Session> {
     {
         Ok(s) => Some(s),
         Err(e) if e.kind() == ErrorKind::NotSupported => {
-            eprintln!("!!! SKIPPING the cgroup v2 backend test: {e}");
+            conn_test_support::skip("a cgroup v2 backend test", e);
             None
         }
         Err(e) => panic!("creating a cgroup session: {e}"),

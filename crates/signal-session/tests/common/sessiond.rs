@@ -130,7 +130,7 @@ pub fn root_or_skip(what: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         true
     } else {
-        eprintln!("!!! SKIPPING {what}: needs root (to run processes as another user)");
+        conn_test_support::skip(what, "needs root (to run processes as another user)");
         false
     }
 }
