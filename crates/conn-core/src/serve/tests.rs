@@ -193,7 +193,12 @@ async fn layers_compose_with_towers_own_in_one_stack() {
 
 /// tokio-test's scripted I/O as a connection, to pin down the exact bytes the
 /// line handler reads and writes.
-struct Scripted(tokio_test::io::Mock);
+/// A scripted peer, noting when the handler half-closed (shut down its
+/// writing side).
+struct Scripted(
+    tokio_test::io::Mock,
+    std::sync::Arc<std::sync::OnceLock<tokio::time::Instant>>,
+);
 
 impl tokio::io::AsyncRead for Scripted {
     fn poll_read(
@@ -223,6 +228,7 @@ impl tokio::io::AsyncWrite for Scripted {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        let _ = self.1.set(tokio::time::Instant::now());
         std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
@@ -248,7 +254,7 @@ async fn the_line_handler_answers_each_line_and_errors_as_err_lines_on_mock_io()
         .write(b"bye\n")
         .build();
     let incoming = super::Incoming::new(
-        Scripted(io),
+        Scripted(io, Default::default()),
         super::Graceful::default(),
         super::Work::new(super::Graceful::default()),
         1,
@@ -273,8 +279,9 @@ async fn the_line_handler_ends_an_idle_connection_when_shutdown_begins_on_mock_i
         .write(b"hello\n")
         .wait(Duration::from_secs(1))
         .build();
+    let half_closed = std::sync::Arc::new(std::sync::OnceLock::new());
     let incoming = super::Incoming::new(
-        Scripted(io),
+        Scripted(io, half_closed.clone()),
         super::Graceful::new(token.clone()),
         super::Work::new(super::Graceful::new(token.clone())),
         1,
@@ -287,6 +294,13 @@ async fn the_line_handler_ends_an_idle_connection_when_shutdown_begins_on_mock_i
             .call(incoming),
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
+    let signal = tokio::time::Instant::now();
     token.cancel();
     call.await.unwrap().unwrap();
+    // Ended at once, not when the peer's script ran out a second later (a
+    // handler that ignored the signal would also end then, on the mock's
+    // end of input): the half-close came on the signal, in the paused
+    // clock's same instant.
+    let half_closed = *half_closed.get().expect("the handler half-closed");
+    assert_eq!(half_closed, signal, "half-closed when shutdown began");
 }
