@@ -1,39 +1,67 @@
 //! `connkit http --listen utcp://... --tap T --tap-host H`: the HTTP server
 //! on the userspace stack over a TAP device it creates, reached by the
-//! host's own `curl` through the kernel's TCP; SIGTERM drains it and the
-//! device is gone afterwards. Needs root (skips loudly otherwise).
+//! kernel's own `curl` through the kernel's TCP; SIGTERM drains it and the
+//! device is gone afterwards. Each test runs in a network namespace of its
+//! own, so nothing is made in the host's, and the namespace goes (with
+//! anything left in it) even when the test fails. Needs root (skips loudly
+//! otherwise).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 
-/// The server process; killed and its device removed if the test fails.
-struct Server {
-    child: Child,
-    tap: String,
-}
+/// A network namespace of the test's own; deleted, with its devices, on drop.
+struct Netns(String);
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.tap])
-            .stderr(Stdio::null())
-            .status();
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = ip(&["netns", "del", &name]);
+        assert!(ip(&["netns", "add", &name]), "ip netns add {name}");
+        let ns = Netns(name);
+        assert!(ip(&["-n", &ns.0, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// `program args` run inside the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.0, program]);
+        cmd
+    }
+
+    fn has_device(&self, tap: &str) -> bool {
+        ip(&["-n", &self.0, "link", "show", tap])
     }
 }
 
-fn tap_exists(tap: &str) -> bool {
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.0]);
+    }
+}
+
+fn ip(args: &[&str]) -> bool {
     Command::new("ip")
-        .args(["link", "show", tap])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
 
+/// The server process, killed if the test fails (before its namespace goes).
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
-fn curl_on_the_host_reaches_connkit_http_on_a_tap_and_sigterm_drains_it() {
+fn the_kernels_curl_reaches_connkit_http_on_a_tap_and_sigterm_drains_it() {
     serve_on_a_tap(false);
 }
 
@@ -60,7 +88,13 @@ fn serve_on_a_tap(per_core: bool) {
         180 + pid % 38 + u32::from(per_core) * 38,
         (pid / 50) % 250
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_connkit"));
+    let ns = Netns::new(format!(
+        "ckhttp{}{}",
+        pid % 1_000_000,
+        if per_core { "m" } else { "s" }
+    ));
+    // `ip netns exec` execs the program itself: the child is connkit.
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_connkit"));
     cmd.args([
         "http",
         "--listen",
@@ -78,7 +112,6 @@ fn serve_on_a_tap(per_core: bool) {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start connkit http"),
-        tap: tap.clone(),
     };
     let mut out = BufReader::new(server.child.stdout.take().unwrap());
     let mut lines = String::new();
@@ -94,9 +127,10 @@ fn serve_on_a_tap(per_core: bool) {
         lines.contains(&format!("listening on utcp://{net}.2:8080")),
         "{lines}"
     );
-    assert!(tap_exists(&tap), "the server made no device {tap}");
+    assert!(ns.has_device(&tap), "the server made no device {tap}");
 
-    let curl = Command::new("curl")
+    let curl = ns
+        .command("curl")
         .args(["-sS", "--max-time", "10"])
         .arg(format!("http://{net}.2:8080/"))
         .arg(format!("http://{net}.2:8080/stats"))
@@ -122,5 +156,5 @@ fn serve_on_a_tap(per_core: bool) {
         "{rest}"
     );
     assert_eq!(rest.contains(" on 2 threads"), per_core, "{rest}");
-    assert!(!tap_exists(&tap), "the device {tap} outlived the server");
+    assert!(!ns.has_device(&tap), "the device {tap} outlived the server");
 }
