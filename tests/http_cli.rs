@@ -291,12 +291,9 @@ fn connkit_get_fetches_over_ipc_and_tcp_and_names_what_failed() {
         "{err}"
     );
 
-    // A dead TCP target: a port that was just released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A dead TCP target: a port held bound, never listening.
+    let (_hold, dead) = conn_test_support::refused_tcp_addr();
+    let port = dead.port();
     let out = Command::new(env!("CARGO_BIN_EXE_connkit"))
         .args(["get", &format!("http://127.0.0.1:{port}/")])
         .output()

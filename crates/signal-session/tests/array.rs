@@ -87,10 +87,10 @@ async fn kill_array_reports_every_node_and_the_one_that_does_not_answer() {
     let secret = TempFile::new("secret", SECRET);
     let wrong = TempFile::new("wrong-secret", "not the array's secret at all\n");
     let b = peer(&secret.0);
-    let mut c = peer(&secret.0);
     let rogue = peer(&wrong.0);
-    let c_addr = c.tcp.clone().unwrap();
-    c.kill(); // its address is dead now
+    // A dead node: its address refuses, and stays refused (held bound,
+    // never listening) for the whole test.
+    let (_dead, c_addr) = conn_test_support::refused_tcp_addr();
     // Accepts connections (the kernel's backlog) but never answers.
     let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mute_addr = mute.local_addr().unwrap().to_string();

@@ -125,3 +125,21 @@ pub fn skip(test: &str, why: impl std::fmt::Display) {
         }
     }
 }
+
+/// A loopback TCP address where a connect is refused for as long as the
+/// returned socket lives: bound, never listening. Unlike a port that was
+/// bound and released, nobody else can take it in between.
+///
+/// ```
+/// let (_hold, addr) = conn_test_support::refused_tcp_addr();
+/// let err = std::net::TcpStream::connect(addr).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+/// ```
+pub fn refused_tcp_addr() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
+    use rustix::net::{AddressFamily, SocketType, bind, getsockname, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("a TCP socket");
+    bind(&fd, &std::net::SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind to loopback");
+    let addr = getsockname(&fd).expect("getsockname");
+    let addr = std::net::SocketAddr::try_from(addr).expect("an inet address");
+    (fd, addr)
+}
