@@ -9,6 +9,15 @@
 //! [`connkit::http::serve`](crate::http::serve()) serves it as it is, over
 //! `ipc://`, `tcp://`, `mem://` or `utcp://`, with connkit's drain and report.
 //!
+//! Clients of other gRPC stacks over `ipc://`: grpc-core (C++, Python's
+//! grpcio, Ruby, ...) since 1.57 sends the percent-encoded socket path as
+//! `:authority` (`tmp%2Fapp.sock`), and grpc-java the bare path; the `http`
+//! crate does not parse either as an authority, so h2 resets such a stream
+//! (PROTOCOL_ERROR) before the request reaches the service, and the client
+//! sees `INTERNAL`. Such clients set their authority, e.g. grpcio's channel
+//! option `grpc.default_authority` to `localhost`, which grpc-go sends
+//! already (tests/grpcio.rs pins both behaviours).
+//!
 //! ```
 //! use std::time::Duration;
 //! use connkit::core::mem::MemListener;

@@ -96,9 +96,12 @@ fn parse_test_result(line: &str) -> Option<(u64, u64)> {
 
 /// What the tests use from Debian: real peers (curl, h2load, ping), network
 /// namespaces (iproute2), corosync with the libraries conn-cpg links, and the
-/// peers the benches' smoke runs under `cargo test` load (wrk, redis).
+/// peers the benches' smoke runs under `cargo test` load (wrk, redis);
+/// python3 with pip, which installs [`TEST_PYTHON_PACKAGES`].
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
+    ("python3", "python3"),
+    ("pip3", "python3-pip"),
     ("wrk", "wrk"),
     ("h2load", "nghttp2-client"),
     ("redis-server", "redis-server"),
@@ -111,6 +114,69 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("/usr/include/corosync/quorum.h", "libquorum-dev"),
     ("/usr/include/corosync/votequorum.h", "libvotequorum-dev"),
 ];
+
+/// What the tests use from PyPI, as (module to import, package): grpcio,
+/// gRPC's own client, and its health service stubs, for tests/grpcio.rs.
+pub const TEST_PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("grpc", "grpcio"),
+    ("grpc_health.v1", "grpcio-health-checking"),
+];
+
+/// Installs, with python3's pip, the packages whose modules python3 cannot
+/// import. Debian's own python3 refuses `pip install` outside a venv
+/// (PEP 668, "externally-managed-environment"); only when pip says so is
+/// the install retried with `--break-system-packages`, so a python3 that
+/// accepts plain installs (pyenv, a venv) never gets the flag.
+pub fn ensure_pip(packages: &[(&str, &str)]) -> bool {
+    let imports = |modules: &[&str]| {
+        Command::new("python3")
+            .arg("-c")
+            .arg(format!("import {}", modules.join(", ")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let modules: Vec<&str> = packages.iter().map(|(module, _)| *module).collect();
+    if imports(&modules) {
+        return true;
+    }
+    let names: Vec<&str> = packages.iter().map(|(_, package)| *package).collect();
+    println!("test-all: installing {} with pip", names.join(" "));
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .args(&names)
+            .output()
+    };
+    let mut out = match pip(&[]) {
+        Ok(out) => out,
+        Err(e) => {
+            println!("test-all: python3 does not run: {e}");
+            return false;
+        }
+    };
+    if !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("externally-managed-environment")
+    {
+        println!("test-all: python3 is externally managed; again with --break-system-packages");
+        match pip(&["--break-system-packages"]) {
+            Ok(again) => out = again,
+            Err(e) => {
+                println!("test-all: python3 does not run: {e}");
+                return false;
+            }
+        }
+    }
+    if !out.status.success() {
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+        return false;
+    }
+    // Installed is not enough: python3 must now import them.
+    imports(&modules)
+}
 
 /// Installs Debian packages whose commands (or, for an absolute path, whose
 /// files: a library's header) are missing.
@@ -181,6 +247,11 @@ pub fn test_all() -> bool {
     let _ = std::fs::write(&skips, "");
     if !ensure_apt(TEST_PACKAGES) {
         println!("test-all: could not install the packages the tests use");
+        tally.failed += 1;
+        all_ok = false;
+    }
+    if !ensure_pip(TEST_PYTHON_PACKAGES) {
+        println!("test-all: could not install the Python packages the tests use (grpcio)");
         tally.failed += 1;
         all_ok = false;
     }
