@@ -76,10 +76,11 @@ struct Running<A> {
 }
 
 impl<A> Running<A> {
-    /// Builds a multi-thread runtime of [`WORKERS`] workers; `bind` runs on
+    /// Builds a multi-thread runtime of [`WORKERS`] workers named `name`
+    /// (so `perf report --sort comm` tells the servers apart); `bind` runs on
     /// it to make the listener and say its address, then `serve` runs until
     /// the stop signal and says how it ended.
-    fn start<L, B, S, F>(bind: B, serve: S) -> Running<A>
+    fn start<L, B, S, F>(name: &str, bind: B, serve: S) -> Running<A>
     where
         B: Future<Output = (L, A)>,
         S: FnOnce(L, oneshot::Receiver<()>) -> F,
@@ -87,6 +88,7 @@ impl<A> Running<A> {
     {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKERS)
+            .thread_name(name)
             .enable_all()
             .build()
             .unwrap();
@@ -119,6 +121,7 @@ async fn stopped(rx: oneshot::Receiver<()>) {
 
 fn connkit_axum() -> Running<SocketAddr> {
     Running::start(
+        "connkit-http",
         async {
             let l = conn_tcp::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = l.local_addr();
@@ -138,6 +141,7 @@ fn connkit_axum() -> Running<SocketAddr> {
 
 fn axum_serve() -> Running<SocketAddr> {
     Running::start(
+        "axum-serve",
         async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
@@ -169,6 +173,7 @@ fn socket(name: &str) -> PathBuf {
 fn connkit_tonic() -> Running<PathBuf> {
     let path = socket("http-connkit-grpc");
     Running::start(
+        "connkit-grpc",
         async move {
             let l = conn_ipc::IpcListener::bind(&path).unwrap();
             (l, path)
@@ -190,6 +195,7 @@ fn connkit_tonic() -> Running<PathBuf> {
 fn tonic_server() -> Running<PathBuf> {
     let path = socket("http-tonic-grpc");
     Running::start(
+        "tonic-server",
         async move {
             let l = tokio::net::UnixListener::bind(&path).unwrap();
             (l, path)
@@ -474,6 +480,7 @@ fn main() {
     let (a, b) = (ours_http.addr, peer_http.addr);
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
+        .thread_name("grpc-client")
         .enable_all()
         .build()
         .unwrap();
