@@ -20,8 +20,8 @@ pub fn run(names: &[String]) -> bool {
     } else {
         names.iter().map(String::as_str).collect()
     };
-    if !crate::steps::ensure_apt(&[("wrk", "wrk")]) {
-        eprintln!("bench: could not install wrk; benches/http.rs will say it skipped");
+    if !crate::steps::ensure_apt(&[("wrk", "wrk"), ("h2load", "nghttp2-client")]) {
+        eprintln!("bench: could not install wrk and h2load; benches/http.rs will say it skipped");
     }
     if !crate::steps::ensure_apt(&[("redis-server", "redis-server")]) {
         eprintln!("bench: could not install redis-server; benches/mailbox.rs will say it skipped");
@@ -50,6 +50,10 @@ pub fn run(names: &[String]) -> bool {
                 .current_dir(root())
                 .status();
             cmd.args(["--features", "corosync"]);
+        }
+        if *name == "http" {
+            // Its peers: axum::serve and tonic's own server.
+            cmd.args(["--features", "axum,tonic"]);
         }
         let status = cmd.current_dir(root()).status();
         ok &= status.is_ok_and(|s| s.success());
