@@ -15,11 +15,11 @@ use http_body::Body;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::{CancellationToken, PollSemaphore};
+use tokio_util::sync::PollSemaphore;
 use tower::Service;
 
 use super::Settings;
-use super::exec::ConnExec;
+use super::exec::{ConnExec, EndStreams};
 use super::io::{CloseCell, CloseOutcome, ClosingIo};
 use super::request::{Activity, RequestService};
 use crate::core::serve::Incoming;
@@ -130,9 +130,9 @@ where
     let closed = Arc::new(CloseCell::default());
     // The connection's HTTP/2 streams end when this future does (killed at
     // the drain deadline included).
-    let ended = CancellationToken::new();
-    let _end_streams = ended.clone().drop_guard();
-    let builder = settings.builder(ConnExec::new(ended));
+    let exec = ConnExec::default();
+    let _end_streams = EndStreams(exec.clone());
+    let builder = settings.builder(exec);
     let service = RequestService {
         inner: service,
         peer,
