@@ -120,7 +120,9 @@ async fn kill_ends_the_connection_without_a_handshake() {
 async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
     let path = temp_path("accept-now");
     let mut listener = IpcListener::bind(&path).unwrap();
-    let err = listener.accept(Deadline::NOW).await.unwrap_err();
+    let err = conn_test_support::at_once(listener.accept(Deadline::NOW))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(
         err.to_string().starts_with(&format!(
@@ -182,7 +184,9 @@ async fn a_dropped_accept_loses_no_connection() {
 #[tokio::test]
 async fn connect_errors_name_the_operation_and_path() {
     let path = temp_path("connect-missing");
-    let err = IpcStream::connect(&path, Deadline::NOW).await.unwrap_err();
+    let err = conn_test_support::at_once(IpcStream::connect(&path, Deadline::NOW))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(
         err.to_string(),
@@ -192,7 +196,9 @@ async fn connect_errors_name_the_operation_and_path() {
     // A socket file nobody listens on refuses.
     let stale = temp_path("connect-stale");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    let err = IpcStream::connect(&stale, Deadline::NOW).await.unwrap_err();
+    let err = conn_test_support::at_once(IpcStream::connect(&stale, Deadline::NOW))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
     std::fs::remove_file(&stale).unwrap();
 }
@@ -320,7 +326,7 @@ async fn connect_waits_for_room_in_a_full_backlog_until_its_deadline() {
     let mut listener = IpcListener::options().backlog(1).bind(&path).unwrap();
     let mut queued = Vec::new();
     let err = loop {
-        match IpcStream::connect(&path, Deadline::NOW).await {
+        match conn_test_support::at_once(IpcStream::connect(&path, Deadline::NOW)).await {
             Ok(conn) => queued.push(conn),
             Err(e) => break e,
         }

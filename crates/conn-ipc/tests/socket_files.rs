@@ -19,7 +19,9 @@ async fn bind_over_a_stale_socket_file_replaces_it() {
     let path = temp_path("stale");
     // A listener that died without removing its file (std never removes it).
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-    let err = IpcStream::connect(&path, Deadline::NOW).await.unwrap_err();
+    let err = conn_test_support::at_once(IpcStream::connect(&path, Deadline::NOW))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused); // stale indeed
 
     let mut listener = IpcListener::bind(&path).unwrap();

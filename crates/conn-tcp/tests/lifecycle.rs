@@ -152,7 +152,9 @@ async fn kill_releases_the_fd_and_the_peer_reads_end_of_stream() {
 #[tokio::test]
 async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
     let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let err = listener.accept(Deadline::NOW).await.unwrap_err();
+    let err = conn_test_support::at_once(listener.accept(Deadline::NOW))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(
         err.to_string().starts_with(&format!(
@@ -165,7 +167,9 @@ async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
     // ...and accepts a peer that is already waiting (the kernel completes
     // the handshake before std's connect returns).
     let client = std::net::TcpStream::connect(listener.local_addr()).unwrap();
-    let server = listener.accept(Deadline::NOW).await.unwrap();
+    let server = conn_test_support::at_once(listener.accept(Deadline::NOW))
+        .await
+        .unwrap();
     assert_eq!(server.peer_addr(), client.local_addr().unwrap());
 }
 
@@ -514,7 +518,9 @@ async fn connect_times_out_against_a_listener_whose_accept_queue_is_full() {
             .starts_with(&format!("connect on tcp://{addr}")),
         "{err}"
     );
-    let err = TcpStream::connect(addr, Deadline::NOW).await.unwrap_err();
+    let err = conn_test_support::at_once(TcpStream::connect(addr, Deadline::NOW))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     drop(listener);
 }

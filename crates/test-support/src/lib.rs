@@ -143,3 +143,20 @@ pub fn refused_tcp_addr() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
     let addr = std::net::SocketAddr::try_from(addr).expect("an inet address");
     (fd, addr)
 }
+
+/// Runs a call made with `Deadline::NOW`, failing the test if it has not
+/// returned within a second: `NOW` tries once and never waits, so a
+/// regression must fail here rather than hang the suite.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let answer = conn_test_support::at_once(async { 42 }).await;
+/// assert_eq!(answer, 42);
+/// # }
+/// ```
+pub async fn at_once<F: std::future::Future>(call: F) -> F::Output {
+    match tokio::time::timeout(std::time::Duration::from_secs(1), call).await {
+        Ok(out) => out,
+        Err(_) => panic!("a call with Deadline::NOW was still waiting after 1 s"),
+    }
+}
