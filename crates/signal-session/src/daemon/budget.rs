@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use conn_core::{Error, ErrorKind, Result};
 
+use crate::wire::io::READ_ROOM;
+
 /// The daemon's account of what all clients' frame buffers hold.
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -24,10 +26,18 @@ impl Budget {
         })
     }
 
-    fn take(&self, extra: usize) -> Result<()> {
+    /// Takes `extra` more bytes for a buffer growing to `size`. Growth past
+    /// [`READ_ROOM`] may use only three quarters of the total, so a small
+    /// request still finds room while large partial frames hold the rest.
+    fn take(&self, extra: usize, size: usize) -> Result<()> {
+        let ceiling = if size > READ_ROOM {
+            self.total / 4 * 3
+        } else {
+            self.total
+        };
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(extra).filter(|n| *n <= self.total)
+                used.checked_add(extra).filter(|n| *n <= ceiling)
             })
             .map(drop)
             .map_err(|used| {
@@ -73,7 +83,7 @@ impl Charge {
                     self.budget.per_client
                 )));
             }
-            self.budget.take(size - self.held)?;
+            self.budget.take(size - self.held, size)?;
         }
         self.held = size;
         Ok(())
