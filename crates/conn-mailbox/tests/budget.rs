@@ -164,3 +164,47 @@ async fn silent_clients_and_stalled_frames_are_dropped_listeners_are_not() {
     served(&mut talk, &mut listener, "g", b"still here").await;
     drop((silent, stalled));
 }
+
+#[tokio::test]
+async fn a_flood_to_members_that_never_read_is_bounded_and_returned() {
+    let d = Daemon::start(&["--queue-bytes", "4194304"]);
+    let pid = d.child.id();
+    let mut watch = connect(&d, "watch", true).await;
+    watch.join("g", soon()).await.unwrap();
+    membership(&mut watch).await;
+    let mut talk = connect(&d, "talk", false).await;
+    let rss0 = rss_kib(pid);
+
+    // 16 members that never read, each flooded with its own distinct data
+    // (messages to its private group) until it falls behind.
+    let slow: Vec<UnixStream> = (0..16)
+        .map(|i| hello(d.path(), &format!("slow{i}")))
+        .collect();
+    let mut body = vec![0u8; 64 * 1024];
+    let mut peak = rss0;
+    for round in 0..100u32 {
+        for i in 0..16 {
+            body[..8].copy_from_slice(&(u64::from(round) << 8 | i).to_be_bytes());
+            let to = format!("#slow{i}#local");
+            talk.multicast(Service::RELIABLE, &[to.as_str()], 0, &body)
+                .await
+                .unwrap();
+        }
+        if round % 10 == 0 {
+            served(&mut talk, &mut watch, "g", &round.to_be_bytes()).await;
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    let log = d.wait_log("fell behind");
+    assert_eq!(log.matches("fell behind").count(), 16, "{log}");
+    served(&mut talk, &mut watch, "g", b"after").await;
+    drop(slow);
+    let rss2 = rss_kib(pid);
+    println!("mailboxd RSS before {rss0} KiB, peak during {peak}, after {rss2}");
+    // 16 queues of 4 MiB at most, and all of it back once they are dropped.
+    assert!(
+        peak < rss0 + 16 * 4 * MIB + 16 * MIB,
+        "{rss0} -> {peak} KiB"
+    );
+    assert!(rss2 < rss0 + 8 * MIB, "{rss0} -> {peak} -> {rss2} KiB");
+}

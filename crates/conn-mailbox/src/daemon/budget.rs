@@ -163,7 +163,7 @@ impl Drop for Charge {
 }
 
 /// Hands the heap's free memory back to the kernel, after a client's large
-/// buffer was freed. glibc keeps freed memory for reuse: measured with 300
+/// buffer or queue was freed. glibc keeps freed memory for reuse: measured with 300
 /// clients each holding a partial maximum-size frame, mailboxd stayed at
 /// 33 MiB after they left (8 MiB before) without this, and came back to
 /// within a few MiB of where it started with it.

@@ -191,14 +191,14 @@ pub(crate) async fn serve_client<C: Connection>(
     // The serve loop's report tells a goodbye (closed in order) from a client
     // that vanished (cut by the peer) and from one the daemon dropped.
     let during = || format!("serve mailbox client {private_group}");
-    match end {
-        Ok(End::Goodbye) => {
-            if let Err(e) = conn.close(Deadline::after(CLOSE_WITHIN)).await {
+    let result = match end {
+        Ok(End::Goodbye) => match conn.close(Deadline::after(CLOSE_WITHIN)).await {
+            Err(e) => {
                 tracing::debug!(client = %private_group, error = %e, "orderly close failed");
-                return Err(e.during(during()));
+                Err(e.during(during()))
             }
-            Ok(())
-        }
+            Ok(()) => Ok(()),
+        },
         Ok(End::Drop(reason)) => {
             let kind = if reason.starts_with("fell behind") {
                 tracing::warn!(client = %private_group, ?uid, "client dropped: {reason}");
@@ -225,8 +225,19 @@ pub(crate) async fn serve_client<C: Connection>(
             conn.kill();
             Err(e.during(during()))
         }
+    };
+    // The router let go of the outbox when it removed the client; what a
+    // client that fell far behind had queued is freed with this last copy.
+    let large = outbox.peak() > LARGE_QUEUE;
+    drop(outbox);
+    if large {
+        super::budget::trim_heap();
     }
+    result
 }
+
+/// A queue this large, once freed, is worth handing back to the kernel.
+const LARGE_QUEUE: usize = 1 << 20;
 
 /// One client's reading side after the hello.
 struct Reader<'a> {
