@@ -102,8 +102,12 @@ impl Drop for Charge {
 }
 
 /// Hands the heap's free memory back to the kernel after a large frame
-/// buffer was freed: glibc keeps freed memory for reuse, and a burst of
-/// large frames would otherwise stay resident after the clients left.
+/// buffer was freed: glibc keeps freed heap memory for reuse. Measured with
+/// 300 clients each holding a partial maximum-size frame, sessiond came
+/// back to within 3 MiB of its start with or without this (its largest
+/// buffers are maps of their own, unmapped when freed); it is for the
+/// buffers glibc places on the heap instead, as mailboxd's showed
+/// (33 MiB kept without a trim, 8 MiB with).
 pub(crate) fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointer and only walks glibc's own free
