@@ -21,13 +21,19 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with(|_| {})
+    }
+
+    /// Starts one with the default configuration changed by `tune`.
+    fn start_with(tune: impl FnOnce(&mut DaemonConfig)) -> Daemon {
         let socket = std::env::temp_dir().join(format!(
             "connkit-mailbox-cli-{}-{}.sock",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = DaemonConfig::new(&socket);
+        let mut config = DaemonConfig::new(&socket);
+        tune(&mut config);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -220,4 +226,23 @@ fn errors_are_one_line_and_nonzero() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("illegal private name"), "{err}");
+}
+
+#[test]
+fn a_send_the_daemon_refuses_exits_nonzero_and_says_why() {
+    // Only uid 12345 may send to "locked"; this test's uid is not it.
+    let acl = connkit::mailbox::daemon::Acl::parse("[groups.locked]\nsend = [12345]\n").unwrap();
+    let d = Daemon::start_with(|c| c.acl = Some(acl));
+    let out = connkit(&d.socket, "s")
+        .args(["send", "locked", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a refused send exited 0: {err}");
+    assert!(
+        err.contains("send to locked") && err.contains("locked"),
+        "{err}"
+    );
+    // An open group still works, and exits 0.
+    send(&d, "s", "open", "fine");
 }

@@ -48,6 +48,9 @@ pub async fn run(daemon: &Path, name: &str, json: bool, step: Step) -> Result<()
             mbox.multicast(Service::AGREED, &[group.as_str()], 0, text.as_bytes())
                 .await
                 .map_err(|e| format!("send to {group}: {e}"))?;
+            confirm_sent(&mut mbox)
+                .await
+                .map_err(|e| format!("send to {group}: {e}"))?;
         }
         Step::Listen { group, count } => {
             mbox.join(&group, Deadline::after(CONNECT_WITHIN))
@@ -100,6 +103,32 @@ pub async fn run(daemon: &Path, name: &str, json: bool, step: Step) -> Result<()
     mbox.disconnect(Deadline::after(CONNECT_WITHIN))
         .await
         .map_err(|e| format!("disconnect: {e}"))
+}
+
+/// A group name the round trip of [`confirm_sent`] leaves.
+const SYNC_GROUP: &str = "connkit-send-sync";
+
+/// Waits until the daemon has handled what was sent, and returns its
+/// refusal if it refused the send. A refused multicast is answered with a
+/// reply to no request, which a client that disconnects at once never
+/// reads (so `send` used to exit 0 for a message nobody got). The round
+/// trip is a leave of a group this fresh connection never joined: the
+/// daemon answers "not a member" and changes nothing, and it answers in
+/// order, so a refusal of the send is queued before that answer.
+async fn confirm_sent(mbox: &mut Mailbox) -> Result<(), MailboxError> {
+    match mbox
+        .leave(SYNC_GROUP, Deadline::after(CONNECT_WITHIN))
+        .await
+    {
+        Ok(()) | Err(MailboxError::IllegalGroup(_)) => {}
+        Err(e) => return Err(e),
+    }
+    // The refusal, if any, is already queued: a zero deadline finds it.
+    match mbox.receive(Deadline::after(Duration::ZERO)).await {
+        Err(MailboxError::Io(e)) if e.kind() == crate::core::ErrorKind::TimedOut => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Ok(()), // an event (nothing this connection asked for): no refusal
+    }
 }
 
 /// Runs one interactive command; false on `quit`.

@@ -273,3 +273,19 @@ async fn garbage_ends_only_that_client() {
     newcomer.kill();
     good.disconnect(soon()).await.unwrap();
 }
+
+#[test]
+fn mode_with_an_abstract_socket_is_an_error_that_says_why() {
+    let name = format!("@{}", unique("mailboxd-abstract"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailboxd"))
+        .args(["--socket", &name, "--mode", "660"])
+        .output()
+        .expect("run mailboxd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "mailboxd took --mode for {name}: {err}"
+    );
+    assert!(err.contains("abstract socket has no file"), "{err}");
+    assert!(err.contains(&name), "{err}");
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use conn_mailbox::daemon::{Acl, DaemonConfig, QueueLimits, run};
+use conn_mailbox::daemon::{Acl, DaemonConfig, MemoryBudget, QueueLimits, run};
 
 /// The group-mailbox daemon (Spread's model, one machine).
 #[derive(Parser, Debug)]
@@ -18,9 +18,10 @@ struct Args {
     /// Access list, TOML: a `[groups.NAME]` table per group with `join` and `send` uid lists.
     #[arg(long, value_name = "FILE")]
     acl: Option<PathBuf>,
-    /// The socket file's mode, octal.
-    #[arg(long, default_value = "666", value_parser = parse_mode)]
-    mode: u32,
+    /// The socket file's mode, octal [default: 666]. Not for an `@abstract`
+    /// socket, which has no file.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<u32>,
     /// The daemon's name in private groups `#name#daemon`.
     #[arg(long, default_value = "local")]
     name: String,
@@ -30,6 +31,20 @@ struct Args {
     /// Most bytes queued for one client before it is dropped.
     #[arg(long, default_value_t = QueueLimits::default().bytes)]
     queue_bytes: usize,
+    /// Most bytes one client's unfinished frame may hold before it is dropped.
+    #[arg(long, default_value_t = MemoryBudget::default().per_client)]
+    client_buffer_bytes: usize,
+    /// Most bytes all clients' unfinished frames may hold together; a client
+    /// whose buffer would pass it is dropped.
+    #[arg(long, default_value_t = MemoryBudget::default().total)]
+    total_buffer_bytes: usize,
+    /// Seconds a new client has to say hello before it is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_secs)]
+    hello_timeout: f64,
+    /// Seconds a frame begun may wait for its next byte before the client is
+    /// dropped (a member between frames may stay silent for ever).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    stall_timeout: f64,
     /// Join the mailboxd of other machines through a group-communication
     /// engine; `corosync` (its CPG) is the one there is. Daemon names must
     /// differ across the cluster.
@@ -42,6 +57,31 @@ struct Args {
 
 fn parse_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s.trim_start_matches("0o"), 8).map_err(|e| format!("octal mode: {e}"))
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(_) => Err("a positive number of seconds".into()),
+        Err(e) => Err(format!("seconds: {e}")),
+    }
+}
+
+/// The socket file's mode: `--mode` means a file, and an abstract socket
+/// (`@name`) has none; ignoring the flag would leave the socket open to
+/// everyone while the operator believes it is not.
+fn socket_mode(socket: &std::path::Path, mode: Option<u32>) -> Result<u32, String> {
+    let abstract_name = socket.as_os_str().as_encoded_bytes().starts_with(b"@");
+    match mode {
+        Some(m) if abstract_name => Err(format!(
+            "--mode {m:o} with the abstract socket {}: an abstract socket has no file, \
+             so no file mode can restrict it; drop --mode (use --acl to restrict \
+             who may join or send) or give a socket path",
+            socket.display()
+        )),
+        Some(m) => Ok(m),
+        None => Ok(0o666),
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,9 +101,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let socket = args.socket.unwrap_or_else(DaemonConfig::default_socket);
+    let mode = match socket_mode(&socket, args.mode) {
+        Ok(mode) => mode,
+        Err(e) => {
+            eprintln!("mailboxd: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let config = DaemonConfig {
-        socket: args.socket.unwrap_or_else(DaemonConfig::default_socket),
-        mode: args.mode,
+        socket,
+        mode,
         tcp: args.tcp,
         acl,
         name: args.name,
@@ -71,6 +119,12 @@ fn main() -> std::process::ExitCode {
             messages: args.queue_messages,
             bytes: args.queue_bytes,
         },
+        budget: MemoryBudget {
+            per_client: args.client_buffer_bytes,
+            total: args.total_buffer_bytes,
+        },
+        hello_timeout: std::time::Duration::from_secs_f64(args.hello_timeout),
+        stall_timeout: std::time::Duration::from_secs_f64(args.stall_timeout),
         cluster: args.cluster.map(|_| args.cluster_group),
     };
     // One thread: router and connections never wake one another across threads.

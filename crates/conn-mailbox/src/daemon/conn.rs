@@ -10,13 +10,12 @@ use conn_core::{Connection, Deadline, Error, ErrorKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::DaemonConfig;
+use super::budget::{Budget, Charge, OverBudget};
 use super::outbox::{End, Outbox};
 use super::router::{ClientId, Router};
 use crate::Cause;
-use crate::wire::{Frame, Repr, WireError, next_frame};
+use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
 
-/// How long a new client has to say hello.
-const HELLO_WITHIN: Duration = Duration::from_secs(5);
 /// How long an orderly close may take before the connection is dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
@@ -32,13 +31,45 @@ enum ReadEnd {
     Io(std::io::Error),
 }
 
-/// Reads one whole frame; cancel safe (a partial frame stays in `buf`).
-async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> ReadEnd {
+/// The next whole frame in `buf`, or `Ok(None)` once `buf` has room for
+/// more of one and `charge` allows that room. Buffers grow only with bytes
+/// that arrived (see [`next_frame`]), and the budget is checked before a
+/// byte is read into the new room.
+fn frame_or_room(buf: &mut BytesMut, charge: &mut Charge) -> Result<Option<Bytes>, Unfit> {
+    match next_frame(buf) {
+        Err(e) => Err(Unfit::Bad(e)),
+        Ok(Some(frame)) => Ok(Some(frame)),
+        Ok(None) => match charge.resize(buf.capacity()) {
+            Ok(()) => Ok(None),
+            Err(e) => Err(Unfit::Over(e)),
+        },
+    }
+}
+
+/// Why the buffered bytes can neither be a frame nor wait for more.
+enum Unfit {
+    Bad(WireError),
+    Over(OverBudget),
+}
+
+/// Room for the hello: more than any connect frame the wire can express
+/// (a 255-byte name), so a client that has not said who it is costs this
+/// and no budget; a longer first frame is no hello.
+const HELLO_ROOM: usize = 512;
+
+/// Reads the first frame into a buffer of [`HELLO_ROOM`] that never grows;
+/// cancel safe (a partial frame stays in `buf`).
+async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> ReadEnd {
     loop {
-        match next_frame(buf) {
+        match frame_len(buf) {
             Err(e) => return ReadEnd::Bad(e),
-            Ok(Some(frame)) => return ReadEnd::Frame(frame),
-            Ok(None) => {}
+            Ok(Some(total)) if total > HELLO_ROOM => {
+                return ReadEnd::Bad(WireError::BadField("a first frame longer than any hello"));
+            }
+            Ok(Some(total)) if buf.len() >= total => {
+                return ReadEnd::Frame(buf.split_to(total).freeze());
+            }
+            Ok(_) => {}
         }
         match rd.read_buf(buf).await {
             Ok(0) => return ReadEnd::Eof,
@@ -56,11 +87,13 @@ pub(crate) async fn serve_client<C: Connection>(
     conn_no: u64,
     router: Arc<Router>,
     config: Arc<DaemonConfig>,
+    budget: Arc<Budget>,
 ) -> conn_core::Result<()> {
-    let mut buf = BytesMut::new();
-    // Hello: a Connect frame within HELLO_WITHIN, or the connection goes.
+    let mut buf = BytesMut::with_capacity(HELLO_ROOM);
+    // Hello: a Connect frame within the hello timeout, or the connection goes.
+    let within = config.hello_timeout;
     let hello = tokio::select! {
-        r = Deadline::after(HELLO_WITHIN).run(read_frame(&mut conn, &mut buf)) => r,
+        r = Deadline::after(within).run(read_hello(&mut conn, &mut buf)) => r,
         () = graceful.wait() => return Ok(()),
     };
     let frame = match hello {
@@ -82,7 +115,8 @@ pub(crate) async fn serve_client<C: Connection>(
         Err(_) => {
             tracing::warn!(
                 conn = conn_no,
-                "client ended: no hello within {HELLO_WITHIN:?}"
+                ?uid,
+                "client ended: no hello within {within:?}"
             );
             conn.kill();
             return Ok(());
@@ -136,7 +170,15 @@ pub(crate) async fn serve_client<C: Connection>(
 
     let (mut rd, mut wr) = tokio::io::split(conn);
     let end = {
-        let reader = read_loop(&mut rd, buf, id, &router, &private_group);
+        let reader = Reader {
+            buf,
+            charge: Charge::new(budget),
+            stall: config.stall_timeout,
+            id,
+            router: &router,
+            client: &private_group,
+        }
+        .run(&mut rd);
         let writer = write_loop(&mut wr, &outbox);
         tokio::pin!(reader, writer);
         tokio::select! {
@@ -149,18 +191,22 @@ pub(crate) async fn serve_client<C: Connection>(
     // The serve loop's report tells a goodbye (closed in order) from a client
     // that vanished (cut by the peer) and from one the daemon dropped.
     let during = || format!("serve mailbox client {private_group}");
-    match end {
-        Ok(End::Goodbye) => {
-            if let Err(e) = conn.close(Deadline::after(CLOSE_WITHIN)).await {
+    let result = match end {
+        Ok(End::Goodbye) => match conn.close(Deadline::after(CLOSE_WITHIN)).await {
+            Err(e) => {
                 tracing::debug!(client = %private_group, error = %e, "orderly close failed");
-                return Err(e.during(during()));
+                Err(e.during(during()))
             }
-            Ok(())
-        }
+            Ok(()) => Ok(()),
+        },
         Ok(End::Drop(reason)) => {
             let kind = if reason.starts_with("fell behind") {
                 tracing::warn!(client = %private_group, ?uid, "client dropped: {reason}");
                 ErrorKind::NoBufferSpace
+            } else if reason.starts_with("over memory budget") {
+                ErrorKind::NoBufferSpace
+            } else if reason.starts_with("stalled") {
+                ErrorKind::TimedOut
             } else {
                 tracing::info!(client = %private_group, ?uid, "client ended: {reason}");
                 if reason.starts_with("bad frame") {
@@ -179,57 +225,110 @@ pub(crate) async fn serve_client<C: Connection>(
             conn.kill();
             Err(e.during(during()))
         }
+    };
+    // The router let go of the outbox when it removed the client; what a
+    // client that fell far behind had queued is freed with this last copy.
+    let large = outbox.peak() > LARGE_QUEUE;
+    drop(outbox);
+    if large {
+        super::budget::trim_heap();
     }
+    result
 }
 
-/// Reads frames and hands each to the router until the client leaves,
-/// breaks the protocol, or the connection ends.
-async fn read_loop<R: AsyncRead + Unpin>(
-    rd: &mut R,
-    mut buf: BytesMut,
+/// A queue this large, once freed, is worth handing back to the kernel.
+const LARGE_QUEUE: usize = 1 << 20;
+
+/// One client's reading side after the hello.
+struct Reader<'a> {
+    buf: BytesMut,
+    charge: Charge,
+    /// How long a partial frame may wait for its next byte.
+    stall: Duration,
     id: ClientId,
-    router: &Router,
-    client: &str,
-) {
-    // The last read filled all the room it had: more is likely waiting.
-    let mut filled = false;
-    loop {
-        let frame = match next_frame(&mut buf) {
-            Ok(Some(frame)) => frame,
-            Err(e) => return bad_frame(router, id, client, e),
-            Ok(None) => {
-                // One full read per turn, as an event loop does: what it
-                // brought is queued for its receivers, so let their writers
-                // send it before taking in more. A sender's burst then goes
-                // out as it arrives instead of piling up in the outboxes
-                // (where it only adds latency) while the reader drains the
-                // socket. After a short read the socket is drained: the
-                // next read waits anyway, and the writers run then.
-                if std::mem::take(&mut filled) {
-                    tokio::task::yield_now().await;
+    router: &'a Router,
+    client: &'a str,
+}
+
+impl Reader<'_> {
+    /// Reads frames and hands each to the router until the client leaves,
+    /// breaks the protocol, stalls inside a frame, passes its budget, or
+    /// the connection ends; then gives its memory back.
+    async fn run<R: AsyncRead + Unpin>(mut self, rd: &mut R) {
+        self.serve(rd).await;
+        let large = self.charge.held() > READ_ROOM;
+        drop(self);
+        if large {
+            super::budget::trim_heap();
+        }
+    }
+
+    async fn serve<R: AsyncRead + Unpin>(&mut self, rd: &mut R) {
+        // The last read filled all the room it had: more is likely waiting.
+        let mut filled = false;
+        loop {
+            let frame = match frame_or_room(&mut self.buf, &mut self.charge) {
+                Ok(Some(frame)) => frame,
+                Err(Unfit::Bad(e)) => return bad_frame(self.router, self.id, self.client, e),
+                Err(Unfit::Over(e)) => return self.drop_client(e.to_string()),
+                Ok(None) => {
+                    // One full read per turn, as an event loop does: what it
+                    // brought is queued for its receivers, so let their writers
+                    // send it before taking in more. A sender's burst then goes
+                    // out as it arrives instead of piling up in the outboxes
+                    // (where it only adds latency) while the reader drains the
+                    // socket. After a short read the socket is drained: the
+                    // next read waits anyway, and the writers run then.
+                    if std::mem::take(&mut filled) {
+                        tokio::task::yield_now().await;
+                    }
+                    let room = self.buf.capacity() - self.buf.len();
+                    match self.read(rd).await {
+                        Ok(0) => {
+                            return self.drop_client("connection closed without a goodbye".into());
+                        }
+                        Ok(n) => {
+                            filled = n == room;
+                            continue;
+                        }
+                        Err(why) => return self.drop_client(why),
+                    }
                 }
-                let room = buf.capacity() - buf.len();
-                match rd.read_buf(&mut buf).await {
-                    Ok(0) => {
-                        router.remove(
-                            id,
-                            Cause::Network,
-                            End::Drop("connection closed without a goodbye".into()),
-                        );
-                        return;
-                    }
-                    Ok(n) => {
-                        filled = n == room;
-                        continue;
-                    }
-                    Err(e) => {
-                        router.remove(id, Cause::Network, End::Drop(format!("read failed: {e}")));
-                        return;
-                    }
+            };
+            if !self.route(&frame) {
+                return;
+            }
+        }
+    }
+
+    /// One read. A member between frames may listen as long as it likes;
+    /// one inside a frame (bytes of it buffered) gets `stall` for the next
+    /// byte, so a frame begun and never finished cannot pin its buffer.
+    async fn read<R: AsyncRead + Unpin>(&mut self, rd: &mut R) -> Result<usize, String> {
+        let partial = self.buf.len();
+        let read = rd.read_buf(&mut self.buf);
+        let got = if partial == 0 {
+            read.await
+        } else {
+            match tokio::time::timeout(self.stall, read).await {
+                Ok(got) => got,
+                Err(_) => {
+                    let why = format!(
+                        "stalled: {partial} bytes of a frame and none more within {:?}",
+                        self.stall
+                    );
+                    tracing::warn!(client = self.client, "client dropped: {why}");
+                    return Err(why);
                 }
             }
         };
-        match Repr::parse(&Frame::new_unchecked(&frame[..])) {
+        got.map_err(|e| format!("read failed: {e}"))
+    }
+
+    /// Hands one frame to the router; false when the client is done.
+    fn route(&self, frame: &[u8]) -> bool {
+        let (router, id) = (self.router, self.id);
+        match Repr::parse(&Frame::new_unchecked(frame)) {
             Ok(Repr::Multicast {
                 service,
                 msg_type,
@@ -240,13 +339,31 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Repr::Leave { req, group }) => router.leave(id, req, group),
             Ok(Repr::Disconnect) => {
                 router.remove(id, Cause::Disconnect, End::Goodbye);
-                return;
+                return false;
             }
             Ok(other) => {
-                return bad_frame(router, id, client, WireError::BadField(kind_name(&other)));
+                bad_frame(
+                    router,
+                    id,
+                    self.client,
+                    WireError::BadField(kind_name(&other)),
+                );
+                return false;
             }
-            Err(e) => return bad_frame(router, id, client, e),
+            Err(e) => {
+                bad_frame(router, id, self.client, e);
+                return false;
+            }
         }
+        true
+    }
+
+    /// Ends the client: the members of its groups see cause network.
+    fn drop_client(&self, why: String) {
+        if why.starts_with("over memory budget") {
+            tracing::warn!(client = self.client, "client dropped: {why}");
+        }
+        self.router.remove(self.id, Cause::Network, End::Drop(why));
     }
 }
 

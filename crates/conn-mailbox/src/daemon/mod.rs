@@ -30,6 +30,7 @@
 //! ```
 
 mod acl;
+mod budget;
 #[cfg(feature = "corosync")]
 mod cluster;
 mod cluster_op;
@@ -49,6 +50,7 @@ use conn_tcp::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use acl::Acl;
+pub use budget::MemoryBudget;
 pub use outbox::QueueLimits;
 use router::Router;
 
@@ -78,6 +80,13 @@ pub struct DaemonConfig {
     pub name: String,
     /// Each client's outbound queue limits.
     pub queue: QueueLimits,
+    /// What clients' unfinished frames may hold, each and all together.
+    pub budget: MemoryBudget,
+    /// How long a new client has to say hello (default 5 s).
+    pub hello_timeout: Duration,
+    /// How long a frame begun may wait for its next byte before the client
+    /// is dropped (default 10 s). A member between frames is never timed out.
+    pub stall_timeout: Duration,
     /// Join the daemons of a corosync cluster through this CPG group
     /// (`mailboxd --cluster corosync`; needs the `corosync` feature). The
     /// daemon names must differ across the cluster. `None`: one daemon alone.
@@ -85,7 +94,8 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// A daemon on `socket`, mode 0o666, no TCP, no access list, named `local`.
+    /// A daemon on `socket`, mode 0o666, no TCP, no access list, named
+    /// `local`, the default budgets and timeouts.
     pub fn new(socket: impl AsRef<Path>) -> DaemonConfig {
         DaemonConfig {
             socket: socket.as_ref().to_path_buf(),
@@ -94,6 +104,9 @@ impl DaemonConfig {
             acl: None,
             name: "local".into(),
             queue: QueueLimits::default(),
+            budget: MemoryBudget::default(),
+            hello_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(10),
             cluster: None,
         }
     }
@@ -147,6 +160,7 @@ pub async fn run(
             .detail(format!("illegal daemon name {:?}", config.name)));
     }
     let config = Arc::new(config);
+    let budget = budget::Budget::new(config.budget);
     let router = Arc::new(Router::new(config.name.clone(), config.acl.clone()));
     // In a cluster, the state comes first: clients are let in once it is here.
     #[cfg(feature = "corosync")]
@@ -183,16 +197,16 @@ pub async fn run(
     };
 
     let ipc_serve = {
-        let (router, config) = (router.clone(), config.clone());
+        let (router, config, budget) = (router.clone(), config.clone(), budget.clone());
         serve(
             ipc,
             tower::service_fn(move |inc: Incoming<IpcStream>| {
-                let (router, config) = (router.clone(), config.clone());
+                let (router, config, budget) = (router.clone(), config.clone(), budget.clone());
                 async move {
                     let id = inc.id();
                     let (conn, graceful) = inc.into_parts();
                     let uid = conn.peer_cred().ok().map(|c| c.uid);
-                    conn::serve_client(conn, graceful, uid, id, router, config).await
+                    conn::serve_client(conn, graceful, uid, id, router, config, budget).await
                 }
             }),
         )
@@ -208,11 +222,13 @@ pub async fn run(
                     let tcp_serve = serve(
                         tcp,
                         tower::service_fn(move |inc: Incoming<TcpStream>| {
-                            let (router, config) = (router.clone(), config.clone());
+                            let (router, config, budget) =
+                                (router.clone(), config.clone(), budget.clone());
                             async move {
                                 let id = inc.id();
                                 let (conn, graceful) = inc.into_parts();
-                                conn::serve_client(conn, graceful, None, id, router, config).await
+                                conn::serve_client(conn, graceful, None, id, router, config, budget)
+                                    .await
                             }
                         }),
                     )

@@ -52,6 +52,8 @@ pub(crate) enum Push {
 struct State {
     frames: VecDeque<Bytes>,
     bytes: usize,
+    /// The most bytes ever queued at once.
+    peak: usize,
     end: Option<End>,
 }
 
@@ -90,6 +92,7 @@ impl Outbox {
         }
         let was_empty = st.frames.is_empty();
         st.bytes += frame.len();
+        st.peak = st.peak.max(st.bytes);
         st.frames.push_back(frame);
         drop(st);
         // The writer drains everything it finds, so it needs a wake-up only
@@ -104,6 +107,11 @@ impl Outbox {
     pub(crate) fn depth(&self) -> (usize, usize) {
         let st = self.lock();
         (st.frames.len(), st.bytes)
+    }
+
+    /// The most bytes that were ever queued at once.
+    pub(crate) fn peak(&self) -> usize {
+        self.lock().peak
     }
 
     /// Asks the writer to end; the first request wins.

@@ -15,24 +15,36 @@ const MIN_ROOM: usize = 16 * 1024;
 
 /// Splits the next whole frame off the front of `buf`, sharing its bytes
 /// (no copy). `Ok(None)` when the frame is not all there yet; `buf` then
-/// has room for at least the rest of it. A length no frame may have is an
-/// error before anything is allocated for it.
+/// has room for more of it. A length no frame may have is an error before
+/// anything is allocated for it.
 ///
-/// The buffer keeps its size ([`READ_ROOM`], or the largest frame): when
-/// room runs short, the partial frame at its end moves to the front of the
-/// same memory (once every frame split off before has been dropped) rather
-/// than the buffer growing. A growing buffer touches fresh pages, and a
-/// page fault costs more than the read.
+/// The room grows with the bytes that actually arrived, never with the
+/// length a frame states: at most [`READ_ROOM`] or as much as the buffer
+/// already holds, whichever is more, and never past the frame's end. A peer
+/// that announces a maximum-size frame and sends five bytes of it costs one
+/// [`READ_ROOM`], not the megabyte it announced; one that sends most of it
+/// costs about what it sent.
+///
+/// Otherwise the buffer keeps its size ([`READ_ROOM`], or the largest
+/// frame): when room runs short, the partial frame at its end moves to the
+/// front of the same memory (once every frame split off before has been
+/// dropped) rather than the buffer growing. A growing buffer touches fresh
+/// pages, and a page fault costs more than the read.
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use conn_mailbox::wire::{Repr, next_frame};
+/// use conn_mailbox::wire::{MAX_FRAME_BODY, READ_ROOM, Repr, next_frame};
 ///
 /// let mut buf = BytesMut::from(&Repr::Disconnect.to_vec()[..]);
 /// buf.extend_from_slice(&[0, 0]); // half of the next frame's length
 /// assert_eq!(&next_frame(&mut buf)?.unwrap()[..], &Repr::Disconnect.to_vec()[..]);
 /// assert!(next_frame(&mut buf)?.is_none());
 /// assert!(buf.capacity() - buf.len() >= 1024);
+/// buf.clear();
+/// // A maximum-size frame announced: the room is READ_ROOM, not a megabyte.
+/// buf.extend_from_slice(&(MAX_FRAME_BODY as u32).to_be_bytes());
+/// assert!(next_frame(&mut buf)?.is_none());
+/// assert!(buf.capacity() <= 2 * READ_ROOM);
 /// buf.clear();
 /// buf.extend_from_slice(&[0xff; 4]); // a length no frame may have
 /// assert!(next_frame(&mut buf).is_err());
@@ -44,11 +56,24 @@ pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, WireError> {
         Some(total) => total - buf.len(),
         None => 4 - buf.len(),
     };
-    let want = need.max(MIN_ROOM);
-    if buf.capacity() - buf.len() < want && !buf.try_reclaim(want) {
-        buf.reserve(need.max(READ_ROOM));
-    }
+    make_room(buf, need);
     Ok(None)
+}
+
+/// Gives `buf` room for up to `need` more bytes: the same memory reused if
+/// it can be, else a buffer grown by at most what it already holds.
+fn make_room(buf: &mut BytesMut, need: usize) {
+    let step = need.min(buf.len().max(READ_ROOM));
+    let want = step.max(MIN_ROOM);
+    if buf.capacity() - buf.len() >= want || buf.try_reclaim(want) {
+        return;
+    }
+    // Exactly this much, not `reserve`'s doubling: a buffer for a frame
+    // ends at the frame's end (plus room for the next few small ones).
+    let target = buf.len() + if need <= READ_ROOM { READ_ROOM } else { step };
+    let mut grown = BytesMut::with_capacity(target);
+    grown.extend_from_slice(buf);
+    *buf = grown;
 }
 
 #[cfg(test)]
@@ -105,6 +130,35 @@ mod tests {
         let (got, largest) = drain(&stream, 4096);
         assert_eq!(got, 3);
         assert!(largest >= 300_000);
+    }
+
+    #[test]
+    fn a_buffer_grows_with_what_arrived_not_with_what_was_announced() {
+        let frame = frames(1, crate::wire::MAX_FRAME_BODY - 64);
+        let mut buf = BytesMut::new();
+        let mut at = 0;
+        while at < frame.len() - 1 {
+            assert!(next_frame(&mut buf).unwrap().is_none());
+            // Never more than twice what arrived, plus one READ_ROOM.
+            assert!(
+                buf.capacity() <= 2 * buf.len() + READ_ROOM,
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
+            let n = (buf.capacity() - buf.len()).min(frame.len() - 1 - at);
+            buf.extend_from_slice(&frame[at..at + n]);
+            at += n;
+        }
+        // Almost all of it here: the buffer ends near the frame's end.
+        assert!(next_frame(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= frame.len() + READ_ROOM,
+            "{}",
+            buf.capacity()
+        );
+        buf.extend_from_slice(&frame[at..]);
+        assert_eq!(next_frame(&mut buf).unwrap().unwrap().len(), frame.len());
     }
 
     #[test]

@@ -152,3 +152,33 @@ pub async fn wait_change(m: &mut Mailbox, group: &str, cause: Cause, who: &str) 
 pub fn strings<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
     names.into_iter().map(|n| n.as_ref().to_owned()).collect()
 }
+
+/// A process's resident memory in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// How many descriptors a process has open.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count()
+}
+
+/// Waits until `pid` has at most `fds` descriptors open (or fails after 10 s).
+pub fn wait_fds_at_most(pid: u32, fds: usize) {
+    let start = Instant::now();
+    while fd_count(pid) > fds {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still {} descriptors open, want at most {fds}",
+            fd_count(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -73,6 +73,18 @@ pub struct Config {
     /// How often empty sessions are looked for, in milliseconds (default
     /// 1000): one sweep over all sessions, not a watch per session.
     pub sweep_ms: Option<u64>,
+    /// Most bytes one client's frame may hold while it arrives (default
+    /// 2 MiB, room for the largest frame); a client past it is dropped.
+    pub client_buffer_bytes: Option<usize>,
+    /// Most bytes all clients' frames may hold together while they arrive
+    /// (default 32 MiB); a client whose frame would pass it is dropped.
+    pub client_buffers_total_bytes: Option<usize>,
+    /// How long a new client may stay silent before its first frame, in
+    /// milliseconds (default 5000).
+    pub hello_timeout_ms: Option<u64>,
+    /// How long a frame begun may wait for its next byte, in milliseconds
+    /// (default 10 000). A client between frames is never timed out.
+    pub stall_timeout_ms: Option<u64>,
 }
 
 /// Sessions one non-root uid may hold when the configuration says nothing.
@@ -105,6 +117,27 @@ impl Config {
     /// `sweep_ms`, or its default of 1 s (at least 10 ms).
     pub fn sweep_every(&self) -> Duration {
         Duration::from_millis(self.sweep_ms.unwrap_or(1000).max(10))
+    }
+
+    /// `client_buffer_bytes`, or its default of 2 MiB.
+    pub fn client_buffer(&self) -> usize {
+        self.client_buffer_bytes.unwrap_or(2 << 20)
+    }
+
+    /// `client_buffers_total_bytes`, or its default of 32 MiB: 300 clients
+    /// each holding a partial maximum-size frame stay under 64 MiB.
+    pub fn client_buffers_total(&self) -> usize {
+        self.client_buffers_total_bytes.unwrap_or(32 << 20)
+    }
+
+    /// `hello_timeout_ms`, or its default of 5 s.
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_millis(self.hello_timeout_ms.unwrap_or(5000))
+    }
+
+    /// `stall_timeout_ms`, or its default of 10 s.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms.unwrap_or(10_000))
     }
 
     /// Reads and parses `path`.

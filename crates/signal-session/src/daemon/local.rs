@@ -8,14 +8,64 @@ use conn_core::{Connection, Deadline, Result};
 use conn_ipc::IpcStream;
 
 use super::array::{self, NodeRequest};
+use super::budget::{Budget, Charge, trim_heap};
 use super::state::{Client, Daemon};
 use crate::Caller;
+use crate::wire::Frame;
 use crate::wire::Message;
-use crate::wire::io::{read_message, write_message};
+use crate::wire::io::{FrameLimits, READ_ROOM, read_frame_within, write_message};
+
+/// Reads one request within the client's budget: the first within the
+/// hello timeout, any frame begun within the stall timeout of each byte.
+/// The buffer's charge goes back once the frame is parsed.
+async fn read_request(
+    daemon: &Daemon,
+    conn: &mut IpcStream,
+    charge: &mut Charge,
+    first: bool,
+) -> Result<Option<Message>> {
+    let mut grow = |size| charge.resize(size);
+    let mut limits = FrameLimits {
+        grow: Some(&mut grow),
+        stall: Some(daemon.config.stall_timeout()),
+    };
+    let read = read_frame_within(conn, &mut limits);
+    let bytes = if first {
+        let within = daemon.config.hello_timeout();
+        Deadline::after(within).run(read).await.map_err(|e| {
+            e.during("wait for a new client's first frame")
+                .detail(format!("silent for {within:?}"))
+        })?
+    } else {
+        read.await
+    };
+    let parsed = match bytes {
+        Ok(Some(bytes)) => Message::parse(&Frame::new_checked(&bytes[..])?).map(Some),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    release(charge);
+    parsed
+}
+
+/// Gives a frame buffer's charge back, and a large one's memory to the kernel.
+fn release(charge: &mut Charge) {
+    let large = charge.held() > READ_ROOM;
+    let _ = charge.resize(0);
+    if large {
+        trim_heap();
+    }
+}
 
 /// Serves one client until it hangs up, sends bytes that are not a frame
-/// (logged, connection ended; the daemon goes on), or shutdown begins.
-pub(crate) async fn serve_client(daemon: Arc<Daemon>, incoming: Incoming<IpcStream>) -> Result<()> {
+/// (logged, connection ended; the daemon goes on), passes its memory
+/// budget, stays silent past the hello timeout, stalls inside a frame, or
+/// shutdown begins.
+pub(crate) async fn serve_client(
+    daemon: Arc<Daemon>,
+    budget: Arc<Budget>,
+    incoming: Incoming<IpcStream>,
+) -> Result<()> {
     let (mut conn, graceful) = incoming.into_parts();
     let cred = conn.peer_cred()?;
     let client = Client {
@@ -23,12 +73,15 @@ pub(crate) async fn serve_client(daemon: Arc<Daemon>, incoming: Incoming<IpcStre
         caller: Caller::of_process(cred.pid, cred.uid),
         gid: cred.gid,
     };
+    let mut charge = Charge::new(budget);
+    let mut first = true;
     loop {
         let msg = tokio::select! {
             biased;
             () = graceful.wait() => break,
-            msg = read_message(&mut conn) => msg,
+            msg = read_request(&daemon, &mut conn, &mut charge, first) => msg,
         };
+        first = false;
         let msg = match msg {
             Ok(Some(msg)) => msg,
             Ok(None) => break,

@@ -41,6 +41,7 @@
 
 mod array;
 mod auth;
+mod budget;
 #[cfg(feature = "corosync")]
 mod cluster;
 mod config;
@@ -171,9 +172,13 @@ pub async fn run(options: Options) -> Result<()> {
     tokio::spawn(sweep(daemon.clone(), stop.clone()));
 
     let d = daemon.clone();
+    let budget = budget::Budget::new(
+        daemon.config.client_buffer(),
+        daemon.config.client_buffers_total(),
+    );
     let local = serve(
         ipc,
-        service_fn(move |incoming| local::serve_client(d.clone(), incoming)),
+        service_fn(move |incoming| local::serve_client(d.clone(), budget.clone(), incoming)),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
     let local = tokio::spawn(local.into_future());
