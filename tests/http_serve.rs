@@ -387,3 +387,61 @@ async fn a_peer_that_resets_mid_request_is_cut_by_the_peer_not_closed_in_order()
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_killed_at_the_deadline_drops_its_handler_at_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Dropped(Arc<AtomicBool>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let app = tower::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+        let guard = Dropped(flag.clone());
+        async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(guard);
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<
+                bytes::Bytes,
+            >::new()))
+        }
+    });
+    let listener = connkit::registry().bind("tcp://127.0.0.1:0").await.unwrap();
+    let port = listener
+        .local_endpoint()
+        .address()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(std::future::IntoFuture::into_future(
+        connkit::http::serve(listener, app).with_graceful_shutdown(
+            async {
+                stopped.await.ok();
+            },
+            Duration::from_millis(200),
+        ),
+    ));
+    let client = tokio::spawn(curl(vec![
+        "--http2-prior-knowledge".into(),
+        format!("http://127.0.0.1:{port}/"),
+    ]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    assert_eq!(report.killed, 1, "{report}");
+    // The handler's future went with its stream, not 60 s later.
+    let waited = Instant::now();
+    while !dropped.load(Ordering::SeqCst) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the handler outlived its kill"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = client.await;
+}

@@ -19,7 +19,6 @@ use tokio_util::sync::PollSemaphore;
 use tower::Service;
 
 use super::Settings;
-use super::exec::{ConnExec, EndStreams};
 use super::io::{CloseCell, CloseOutcome, ClosingIo};
 use super::request::{Activity, RequestService};
 use crate::core::serve::Incoming;
@@ -128,11 +127,12 @@ where
     let peer = Peer::of(&conn);
     let activity = Arc::new(Activity::default());
     let closed = Arc::new(CloseCell::default());
-    // The connection's HTTP/2 streams end when this future does (killed at
-    // the drain deadline included).
-    let exec = ConnExec::default();
-    let _end_streams = EndStreams(exec.clone());
-    let builder = settings.builder(exec);
+    // HTTP/2 streams run as tasks of their own. They need no handle of
+    // ours to end with their connection: when it goes (killed at the drain
+    // deadline included), h2 wakes every stream, hyper's stream task sees
+    // the reset and drops the handler's future (tests/http_serve.rs:
+    // a_stream_killed_at_the_deadline_drops_its_handler_at_once).
+    let builder = settings.builder(hyper_util::rt::TokioExecutor::new());
     let service = RequestService {
         inner: service,
         peer,

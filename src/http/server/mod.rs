@@ -2,7 +2,6 @@
 //! and HTTP/2 on one listener, under connkit's drain.
 
 mod conn;
-mod exec;
 mod io;
 mod request;
 
