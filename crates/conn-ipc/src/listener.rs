@@ -106,6 +106,13 @@ impl SocketFileOwner {
     pub fn leave(&self) {
         self.left.store(true, Ordering::SeqCst);
     }
+
+    /// Undoes [`leave`](SocketFileOwner::leave): the listener removes its
+    /// socket file when it goes again. A successor leaves the file until
+    /// its predecessor has seen its confirmation, then reclaims it.
+    pub fn reclaim(&self) {
+        self.left.store(false, Ordering::SeqCst);
+    }
 }
 
 /// How [`IpcListener::options`] binds: the socket file's mode, the backlog,
