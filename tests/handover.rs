@@ -450,3 +450,78 @@ fn a_successor_killed_before_it_confirms_leaves_the_server_serving() {
     let (ok, out) = next.terminate();
     assert!(ok, "{out}");
 }
+
+#[test]
+fn per_core_servers_hand_over_every_reuseport_socket_under_wrk_load() {
+    let handover = temp("per-core");
+    let port = free_port();
+    let listen = format!("tcp://127.0.0.1:{port}");
+    let per_core = |cmd: &mut Command| {
+        cmd.args(["--per-core", "2"]);
+    };
+    let mut cmd = Server::command(&listen, &handover);
+    per_core(&mut cmd);
+    let mut first = Server::spawn(cmd);
+    first.wait_for("offering the listeners");
+
+    // One thread cannot serve two SO_REUSEPORT queues: it declines, and
+    // says how to start it.
+    let out = Server::command(&listen, &handover).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serve with --per-core 2"), "{err}");
+    first.wait_for("declined the listeners");
+
+    let load = wrk(port, 4);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut cmd = Server::command(&listen, &handover);
+    per_core(&mut cmd);
+    let mut second = Server::spawn(cmd);
+    let line = second.wait_for(&format!("taken over from pid {}", first.pid()));
+    assert!(line.contains("2 threads"), "{line}");
+    let during = wrk_result(load);
+    assert_wrk_clean(&during);
+    let (ok, out) = first.exit();
+    assert_drained_clean(ok, &out);
+    assert!(out.contains("on 2 threads"), "{out}");
+    assert!(get_tcp(port));
+    let (ok, out) = second.terminate();
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn systemd_passed_listeners_are_served_by_name_and_their_socket_file_stays() {
+    use std::os::fd::AsRawFd;
+    let socket = temp("systemd");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let listen = format!("ipc://{}", socket.display());
+    // systemd's protocol: LISTEN_PID is the service's own pid, so the shell
+    // sets it to its pid and execs (keeping the pid and fd 3).
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_connkit"))
+        .args(["http", "--listen", &listen])
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_FDNAMES", "web")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    conn_test_support::pass_as_fd_3(&mut cmd, listener.as_raw_fd());
+    let mut server = Server::spawn(cmd);
+    let line = server.wait_for("listening on");
+    assert!(
+        line.ends_with(&format!("{listen} (from systemd: web)")),
+        "{line}"
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--unix-socket"])
+        .arg(&socket)
+        .arg("http://connkit/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (ok, out) = server.terminate();
+    assert!(ok, "{out}");
+    assert!(socket.exists(), "the socket file is systemd's, left alone");
+    drop(listener);
+    std::fs::remove_file(&socket).unwrap();
+}
