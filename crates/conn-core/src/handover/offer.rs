@@ -90,14 +90,24 @@ impl Handed {
 
 impl Offer {
     /// Offers `listeners` on `path`. A stale socket file there (nobody
-    /// listening: a crashed server's) is replaced; a live one is
-    /// `AddrInUse`. Needs a tokio runtime.
+    /// listening: a crashed server's) is replaced; a live one, or a file
+    /// that is not a socket (never removed), is `AddrInUse`. Needs a tokio
+    /// runtime.
     pub fn bind(path: impl AsRef<Path>, listeners: Vec<NamedFd>) -> Result<Offer> {
         let path = path.as_ref().to_path_buf();
         let fail = |e: std::io::Error| Error::io(e, "offer listeners", path.display());
         let std_listener = match std::os::unix::net::UnixListener::bind(&path) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let is_socket = rustix::fs::lstat(&path).is_ok_and(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+                });
+                if !is_socket {
+                    return Err(Error::new(ErrorKind::AddrInUse)
+                        .during("offer listeners")
+                        .on(path.display())
+                        .detail("the path exists and is not a socket; it was left alone"));
+                }
                 match std::os::unix::net::UnixStream::connect(&path) {
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                         match rustix::fs::unlink(&path) {

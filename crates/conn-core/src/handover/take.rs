@@ -15,7 +15,8 @@ use crate::{Error, ErrorKind, Result};
 /// Asks the server offering on `path` for its listeners.
 ///
 /// `Ok(None)` when nothing offers there (no file, or a stale one nobody
-/// listens on): the caller binds its own listeners. `PermissionDenied`
+/// listens on): the caller binds its own listeners. `TimedOut` when the
+/// server does not answer within [`CONFIRM_WITHIN`](super::CONFIRM_WITHIN). `PermissionDenied`
 /// with the server's reason when it refuses (another uid). On success the
 /// server goes on accepting until [`Confirmation::confirm`]; dropping the
 /// confirmation instead leaves it serving as before.
@@ -37,7 +38,16 @@ pub async fn take(path: impl AsRef<Path>) -> Result<Option<Received>> {
     let predecessor = peer_of(channel.stream())?.pid;
     let on = |e: Error| e.during("take listeners").on(path.display());
     channel.send(&Repr::Take, &[]).await.map_err(on)?;
-    match channel.recv().await.map_err(on)? {
+    // A server that accepted but never answers must not hang the successor.
+    let reply = tokio::time::timeout(super::CONFIRM_WITHIN, channel.recv())
+        .await
+        .map_err(|_| {
+            on(Error::new(ErrorKind::TimedOut).detail(format!(
+                "no offer from the running server (pid {predecessor}) within {:?}",
+                super::CONFIRM_WITHIN
+            )))
+        })?;
+    match reply.map_err(on)? {
         (Repr::Offer { names }, fds) if names.len() == fds.len() => Ok(Some(Received {
             listeners: names
                 .into_iter()

@@ -100,3 +100,14 @@ async fn a_stale_offer_file_is_replaced_and_a_live_one_is_in_use() {
     drop(offer);
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn a_file_that_is_not_a_socket_is_never_removed() {
+    let path = path("regular");
+    std::fs::write(&path, b"keep me").unwrap();
+    assert!(take(&path).await.unwrap().is_none());
+    let err = Offer::bind(&path, Vec::new()).unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::AddrInUse, "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    std::fs::remove_file(&path).unwrap();
+}
