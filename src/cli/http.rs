@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::future::IntoFuture;
 use std::path::Path;
 
-use super::listeners::{self, Listeners, Origin};
+use super::listeners::{self, Listeners, Origin, SocketFiles};
 use crate::core::handover;
 use crate::core::serve::Server;
 use crate::core::{Endpoint, Registry, Result, serve};
@@ -161,7 +161,7 @@ pub async fn run(
                 listeners,
                 endpoint,
                 offered: Vec::new(),
-                owners: Vec::new(),
+                files: SocketFiles::default(),
             };
             (l, None, String::new())
         }
@@ -170,14 +170,8 @@ pub async fn run(
         listeners: serving,
         endpoint: served,
         offered,
-        owners,
+        files,
     } = listeners;
-    let files = Listeners {
-        listeners: Vec::new(),
-        endpoint: served.clone(),
-        offered: Vec::new(),
-        owners,
-    };
 
     let stats = Arc::new(Stats::default());
     let (app, health) = app(stats.clone());
@@ -223,10 +217,10 @@ pub async fn run(
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             match confirmation.confirm(RELEASE_WITHIN).await {
-                Ok(()) => files.reclaim_socket_files(),
+                Ok(()) => files.reclaim(),
                 // Serving all the same: the listeners are this process's.
                 Err(e) => {
-                    files.reclaim_socket_files();
+                    files.reclaim();
                     say(format_args!("handover not confirmed cleanly: {e}"));
                 }
             }
@@ -252,7 +246,7 @@ pub async fn run(
 async fn offer(
     path: &Path,
     offered: Vec<crate::core::activation::NamedFd>,
-    files: &Listeners,
+    files: &SocketFiles,
     handed: tokio::sync::oneshot::Sender<i32>,
     stop: &tokio_util::sync::CancellationToken,
 ) {
@@ -275,7 +269,7 @@ async fn offer(
         match attempt {
             Ok(handover::Attempt::Taken(taken)) => {
                 let pid = taken.pid();
-                files.leave_socket_files();
+                files.leave();
                 offer.release(taken);
                 let _ = handed.send(pid);
                 return;

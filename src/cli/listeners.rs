@@ -21,18 +21,23 @@ pub struct Listeners {
     /// successor takes (`SO_REUSEPORT` siblings each, a split copy not).
     pub offered: Vec<NamedFd>,
     /// The socket files these listeners remove when they go.
-    pub owners: Vec<SocketFileOwner>,
+    pub files: SocketFiles,
 }
 
-impl Listeners {
+/// Whether the listeners remove their socket files when they go: a server
+/// that handed them over leaves them to its successor.
+#[derive(Debug, Default)]
+pub struct SocketFiles(Vec<SocketFileOwner>);
+
+impl SocketFiles {
     /// The listeners went to a successor: leave their socket files to it.
-    pub fn leave_socket_files(&self) {
-        self.owners.iter().for_each(SocketFileOwner::leave);
+    pub fn leave(&self) {
+        self.0.iter().for_each(SocketFileOwner::leave);
     }
 
     /// This process owns its socket files again (after its confirmation).
-    pub fn reclaim_socket_files(&self) {
-        self.owners.iter().for_each(SocketFileOwner::reclaim);
+    pub fn reclaim(&self) {
+        self.0.iter().for_each(SocketFileOwner::reclaim);
     }
 }
 
@@ -184,7 +189,7 @@ fn tcp(all: Vec<TcpListener>, offered: Vec<NamedFd>) -> Listeners {
             .collect(),
         endpoint,
         offered,
-        owners: Vec::new(),
+        files: SocketFiles::default(),
     }
 }
 
@@ -197,7 +202,7 @@ fn ipc(all: Vec<IpcListener>, offered: Vec<NamedFd>, owners: Vec<SocketFileOwner
             .collect(),
         endpoint,
         offered,
-        owners,
+        files: SocketFiles(owners),
     }
 }
 
