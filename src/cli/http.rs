@@ -181,12 +181,7 @@ pub async fn run(
     let signal = {
         let stop_offering = stop_offering.clone();
         async move {
-            tokio::select! {
-                () = shutdown_signal(drain, health) => {}
-                Ok(pid) = handed_rx => say(format_args!(
-                    "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
-                )),
-            }
+            shutdown_signal(drain, health, handed_rx).await;
             stop_offering.cancel();
         }
     };
@@ -360,7 +355,8 @@ pub async fn run_tap(
     let stats = Arc::new(Stats::default());
     let (app, health) = app(stats.clone());
     let handler = stats.count_connections(http.handler(app));
-    let signal = shutdown_signal(drain, health);
+    // No handover over a TAP device: a sender dropped at once never fires.
+    let signal = shutdown_signal(drain, health, tokio::sync::oneshot::channel::<i32>().1);
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
@@ -439,12 +435,27 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
 /// health service, it first says `NOT_SERVING` and ends the open `Watch`
 /// streams, so watchers learn of the shutdown before connections close and
 /// do not hold the drain.
+///
+/// `handed` resolving with a successor's pid (a handover) begins the same
+/// drain; a dropped sender never does.
 #[cfg_attr(not(feature = "tonic"), allow(unused_mut, unused_variables))]
-async fn shutdown_signal(drain: Duration, mut health: Health) {
-    super::terminate_signal().await;
+async fn shutdown_signal(
+    drain: Duration,
+    mut health: Health,
+    handed: tokio::sync::oneshot::Receiver<i32>,
+) {
+    let successor = tokio::select! {
+        () = super::terminate_signal() => None,
+        Ok(pid) = handed => Some(pid),
+    };
     #[cfg(feature = "tonic")]
     crate::http::tonic::health_draining(&mut health, &[]).await;
-    say(format_args!("shutting down, draining for up to {drain:?}"));
+    match successor {
+        None => say(format_args!("shutting down, draining for up to {drain:?}")),
+        Some(pid) => say(format_args!(
+            "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
+        )),
+    }
 }
 
 /// One line of progress on stdout; a closed stdout must not stop the server.
