@@ -54,6 +54,8 @@ fn server(port: u16, handover: &Path) -> Server {
         }
         line.clear();
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("connkit http did not start");
 }
 
