@@ -183,7 +183,9 @@ impl Offer {
         let mut channel = Channel::new(stream);
         let peer = peer_of(channel.stream())?;
         if let Some(why) = refusal(peer, rustix::process::geteuid().as_raw()) {
-            // Best effort: the successor may be gone already.
+            // Answer its Take (so it is not cut off mid-send), best effort:
+            // the successor may be gone already.
+            let _ = tokio::time::timeout(self.confirm_within, channel.recv()).await;
             let _ = channel.send(&Repr::Refused { why: why.clone() }, &[]).await;
             return Ok(Attempt::Refused { pid: peer.pid, why });
         }

@@ -37,7 +37,9 @@ pub async fn take(path: impl AsRef<Path>) -> Result<Option<Received>> {
     let mut channel = Channel::new(stream);
     let predecessor = peer_of(channel.stream())?.pid;
     let on = |e: Error| e.during("take listeners").on(path.display());
-    channel.send(&Repr::Take, &[]).await.map_err(on)?;
+    // A server that refuses may hang up before reading all of Take: its
+    // answer is still there to read, and says more than EPIPE.
+    let sent = channel.send(&Repr::Take, &[]).await;
     // A server that accepted but never answers must not hang the successor.
     let reply = tokio::time::timeout(super::CONFIRM_WITHIN, channel.recv())
         .await
@@ -47,6 +49,10 @@ pub async fn take(path: impl AsRef<Path>) -> Result<Option<Received>> {
                 super::CONFIRM_WITHIN
             )))
         })?;
+    let reply = match (sent, reply) {
+        (Err(e), Err(_)) => Err(e),
+        (_, reply) => reply,
+    };
     match reply.map_err(on)? {
         (Repr::Offer { names }, fds) if names.len() == fds.len() => Ok(Some(Received {
             listeners: names
