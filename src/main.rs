@@ -32,6 +32,12 @@ enum Command {
         /// connections (N omitted: one per core).
         #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
         per_core: Option<usize>,
+        /// Zero-downtime restart: take the listeners from a server offering
+        /// them on this Unix socket (if one is live), then offer them here
+        /// to the next successor; a successor that takes them ends this
+        /// server with a graceful drain (tcp:// and ipc:// only).
+        #[arg(long, value_name = "PATH", conflicts_with = "tap")]
+        handover: Option<std::path::PathBuf>,
         /// Serve utcp:// from a userspace stack on this TAP device, created
         /// in the host namespace (needs root).
         #[arg(long, requires = "tap_host")]
@@ -127,6 +133,7 @@ fn main() -> std::process::ExitCode {
             per_core,
             tap,
             tap_host,
+            handover,
         } => runtime
             .block_on(async {
                 match tap.zip(tap_host) {
@@ -148,6 +155,7 @@ fn main() -> std::process::ExitCode {
                             &listen,
                             Duration::from_millis(drain_ms),
                             per_core,
+                            handover.as_deref(),
                         )
                         .await
                     }

@@ -4,8 +4,13 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::IntoFuture;
+use std::path::Path;
+
+use super::listeners::{self, Listeners, Origin, SocketFiles};
+use crate::core::handover;
 use crate::core::serve::Server;
-use crate::core::{Registry, Result, serve};
+use crate::core::{Endpoint, Registry, Result, serve};
 use crate::http::{Http, Protocols, Routes, Stats};
 
 /// The server's settings as `connkit http` flags ([`Http`]'s defaults
@@ -82,47 +87,205 @@ fn raise_fd_limit() {
     }
 }
 
+/// The environment variable of a test hook: a successor that received its
+/// predecessor's listeners pauses this many milliseconds before it
+/// confirms (the tests kill it there).
+pub const PAUSE_BEFORE_CONFIRM: &str = "CONNKIT_HANDOVER_PAUSE_BEFORE_CONFIRM_MS";
+
+/// How long a successor waits for its predecessor to release the offer's
+/// path after confirming.
+const RELEASE_WITHIN: Duration = Duration::from_secs(10);
+
 /// Serves `/`, `/slow?ms=N`, `/bytes?n=N` and `/stats` (and with feature
 /// `tonic` the gRPC health service) on `listen` until SIGTERM or
 /// Ctrl-C, then shuts down gracefully within `drain` and prints the report.
 ///
 /// `per_core: Some(n)` serves on n threads, each with its own current-thread
 /// runtime and listener ([`Server::per_core`]); `Some(0)` means one per core.
+///
+/// The listeners come, in this order of preference, from a live
+/// predecessor offering on `handover` (see [`crate::core::handover`]),
+/// from systemd (`LISTEN_FDS`, `LISTEN_FDNAMES`), or from binding `listen`.
+/// With `handover`, the server then offers its own listeners on that path;
+/// a successor that takes them and confirms ends this server as SIGTERM
+/// would: it stops accepting, drains within `drain` and prints its report.
 pub async fn run(
     http: &Http,
     registry: &Registry,
     listen: &str,
     drain: Duration,
     per_core: Option<usize>,
+    handover: Option<&Path>,
 ) -> Result<()> {
+    let server = per_core_server(per_core);
+    let threads = server.map_or(1, |s| s.threads());
+    let endpoint = Endpoint::parse(listen)?;
+    let inherited = match handover {
+        Some(path) => handover::take(path).await?,
+        None => None,
+    };
+    let systemd = crate::core::activation::listen_fds_with_names()?;
+    let (listeners, confirmation, origin) = match inherited {
+        Some(received) => {
+            let pid = received.confirmation.predecessor();
+            say(format_args!(
+                "received {} listener(s) from pid {pid}",
+                received.listeners.len()
+            ));
+            match listeners::adopt(&endpoint, received.listeners, threads, Origin::Predecessor) {
+                Ok(l) => (
+                    l,
+                    Some(received.confirmation),
+                    format!(" (taken over from pid {pid})"),
+                ),
+                Err(e) => {
+                    let _ = received.confirmation.refuse(e.to_string()).await;
+                    return Err(e);
+                }
+            }
+        }
+        None if !systemd.is_empty() => {
+            let names: Vec<String> = systemd.iter().map(|n| n.name.clone()).collect();
+            let l = listeners::adopt(&endpoint, systemd, threads, Origin::Systemd)?;
+            (l, None, format!(" (from systemd: {})", names.join(", ")))
+        }
+        None if handover.is_some() => (listeners::bind(&endpoint, threads)?, None, String::new()),
+        None => {
+            // No handover: any transport the registry knows.
+            let listeners = match server {
+                None => vec![registry.bind(listen).await?],
+                Some(server) => registry.bind_per_core(listen, server.threads()).await?,
+            };
+            let endpoint = crate::core::Listener::local_endpoint(&listeners[0]);
+            let l = listeners::Listeners {
+                listeners,
+                endpoint,
+                offered: Vec::new(),
+                files: SocketFiles::default(),
+            };
+            (l, None, String::new())
+        }
+    };
+    let Listeners {
+        listeners: serving,
+        endpoint: served,
+        offered,
+        files,
+    } = listeners;
+
     let stats = Arc::new(Stats::default());
     let (app, health) = app(stats.clone());
     let handler = stats.count_connections(http.handler(app));
-    let signal = shutdown_signal(drain, health);
-    let report = match per_core_server(per_core) {
-        None => {
-            let listener = registry.bind(listen).await?;
-            let endpoint = crate::core::Listener::local_endpoint(&listener);
-            say(format_args!("listening on {endpoint}"));
-            serve(listener, handler)
-                .with_graceful_shutdown(signal, drain)
-                .await?
+    let (handed_tx, handed_rx) = tokio::sync::oneshot::channel::<i32>();
+    let stop_offering = tokio_util::sync::CancellationToken::new();
+    let signal = {
+        let stop_offering = stop_offering.clone();
+        async move {
+            shutdown_signal(drain, health, handed_rx).await;
+            stop_offering.cancel();
         }
-        Some(server) => {
-            let listeners = registry.bind_per_core(listen, server.threads()).await?;
-            let endpoint = crate::core::Listener::local_endpoint(&listeners[0]);
-            say(format_args!(
-                "listening on {endpoint} ({} threads, one runtime each)",
-                listeners.len()
-            ));
-            server
-                .serve_each(listeners, handler)
-                .with_graceful_shutdown(signal, drain)
-                .await?
+    };
+    let threads_note = match server {
+        Some(_) => format!(" ({} threads, one runtime each)", serving.len()),
+        None => String::new(),
+    };
+    // The listeners accept from here on (the serve loop polls them as soon
+    // as this task waits); only then is a predecessor told to stop.
+    let serving = match server {
+        None => serve(serving.into_iter().next().expect("one listener"), handler)
+            .with_graceful_shutdown(signal, drain)
+            .into_future(),
+        Some(server) => server
+            .serve_each(serving, handler)
+            .with_graceful_shutdown(signal, drain)
+            .into_future(),
+    };
+    let handing = async {
+        if let Some(confirmation) = confirmation {
+            if let Some(ms) = std::env::var(PAUSE_BEFORE_CONFIRM)
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+            {
+                say(format_args!(
+                    "pausing {ms} ms before confirming ({PAUSE_BEFORE_CONFIRM})"
+                ));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            match confirmation.confirm(RELEASE_WITHIN).await {
+                Ok(()) => files.reclaim(),
+                // Serving all the same: the listeners are this process's.
+                Err(e) => {
+                    files.reclaim();
+                    say(format_args!("handover not confirmed cleanly: {e}"));
+                }
+            }
         }
+        say(format_args!("listening on {served}{origin}{threads_note}"));
+        if let Some(path) = handover {
+            offer(path, offered, &files, handed_tx, &stop_offering).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::pin!(serving);
+    let report = tokio::select! {
+        report = &mut serving => report?,
+        () = handing => unreachable!("the handover side never ends on its own"),
     };
     say(format_args!("shutdown report: {report}"));
     Ok(())
+}
+
+/// Offers `offered` on `path` until a successor takes them (then leaves the
+/// socket files to it and tells the serve loop by `handed`) or `stop`
+/// fires; each refused or abandoned attempt is told on stdout.
+async fn offer(
+    path: &Path,
+    offered: Vec<crate::core::activation::NamedFd>,
+    files: &SocketFiles,
+    handed: tokio::sync::oneshot::Sender<i32>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    let mut offer = match handover::Offer::bind(path, offered) {
+        Ok(offer) => offer,
+        Err(e) => {
+            say(format_args!("not offering a handover: {e}"));
+            return;
+        }
+    };
+    say(format_args!(
+        "offering the listeners to a successor on {}",
+        path.display()
+    ));
+    loop {
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return,
+            attempt = offer.next() => attempt,
+        };
+        match attempt {
+            Ok(handover::Attempt::Taken(taken)) => {
+                let pid = taken.pid();
+                files.leave();
+                offer.release(taken);
+                let _ = handed.send(pid);
+                return;
+            }
+            Ok(handover::Attempt::Refused { why, .. }) => {
+                say(format_args!("refused a successor: {why}"))
+            }
+            Ok(handover::Attempt::Declined { pid, why }) => say(format_args!(
+                "successor pid {pid} declined the listeners: {why}"
+            )),
+            Ok(handover::Attempt::Abandoned { pid, error }) => say(format_args!(
+                "successor pid {pid} went away before confirming ({error}); still serving"
+            )),
+            Err(e) => {
+                say(format_args!(
+                    "the handover offer failed, no more successors: {e}"
+                ));
+                return;
+            }
+        }
+    }
 }
 
 /// `connkit http --listen utcp://A:PORT --tap NAME --tap-host CIDR`: creates
@@ -192,7 +355,8 @@ pub async fn run_tap(
     let stats = Arc::new(Stats::default());
     let (app, health) = app(stats.clone());
     let handler = stats.count_connections(http.handler(app));
-    let signal = shutdown_signal(drain, health);
+    // No handover over a TAP device: a sender dropped at once never fires.
+    let signal = shutdown_signal(drain, health, tokio::sync::oneshot::channel::<i32>().1);
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
@@ -271,12 +435,27 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
 /// health service, it first says `NOT_SERVING` and ends the open `Watch`
 /// streams, so watchers learn of the shutdown before connections close and
 /// do not hold the drain.
+///
+/// `handed` resolving with a successor's pid (a handover) begins the same
+/// drain; a dropped sender never does.
 #[cfg_attr(not(feature = "tonic"), allow(unused_mut, unused_variables))]
-async fn shutdown_signal(drain: Duration, mut health: Health) {
-    super::terminate_signal().await;
+async fn shutdown_signal(
+    drain: Duration,
+    mut health: Health,
+    handed: tokio::sync::oneshot::Receiver<i32>,
+) {
+    let successor = tokio::select! {
+        () = super::terminate_signal() => None,
+        Ok(pid) = handed => Some(pid),
+    };
     #[cfg(feature = "tonic")]
     crate::http::tonic::health_draining(&mut health, &[]).await;
-    say(format_args!("shutting down, draining for up to {drain:?}"));
+    match successor {
+        None => say(format_args!("shutting down, draining for up to {drain:?}")),
+        Some(pid) => say(format_args!(
+            "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
+        )),
+    }
 }
 
 /// One line of progress on stdout; a closed stdout must not stop the server.

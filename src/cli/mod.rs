@@ -2,6 +2,7 @@
 
 pub mod get;
 pub mod http;
+pub mod listeners;
 pub mod mailbox;
 pub mod session;
 

@@ -11,7 +11,7 @@ use crate::steps::root;
 
 /// Every bench, in the order BENCHMARKS.md lists them.
 const BENCHES: &[&str] = &[
-    "layers", "ipc", "http", "drain", "serve", "utcp", "session", "mailbox", "cluster",
+    "layers", "ipc", "http", "drain", "handover", "serve", "utcp", "session", "mailbox", "cluster",
 ];
 
 pub fn run(names: &[String]) -> bool {

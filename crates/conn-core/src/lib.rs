@@ -9,7 +9,8 @@
 //! * [`mem`]: the in-memory transport, `mem://name`.
 //! * [`layer`]: `DeadlineLayer`, `CancelLayer`, `ShutdownLayer`.
 //! * [`serve()`]: the accept loop with graceful shutdown.
-//! * [`activation`]: systemd socket activation (`LISTEN_FDS`).
+//! * [`activation`]: systemd socket activation (`LISTEN_FDS`, `LISTEN_FDNAMES`).
+//! * [`handover`]: zero-downtime restart, the listeners passed to a successor.
 //! * [`sys`]: the kernel-socket parts the socket transports share
 //!   (lazily registered descriptors, accept, `from_fd` checks).
 //! * [`slot::Slot`]: caller-owned storage for `accept_into`.
@@ -55,6 +56,7 @@ pub mod activation;
 mod deadline;
 mod endpoint;
 mod error;
+pub mod handover;
 pub mod layer;
 pub mod lifecycle;
 pub mod mem;

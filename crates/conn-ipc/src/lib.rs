@@ -48,7 +48,7 @@ mod stream;
 mod transport;
 
 pub use conn_core::PeerCred;
-pub use listener::{IpcListener, IpcListenerOptions};
+pub use listener::{IpcListener, IpcListenerOptions, SocketFileOwner};
 pub use slot::IpcSlot;
 pub use stream::IpcStream;
 pub use transport::{IpcConnector, IpcTransport, register};

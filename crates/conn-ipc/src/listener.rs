@@ -1,6 +1,8 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use conn_core::lifecycle::SplitListener;
 use conn_core::sys::{LazyFd, Role, SocketKind};
@@ -64,12 +66,53 @@ pub struct IpcListener {
     file: Option<SocketFile>,
 }
 
-/// The socket file a listener created, to remove when it goes.
+/// The socket file a listener created (or took over), to remove when it
+/// goes unless [`SocketFileOwner::leave`] said otherwise.
 #[derive(Debug)]
 struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    left: Arc<AtomicBool>,
+}
+
+/// A handle on whether an [`IpcListener`] removes its socket file when it
+/// goes, from [`IpcListener::socket_file_owner`]; it stays valid after the
+/// listener moved into a serve loop.
+///
+/// In a handover the server's listener went to a successor that accepts on
+/// the same socket through the same path: [`leave`](SocketFileOwner::leave)
+/// keeps this listener from removing the file the successor now serves.
+///
+/// ```
+/// use conn_ipc::IpcListener;
+///
+/// let path = std::env::temp_dir().join(format!("conn-ipc-owner-doc-{}.sock", std::process::id()));
+/// let listener = IpcListener::bind(&path)?;
+/// let owner = listener.socket_file_owner().expect("a path, not an abstract name");
+/// owner.leave();
+/// drop(listener);
+/// assert!(path.exists(), "left for whoever took the listener over");
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok::<(), conn_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SocketFileOwner {
+    left: Arc<AtomicBool>,
+}
+
+impl SocketFileOwner {
+    /// From now on the listener leaves its socket file when it goes.
+    pub fn leave(&self) {
+        self.left.store(true, Ordering::SeqCst);
+    }
+
+    /// Undoes [`leave`](SocketFileOwner::leave): the listener removes its
+    /// socket file when it goes again. A successor leaves the file until
+    /// its predecessor has seen its confirmation, then reclaims it.
+    pub fn reclaim(&self) {
+        self.left.store(false, Ordering::SeqCst);
+    }
 }
 
 /// How [`IpcListener::options`] binds: the socket file's mode, the backlog,
@@ -186,6 +229,7 @@ impl IpcListenerOptions {
                         path: path.clone(),
                         dev: st.st_dev,
                         ino: st.st_ino,
+                        left: Arc::default(),
                     })
                 };
                 match setup() {
@@ -321,6 +365,65 @@ impl IpcListener {
             io: LazyFd::new(fd),
             endpoint,
             file: None,
+        })
+    }
+
+    /// Makes this listener, adopted with [`from_fd`](IpcListener::from_fd),
+    /// the owner of the socket file at its address: it removes the file
+    /// when it goes, as if it had bound it (and only while the path still
+    /// names the file found now). For a successor in a handover, which
+    /// takes the path over with the descriptor; not for sockets systemd
+    /// passed, whose files systemd owns. Nothing for an abstract name.
+    ///
+    /// `InvalidType` when the path does not name a socket file now.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    /// use conn_ipc::IpcListener;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let path = std::env::temp_dir().join(format!("conn-ipc-own-doc-{}.sock", std::process::id()));
+    /// let old = IpcListener::bind(&path)?;
+    /// // A handover: the descriptor goes to the successor, the file stays.
+    /// let fd = old.as_fd().try_clone_to_owned().unwrap();
+    /// old.socket_file_owner().unwrap().leave();
+    /// drop(old);
+    /// assert!(path.exists());
+    ///
+    /// let mut new = IpcListener::from_fd(fd)?;
+    /// new.own_socket_file()?;
+    /// drop(new);
+    /// assert!(!path.exists(), "the last owner removes it");
+    /// # Ok(()) }
+    /// ```
+    pub fn own_socket_file(&mut self) -> Result<()> {
+        let addr = IpcAddr::of_socket(self.as_fd(), false);
+        let Some(IpcAddr::Path(path)) = addr else {
+            return Ok(());
+        };
+        let st = rustix::fs::lstat(path.as_path())
+            .map_err(|e| Error::io(e.into(), "own socket file", &self.endpoint))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+            return Err(Error::new(ErrorKind::InvalidType)
+                .during("own socket file")
+                .on(&self.endpoint)
+                .detail("the path is not a socket file"));
+        }
+        self.file = Some(SocketFile {
+            path,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            left: Arc::default(),
+        });
+        Ok(())
+    }
+
+    /// The handle that decides whether this listener removes its socket
+    /// file when it goes; `None` when it owns none (an abstract name, an
+    /// adopted descriptor, a split copy, `remove_on_drop(false)`).
+    pub fn socket_file_owner(&self) -> Option<SocketFileOwner> {
+        self.file.as_ref().map(|file| SocketFileOwner {
+            left: file.left.clone(),
         })
     }
 
@@ -478,7 +581,11 @@ impl AsRawFd for IpcListener {
 
 impl Drop for IpcListener {
     fn drop(&mut self) {
-        if let Some(file) = &self.file {
+        if let Some(file) = self
+            .file
+            .as_ref()
+            .filter(|f| !f.left.load(Ordering::SeqCst))
+        {
             // Remove the file only while the path still names the one we
             // created; a newer listener may have replaced it.
             if let Ok(st) = rustix::fs::lstat(file.path.as_path()) {
