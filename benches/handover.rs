@@ -177,8 +177,8 @@ fn main() {
                 ours: ho_rate,
                 peer: plain_rate,
                 unit: "req/s",
-                goal: "rate ratio >= 0.90".into(),
-                met: ho_rate / plain_rate >= 0.90,
+                goal: "rate ratio >= 0.95 (the issue's goal; measured over the whole run, not the handover's second alone)".into(),
+                met: ho_rate / plain_rate >= 0.95,
             },
             common::Row {
                 what: "longest gap between two completed probe requests".into(),
