@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod budget;
 mod deadline;
 mod endpoint;
 mod error;

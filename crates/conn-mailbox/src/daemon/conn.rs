@@ -10,11 +10,11 @@ use conn_core::{Connection, Deadline, Error, ErrorKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::DaemonConfig;
-use super::budget::{Budget, Charge, OverBudget};
 use super::outbox::{End, Outbox};
 use super::router::{ClientId, Router};
 use crate::Cause;
 use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
+use conn_core::budget::{Budget, Charge, OverBudget, trim_heap};
 
 /// How long an orderly close may take before the connection is dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
@@ -231,7 +231,7 @@ pub(crate) async fn serve_client<C: Connection>(
     let large = outbox.peak() > LARGE_QUEUE;
     drop(outbox);
     if large {
-        super::budget::trim_heap();
+        trim_heap();
     }
     result
 }
@@ -259,7 +259,7 @@ impl Reader<'_> {
         let large = self.charge.held() > READ_ROOM;
         drop(self);
         if large {
-            super::budget::trim_heap();
+            trim_heap();
         }
     }
 

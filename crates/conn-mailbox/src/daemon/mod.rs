@@ -30,7 +30,6 @@
 //! ```
 
 mod acl;
-mod budget;
 #[cfg(feature = "corosync")]
 mod cluster;
 mod cluster_op;
@@ -50,7 +49,7 @@ use conn_tcp::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use acl::Acl;
-pub use budget::MemoryBudget;
+pub use conn_core::budget::MemoryBudget;
 pub use outbox::QueueLimits;
 use router::Router;
 
@@ -160,7 +159,7 @@ pub async fn run(
             .detail(format!("illegal daemon name {:?}", config.name)));
     }
     let config = Arc::new(config);
-    let budget = budget::Budget::new(config.budget);
+    let budget = conn_core::budget::Budget::new(config.budget, crate::wire::READ_ROOM);
     let router = Arc::new(Router::new(config.name.clone(), config.acl.clone()));
     // In a cluster, the state comes first: clients are let in once it is here.
     #[cfg(feature = "corosync")]

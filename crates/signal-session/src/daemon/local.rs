@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use conn_core::budget::{Budget, Charge, trim_heap};
 use conn_core::serve::Incoming;
-use conn_core::{Connection, Deadline, Result};
+use conn_core::{Connection, Deadline, Error, Result};
 use conn_ipc::IpcStream;
 
 use super::array::{self, NodeRequest};
-use super::budget::{Budget, Charge, trim_heap};
 use super::state::{Client, Daemon};
 use crate::Caller;
 use crate::wire::Frame;
@@ -24,7 +24,11 @@ async fn read_request(
     charge: &mut Charge,
     first: bool,
 ) -> Result<Option<Message>> {
-    let mut grow = |size| charge.resize(size);
+    let mut grow = |size| {
+        charge
+            .resize(size)
+            .map_err(|over| Error::from(over).during("read sessiond frame"))
+    };
     let mut limits = FrameLimits {
         grow: Some(&mut grow),
         stall: Some(daemon.config.stall_timeout()),

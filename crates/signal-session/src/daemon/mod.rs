@@ -41,7 +41,6 @@
 
 mod array;
 mod auth;
-mod budget;
 #[cfg(feature = "corosync")]
 mod cluster;
 mod config;
@@ -172,9 +171,12 @@ pub async fn run(options: Options) -> Result<()> {
     tokio::spawn(sweep(daemon.clone(), stop.clone()));
 
     let d = daemon.clone();
-    let budget = budget::Budget::new(
-        daemon.config.client_buffer(),
-        daemon.config.client_buffers_total(),
+    let budget = conn_core::budget::Budget::new(
+        conn_core::budget::MemoryBudget {
+            per_client: daemon.config.client_buffer(),
+            total: daemon.config.client_buffers_total(),
+        },
+        crate::wire::io::READ_ROOM,
     );
     let local = serve(
         ipc,
