@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 
-use crate::core::{Deadline, Error, ErrorKind, Listener};
+use crate::core::serve::{AcceptBackoff, AcceptVerdict, accept_verdict};
+use crate::core::{Deadline, Error, Listener};
 use crate::http::Peer;
 
 /// Any connkit [`Listener`] as an [`axum::serve::Listener`]: `ipc://`,
@@ -64,19 +65,15 @@ use crate::http::Peer;
 #[derive(Debug)]
 pub struct AxumListener<L> {
     inner: L,
-    backoff: Duration,
+    backoff: AcceptBackoff,
 }
-
-/// The first pause after a resource ran out, and the longest.
-const FIRST_BACKOFF: Duration = Duration::from_millis(5);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl<L: Listener> AxumListener<L> {
     /// Wraps `listener`.
     pub fn new(listener: L) -> Self {
         AxumListener {
             inner: listener,
-            backoff: FIRST_BACKOFF,
+            backoff: AcceptBackoff::new(),
         }
     }
 
@@ -85,29 +82,17 @@ impl<L: Listener> AxumListener<L> {
         self.inner
     }
 
-    /// How long to wait before the next accept after `err`, if at all.
+    /// How long to wait before the next accept after `err`, if at all: the
+    /// serve loop's own verdict.
     fn pause_after(&mut self, err: &Error) -> Option<Duration> {
-        match err.kind() {
+        match accept_verdict(err) {
             // That one peer's problem: the next may be fine.
-            ErrorKind::ConnectionAborted
-            | ErrorKind::ConnectionReset
-            | ErrorKind::Interrupted
-            | ErrorKind::Refused
-            | ErrorKind::TimedOut
-            | ErrorKind::Protocol
-            | ErrorKind::PermissionDenied => None,
+            AcceptVerdict::Retry => None,
             // A resource ran out: give connections time to end and free it.
-            ErrorKind::ProcessFdLimit
-            | ErrorKind::SystemFdLimit
-            | ErrorKind::OutOfMemory
-            | ErrorKind::NoBufferSpace => {
-                let pause = self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                Some(pause)
-            }
+            AcceptVerdict::Backoff => Some(self.backoff.pause().0),
             // axum's contract leaves no way to report a broken listener, so
             // keep trying as axum's own listeners do, slowly.
-            _ => Some(MAX_BACKOFF),
+            AcceptVerdict::Fatal => Some(AcceptBackoff::MAX),
         }
     }
 }
@@ -120,7 +105,7 @@ impl<L: Listener> axum::serve::Listener for AxumListener<L> {
         loop {
             match self.inner.accept(Deadline::NEVER).await {
                 Ok(conn) => {
-                    self.backoff = FIRST_BACKOFF;
+                    self.backoff.recovered();
                     let peer = Peer::of(&conn);
                     return (conn, peer);
                 }

@@ -9,6 +9,7 @@ mod report;
 mod server;
 mod work;
 
+pub use accept::{AcceptBackoff, AcceptVerdict, accept_verdict};
 pub use incoming::{Graceful, Incoming};
 pub use lines::{LineHandler, lines};
 pub use per_core::{PerCoreGraceful, PerCoreServe, Server};

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use super::Work;
-use super::accept::{Backoff, Verdict, verdict};
+use super::accept::{AcceptBackoff, AcceptVerdict, accept_verdict};
 use super::{Graceful, Incoming, ShutdownReport};
 use crate::{Deadline, Error, ErrorKind, Listener, Result};
 
@@ -196,7 +196,7 @@ where
             ..ShutdownReport::default()
         },
     };
-    let mut backoff = Backoff::new();
+    let mut backoff = AcceptBackoff::new();
     tokio::pin!(signal);
 
     'accepting: loop {
@@ -241,12 +241,12 @@ where
             }
             Err(e) => {
                 tally.report.accept_errors += 1;
-                match verdict(&e) {
-                    Verdict::Retry => {
+                match accept_verdict(&e) {
+                    AcceptVerdict::Retry => {
                         tracing::debug!(%endpoint, error = %e, "accept failed; retrying")
                     }
-                    Verdict::Fatal => return Err(e.during("accept").on(&endpoint)),
-                    Verdict::Backoff => {
+                    AcceptVerdict::Fatal => return Err(e.during("accept").on(&endpoint)),
+                    AcceptVerdict::Backoff => {
                         let (pause, new_episode) = backoff.pause();
                         if new_episode {
                             tally.report.fd_limit_episodes += 1;
