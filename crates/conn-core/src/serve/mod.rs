@@ -15,7 +15,7 @@ pub use lines::{LineHandler, lines};
 pub use per_core::{PerCoreGraceful, PerCoreServe, Server};
 pub use report::{ERROR_SAMPLE, ErrorTally, RequestCounts, ShutdownReport};
 pub use server::{Serve, WithGracefulShutdown, serve};
-pub use work::{Request, Work};
+pub use work::{ConnectionWork, Request, Work};
 
 #[cfg(test)]
 mod tests;
