@@ -1,6 +1,7 @@
 //! One client's connection: read frames and hand them to the router, write
 //! what the router queued, end as the client or the router decides.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +10,11 @@ use conn_core::serve::Graceful;
 use conn_core::{Connection, Deadline, Error, ErrorKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::DaemonConfig;
 use super::outbox::{End, Outbox};
 use super::router::{ClientId, Router};
+use super::{DaemonConfig, Secret};
 use crate::Cause;
+use crate::error::Code;
 use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
 use conn_core::budget::{Budget, Charge, OverBudget, trim_heap};
 
@@ -57,6 +59,116 @@ enum Unfit {
 /// and no budget; a longer first frame is no hello.
 const HELLO_ROOM: usize = 512;
 
+/// Why a TCP client was not let in, and whether it is told.
+struct Unproved {
+    error: Error,
+    /// What the refusal sent to the client says; `None` when the
+    /// connection is past talking to.
+    tell: Option<String>,
+}
+
+/// Over TCP with a secret: challenge the client, check its answer, prove
+/// the daemon holds the secret too. Each step within `within` (the hello
+/// timeout). Nothing the client sends before its answer is checked
+/// reaches the router; what follows stays in `buf` for the hello.
+async fn authenticate<C: Connection>(
+    conn: &mut C,
+    buf: &mut BytesMut,
+    secret: &Secret,
+    within: Duration,
+) -> Result<(), Unproved> {
+    const OP: &str = "authenticate TCP client";
+    let refuse = |kind: ErrorKind, detail: String, tell: bool| Unproved {
+        tell: tell.then(|| detail.clone()),
+        error: Error::new(kind).during(OP).detail(detail),
+    };
+    let ours = conn_core::auth::nonce().map_err(|e| Unproved {
+        error: e.during(OP),
+        tell: None,
+    })?;
+    let challenge = Repr::Challenge { nonce: ours }.to_vec();
+    match Deadline::after(within)
+        .run(conn.write_all(&challenge))
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return Err(Unproved {
+                error: Error::from(e).during(OP),
+                tell: None,
+            });
+        }
+        Err(_) => {
+            let why = format!("the challenge could not be sent within {within:?}");
+            return Err(refuse(ErrorKind::TimedOut, why, false));
+        }
+    }
+    let answer = match Deadline::after(within).run(read_hello(conn, buf)).await {
+        Err(_) => {
+            let why = format!("no answer to the challenge within {within:?}");
+            return Err(refuse(ErrorKind::TimedOut, why, true));
+        }
+        Ok(ReadEnd::Eof) => {
+            let why = "the client hung up without answering the challenge".into();
+            return Err(refuse(ErrorKind::UnexpectedEof, why, false));
+        }
+        Ok(ReadEnd::Io(e)) => {
+            return Err(Unproved {
+                error: Error::from(e).during(OP),
+                tell: None,
+            });
+        }
+        Ok(ReadEnd::Bad(e)) => {
+            let why = format!("bytes that are no answer to the challenge: {e}");
+            return Err(refuse(ErrorKind::Protocol, why, true));
+        }
+        Ok(ReadEnd::Frame(f)) => f,
+    };
+    let theirs = match Repr::parse(&Frame::new_unchecked(&answer[..])) {
+        Ok(Repr::Answer { nonce, mac }) => {
+            if !crate::auth::client_mac(secret, &ours, &nonce).verify(&mac) {
+                let why = "wrong answer to the challenge: the client does not hold this \
+                           daemon's secret"
+                    .into();
+                return Err(refuse(ErrorKind::PermissionDenied, why, true));
+            }
+            nonce
+        }
+        Ok(Repr::Connect { .. }) => {
+            let why = "a hello without answering the challenge: this daemon's TCP clients \
+                       must give its secret"
+                .into();
+            return Err(refuse(ErrorKind::PermissionDenied, why, true));
+        }
+        Ok(other) => {
+            let why = format!(
+                "a {:?} frame instead of an answer to the challenge",
+                other.kind()
+            );
+            return Err(refuse(ErrorKind::Protocol, why, true));
+        }
+        Err(e) => {
+            let why = format!("a bad answer to the challenge: {e}");
+            return Err(refuse(ErrorKind::Protocol, why, true));
+        }
+    };
+    let proof = Repr::Proof {
+        mac: crate::auth::daemon_mac(secret, &ours, &theirs).sign(),
+    }
+    .to_vec();
+    match Deadline::after(within).run(conn.write_all(&proof)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Unproved {
+            error: Error::from(e).during(OP),
+            tell: None,
+        }),
+        Err(_) => {
+            let why = format!("the proof could not be sent within {within:?}");
+            Err(refuse(ErrorKind::TimedOut, why, false))
+        }
+    }
+}
+
 /// Reads the first frame into a buffer of [`HELLO_ROOM`] that never grows;
 /// cancel safe (a partial frame stays in `buf`).
 async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> ReadEnd {
@@ -79,19 +191,59 @@ async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> Rea
     }
 }
 
+/// Who is at the other end, as far as the daemon can tell.
+pub(crate) enum Peer {
+    /// On the Unix socket: the uid from `SO_PEERCRED` (`None` when it
+    /// could not be read).
+    Local { uid: Option<u32> },
+    /// Over TCP: no uid; with a secret configured it must prove it holds
+    /// the secret before its hello is read.
+    Tcp { addr: SocketAddr },
+}
+
 /// Serves one client connection until it ends.
 pub(crate) async fn serve_client<C: Connection>(
     mut conn: C,
     graceful: Graceful,
-    uid: Option<u32>,
+    peer: Peer,
     conn_no: u64,
     router: Arc<Router>,
     config: Arc<DaemonConfig>,
     budget: Arc<Budget>,
 ) -> conn_core::Result<()> {
     let mut buf = BytesMut::with_capacity(HELLO_ROOM);
-    // Hello: a Connect frame within the hello timeout, or the connection goes.
     let within = config.hello_timeout;
+    let uid = match peer {
+        Peer::Local { uid } => uid,
+        Peer::Tcp { addr } => {
+            if let Some(secret) = &config.secret {
+                let proved = tokio::select! {
+                    r = authenticate(&mut conn, &mut buf, secret, within) => r,
+                    () = graceful.wait() => return Ok(()),
+                };
+                if let Err(refused) = proved {
+                    let e = refused.error.on(format_args!("tcp://{addr}"));
+                    tracing::warn!(conn = conn_no, "TCP client dropped: {e}");
+                    if let Some(detail) = refused.tell {
+                        let refusal = Repr::Reply {
+                            req: 0,
+                            code: Code::Unauthenticated as u16,
+                            detail: &detail,
+                        };
+                        let _ = Deadline::after(CLOSE_WITHIN)
+                            .run(conn.write_all(&refusal.to_vec()))
+                            .await;
+                        let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+                    } else {
+                        conn.kill();
+                    }
+                    return Err(e);
+                }
+            }
+            None
+        }
+    };
+    // Hello: a Connect frame within the hello timeout, or the connection goes.
     let hello = tokio::select! {
         r = Deadline::after(within).run(read_hello(&mut conn, &mut buf)) => r,
         () = graceful.wait() => return Ok(()),
@@ -141,7 +293,7 @@ pub(crate) async fn serve_client<C: Connection>(
             tracing::warn!(conn = conn_no, error = %why, "client ended: bad hello");
             let refusal = Repr::Reply {
                 req: 0,
-                code: crate::error::Code::Protocol as u16,
+                code: Code::Protocol as u16,
                 detail: &why,
             };
             let _ = conn.write_all(&refusal.to_vec()).await;
