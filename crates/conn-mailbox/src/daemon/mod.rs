@@ -5,6 +5,24 @@
 //! crosses threads on its way through the daemon (on these machines a
 //! cross-thread wake-up costs more than the routing itself).
 //!
+//! # Who may connect
+//!
+//! On the Unix socket the client's uid comes from `SO_PEERCRED`, and the
+//! [`Acl`] checks it. Over TCP ([`DaemonConfig::tcp`]) a client has no uid,
+//! so the daemon needs a shared [`Secret`] ([`DaemonConfig::secret`],
+//! `mailboxd --secret FILE`) or an explicit
+//! [`DaemonConfig::tcp_insecure`]; [`run`] refuses to start with neither.
+//! With a secret the daemon's first frame is a challenge (a fresh nonce);
+//! the client answers with HMAC-SHA256 over it and its own nonce, the
+//! daemon checks it in constant time and proves itself back, and only then
+//! is the hello read. A client that answers wrong, late (past
+//! [`DaemonConfig::hello_timeout`]) or with anything else is told why,
+//! dropped, logged (`TCP client dropped: ...`) and counted among the
+//! errors of the [`ShutdownReport`]; nothing it sent reaches the router.
+//! The client side is [`ConnectOptions::secret`](crate::ConnectOptions::secret).
+//! `docs/mailbox.md` has the frames, the MACs, the refusals and what the
+//! handshake does not protect (the frames after it travel in the clear).
+//!
 //! ```
 //! use std::time::Duration;
 //! use conn_core::Deadline;
