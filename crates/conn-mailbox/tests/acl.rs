@@ -227,13 +227,7 @@ async fn private_group_sends_follow_the_private_rule_and_a_refused_one_reaches_n
         "--secret",
         secret.arg(),
     ]);
-    let log = d.wait_log("listening on tcp ");
-    let addr = log
-        .lines()
-        .find_map(|l| l.split("listening on tcp ").nth(1))
-        .unwrap()
-        .trim()
-        .to_string();
+    let addr = d.tcp_addr();
     let mut alice = connect(&d, "alice", false).await;
     let mut bob = connect(&d, "bob", true).await;
     bob.join("open", soon()).await.unwrap();

@@ -23,18 +23,15 @@ fn secret_file() -> TempFile {
     TempFile::new("mailbox-tcp-secret", format!("{SECRET}\n"), 0o600)
 }
 
-fn options(secret: &str) -> ConnectOptions {
-    ConnectOptions::new().secret(Secret::new(secret.as_bytes()).unwrap())
-}
-
-/// The TCP address a daemon logged (port 0 resolved).
-fn tcp_addr(d: &Daemon) -> String {
-    let log = d.wait_log("listening on tcp ");
-    log.lines()
-        .find_map(|l| l.split("listening on tcp ").nth(1))
-        .unwrap()
-        .trim()
-        .to_string()
+/// Connects to the daemon at `tcp://addr` as `name` (with membership
+/// messages), answering its challenge with `secret`.
+async fn connect_tcp(
+    addr: &str,
+    name: &str,
+    secret: &str,
+) -> Result<(Mailbox, String), MailboxError> {
+    let options = ConnectOptions::new().secret(Secret::new(secret.as_bytes()).unwrap());
+    Mailbox::connect_with(format!("tcp://{addr}"), name, 0, true, &options, soon()).await
 }
 
 /// A daemon on loopback TCP with the test's secret (and `more` flags).
@@ -42,7 +39,7 @@ fn daemon_with_secret(secret: &TempFile, more: &[&str]) -> (Daemon, String) {
     let mut args = vec!["--tcp", "127.0.0.1:0", "--secret", secret.arg()];
     args.extend_from_slice(more);
     let d = Daemon::start(&args);
-    let addr = tcp_addr(&d);
+    let addr = d.tcp_addr();
     (d, addr)
 }
 
@@ -199,7 +196,7 @@ fn tcp_without_a_secret_or_with_an_open_secret_file_will_not_start() {
 #[tokio::test]
 async fn tcp_insecure_serves_tcp_clients_without_a_secret() {
     let d = Daemon::start(&["--tcp", "127.0.0.1:0", "--tcp-insecure"]);
-    let addr = tcp_addr(&d);
+    let addr = d.tcp_addr();
     assert!(d.log_text().contains("not authenticated (--tcp-insecure)"));
     let (remote, me) = Mailbox::connect(format!("tcp://{addr}"), "remote", 0, false, soon())
         .await
@@ -221,16 +218,7 @@ async fn the_right_secret_joins_sends_and_receives_over_tcp() {
     local.join("mixed", soon()).await.unwrap();
     membership(&mut local).await;
 
-    let (mut remote, me) = Mailbox::connect_with(
-        format!("tcp://{addr}"),
-        "remote",
-        0,
-        true,
-        &options(SECRET),
-        soon(),
-    )
-    .await
-    .unwrap();
+    let (mut remote, me) = connect_tcp(&addr, "remote", SECRET).await.unwrap();
     assert_eq!(me, "#remote#local");
     // Authenticated, still no uid: an access-listed group refuses it.
     let e = remote.join("local-only", soon()).await.unwrap_err();
@@ -273,16 +261,9 @@ async fn a_wrong_secret_is_refused_and_nothing_it_sent_is_delivered() {
     local.join("room", soon()).await.unwrap();
 
     // The client: refused, with the daemon named.
-    let e = Mailbox::connect_with(
-        format!("tcp://{addr}"),
-        "wrong",
-        0,
-        true,
-        &options("not the daemon's secret at all"),
-        soon(),
-    )
-    .await
-    .unwrap_err();
+    let e = connect_tcp(&addr, "wrong", "not the daemon's secret at all")
+        .await
+        .unwrap_err();
     assert!(matches!(e, MailboxError::Unauthenticated(_)), "{e:?}");
     assert_eq!(e.kind(), ErrorKind::PermissionDenied);
     let text = e.to_string();
@@ -338,16 +319,7 @@ async fn a_client_that_never_answers_is_dropped_and_the_others_are_served() {
     // While it sits on its challenge, a TCP client and a local one work.
     let mut local = connect(&d, "local", true).await;
     local.join("room", soon()).await.unwrap();
-    let (mut remote, _) = Mailbox::connect_with(
-        format!("tcp://{addr}"),
-        "remote",
-        0,
-        true,
-        &options(SECRET),
-        soon(),
-    )
-    .await
-    .unwrap();
+    let (mut remote, _) = connect_tcp(&addr, "remote", SECRET).await.unwrap();
     remote.join("room", soon()).await.unwrap();
     remote
         .multicast(Service::AGREED, &["room"], 0, b"served")
@@ -452,16 +424,7 @@ async fn a_client_with_a_secret_says_hello_only_to_a_daemon_that_proves_it() {
         // What the client sends next: nothing, if it saw through the proof.
         std::iter::from_fn(|| raw.frame()).count()
     });
-    let e = Mailbox::connect_with(
-        format!("tcp://{addr}"),
-        "c",
-        0,
-        true,
-        &options(SECRET),
-        soon(),
-    )
-    .await
-    .unwrap_err();
+    let e = connect_tcp(&addr, "c", SECRET).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     assert!(
         e.to_string().contains(&format!(
@@ -486,17 +449,8 @@ async fn a_client_with_a_secret_says_hello_only_to_a_daemon_that_proves_it() {
         "--hello-timeout",
         "1",
     ]);
-    let addr = tcp_addr(&insecure);
-    let e = Mailbox::connect_with(
-        format!("tcp://{addr}"),
-        "c",
-        0,
-        true,
-        &options(SECRET),
-        soon(),
-    )
-    .await
-    .unwrap_err();
+    let addr = insecure.tcp_addr();
+    let e = connect_tcp(&addr, "c", SECRET).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     assert!(e.to_string().contains("without a challenge"), "{e}");
 }

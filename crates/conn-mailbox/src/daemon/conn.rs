@@ -59,6 +59,47 @@ enum Unfit {
 /// and no budget; a longer first frame is no hello.
 const HELLO_ROOM: usize = 512;
 
+/// Tells a client it is refused (a reply to no request), then closes in
+/// order; each step within [`CLOSE_WITHIN`], the close killing the
+/// connection when it runs out.
+async fn refuse_and_close<C: Connection>(mut conn: C, code: Code, detail: &str) {
+    let refusal = Repr::Reply {
+        req: 0,
+        code: code as u16,
+        detail,
+    };
+    let _ = Deadline::after(CLOSE_WITHIN)
+        .run(conn.write_all(&refusal.to_vec()))
+        .await;
+    let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+}
+
+/// Sends one handshake frame within `within`; a client that cannot take
+/// it is past talking to.
+async fn send_within<C: Connection>(
+    conn: &mut C,
+    frame: Repr<'_>,
+    within: Duration,
+    what: &str,
+) -> Result<(), Unproved> {
+    let error = match Deadline::after(within)
+        .run(conn.write_all(&frame.to_vec()))
+        .await
+    {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => Error::from(e),
+        Err(_) => Error::new(ErrorKind::TimedOut)
+            .detail(format!("the {what} could not be sent within {within:?}")),
+    };
+    Err(Unproved {
+        error: error.during(AUTHENTICATE),
+        tell: None,
+    })
+}
+
+/// What the errors of a refused TCP client say was going on.
+const AUTHENTICATE: &str = "authenticate TCP client";
+
 /// Why a TCP client was not let in, and whether it is told.
 struct Unproved {
     error: Error,
@@ -77,7 +118,7 @@ async fn authenticate<C: Connection>(
     secret: &Secret,
     within: Duration,
 ) -> Result<(), Unproved> {
-    const OP: &str = "authenticate TCP client";
+    const OP: &str = AUTHENTICATE;
     let refuse = |kind: ErrorKind, detail: String, tell: bool| Unproved {
         tell: tell.then(|| detail.clone()),
         error: Error::new(kind).during(OP).detail(detail),
@@ -86,23 +127,7 @@ async fn authenticate<C: Connection>(
         error: e.during(OP),
         tell: None,
     })?;
-    let challenge = Repr::Challenge { nonce: ours }.to_vec();
-    match Deadline::after(within)
-        .run(conn.write_all(&challenge))
-        .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            return Err(Unproved {
-                error: Error::from(e).during(OP),
-                tell: None,
-            });
-        }
-        Err(_) => {
-            let why = format!("the challenge could not be sent within {within:?}");
-            return Err(refuse(ErrorKind::TimedOut, why, false));
-        }
-    }
+    send_within(conn, Repr::Challenge { nonce: ours }, within, "challenge").await?;
     let answer = match Deadline::after(within).run(read_hello(conn, buf)).await {
         Err(_) => {
             let why = format!("no answer to the challenge within {within:?}");
@@ -152,21 +177,8 @@ async fn authenticate<C: Connection>(
             return Err(refuse(ErrorKind::Protocol, why, true));
         }
     };
-    let proof = Repr::Proof {
-        mac: crate::auth::daemon_mac(secret, &ours, &theirs).sign(),
-    }
-    .to_vec();
-    match Deadline::after(within).run(conn.write_all(&proof)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Unproved {
-            error: Error::from(e).during(OP),
-            tell: None,
-        }),
-        Err(_) => {
-            let why = format!("the proof could not be sent within {within:?}");
-            Err(refuse(ErrorKind::TimedOut, why, false))
-        }
-    }
+    let mac = crate::auth::daemon_mac(secret, &ours, &theirs).sign();
+    send_within(conn, Repr::Proof { mac }, within, "proof").await
 }
 
 /// Reads the first frame into a buffer of [`HELLO_ROOM`] that never grows;
@@ -225,15 +237,7 @@ pub(crate) async fn serve_client<C: Connection>(
                     let e = refused.error.on(format_args!("tcp://{addr}"));
                     tracing::warn!(conn = conn_no, "TCP client dropped: {e}");
                     if let Some(detail) = refused.tell {
-                        let refusal = Repr::Reply {
-                            req: 0,
-                            code: Code::Unauthenticated as u16,
-                            detail: &detail,
-                        };
-                        let _ = Deadline::after(CLOSE_WITHIN)
-                            .run(conn.write_all(&refusal.to_vec()))
-                            .await;
-                        let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+                        refuse_and_close(conn, Code::Unauthenticated, &detail).await;
                     } else {
                         conn.kill();
                     }
@@ -306,15 +310,7 @@ pub(crate) async fn serve_client<C: Connection>(
         Ok(ok) => ok,
         Err((code, detail)) => {
             tracing::info!(conn = conn_no, name, ?code, "client refused");
-            let refusal = Repr::Reply {
-                req: 0,
-                code: code as u16,
-                detail: &detail,
-            };
-            let _ = Deadline::after(CLOSE_WITHIN)
-                .run(conn.write_all(&refusal.to_vec()))
-                .await;
-            let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+            refuse_and_close(conn, code, &detail).await;
             return Ok(());
         }
     };
