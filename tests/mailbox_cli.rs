@@ -312,19 +312,13 @@ fn a_refused_secret_exits_nonzero_and_says_why() {
     assert!(err.contains("chmod 600"), "{err}");
 
     // The right one, by flag and by the environment.
-    let out = send(Some(right.path())).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = send(None)
-        .env(connkit::cli::mailbox::SECRET_FILE_ENV, right.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let succeeds = |mut cmd: Command| {
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+    };
+    succeeds(send(Some(right.path())));
+    let mut by_env = send(None);
+    by_env.env(connkit::cli::mailbox::SECRET_FILE_ENV, right.path());
+    succeeds(by_env);
 }

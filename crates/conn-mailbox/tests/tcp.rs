@@ -43,6 +43,15 @@ fn daemon_with_secret(secret: &TempFile, more: &[&str]) -> (Daemon, String) {
     (d, addr)
 }
 
+/// A daemon with the test's secret, and a Unix client `local` that joined
+/// "room" (its own join not yet read).
+async fn room_with_a_member(secret: &TempFile) -> (Daemon, String, Mailbox) {
+    let (d, addr) = daemon_with_secret(secret, &[]);
+    let mut local = connect(&d, "local", true).await;
+    local.join("room", soon()).await.unwrap();
+    (d, addr, local)
+}
+
 /// A client that speaks the wire by hand, to do what `Mailbox` never would.
 struct Raw(StdTcp);
 
@@ -256,9 +265,7 @@ async fn the_right_secret_joins_sends_and_receives_over_tcp() {
 #[tokio::test]
 async fn a_wrong_secret_is_refused_and_nothing_it_sent_is_delivered() {
     let secret = secret_file();
-    let (d, addr) = daemon_with_secret(&secret, &[]);
-    let mut local = connect(&d, "local", true).await;
-    local.join("room", soon()).await.unwrap();
+    let (d, addr, mut local) = room_with_a_member(&secret).await;
 
     // The client: refused, with the daemon named.
     let e = connect_tcp(&addr, "wrong", "not the daemon's secret at all")
@@ -359,9 +366,7 @@ async fn a_client_that_never_answers_is_dropped_and_the_others_are_served() {
 #[tokio::test]
 async fn an_unauthenticated_client_cannot_inject_into_a_local_group() {
     let secret = secret_file();
-    let (d, addr) = daemon_with_secret(&secret, &[]);
-    let mut local = connect(&d, "local", true).await;
-    local.join("room", soon()).await.unwrap();
+    let (d, addr, mut local) = room_with_a_member(&secret).await;
 
     // A client that ignores the challenge and says hello, joins and sends.
     let mut raw = Raw::connect(&addr);
