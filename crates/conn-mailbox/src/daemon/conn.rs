@@ -118,13 +118,12 @@ async fn authenticate<C: Connection>(
     secret: &Secret,
     within: Duration,
 ) -> Result<(), Unproved> {
-    const OP: &str = AUTHENTICATE;
     let refuse = |kind: ErrorKind, detail: String, tell: bool| Unproved {
         tell: tell.then(|| detail.clone()),
-        error: Error::new(kind).during(OP).detail(detail),
+        error: Error::new(kind).during(AUTHENTICATE).detail(detail),
     };
     let ours = conn_core::auth::nonce().map_err(|e| Unproved {
-        error: e.during(OP),
+        error: e.during(AUTHENTICATE),
         tell: None,
     })?;
     send_within(conn, Repr::Challenge { nonce: ours }, within, "challenge").await?;
@@ -139,7 +138,7 @@ async fn authenticate<C: Connection>(
         }
         Ok(ReadEnd::Io(e)) => {
             return Err(Unproved {
-                error: Error::from(e).during(OP),
+                error: Error::from(e).during(AUTHENTICATE),
                 tell: None,
             });
         }
