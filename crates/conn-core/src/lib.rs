@@ -76,6 +76,6 @@ pub use error::{BoxError, Error, ErrorKind, Result, ResultExt};
 pub use lifecycle::dynamic::{
     BoxConnection, BoxConnector, BoxListener, DynConnection, DynConnector, DynListener,
 };
-pub use lifecycle::{Connection, Connector, Listener, PeerCred};
+pub use lifecycle::{Connection, Connector, Listener, PeerAddr, PeerCred};
 pub use registry::{Registry, Transport};
 pub use serve::{ShutdownReport, serve};

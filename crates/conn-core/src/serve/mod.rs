@@ -7,6 +7,7 @@ mod lines;
 mod per_core;
 mod report;
 mod server;
+mod signal;
 mod work;
 
 pub use accept::{AcceptBackoff, AcceptVerdict, accept_verdict};

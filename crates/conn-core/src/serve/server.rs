@@ -196,7 +196,8 @@ where
         },
     };
     let mut backoff = AcceptBackoff::new();
-    tokio::pin!(signal);
+    // Looked at before every accept: polled only once it has woken.
+    let mut signal = super::signal::WokenOnly::new(signal);
 
     'accepting: loop {
         // Wait until the service takes another connection...
