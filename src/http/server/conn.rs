@@ -247,28 +247,38 @@ where
     tokio::pin!(timer);
     let mut timer_unpolled = quiet.next.is_some();
 
-    // Wait for the graceful signal without re-polling its future on every
-    // wake-up of a busy connection (a lock per request): register once, and
-    // again only if the waker changes; in between an atomic load tells.
+    // The graceful signal, without re-polling its future on every wake-up
+    // of a busy connection (a lock per request).
     let cancelled = graceful.token().cancelled();
     tokio::pin!(cancelled);
     let mut registered: Option<std::task::Waker> = None;
     let mut asked_to_end = false;
 
     let served = std::future::poll_fn(|cx| {
-        if !asked_to_end {
-            let stale = registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker()));
-            let fired =
-                graceful.is_shutting_down() || (stale && cancelled.as_mut().poll(cx).is_ready());
-            if fired {
-                asked_to_end = true;
-                http.as_mut().graceful_shutdown();
-            } else if stale {
-                registered = Some(cx.waker().clone());
-            }
+        if !asked_to_end && graceful.is_shutting_down() {
+            asked_to_end = true;
+            http.as_mut().graceful_shutdown();
         }
         if let Poll::Ready(result) = http.as_mut().poll(cx) {
             return Poll::Ready(Ok(result));
+        }
+        // Closing already: its own deadline bounds the wait for the peer's
+        // end, and neither the drain nor a timeout has anything to add. A
+        // connection that ends within its first turns (one request, then
+        // `Connection: close`) so never registers with either.
+        if asked_to_end || seen.is_closing() {
+            return Poll::Pending;
+        }
+        // Registered for the graceful signal once, and again only if the
+        // waker changes; in between the atomic load above tells.
+        if registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+            if cancelled.as_mut().poll(cx).is_ready() {
+                asked_to_end = true;
+                http.as_mut().graceful_shutdown();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            registered = Some(cx.waker().clone());
         }
         // The timer holds this task's waker once polled: after that it
         // needs a look only when it has fired.

@@ -30,6 +30,7 @@ pub(super) enum CloseOutcome {
 pub(super) struct CloseCell {
     outcome: AtomicU8,
     http2: AtomicBool,
+    closing: AtomicBool,
 }
 
 /// How an HTTP/2 connection's preface begins (RFC 9113, 3.4); no HTTP/1
@@ -39,6 +40,12 @@ const H2_PREFACE_START: &[u8] = b"PRI ";
 impl CloseCell {
     fn set(&self, outcome: CloseOutcome) {
         self.outcome.store(outcome as u8, Relaxed);
+    }
+
+    /// hyper has shut the transport down: the close is under way, bounded
+    /// by its own deadline.
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Relaxed)
     }
 
     /// The peer's first bytes were HTTP/2's preface.
@@ -163,6 +170,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClosingIo<C> {
                             return Poll::Ready(Err(e));
                         }
                     }
+                    this.outcome.closing.store(true, Relaxed);
                     this.state = State::Draining {
                         until: Instant::now() + this.within,
                         timer: None,
