@@ -13,13 +13,12 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use hyper_util::rt::TokioIo;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::sync::PollSemaphore;
 use tower::Service;
 
 use super::Settings;
 use super::io::{CloseCell, CloseOutcome, ClosingIo};
+use super::limit::{Place, RoomWait};
 use super::request::RequestService;
 use crate::core::serve::Incoming;
 use crate::core::{BoxError, Connection, Error, ErrorKind, Result};
@@ -36,7 +35,7 @@ use crate::http::Peer;
 pub struct HttpHandler<S> {
     service: S,
     settings: Arc<Settings>,
-    limit: PollSemaphore,
+    room: RoomWait,
 }
 
 impl<S: Clone> Clone for HttpHandler<S> {
@@ -44,18 +43,18 @@ impl<S: Clone> Clone for HttpHandler<S> {
         HttpHandler {
             service: self.service.clone(),
             settings: self.settings.clone(),
-            limit: self.limit.clone(),
+            room: self.room.clone(),
         }
     }
 }
 
 impl<S> HttpHandler<S> {
     pub(super) fn new(service: S, settings: Arc<Settings>) -> Self {
-        let limit = PollSemaphore::new(settings.limit.clone());
+        let room = RoomWait::new(settings.limit.clone());
         HttpHandler {
             service,
             settings,
-            limit,
+            room,
         }
     }
 }
@@ -74,30 +73,26 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        // Only look: a permit held while the loop waits in accept would
+        // Only look: a place held while the loop waits in accept would
         // starve the other loops sharing the limit (per-core threads, a
-        // second listener), so the permit is taken in `call`.
-        match self.limit.poll_acquire(cx) {
-            Poll::Ready(Some(permit)) => drop(permit),
-            Poll::Ready(None) => unreachable!("the connection limit is never closed"),
-            Poll::Pending => return Poll::Pending,
-        }
+        // second listener), so the place is taken in `call`.
+        std::task::ready!(self.room.poll_room(cx));
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, incoming: Incoming<C>) -> Self::Future {
-        let limit = self.settings.limit.clone();
         let (self_settings, service) = (self.settings.clone(), self.service.clone());
         // One allocation per connection, none per request.
         Box::pin(async move {
-            // Another loop may have taken the last permit since this one
+            // Another loop may have taken the last place since this one
             // looked: the connection is accepted, and waits here for its
             // turn (so the limit is exceeded by at most one per loop).
-            let permit = match limit.clone().try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => limit.acquire_owned().await.expect("never closed"),
+            let limit = &self_settings.limit;
+            let place = match limit.try_take() {
+                Some(place) => place,
+                None => limit.take().await,
             };
-            drive(self_settings, service, incoming, permit).await
+            drive(self_settings, service, incoming, place).await
         })
     }
 }
@@ -210,7 +205,7 @@ async fn drive<C, S, B>(
     settings: Arc<Settings>,
     service: S,
     incoming: Incoming<C>,
-    _permit: OwnedSemaphorePermit,
+    _place: Place,
 ) -> Result<()>
 where
     C: Connection,

@@ -3,6 +3,7 @@
 
 mod conn;
 mod io;
+mod limit;
 mod request;
 
 use std::sync::Arc;
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
-use tokio::sync::Semaphore;
 
 use crate::core::serve::{Serve, serve as serve_loop};
+use limit::Limit;
 
 pub use conn::HttpHandler;
 pub use request::{ResponseBody, ResponseFuture};
@@ -116,7 +117,7 @@ pub(crate) struct Settings {
     max_concurrent_streams: u32,
     max_header_bytes: usize,
     max_connections: usize,
-    limit: Arc<Semaphore>,
+    limit: Arc<Limit>,
     close_within: Duration,
 }
 
@@ -154,7 +155,7 @@ impl Http {
                 max_concurrent_streams: 256,
                 max_header_bytes: 64 * 1024,
                 max_connections,
-                limit: Arc::new(Semaphore::new(max_connections)),
+                limit: Limit::new(max_connections),
                 close_within: Duration::from_secs(5),
             },
         }
@@ -222,7 +223,7 @@ impl Http {
     pub fn max_connections(mut self, connections: usize) -> Self {
         let connections = connections.max(1);
         self.settings.max_connections = connections;
-        self.settings.limit = Arc::new(Semaphore::new(connections));
+        self.settings.limit = Limit::new(connections);
         self
     }
 
