@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use conn_mailbox::wire::{MAX_FRAME_BODY, Repr};
 use conn_mailbox::{Cause, Mailbox, Service};
+use conn_test_support::{fd_count, rss_kib};
 
 const MIB: u64 = 1024;
 

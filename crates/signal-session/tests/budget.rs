@@ -12,25 +12,11 @@ use std::time::{Duration, Instant};
 
 use common::sessiond::{Sessiond, unique};
 use conn_core::Deadline;
+use conn_test_support::{fd_count, rss_kib};
 use signal_session::client::Client;
 use signal_session::wire::{MAX_PAYLOAD, Message};
 
 const MIB: u64 = 1024;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
 
 /// Polls until `ok` holds for the daemon's descriptor count (10 s at most).
 fn wait_fds(pid: u32, what: &str, ok: impl Fn(usize) -> bool) -> usize {

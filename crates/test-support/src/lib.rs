@@ -160,3 +160,6 @@ pub async fn at_once<F: std::future::Future>(call: F) -> F::Output {
         Err(_) => panic!("a call with Deadline::NOW was still waiting after 1 s"),
     }
 }
+
+pub mod proc;
+pub use proc::{fd_count, rss_kib};
