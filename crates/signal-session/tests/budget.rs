@@ -155,3 +155,37 @@ async fn silent_clients_and_stalled_frames_are_dropped_idle_clients_are_not() {
     drop((silent, stalled));
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
+    let d = Sessiond::start(&[]);
+    let pid = pid(&d);
+    let mut client = Client::connect(&d.socket, Deadline::after(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    served(&mut client).await;
+    let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
+
+    // 300 connections, each held until all are accepted, then all closed:
+    // no frame, no large buffer, only what 300 clients cost while open.
+    let flood: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&d.socket).expect("connect"))
+        .collect();
+    wait_fds(pid, "all 300 accepted", |n| n >= fds0 + 300);
+    let rss1 = rss_kib(pid);
+    drop(flood);
+    wait_fds(pid, "back to the start", |n| n <= fds0);
+    served(&mut client).await;
+    // Given back within a few seconds (glibc keeps small frees otherwise).
+    let start = Instant::now();
+    let mut rss2 = rss_kib(pid);
+    while rss2 > rss0 + MIB && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        rss2 = rss_kib(pid);
+    }
+    println!("sessiond RSS before {rss0} KiB, with 300 connections {rss1}, after {rss2}");
+    assert!(
+        rss2 <= rss0 + MIB,
+        "the flood's memory stayed: {rss0} KiB before, {rss1} during, {rss2} after"
+    );
+}

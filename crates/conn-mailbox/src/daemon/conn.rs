@@ -14,7 +14,7 @@ use super::outbox::{End, Outbox};
 use super::router::{ClientId, Router};
 use crate::Cause;
 use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
-use conn_core::budget::{Budget, Charge, OverBudget, trim_heap};
+use conn_core::budget::{Budget, Charge, OverBudget, TrimWhenGone, trim_heap};
 
 /// How long an orderly close may take before the connection is dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
@@ -89,6 +89,8 @@ pub(crate) async fn serve_client<C: Connection>(
     config: Arc<DaemonConfig>,
     budget: Arc<Budget>,
 ) -> conn_core::Result<()> {
+    // However this client ends, what it cost goes back to the kernel soon.
+    let _trim = TrimWhenGone::new();
     let mut buf = BytesMut::with_capacity(HELLO_ROOM);
     // Hello: a Connect frame within the hello timeout, or the connection goes.
     let within = config.hello_timeout;
