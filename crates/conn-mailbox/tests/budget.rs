@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::*;
 use conn_mailbox::wire::{MAX_FRAME_BODY, Repr};
 use conn_mailbox::{Cause, Mailbox, Service};
+use conn_test_support::proc::wait_rss_at_most;
 use conn_test_support::{fd_count, rss_kib};
 
 const MIB: u64 = 1024;
@@ -52,15 +53,21 @@ async fn served(from: &mut Mailbox, to: &mut Mailbox, group: &str, text: &[u8]) 
     }
 }
 
+/// `watch`, a member of "g", and `talk`, who has just been served there.
+async fn watched(d: &Daemon) -> (Mailbox, Mailbox) {
+    let mut watch = connect(d, "watch", true).await;
+    watch.join("g", soon()).await.unwrap();
+    membership(&mut watch).await;
+    let mut talk = connect(d, "talk", false).await;
+    served(&mut talk, &mut watch, "g", b"before").await;
+    (watch, talk)
+}
+
 #[tokio::test]
 async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
     let d = Daemon::start(&[]);
     let pid = d.child.id();
-    let mut watch = connect(&d, "watch", true).await;
-    watch.join("g", soon()).await.unwrap();
-    membership(&mut watch).await;
-    let mut talk = connect(&d, "talk", false).await;
-    served(&mut talk, &mut watch, "g", b"before").await;
+    let (mut watch, mut talk) = watched(&d).await;
     let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
 
     // 300 clients, each with all but 4 KiB of a maximum-size frame; the
@@ -214,11 +221,7 @@ async fn a_flood_to_members_that_never_read_is_bounded_and_returned() {
 async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
     let d = Daemon::start(&[]);
     let pid = d.child.id();
-    let mut watch = connect(&d, "watch", true).await;
-    watch.join("g", soon()).await.unwrap();
-    membership(&mut watch).await;
-    let mut talk = connect(&d, "talk", false).await;
-    served(&mut talk, &mut watch, "g", b"before").await;
+    let (mut watch, mut talk) = watched(&d).await;
     let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
 
     // 300 connections, each held until all are accepted, then all closed:
@@ -235,12 +238,7 @@ async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
     wait_fds_at_most(pid, fds0);
     served(&mut talk, &mut watch, "g", b"after").await;
     // Given back within a few seconds (glibc keeps small frees otherwise).
-    let start = std::time::Instant::now();
-    let mut rss2 = rss_kib(pid);
-    while rss2 > rss0 + MIB && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-        rss2 = rss_kib(pid);
-    }
+    let rss2 = wait_rss_at_most(pid, rss0 + MIB, Duration::from_secs(5));
     println!("mailboxd RSS before {rss0} KiB, with 300 connections {rss1}, after {rss2}");
     assert!(
         rss2 <= rss0 + MIB,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::sessiond::{Sessiond, unique};
 use conn_core::Deadline;
+use conn_test_support::proc::wait_rss_at_most;
 use conn_test_support::{fd_count, rss_kib};
 use signal_session::client::Client;
 use signal_session::wire::{MAX_PAYLOAD, Message};
@@ -53,18 +54,24 @@ async fn served(client: &mut Client) {
         .expect("a well-behaved client is served");
 }
 
-fn pid(d: &Sessiond) -> u32 {
-    d.child.as_ref().unwrap().id()
-}
-
-#[tokio::test]
-async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
+/// A sessiond with default settings, its pid, and a client just served.
+async fn started() -> (Sessiond, u32, Client) {
     let d = Sessiond::start(&[]);
     let pid = pid(&d);
     let mut client = Client::connect(&d.socket, Deadline::after(Duration::from_secs(10)))
         .await
         .unwrap();
     served(&mut client).await;
+    (d, pid, client)
+}
+
+fn pid(d: &Sessiond) -> u32 {
+    d.child.as_ref().unwrap().id()
+}
+
+#[tokio::test]
+async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
+    let (d, pid, mut client) = started().await;
     let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
 
     let socket = d.socket.clone();
@@ -158,12 +165,7 @@ async fn silent_clients_and_stalled_frames_are_dropped_idle_clients_are_not() {
 
 #[tokio::test]
 async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
-    let d = Sessiond::start(&[]);
-    let pid = pid(&d);
-    let mut client = Client::connect(&d.socket, Deadline::after(Duration::from_secs(10)))
-        .await
-        .unwrap();
-    served(&mut client).await;
+    let (d, pid, mut client) = started().await;
     let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
 
     // 300 connections, each held until all are accepted, then all closed:
@@ -177,12 +179,7 @@ async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
     wait_fds(pid, "back to the start", |n| n <= fds0);
     served(&mut client).await;
     // Given back within a few seconds (glibc keeps small frees otherwise).
-    let start = Instant::now();
-    let mut rss2 = rss_kib(pid);
-    while rss2 > rss0 + MIB && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-        rss2 = rss_kib(pid);
-    }
+    let rss2 = wait_rss_at_most(pid, rss0 + MIB, Duration::from_secs(5));
     println!("sessiond RSS before {rss0} KiB, with 300 connections {rss1}, after {rss2}");
     assert!(
         rss2 <= rss0 + MIB,

@@ -74,6 +74,28 @@ pub fn fd_count(pid: u32) -> usize {
         .count()
 }
 
+/// Polls `pid`'s resident memory until it is at most `kib` or `within`
+/// has passed; returns the last reading, for the caller to judge. Memory a
+/// daemon hands back may take a moment (a trim is scheduled, not
+/// immediate).
+///
+/// ```
+/// use std::time::Duration;
+/// let me = std::process::id();
+/// let now = conn_test_support::rss_kib(me);
+/// assert!(conn_test_support::proc::wait_rss_at_most(me, now + 1024, Duration::from_secs(1)) <= now + 1024);
+/// ```
+pub fn wait_rss_at_most(pid: u32, kib: u64, within: std::time::Duration) -> u64 {
+    let start = std::time::Instant::now();
+    loop {
+        let rss = rss_kib(pid);
+        if rss <= kib || start.elapsed() >= within {
+            return rss;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// True while `pid` runs; a zombie (exited, not yet reaped) counts as gone.
 ///
 /// ```
