@@ -68,9 +68,13 @@ enum Command {
     /// A mailboxd client: interactive (join, leave, send, receive, quit on
     /// stdin) without a subcommand, else one scriptable step.
     Mailbox {
-        /// The daemon's socket.
+        /// The daemon's socket, or tcp://HOST:PORT for a mailboxd with --tcp.
         #[arg(long, default_value_os_t = conn_mailbox::daemon::DaemonConfig::default_socket())]
         daemon: std::path::PathBuf,
+        /// Over tcp://, the file holding the daemon's secret (mode 600, as
+        /// mailboxd --secret) [default: $CONNKIT_MAILBOX_SECRET_FILE].
+        #[arg(long, value_name = "FILE")]
+        secret: Option<std::path::PathBuf>,
         /// The private name (at most 10 characters) [default: c<pid>].
         #[arg(long)]
         name: Option<String>,
@@ -177,6 +181,7 @@ fn main() -> std::process::ExitCode {
         Command::Mailbox {
             daemon,
             name,
+            secret,
             json,
             step,
         } => {
@@ -188,7 +193,14 @@ fn main() -> std::process::ExitCode {
                 Some(MailboxStep::Send { group, text }) => Step::Send { group, text },
                 Some(MailboxStep::Listen { group, count }) => Step::Listen { group, count },
             };
-            runtime.block_on(connkit::cli::mailbox::run(&daemon, &name, json, step))
+            let secret = connkit::cli::mailbox::secret_file(secret);
+            runtime.block_on(connkit::cli::mailbox::run(
+                &daemon,
+                &name,
+                secret.as_deref(),
+                json,
+                step,
+            ))
         }
     };
     match result {

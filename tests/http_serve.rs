@@ -445,3 +445,90 @@ async fn a_stream_killed_at_the_deadline_drops_its_handler_at_once() {
     }
     let _ = client.await;
 }
+
+/// Reads one HTTP/1.1 response with a `content-length` from `s`.
+fn read_response(s: &mut UnixStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "closed mid-head");
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a content-length");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_connections_end_by_their_timeouts_never_early() {
+    const HEADER: Duration = Duration::from_millis(400);
+    const IDLE: Duration = Duration::from_millis(2000);
+    let http = Http::new().header_read_timeout(HEADER).idle_timeout(IDLE);
+    let app = App::start("quiet", http, Duration::from_secs(5)).await;
+    let sock = app.socket();
+    // HTTP/1 keep-alive: after one exchange, `then` is sent; how long until
+    // the server ends the connection, counted from the response.
+    let http1 = move |then: &'static [u8]| {
+        let sock = sock.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = UnixStream::connect(sock).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert!(read_response(&mut s).contains("hello from connkit"));
+            let answered = Instant::now();
+            s.write_all(then).unwrap();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).expect("ended, not timed out");
+            (answered.elapsed(), rest)
+        })
+    };
+    let half_head = http1(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow:");
+    let silent = http1(b"");
+    // HTTP/2: one request, then quiet; only the idle timeout applies.
+    let sock = app.socket();
+    let h2 = tokio::spawn(async move {
+        let io = hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(sock).await.unwrap());
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        let conn = tokio::spawn(conn);
+        let req = http::Request::get("http://x/")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        drop(resp);
+        let answered = Instant::now();
+        let _ = conn.await;
+        answered.elapsed()
+    });
+    for (what, took, least) in [
+        ("half a second head", half_head.await.unwrap(), HEADER),
+        ("a silent keep-alive", silent.await.unwrap(), HEADER),
+    ] {
+        let (took, rest) = took;
+        assert!(rest.is_empty(), "{what}: {rest:?}");
+        assert!(
+            took >= least && took < least * 5 / 4 + Duration::from_millis(500),
+            "{what}: ended {took:?} after the response (limit {least:?})"
+        );
+    }
+    let took = h2.await.unwrap();
+    assert!(
+        took >= IDLE && took < IDLE * 2,
+        "http/2 ended {took:?} after its last response (idle timeout {IDLE:?})"
+    );
+    // And the server still serves.
+    assert_eq!(
+        text(&curl(app.target(true, "/")).await),
+        "hello from connkit\n"
+    );
+    app.stop().await;
+}

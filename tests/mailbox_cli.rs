@@ -246,3 +246,79 @@ fn a_send_the_daemon_refuses_exits_nonzero_and_says_why() {
     // An open group still works, and exits 0.
     send(&d, "s", "open", "fine");
 }
+
+/// A daemon that also listens on loopback TCP, its clients there proving
+/// they hold `secret`; returns it and its `tcp://` address.
+fn start_tcp(secret: &str) -> (Daemon, String) {
+    // A port free a moment ago; the daemon binds it with SO_REUSEADDR.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let key = connkit::mailbox::Secret::new(secret.as_bytes()).unwrap();
+    let d = Daemon::start_with(|c| {
+        c.tcp = Some(addr.clone());
+        c.secret = Some(key);
+    });
+    // The TCP listener is bound just after the Unix one.
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "mailboxd never listened on {addr}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (d, format!("tcp://{addr}"))
+}
+
+#[test]
+fn a_refused_secret_exits_nonzero_and_says_why() {
+    const SECRET: &str = "the daemon's own secret";
+    let (_d, addr) = start_tcp(SECRET);
+    let daemon = Path::new(&addr);
+    let right = conn_test_support::TempFile::new("cli-secret", format!("{SECRET}\n"), 0o600);
+    let wrong = conn_test_support::TempFile::new("cli-wrong", "somebody else's secret", 0o600);
+    let open = conn_test_support::TempFile::new("cli-open", SECRET, 0o644);
+    let fails = |mut cmd: Command| {
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "exited 0: {err}");
+        err
+    };
+    let send = |secret: Option<&Path>| {
+        let mut cmd = connkit(daemon, "s");
+        if let Some(path) = secret {
+            cmd.arg("--secret").arg(path);
+        }
+        cmd.args(["send", "g", "x"])
+            .env_remove(connkit::cli::mailbox::SECRET_FILE_ENV);
+        cmd
+    };
+
+    let err = fails(send(Some(wrong.path())));
+    assert!(
+        err.contains(&format!("mailboxd at {addr} refused the secret")),
+        "{err}"
+    );
+    let err = fails(send(None));
+    assert!(
+        err.contains(&format!(
+            "mailboxd at {addr} asks for a secret, and none was given"
+        )),
+        "{err}"
+    );
+    let err = fails(send(Some(open.path())));
+    assert!(err.contains("chmod 600"), "{err}");
+
+    // The right one, by flag and by the environment.
+    let succeeds = |mut cmd: Command| {
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+    };
+    succeeds(send(Some(right.path())));
+    let mut by_env = send(None);
+    by_env.env(connkit::cli::mailbox::SECRET_FILE_ENV, right.path());
+    succeeds(by_env);
+}

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use conn_mailbox::{Event, Mailbox, MailboxError, Service};
+use conn_mailbox::{ConnectOptions, Event, Mailbox, MailboxError, Secret, Service};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::core::Deadline;
@@ -36,10 +36,40 @@ pub enum Step {
 
 const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 
+/// The environment variable naming the secret file when `--secret` is not
+/// given.
+pub const SECRET_FILE_ENV: &str = "CONNKIT_MAILBOX_SECRET_FILE";
+
+/// The secret file to use: `flag` (`--secret`), else
+/// [`SECRET_FILE_ENV`] when it is set and not empty.
+pub fn secret_file(flag: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    flag.or_else(|| {
+        std::env::var_os(SECRET_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    })
+}
+
 /// Connects to the daemon at `daemon` as `name` and runs `step`; events print
-/// one a line (JSON with `json`).
-pub async fn run(daemon: &Path, name: &str, json: bool, step: Step) -> Result<(), String> {
-    let (mut mbox, me) = Mailbox::connect(daemon, name, 0, true, Deadline::after(CONNECT_WITHIN))
+/// one a line (JSON with `json`). Over `tcp://`, `secret` is the file holding
+/// the daemon's secret (mode 600; see `conn_mailbox::ConnectOptions`); a
+/// daemon that refuses it fails the run with its reason. On a Unix socket
+/// `secret` is not read.
+pub async fn run(
+    daemon: &Path,
+    name: &str,
+    secret: Option<&Path>,
+    json: bool,
+    step: Step,
+) -> Result<(), String> {
+    let mut options = ConnectOptions::new();
+    // A Unix socket's daemon knows the uid: no secret is read for it.
+    let tcp = daemon.to_str().is_some_and(|d| d.starts_with("tcp://"));
+    if let Some(path) = secret.filter(|_| tcp) {
+        options = options.secret(Secret::load(path).map_err(|e| e.to_string())?);
+    }
+    let within = Deadline::after(CONNECT_WITHIN);
+    let (mut mbox, me) = Mailbox::connect_with(daemon, name, 0, true, &options, within)
         .await
         .map_err(|e| format!("connect to {} as {name}: {e}", daemon.display()))?;
     let out = |ev: &Event| print_event(ev, json);

@@ -1,8 +1,8 @@
 //! Who sent a request: the request extension every connkit HTTP server adds.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::core::{Endpoint, PeerCred};
+use crate::core::{Endpoint, PeerAddr, PeerCred};
 
 /// The peer a request came from, in every request's extensions.
 ///
@@ -31,26 +31,52 @@ pub struct Peer {
 
 #[derive(Debug)]
 struct PeerInner {
-    endpoint: Option<Endpoint>,
+    /// A socket address is formatted into the endpoint only when asked:
+    /// most handlers never ask, and every connection has a peer.
+    addr: Option<PeerAddr>,
+    endpoint: OnceLock<Option<Endpoint>>,
     cred: Option<PeerCred>,
 }
 
 impl Peer {
     /// The peer of a connection.
     pub fn of<C: crate::core::Connection>(conn: &C) -> Self {
-        Peer::new(conn.peer_endpoint(), conn.peer_cred())
+        let cred = conn.peer_cred();
+        match conn.peer_addr() {
+            Some(addr) => Peer {
+                inner: Arc::new(PeerInner {
+                    addr: Some(addr),
+                    endpoint: OnceLock::new(),
+                    cred,
+                }),
+            },
+            None => Peer::new(conn.peer_endpoint(), cred),
+        }
     }
 
     /// A peer with these details.
     pub fn new(endpoint: Option<Endpoint>, cred: Option<PeerCred>) -> Self {
         Peer {
-            inner: Arc::new(PeerInner { endpoint, cred }),
+            inner: Arc::new(PeerInner {
+                addr: None,
+                endpoint: OnceLock::from(endpoint),
+                cred,
+            }),
         }
     }
 
     /// Where the peer is, when the transport knows.
     pub fn endpoint(&self) -> Option<&Endpoint> {
-        self.inner.endpoint.as_ref()
+        let inner = &*self.inner;
+        inner
+            .endpoint
+            .get_or_init(|| inner.addr.map(|a| a.endpoint()))
+            .as_ref()
+    }
+
+    /// The peer's socket address and scheme, on tcp:// and utcp://.
+    pub fn addr(&self) -> Option<PeerAddr> {
+        self.inner.addr
     }
 
     /// The peer's pid, uid and gid from `SO_PEERCRED` (`ipc://` only).

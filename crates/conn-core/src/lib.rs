@@ -9,6 +9,8 @@
 //! * [`mem`]: the in-memory transport, `mem://name`.
 //! * [`layer`]: `DeadlineLayer`, `CancelLayer`, `ShutdownLayer`.
 //! * [`serve()`]: the accept loop with graceful shutdown.
+//! * `auth` (feature `auth`): shared-secret challenge-response, HMAC-SHA256
+//!   over a fresh nonce, and secret files only their owner may read.
 //! * [`activation`]: systemd socket activation (`LISTEN_FDS`, `LISTEN_FDNAMES`).
 //! * [`handover`]: zero-downtime restart, the listeners passed to a successor.
 //! * [`sys`]: the kernel-socket parts the socket transports share
@@ -53,6 +55,8 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod budget;
 mod deadline;
 mod endpoint;
@@ -72,6 +76,6 @@ pub use error::{BoxError, Error, ErrorKind, Result, ResultExt};
 pub use lifecycle::dynamic::{
     BoxConnection, BoxConnector, BoxListener, DynConnection, DynConnector, DynListener,
 };
-pub use lifecycle::{Connection, Connector, Listener, PeerCred};
+pub use lifecycle::{Connection, Connector, Listener, PeerAddr, PeerCred};
 pub use registry::{Registry, Transport};
 pub use serve::{ShutdownReport, serve};

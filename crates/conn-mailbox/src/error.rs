@@ -33,6 +33,9 @@ pub enum Code {
     Protocol = 8,
     /// The daemon is shutting down.
     ShuttingDown = 9,
+    /// A TCP client did not prove it holds the daemon's secret: a wrong
+    /// answer to the challenge, none in time, or a hello without one.
+    Unauthenticated = 10,
 }
 
 impl Code {
@@ -48,6 +51,7 @@ impl Code {
             7 => Code::NotAllowed,
             8 => Code::Protocol,
             9 => Code::ShuttingDown,
+            10 => Code::Unauthenticated,
             _ => return None,
         })
     }
@@ -111,6 +115,10 @@ pub enum MailboxError {
     ShuttingDown,
     /// A transport error (connect, read, write, deadline).
     Io(Error),
+    /// Over TCP: the daemon refused this client's secret (or its missing
+    /// one), or could not prove it holds the secret itself. Kind
+    /// `PermissionDenied`; the error names the daemon's address.
+    Unauthenticated(Error),
 }
 
 impl MailboxError {
@@ -128,7 +136,7 @@ impl MailboxError {
             MailboxError::ConnectionClosed => ErrorKind::NotConnected,
             MailboxError::Protocol(_) => ErrorKind::Protocol,
             MailboxError::ShuttingDown => ErrorKind::ShuttingDown,
-            MailboxError::Io(e) => e.kind(),
+            MailboxError::Io(e) | MailboxError::Unauthenticated(e) => e.kind(),
         }
     }
 
@@ -160,6 +168,11 @@ impl MailboxError {
             }
             Code::Protocol => MailboxError::Protocol(what.into()),
             Code::ShuttingDown => MailboxError::ShuttingDown,
+            Code::Unauthenticated => MailboxError::Unauthenticated(
+                Error::new(ErrorKind::PermissionDenied)
+                    .during("authenticate to mailboxd")
+                    .detail(what.to_owned()),
+            ),
         }
     }
 }
@@ -192,7 +205,7 @@ impl fmt::Display for MailboxError {
             MailboxError::ConnectionClosed => f.write_str("session closed"),
             MailboxError::Protocol(d) => write!(f, "protocol error: {d}"),
             MailboxError::ShuttingDown => f.write_str("daemon shutting down"),
-            MailboxError::Io(e) => e.fmt(f),
+            MailboxError::Io(e) | MailboxError::Unauthenticated(e) => e.fmt(f),
         }
     }
 }
@@ -200,7 +213,7 @@ impl fmt::Display for MailboxError {
 impl std::error::Error for MailboxError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            MailboxError::Io(e) => Some(e),
+            MailboxError::Io(e) | MailboxError::Unauthenticated(e) => Some(e),
             _ => None,
         }
     }
@@ -221,7 +234,7 @@ impl From<std::io::Error> for MailboxError {
 impl From<MailboxError> for Error {
     fn from(e: MailboxError) -> Error {
         match e {
-            MailboxError::Io(e) => e,
+            MailboxError::Io(e) | MailboxError::Unauthenticated(e) => e,
             other => Error::new(other.kind())
                 .during("mailbox")
                 .detail(other.to_string()),

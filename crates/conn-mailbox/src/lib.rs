@@ -10,7 +10,8 @@
 //! * [`daemon`]: the daemon (`mailboxd` is a thin binary around it): one
 //!   router sequences every message of every group in one total order;
 //!   bounded per-client queues drop clients that fall behind; an optional
-//!   [`daemon::Acl`] checks the caller's uid (`SO_PEERCRED`).
+//!   [`daemon::Acl`] checks the caller's uid (`SO_PEERCRED`); TCP clients
+//!   prove they hold a shared [`Secret`] first (HMAC-SHA256 challenge).
 //! * [`wire`]: the frames, in smoltcp's checked-view-and-`Repr` pattern.
 //! * [`limits`]: the stated maxima and name rules; [`MailboxError`] names
 //!   every refusal.
@@ -18,6 +19,7 @@
 //! See [`daemon`] for a complete example.
 #![warn(missing_docs)]
 
+mod auth;
 mod client;
 pub mod daemon;
 pub mod error;
@@ -27,7 +29,8 @@ mod name;
 mod service;
 pub mod wire;
 
-pub use client::{Mailbox, MailboxSender, Outgoing, Result};
+pub use client::{ConnectOptions, Mailbox, MailboxSender, Outgoing, Result};
+pub use conn_core::auth::Secret;
 pub use error::MailboxError;
 pub use event::{Cause, Event, Membership, Message};
 pub use name::GroupName;

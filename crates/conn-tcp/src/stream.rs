@@ -278,6 +278,13 @@ impl Connection for TcpStream {
     fn peer_endpoint(&self) -> Option<Endpoint> {
         Endpoint::new("tcp", self.peer).ok()
     }
+
+    fn peer_addr(&self) -> Option<conn_core::PeerAddr> {
+        Some(conn_core::PeerAddr {
+            scheme: "tcp",
+            addr: self.peer,
+        })
+    }
 }
 
 impl AsyncRead for TcpStream {

@@ -433,6 +433,13 @@ impl Connection for UtcpStream {
     fn peer_endpoint(&self) -> Option<Endpoint> {
         Some(endpoint_of(self.peer))
     }
+
+    fn peer_addr(&self) -> Option<conn_core::PeerAddr> {
+        Some(conn_core::PeerAddr {
+            scheme: "utcp",
+            addr: self.peer.into(),
+        })
+    }
 }
 
 impl Drop for UtcpStream {

@@ -1,9 +1,11 @@
 //! Helpers the transports' integration tests share: descriptor identities
 //! (to prove a descriptor was released) and child processes that re-run the
 //! test binary in a role, with a descriptor passed as fd 3 (to test what
-//! another process holding a copy of a connection sees).
+//! another process holding a copy of a connection sees); and, in [`proc`],
+//! what a process holds (RSS, descriptors, threads), for the daemons'
+//! budget tests and the soak driver (`examples/soak`).
 //!
-//! Dev-only: no crate depends on it outside its tests.
+//! Dev-only: no crate depends on it outside its tests and examples.
 
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
@@ -158,6 +160,53 @@ pub async fn at_once<F: std::future::Future>(call: F) -> F::Output {
     match tokio::time::timeout(std::time::Duration::from_secs(1), call).await {
         Ok(out) => out,
         Err(_) => panic!("a call with Deadline::NOW was still waiting after 1 s"),
+    }
+}
+
+/// A file in the temporary directory holding `contents` with `mode`
+/// (e.g. a secret file at 0o600, or one left open at 0o644), removed on
+/// drop.
+///
+/// ```
+/// use std::os::unix::fs::PermissionsExt;
+/// let f = conn_test_support::TempFile::new("doc-secret", "0123456789abcdef\n", 0o600);
+/// let mode = std::fs::metadata(f.path()).unwrap().permissions().mode();
+/// assert_eq!(mode & 0o777, 0o600);
+/// ```
+#[derive(Debug)]
+pub struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    /// Writes the file, named after `tag`, this process and a counter.
+    pub fn new(tag: &str, contents: impl AsRef<[u8]>, mode: u32) -> TempFile {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("write a temporary file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .expect("set a temporary file's mode");
+        TempFile(path)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Its path as a string, for a command line.
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("temporary paths are UTF-8")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

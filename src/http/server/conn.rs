@@ -6,8 +6,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -20,7 +20,7 @@ use tower::Service;
 
 use super::Settings;
 use super::io::{CloseCell, CloseOutcome, ClosingIo};
-use super::request::{Activity, RequestService};
+use super::request::RequestService;
 use crate::core::serve::Incoming;
 use crate::core::{BoxError, Connection, Error, ErrorKind, Result};
 use crate::http::Peer;
@@ -108,6 +108,104 @@ enum Timer {
     Silent,
 }
 
+/// What a look at the timer decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing to do before `Quiet::next`.
+    Wait,
+    /// The first request did not come within the header timeout.
+    Silent,
+    /// Quiet for longer than allowed: end the connection gracefully.
+    End,
+}
+
+/// A connection's quiet spells (no request running, none arriving) and
+/// their limits, looked at when the timer fires:
+///
+/// * the first request must arrive within the header timeout of the
+///   accept (else the connection is killed: the peer never spoke);
+/// * on HTTP/1, the next request's head within the header timeout of the
+///   end of the last response, as hyper's own header timer counts it (it
+///   runs while a keep-alive connection waits); or the idle timeout, if
+///   shorter;
+/// * on HTTP/2, a request within the idle timeout.
+///
+/// A spell is noticed at the first look after it begins, so the limit is
+/// counted from up to a quarter of it late: a connection ends between the
+/// limit and 1.25 times it after its last request, never early.
+#[derive(Debug)]
+struct Quiet {
+    header: Option<Duration>,
+    idle: Option<Duration>,
+    /// When the current spell was first seen; `None` while busy.
+    since: Option<Instant>,
+    /// Requests started at the previous look.
+    started: u64,
+    /// When to look next; `None`: no limit applies, never.
+    next: Option<Instant>,
+}
+
+impl Quiet {
+    fn new(settings: &Settings, accepted: Instant) -> Quiet {
+        let mut quiet = Quiet {
+            header: settings.header_read_timeout,
+            idle: settings.idle_timeout,
+            since: Some(accepted),
+            started: 0,
+            next: None,
+        };
+        quiet.next = quiet.limit(0, false).map(|l| accepted + l);
+        quiet
+    }
+
+    /// How long a spell may last, with `started` requests so far.
+    fn limit(&self, started: u64, http2: bool) -> Option<Duration> {
+        if started == 0 {
+            return self.header.or(self.idle);
+        }
+        match (http2, self.header, self.idle) {
+            (true, _, idle) => idle,
+            (false, Some(h), Some(i)) => Some(h.min(i)),
+            (false, h, i) => h.or(i),
+        }
+    }
+
+    /// A look at `now`, with the connection's request counts.
+    fn check(&mut self, now: Instant, started: u64, running: u64, http2: bool) -> Verdict {
+        let arrived = started != self.started;
+        self.started = started;
+        if running > 0 {
+            self.since = None;
+        } else if arrived || self.since.is_none() {
+            // The spell began since the last look: count it from now.
+            self.since = Some(now);
+        }
+        let Some(limit) = self.limit(started, http2) else {
+            self.next = None;
+            return Verdict::Wait;
+        };
+        let look = (limit / 4).max(Duration::from_millis(1));
+        match self.since {
+            Some(since) if now >= since + limit => {
+                self.next = None;
+                if started == 0 {
+                    Verdict::Silent
+                } else {
+                    Verdict::End
+                }
+            }
+            Some(since) => {
+                self.next = Some(since + limit);
+                Verdict::Wait
+            }
+            None => {
+                self.next = Some(now + look);
+                Verdict::Wait
+            }
+        }
+    }
+}
+
 async fn drive<C, S, B>(
     settings: Arc<Settings>,
     service: S,
@@ -122,11 +220,10 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let work = incoming.work().clone();
+    let work = incoming.work().connection();
     let (conn, graceful) = incoming.into_parts();
     let peer = Peer::of(&conn);
-    let activity = Arc::new(Activity::default());
-    let closed = Arc::new(CloseCell::default());
+    let seen = Arc::new(CloseCell::default());
     // HTTP/2 streams run as tasks of their own. They need no handle of
     // ours to end with their connection: when it goes (killed at the drain
     // deadline included), h2 wakes every stream, hyper's stream task sees
@@ -136,24 +233,19 @@ where
     let service = RequestService {
         inner: service,
         peer,
-        work,
-        activity: activity.clone(),
+        work: work.clone(),
     };
-    let io = TokioIo::new(ClosingIo::new(conn, settings.close_within, closed.clone()));
+    let io = TokioIo::new(ClosingIo::new(conn, settings.close_within, seen.clone()));
     let http = builder.serve_connection(io, service);
     tokio::pin!(http);
 
-    // One timer: first the header timeout until a request arrives (hyper's
-    // own covers HTTP/1 heads from then on; before the first byte, while
-    // hyper-util reads the preface, nothing else would), then the idle
-    // timeout, re-armed while requests come or run.
-    let started = Instant::now();
-    let first = settings.header_read_timeout.or(settings.idle_timeout);
-    let timer = sleep_until(first.map_or_else(far_future, |t| started + t));
+    // The connection's timeouts, on one timer that is looked at only when
+    // it has fired (hyper's own HTTP/1 header timer costs a timer per
+    // request; this one is re-armed a few times a period at most).
+    let mut quiet = Quiet::new(&settings, Instant::now());
+    let timer = sleep_until(quiet.next.unwrap_or_else(far_future));
     tokio::pin!(timer);
-    let mut waiting_for_first = settings.header_read_timeout.is_some();
-    let mut timer_armed = first.is_some();
-    let mut seen = 0u64;
+    let mut timer_unpolled = quiet.next.is_some();
 
     // Wait for the graceful signal without re-polling its future on every
     // wake-up of a busy connection (a lock per request): register once, and
@@ -178,34 +270,37 @@ where
         if let Poll::Ready(result) = http.as_mut().poll(cx) {
             return Poll::Ready(Ok(result));
         }
-        while timer_armed && !asked_to_end && timer.as_mut().poll(cx).is_ready() {
-            let requests = activity.requests.load(Relaxed);
-            if waiting_for_first {
-                if requests == 0 {
-                    return Poll::Ready(Err(Timer::Silent));
+        // The timer holds this task's waker once polled: after that it
+        // needs a look only when it has fired.
+        while !asked_to_end
+            && quiet.next.is_some()
+            && (timer_unpolled || timer.is_elapsed())
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            let now = Instant::now();
+            match quiet.check(now, work.started(), work.running(), seen.is_http2()) {
+                Verdict::Wait => {
+                    if let Some(next) = quiet.next {
+                        timer.as_mut().reset(next);
+                    }
+                    timer_unpolled = true;
                 }
-                waiting_for_first = false;
+                Verdict::Silent => return Poll::Ready(Err(Timer::Silent)),
+                Verdict::End => {
+                    // Quiet for too long: end it as the drain would.
+                    asked_to_end = true;
+                    http.as_mut().graceful_shutdown();
+                    cx.waker().wake_by_ref();
+                }
             }
-            let Some(idle) = settings.idle_timeout else {
-                timer_armed = false;
-                break;
-            };
-            if requests == seen && activity.in_flight.load(Relaxed) == 0 {
-                // Idle for a whole period: end it as the drain would.
-                asked_to_end = true;
-                http.as_mut().graceful_shutdown();
-                cx.waker().wake_by_ref();
-                break;
-            }
-            seen = requests;
-            timer.as_mut().reset(Instant::now() + idle);
         }
+        timer_unpolled = false;
         Poll::Pending
     })
     .await;
 
     match served {
-        Ok(Ok(())) => match closed.get() {
+        Ok(Ok(())) => match seen.get() {
             CloseOutcome::InOrder | CloseOutcome::NotClosed => Ok(()),
             CloseOutcome::Reset => Err(Error::new(ErrorKind::ConnectionReset)
                 .during("close http connection")

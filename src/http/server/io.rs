@@ -4,7 +4,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -24,17 +24,30 @@ pub(super) enum CloseOutcome {
     TimedOut = 3,
 }
 
-/// Where [`ClosingIo`] leaves the outcome for the connection's driver.
+/// Where [`ClosingIo`] leaves what it saw for the connection's driver: the
+/// close's outcome, and whether the peer opened with HTTP/2's preface.
 #[derive(Debug, Default)]
-pub(super) struct CloseCell(AtomicU8);
+pub(super) struct CloseCell {
+    outcome: AtomicU8,
+    http2: AtomicBool,
+}
+
+/// How an HTTP/2 connection's preface begins (RFC 9113, 3.4); no HTTP/1
+/// method is `PRI`.
+const H2_PREFACE_START: &[u8] = b"PRI ";
 
 impl CloseCell {
     fn set(&self, outcome: CloseOutcome) {
-        self.0.store(outcome as u8, Relaxed);
+        self.outcome.store(outcome as u8, Relaxed);
+    }
+
+    /// The peer's first bytes were HTTP/2's preface.
+    pub(super) fn is_http2(&self) -> bool {
+        self.http2.load(Relaxed)
     }
 
     pub(super) fn get(&self) -> CloseOutcome {
-        match self.0.load(Relaxed) {
+        match self.outcome.load(Relaxed) {
             1 => CloseOutcome::InOrder,
             2 => CloseOutcome::Reset,
             3 => CloseOutcome::TimedOut,
@@ -54,6 +67,8 @@ pub(super) struct ClosingIo<C> {
     state: State,
     within: Duration,
     outcome: Arc<CloseCell>,
+    /// Nothing has been read yet: the first bytes tell the protocol.
+    first_read: bool,
 }
 
 enum State {
@@ -78,6 +93,7 @@ impl<C> ClosingIo<C> {
             state: State::Open,
             within,
             outcome,
+            first_read: true,
         }
     }
 }
@@ -88,7 +104,21 @@ impl<C: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClosingIo<C> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.first_read {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            this.first_read = false;
+            let n = read.len().min(H2_PREFACE_START.len());
+            if read[..n] == H2_PREFACE_START[..n] {
+                this.outcome.http2.store(true, Relaxed);
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -166,9 +166,13 @@ impl Http {
         self
     }
 
-    /// How long a client may take to send a request's head (HTTP/1, from
-    /// its first byte or from the end of the previous response), and a new
-    /// connection its first request (both protocols). `None`: no limit.
+    /// How long a new connection may take to send its first request (both
+    /// protocols; killed past it, as a peer that never spoke), and an
+    /// HTTP/1 keep-alive client the next request's head, counted from the
+    /// end of the previous response as hyper counts it (noticed up to a
+    /// quarter of the timeout late; the connection is then closed as the
+    /// drain closes an idle one, so a half-sent head cannot hold it).
+    /// `None`: no limit.
     pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.settings.header_read_timeout = timeout.into();
         self
@@ -176,8 +180,9 @@ impl Http {
 
     /// How long a connection may go with no request arriving and none
     /// running before it is ended as the drain ends it (HTTP/1 closes,
-    /// HTTP/2 gets GOAWAY). Checked once a period, so an idle connection
-    /// ends between one and two periods after its last request. For HTTP/1
+    /// HTTP/2 gets GOAWAY). A quiet spell is noticed up to a quarter of the
+    /// timeout late, so an idle connection ends between 1 and 1.25 times the
+    /// timeout after its last request, never early. For HTTP/1
     /// the header timeout also runs while a keep-alive connection waits, so
     /// the shorter of the two ends it. `None`: no limit.
     pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
@@ -253,11 +258,12 @@ impl Settings {
             Protocols::Http1 => builder.http1_only(),
             Protocols::Http2 => builder.http2_only(),
         };
+        // No timer for HTTP/1: the connection's driver keeps its header
+        // timeout (conn.rs, `Quiet`), instead of hyper's timer per request.
         builder
             .http1()
-            .timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(self.header_read_timeout)
+            .header_read_timeout(None)
             .max_buf_size(self.max_header_bytes.max(MIN_HEADER_BYTES));
         builder
             .http2()

@@ -6,8 +6,6 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -19,26 +17,16 @@ use tower::Service;
 use tower::util::{Oneshot, ServiceExt};
 
 use crate::core::BoxError;
-use crate::core::serve::{Request as Counted, Work};
+use crate::core::serve::{ConnectionWork, Request as Counted};
 use crate::http::Peer;
 use crate::http::error::{error_response, is_grpc};
-
-/// What one connection's driver needs to know of its requests: how many
-/// arrived (an idle connection is one where this stands still) and how many
-/// are running (a connection with a long stream is not idle).
-#[derive(Debug, Default)]
-pub(super) struct Activity {
-    pub(super) requests: AtomicU64,
-    pub(super) in_flight: AtomicU64,
-}
 
 /// The hyper service of one connection, around the user's tower service.
 #[derive(Clone, Debug)]
 pub(super) struct RequestService<S> {
     pub(super) inner: S,
     pub(super) peer: Peer,
-    pub(super) work: Work,
-    pub(super) activity: Arc<Activity>,
+    pub(super) work: ConnectionWork,
 }
 
 impl<S, B> hyper::service::Service<Request<hyper::body::Incoming>> for RequestService<S>
@@ -53,39 +41,12 @@ where
     fn call(&self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
         let grpc = is_grpc(&req);
         req.extensions_mut().insert(self.peer.clone());
-        self.activity.requests.fetch_add(1, Relaxed);
-        self.activity.in_flight.fetch_add(1, Relaxed);
-        let guard = InFlight {
-            counted: Some(self.work.begin()),
-            activity: self.activity.clone(),
-        };
+        let guard = self.work.begin();
         ResponseFuture {
             inner: self.inner.clone().oneshot(req),
             guard: Some(guard),
             grpc,
         }
-    }
-}
-
-/// One request from arrival to the end of its response body.
-#[derive(Debug)]
-struct InFlight {
-    counted: Option<Counted>,
-    activity: Arc<Activity>,
-}
-
-impl InFlight {
-    fn finish(mut self) {
-        if let Some(counted) = self.counted.take() {
-            counted.finish();
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        // Unfinished, `counted` drops with it and is counted as cut.
-        self.activity.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -95,7 +56,7 @@ impl Drop for InFlight {
 pub struct ResponseFuture<F> {
     #[pin]
     inner: F,
-    guard: Option<InFlight>,
+    guard: Option<Counted>,
     grpc: bool,
 }
 
@@ -131,7 +92,7 @@ pub struct ResponseBody<B> {
     kind: Kind<B>,
     // A Cell so that `is_end_stream`, which takes `&self`, can finish the
     // request: hyper does not poll a body again once it says it has ended.
-    guard: Cell<Option<InFlight>>,
+    guard: Cell<Option<Counted>>,
 }
 
 impl<B: std::fmt::Debug> std::fmt::Debug for ResponseBody<B> {

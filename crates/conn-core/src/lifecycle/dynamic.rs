@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Connection, Connector, Listener, PeerCred};
+use super::{Connection, Connector, Listener, PeerAddr, PeerCred};
 use crate::{Deadline, Endpoint, Result};
 
 /// The object-safe twin of [`Connection`].
@@ -34,6 +34,8 @@ pub trait DynConnection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn kill_dyn(self: Box<Self>);
     /// See [`Connection::peer_endpoint`].
     fn peer_endpoint_dyn(&self) -> Option<Endpoint>;
+    /// See [`Connection::peer_addr`].
+    fn peer_addr_dyn(&self) -> Option<PeerAddr>;
     /// See [`Connection::peer_cred`].
     fn peer_cred_dyn(&self) -> Option<PeerCred>;
 }
@@ -54,6 +56,9 @@ impl<C: Connection> DynConnection for C {
     }
     fn peer_endpoint_dyn(&self) -> Option<Endpoint> {
         self.peer_endpoint()
+    }
+    fn peer_addr_dyn(&self) -> Option<PeerAddr> {
+        self.peer_addr()
     }
     fn peer_cred_dyn(&self) -> Option<PeerCred> {
         self.peer_cred()
@@ -92,6 +97,9 @@ impl Connection for BoxConnection {
     }
     fn peer_endpoint(&self) -> Option<Endpoint> {
         (**self).peer_endpoint_dyn()
+    }
+    fn peer_addr(&self) -> Option<PeerAddr> {
+        (**self).peer_addr_dyn()
     }
     fn peer_cred(&self) -> Option<PeerCred> {
         (**self).peer_cred_dyn()

@@ -80,6 +80,14 @@ pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
         None
     }
 
+    /// Where the peer is, for transports with a socket address (tcp, utcp),
+    /// without formatting it: what a server that looks at its peer only now
+    /// and then takes for every connection. [`PeerAddr::endpoint`] gives
+    /// the same [`Endpoint`] as [`peer_endpoint`](Connection::peer_endpoint).
+    fn peer_addr(&self) -> Option<PeerAddr> {
+        None
+    }
+
     /// Who the peer is, where the kernel says (`SO_PEERCRED` on Unix-domain
     /// sockets); `None` on transports that cannot tell.
     fn peer_cred(&self) -> Option<PeerCred> {
@@ -109,6 +117,29 @@ pub struct PeerCred {
     pub uid: u32,
     /// The peer's effective group id.
     pub gid: u32,
+}
+
+/// A peer's socket address and its transport's scheme (see
+/// [`Connection::peer_addr`]).
+///
+/// ```
+/// use conn_core::PeerAddr;
+/// let peer = PeerAddr { scheme: "tcp", addr: "10.0.0.7:40000".parse().unwrap() };
+/// assert_eq!(peer.endpoint().to_string(), "tcp://10.0.0.7:40000");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    /// The transport's scheme, e.g. `"tcp"`.
+    pub scheme: &'static str,
+    /// The peer's address.
+    pub addr: std::net::SocketAddr,
+}
+
+impl PeerAddr {
+    /// The peer as an endpoint, `scheme://addr`.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::new(self.scheme, self.addr).expect("a socket address is a valid endpoint")
+    }
 }
 
 /// Waits for peers and hands out [`Connection`]s.

@@ -1,3 +1,9 @@
+use std::sync::Arc;
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Release},
+};
+
 use tokio_util::sync::CancellationToken;
 
 use super::Work;
@@ -62,40 +68,67 @@ impl<C> Incoming<C> {
 ///
 /// ```
 /// use conn_core::serve::Graceful;
-/// use tokio_util::sync::CancellationToken;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let token = CancellationToken::new();
-/// let graceful = Graceful::new(token.clone());
-/// assert!(!graceful.is_shutting_down());
-/// token.cancel();
-/// graceful.wait().await;
-/// assert!(graceful.is_shutting_down());
+/// let graceful = Graceful::default();
+/// let seen_by_a_connection = graceful.clone();
+/// assert!(!seen_by_a_connection.is_shutting_down());
+/// graceful.fire();
+/// seen_by_a_connection.wait().await;
+/// assert!(seen_by_a_connection.is_shutting_down());
 /// # }
 /// ```
+///
+/// Clones share one signal. Connections ask [`is_shutting_down`]
+/// (Graceful::is_shutting_down) on every wake-up, from every thread, so for
+/// a signal fired by [`fire`](Graceful::fire) it is one atomic load, not
+/// the lock a [`CancellationToken`]'s own check takes.
 #[derive(Clone, Debug, Default)]
 pub struct Graceful {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
     token: CancellationToken,
+    /// Set by `fire` before the token is cancelled.
+    fired: AtomicBool,
+    /// The token is someone else's, who may cancel it without `fire`.
+    foreign: bool,
 }
 
 impl Graceful {
-    /// A signal that fires when `token` does.
+    /// A signal that fires when `token` is cancelled (or [`fire`]
+    /// (Graceful::fire) is called).
     pub fn new(token: CancellationToken) -> Self {
-        Graceful { token }
+        Graceful {
+            shared: Arc::new(Shared {
+                token,
+                fired: AtomicBool::new(false),
+                foreign: true,
+            }),
+        }
+    }
+
+    /// Begins the graceful shutdown: every clone sees it.
+    pub fn fire(&self) {
+        self.shared.fired.store(true, Release);
+        self.shared.token.cancel();
     }
 
     /// True once graceful shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
-        self.token.is_cancelled()
+        let s = &*self.shared;
+        s.fired.load(Acquire) || (s.foreign && s.token.is_cancelled())
     }
 
     /// Resolves when graceful shutdown begins.
     pub async fn wait(&self) {
-        self.token.cancelled().await
+        self.shared.token.cancelled().await
     }
 
     /// The token behind the signal.
     pub fn token(&self) -> &CancellationToken {
-        &self.token
+        &self.shared.token
     }
 }

@@ -7,6 +7,7 @@ mod lines;
 mod per_core;
 mod report;
 mod server;
+mod signal;
 mod work;
 
 pub use accept::{AcceptBackoff, AcceptVerdict, accept_verdict};
@@ -15,7 +16,7 @@ pub use lines::{LineHandler, lines};
 pub use per_core::{PerCoreGraceful, PerCoreServe, Server};
 pub use report::{ERROR_SAMPLE, ErrorTally, RequestCounts, ShutdownReport};
 pub use server::{Serve, WithGracefulShutdown, serve};
-pub use work::{Request, Work};
+pub use work::{ConnectionWork, Request, Work};
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::task::{JoinError, JoinSet};
-use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use super::Work;
@@ -187,8 +186,8 @@ where
     F: Future<Output = ()> + Send,
 {
     let endpoint = listener.local_endpoint();
-    let graceful = CancellationToken::new();
-    let work = Work::new(Graceful::new(graceful.clone()));
+    let graceful = Graceful::default();
+    let work = Work::new(graceful.clone());
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     let mut tally = Tally {
         report: ShutdownReport {
@@ -197,7 +196,8 @@ where
         },
     };
     let mut backoff = AcceptBackoff::new();
-    tokio::pin!(signal);
+    // Looked at before every accept: polled only once it has woken.
+    let mut signal = super::signal::WokenOnly::new(signal);
 
     'accepting: loop {
         // Wait until the service takes another connection...
@@ -224,12 +224,8 @@ where
                     tracing::info!(%endpoint, "accepting again: descriptors are available");
                 }
                 tally.report.accepted += 1;
-                let incoming = Incoming::new(
-                    conn,
-                    Graceful::new(graceful.clone()),
-                    work.clone(),
-                    tally.report.accepted,
-                );
+                let incoming =
+                    Incoming::new(conn, graceful.clone(), work.clone(), tally.report.accepted);
                 let fut = service.call(incoming);
                 tasks.spawn(async move { fut.await.map_err(Into::into) });
                 // Let the new connection run before taking the next peer: it
@@ -271,7 +267,7 @@ where
     // for them until the drain deadline, kill the rest.
     drop(listener);
     let start = tokio::time::Instant::now();
-    graceful.cancel();
+    graceful.fire();
     let deadline = Deadline::after(drain);
     let drained = deadline
         .run(async {

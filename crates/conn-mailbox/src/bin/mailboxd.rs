@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use conn_mailbox::daemon::{Acl, DaemonConfig, MemoryBudget, QueueLimits, run};
+use conn_mailbox::daemon::{Acl, DaemonConfig, MemoryBudget, QueueLimits, Secret, run};
 
 /// The group-mailbox daemon (Spread's model, one machine).
 #[derive(Parser, Debug)]
@@ -13,8 +13,18 @@ struct Args {
     #[arg(long)]
     socket: Option<PathBuf>,
     /// Also listen on this TCP address (clients there have no known uid).
+    /// Needs --secret, or --tcp-insecure.
     #[arg(long, value_name = "ADDR")]
     tcp: Option<String>,
+    /// The secret TCP clients must prove they hold (HMAC-SHA256 challenge
+    /// over fresh nonces) before they may say hello: a file only its owner
+    /// may read (mode 600), 16 bytes or more.
+    #[arg(long, value_name = "FILE", requires = "tcp")]
+    secret: Option<PathBuf>,
+    /// Serve TCP clients without a secret: anyone who can reach the address
+    /// may join, read and send (only for a network you trust entirely).
+    #[arg(long, requires = "tcp", conflicts_with = "secret")]
+    tcp_insecure: bool,
     /// Access list, TOML: a `[groups.NAME]` table per group with `join` and `send` uid lists.
     #[arg(long, value_name = "FILE")]
     acl: Option<PathBuf>,
@@ -101,6 +111,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let secret = match args.secret.as_deref().map(Secret::load).transpose() {
+        Ok(secret) => secret,
+        Err(e) => {
+            eprintln!("mailboxd: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let socket = args.socket.unwrap_or_else(DaemonConfig::default_socket);
     let mode = match socket_mode(&socket, args.mode) {
         Ok(mode) => mode,
@@ -113,6 +130,8 @@ fn main() -> std::process::ExitCode {
         socket,
         mode,
         tcp: args.tcp,
+        secret,
+        tcp_insecure: args.tcp_insecure,
         acl,
         name: args.name,
         queue: QueueLimits {

@@ -2,14 +2,22 @@
 
 use bytes::Bytes;
 
-use crate::wire::{Frame, HEADER_LEN, Kind, Repr};
+use crate::wire::{Frame, HEADER_LEN, Kind, Nonce, Repr, Tag};
 use crate::{Cause, Event, GroupName, MailboxError, Membership, Message};
 
 /// What a daemon frame is to the client.
 #[derive(Debug)]
 pub(super) enum Decoded {
     Welcome(String),
-    Reply { req: u32, code: u16, detail: String },
+    /// Over TCP: the daemon's challenge, before anything else.
+    Challenge(Nonce),
+    /// Over TCP: the daemon's proof that it holds the secret.
+    Proof(Tag),
+    Reply {
+        req: u32,
+        code: u16,
+        detail: String,
+    },
     Event(Event),
 }
 
@@ -22,6 +30,8 @@ pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
         .map_err(|e| MailboxError::Protocol(format!("from the daemon: {e}")))?;
     Ok(match repr {
         Repr::Welcome { private_group } => Decoded::Welcome(private_group.into()),
+        Repr::Challenge { nonce } => Decoded::Challenge(nonce),
+        Repr::Proof { mac } => Decoded::Proof(mac),
         Repr::Reply { req, code, detail } => Decoded::Reply {
             req,
             code,

@@ -26,7 +26,7 @@ use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
 };
 use crate::wire::{Names, Repr, next_frame};
-use crate::{Event, MailboxError, Service};
+use crate::{Event, MailboxError, Secret, Service};
 use decode::Decoded;
 
 /// The result of mailbox operations.
@@ -73,6 +73,46 @@ pub struct Mailbox {
     closed: bool,
 }
 
+/// How [`Mailbox::connect_with`] connects: today, the secret a daemon's TCP
+/// clients must prove they hold.
+///
+/// Over `tcp://` with a secret, the client waits for the daemon's challenge,
+/// answers it with an HMAC-SHA256 over both nonces, and says hello only
+/// once the daemon has proved it holds the secret too. A daemon that
+/// refuses the answer fails the connect with
+/// [`MailboxError::Unauthenticated`] (kind `PermissionDenied`, "mailboxd at
+/// tcp://ADDR refused the secret: ..."); so does one that cannot prove
+/// itself, or that asks for a secret when none was given. Unix-socket
+/// connections ignore the secret: the daemon knows their uid.
+///
+/// ```
+/// use conn_mailbox::{ConnectOptions, Secret};
+/// let options = ConnectOptions::new().secret(Secret::new(*b"a secret of 24 bytes ...")?);
+/// # let _ = options;
+/// // Or from a file only its owner may read:
+/// // ConnectOptions::new().secret(Secret::load("/etc/connkit/mailbox.secret".as_ref())?)
+/// # Ok::<(), conn_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    secret: Option<Secret>,
+}
+
+impl ConnectOptions {
+    /// No secret: for Unix sockets, and for a daemon started with
+    /// `--tcp-insecure`.
+    pub fn new() -> ConnectOptions {
+        ConnectOptions::default()
+    }
+
+    /// The secret to answer a TCP daemon's challenge with (`mailboxd
+    /// --secret FILE` holds the same).
+    pub fn secret(mut self, secret: Secret) -> ConnectOptions {
+        self.secret = Some(secret);
+        self
+    }
+}
+
 impl Mailbox {
     /// Connects to the daemon at `daemon` (a Unix socket path, or
     /// `tcp://host:port` for a daemon started with `--tcp`) under
@@ -80,6 +120,10 @@ impl Mailbox {
     /// and its private group
     /// `#name#daemon`. With `membership` the mailbox receives membership
     /// messages. `priority` is kept for Spread's sake and has no effect.
+    ///
+    /// With no secret: a TCP daemon that asks for one fails the connect
+    /// with [`MailboxError::Unauthenticated`]; see
+    /// [`Mailbox::connect_with`].
     pub async fn connect(
         daemon: impl AsRef<Path>,
         private_name: &str,
@@ -87,23 +131,45 @@ impl Mailbox {
         membership: bool,
         deadline: Deadline,
     ) -> Result<(Mailbox, String)> {
+        let options = ConnectOptions::new();
+        Mailbox::connect_with(
+            daemon,
+            private_name,
+            priority,
+            membership,
+            &options,
+            deadline,
+        )
+        .await
+    }
+
+    /// [`Mailbox::connect`] with `options`: over `tcp://`, the secret
+    /// that answers the daemon's challenge ([`ConnectOptions::secret`]).
+    pub async fn connect_with(
+        daemon: impl AsRef<Path>,
+        private_name: &str,
+        priority: u8,
+        membership: bool,
+        options: &ConnectOptions,
+        deadline: Deadline,
+    ) -> Result<(Mailbox, String)> {
         if !legal_private_name(private_name) {
             return Err(MailboxError::IllegalName(private_name.into()));
         }
         let daemon = daemon.as_ref();
-        let (stream, fd): (BoxConnection, RawFd) =
-            match daemon.to_str().and_then(|d| d.strip_prefix("tcp://")) {
-                Some(addr) => {
-                    let s = TcpStream::connect(addr, deadline).await?;
-                    let fd = s.as_raw_fd();
-                    (Box::new(s), fd)
-                }
-                None => {
-                    let s = IpcStream::connect(daemon, deadline).await?;
-                    let fd = s.as_raw_fd();
-                    (Box::new(s), fd)
-                }
-            };
+        let tcp = daemon.to_str().and_then(|d| d.strip_prefix("tcp://"));
+        let (stream, fd): (BoxConnection, RawFd) = match tcp {
+            Some(addr) => {
+                let s = TcpStream::connect(addr, deadline).await?;
+                let fd = s.as_raw_fd();
+                (Box::new(s), fd)
+            }
+            None => {
+                let s = IpcStream::connect(daemon, deadline).await?;
+                let fd = s.as_raw_fd();
+                (Box::new(s), fd)
+            }
+        };
         let (rd, wr) = tokio::io::split(stream);
         let mut mbox = Mailbox {
             rd,
@@ -115,6 +181,9 @@ impl Mailbox {
             fd,
             closed: false,
         };
+        if let (Some(addr), Some(secret)) = (tcp, &options.secret) {
+            mbox.authenticate(addr, secret, deadline).await?;
+        }
         let hello = Repr::Connect {
             version: Repr::VERSION,
             priority,
@@ -122,14 +191,18 @@ impl Mailbox {
             name: private_name,
         };
         mbox.send_frame(&hello.to_vec()).await?;
-        let frame = deadline
-            .run(std::future::poll_fn(|cx| mbox.poll_frame(cx)))
-            .await
-            .map_err(|e| MailboxError::Io(e.during("connect to mailboxd")))??;
+        let frame = mbox.first_frame(deadline).await?;
         match decode::decode(frame)? {
             Decoded::Welcome(pg) => mbox.private_group = pg,
             Decoded::Reply { code, detail, .. } => {
                 return Err(refusal(code, &detail));
+            }
+            Decoded::Challenge(_) => {
+                return Err(unauthenticated(
+                    tcp.unwrap_or_default(),
+                    "asks for a secret, and none was given (ConnectOptions::secret; \
+                     `connkit mailbox --secret FILE`)",
+                ));
             }
             other => {
                 return Err(MailboxError::Protocol(format!(
@@ -139,6 +212,79 @@ impl Mailbox {
         }
         let pg = mbox.private_group.clone();
         Ok((mbox, pg))
+    }
+
+    /// The next frame while connecting.
+    async fn first_frame(&mut self, deadline: Deadline) -> Result<Bytes> {
+        deadline
+            .run(std::future::poll_fn(|cx| self.poll_frame(cx)))
+            .await
+            .map_err(|e| MailboxError::Io(e.during("connect to mailboxd")))?
+    }
+
+    /// Over TCP with a secret: answer the daemon's challenge, check its
+    /// proof (see [`ConnectOptions`]).
+    async fn authenticate(
+        &mut self,
+        addr: &str,
+        secret: &Secret,
+        deadline: Deadline,
+    ) -> Result<()> {
+        let theirs = match self.first_frame(deadline).await {
+            Ok(frame) => match decode::decode(frame)? {
+                Decoded::Challenge(nonce) => nonce,
+                Decoded::Reply { code, detail, .. } => return Err(refusal(code, &detail)),
+                other => {
+                    return Err(MailboxError::Protocol(format!(
+                        "expected a challenge, got {other:?}"
+                    )));
+                }
+            },
+            Err(MailboxError::ConnectionClosed) => {
+                return Err(unauthenticated(
+                    addr,
+                    "closed the connection without a challenge (is it started with \
+                     --secret, or with --tcp-insecure?)",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let ours = conn_core::auth::nonce()?;
+        let answer = Repr::Answer {
+            nonce: ours,
+            mac: crate::auth::client_mac(secret, &theirs, &ours).sign(),
+        };
+        self.send_frame(&answer.to_vec()).await?;
+        let refused =
+            |detail: &str| unauthenticated(addr, &format!("refused the secret: {detail}"));
+        match self.first_frame(deadline).await {
+            Ok(frame) => match decode::decode(frame)? {
+                Decoded::Proof(mac)
+                    if crate::auth::daemon_mac(secret, &theirs, &ours).verify(&mac) =>
+                {
+                    Ok(())
+                }
+                Decoded::Proof(_) => Err(unauthenticated(
+                    addr,
+                    "could not prove it holds the secret (a wrong proof): it is not the \
+                     daemon this secret is for",
+                )),
+                Decoded::Reply { code, detail, .. }
+                    if Code::from_u16(code) == Some(Code::Unauthenticated) =>
+                {
+                    Err(refused(&detail))
+                }
+                Decoded::Reply { code, detail, .. } => Err(refusal(code, &detail)),
+                other => Err(MailboxError::Protocol(format!(
+                    "expected the daemon's proof, got {other:?}"
+                ))),
+            },
+            // A daemon that refuses may close before its refusal is read.
+            Err(MailboxError::ConnectionClosed) => {
+                Err(refused("it closed the connection without a proof"))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Adopts a mailbox on a Unix socket inherited across `fork`/`exec` (its
@@ -329,8 +475,10 @@ impl Mailbox {
                     }) => self.pending.push_back(Err(refusal(code, &detail))),
                     Ok(Decoded::Reply { .. }) => {} // the answer to an abandoned request
                     Ok(Decoded::Event(ev)) => self.pending.push_back(Ok(ev)),
-                    Ok(Decoded::Welcome(_)) => {
-                        return Poll::Ready(Err(MailboxError::Protocol("a second welcome".into())));
+                    Ok(
+                        other @ (Decoded::Welcome(_) | Decoded::Challenge(_) | Decoded::Proof(_)),
+                    ) => {
+                        return Poll::Ready(Err(unexpected(&other)));
                     }
                     Err(e) => return Poll::Ready(Err(e)),
                 }
@@ -363,8 +511,8 @@ impl Mailbox {
                     return Poll::Ready(Err(refusal(code, &detail)));
                 }
                 Ok(Decoded::Reply { .. }) => continue,
-                Ok(Decoded::Welcome(_)) => {
-                    return Poll::Ready(Err(MailboxError::Protocol("a second welcome".into())));
+                Ok(other @ (Decoded::Welcome(_) | Decoded::Challenge(_) | Decoded::Proof(_))) => {
+                    return Poll::Ready(Err(unexpected(&other)));
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -430,6 +578,25 @@ fn refusal(code: u16, detail: &str) -> MailboxError {
         Some(c) => MailboxError::from_code(c, detail),
         None => MailboxError::Protocol(format!("unknown refusal code {code}: {detail}")),
     }
+}
+
+/// A handshake frame in the middle of a session.
+fn unexpected(frame: &Decoded) -> MailboxError {
+    MailboxError::Protocol(match frame {
+        Decoded::Welcome(_) => "a second welcome".into(),
+        other => format!("a handshake frame in the session: {other:?}"),
+    })
+}
+
+/// The daemon at `tcp://addr` did not let this client in, or is not the
+/// daemon the secret is for.
+fn unauthenticated(addr: &str, why: &str) -> MailboxError {
+    MailboxError::Unauthenticated(
+        conn_core::Error::new(conn_core::ErrorKind::PermissionDenied)
+            .during("connect to mailboxd")
+            .on(format_args!("tcp://{addr}"))
+            .detail(format!("mailboxd at tcp://{addr} {why}")),
+    )
 }
 
 /// Broken pipes and resets mean the session is gone.

@@ -1,4 +1,5 @@
-//! The optional access list: which uids may join and send to which groups.
+//! The optional access list: which uids may join and send to which groups,
+//! and which may send to private groups.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -6,11 +7,29 @@ use std::path::Path;
 use conn_core::{Error, ErrorKind};
 use serde::Deserialize;
 
-/// Groups mapped to the uids that may join them and send to them.
+/// Groups mapped to the uids that may join them and send to them, and the
+/// uids that may send to private groups.
 ///
-/// A TOML file; groups not listed are open to everyone, a missing `join` or
-/// `send` list leaves that operation open, and clients whose uid is unknown
-/// (TCP) are refused wherever a list exists:
+/// A TOML file:
+///
+/// * `[groups.NAME]` with `join` and `send` uid lists: who may join the
+///   group and who may send to it. Groups not listed are open to everyone,
+///   and a missing `join` or `send` list leaves that operation open.
+/// * `[private]` with a `send` uid list: who may send to any private group
+///   `#name#daemon` (Spread's unicast to one client), whichever client it
+///   names, on this daemon or another in the cluster. Without `[private]`
+///   (or without its `send`), private groups are open to everyone, as
+///   before. Private groups cannot be joined, so there is no `join` here.
+///   The one list is the rule for every client's private group: a daemon
+///   that restricts who may talk to its groups usually means to restrict
+///   who may talk to its clients directly too, and a per-target rule would
+///   let any client decide who may reach it only by its (unauthenticated)
+///   name.
+///
+/// Clients whose uid is unknown (TCP, authenticated or not) are refused
+/// wherever a list exists. A message with several destinations is refused
+/// whole when any one of them is refused: it reaches nobody, and the sender
+/// gets the refusal naming that destination.
 ///
 /// ```
 /// use conn_mailbox::daemon::Acl;
@@ -18,11 +37,18 @@ use serde::Deserialize;
 ///     [groups.ops]
 ///     join = [0, 1000]
 ///     send = [0]
+///
+///     [private]
+///     send = [0, 1000]
 /// "#)?;
 /// assert!(acl.may_join("ops", Some(1000)));
 /// assert!(!acl.may_send("ops", Some(1000)));
 /// assert!(acl.may_send("chat", Some(4242)));
 /// assert!(!acl.may_join("ops", None));
+/// // Private groups: only uids 0 and 1000 may send to any of them.
+/// assert!(acl.may_send("#alice#local", Some(1000)));
+/// assert!(!acl.may_send("#alice#local", Some(4242)));
+/// assert!(!acl.may_send("#alice#local", None));
 /// # Ok::<(), conn_core::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -30,6 +56,15 @@ use serde::Deserialize;
 pub struct Acl {
     #[serde(default)]
     groups: HashMap<String, Rule>,
+    #[serde(default)]
+    private: Option<PrivateRule>,
+}
+
+/// Who may send to private groups.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrivateRule {
+    send: Option<Vec<u32>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -49,11 +84,20 @@ fn allowed(list: Option<&Vec<u32>>, uid: Option<u32>) -> bool {
 impl Acl {
     /// Parses the TOML text of an access list.
     pub fn parse(text: &str) -> conn_core::Result<Acl> {
-        toml::from_str(text).map_err(|e| {
+        let acl: Acl = toml::from_str(text).map_err(|e| {
             Error::new(ErrorKind::InvalidType)
                 .during("parse access list")
                 .detail(e.to_string())
-        })
+        })?;
+        if let Some(name) = acl.groups.keys().find(|g| g.starts_with('#')) {
+            return Err(Error::new(ErrorKind::InvalidType)
+                .during("parse access list")
+                .detail(format!(
+                    "[groups.{name:?}]: no group starts with '#'; private groups are \
+                     covered by one [private] table (`send = [uids]`)"
+                )));
+        }
+        Ok(acl)
     }
 
     /// Reads and parses the access list at `path`.
@@ -70,10 +114,53 @@ impl Acl {
             .is_none_or(|r| allowed(r.join.as_ref(), uid))
     }
 
-    /// True when `uid` may send to `group`.
+    /// True when `uid` may send to `group`: for a private group
+    /// (`#name#daemon`) the `[private]` rule, else the group's own.
     pub fn may_send(&self, group: &str, uid: Option<u32>) -> bool {
+        if group.starts_with('#') {
+            return self
+                .private
+                .as_ref()
+                .is_none_or(|r| allowed(r.send.as_ref(), uid));
+        }
         self.groups
             .get(group)
             .is_none_or(|r| allowed(r.send.as_ref(), uid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_rule_covers_every_private_group_and_no_group() {
+        let acl = Acl::parse("[private]\nsend = [7]\n").unwrap();
+        for pg in ["#a#local", "#b#other"] {
+            assert!(acl.may_send(pg, Some(7)));
+            assert!(!acl.may_send(pg, Some(8)));
+            assert!(!acl.may_send(pg, None));
+        }
+        assert!(acl.may_send("chat", Some(8)));
+        assert!(acl.may_send("chat", None));
+    }
+
+    #[test]
+    fn without_a_private_rule_private_groups_stay_open() {
+        let acl = Acl::parse("[groups.ops]\nsend = [0]\n").unwrap();
+        assert!(acl.may_send("#a#local", None));
+        assert!(
+            Acl::parse("[private]\n")
+                .unwrap()
+                .may_send("#a#local", None)
+        );
+    }
+
+    #[test]
+    fn a_private_join_list_or_a_group_named_like_a_private_one_is_refused() {
+        let e = Acl::parse("[private]\njoin = [0]\n").unwrap_err();
+        assert!(e.to_string().contains("join"), "{e}");
+        let e = Acl::parse("[groups.\"#a#local\"]\nsend = [0]\n").unwrap_err();
+        assert!(e.to_string().contains("[private]"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! One client's connection: read frames and hand them to the router, write
 //! what the router queued, end as the client or the router decides.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +10,11 @@ use conn_core::serve::Graceful;
 use conn_core::{Connection, Deadline, Error, ErrorKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::DaemonConfig;
 use super::outbox::{End, Outbox};
 use super::router::{ClientId, Router};
+use super::{DaemonConfig, Secret};
 use crate::Cause;
+use crate::error::Code;
 use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
 use conn_core::budget::{Budget, Charge, OverBudget, TrimWhenGone, trim_heap};
 
@@ -57,6 +59,127 @@ enum Unfit {
 /// and no budget; a longer first frame is no hello.
 const HELLO_ROOM: usize = 512;
 
+/// Tells a client it is refused (a reply to no request), then closes in
+/// order; each step within [`CLOSE_WITHIN`], the close killing the
+/// connection when it runs out.
+async fn refuse_and_close<C: Connection>(mut conn: C, code: Code, detail: &str) {
+    let refusal = Repr::Reply {
+        req: 0,
+        code: code as u16,
+        detail,
+    };
+    let _ = Deadline::after(CLOSE_WITHIN)
+        .run(conn.write_all(&refusal.to_vec()))
+        .await;
+    let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+}
+
+/// Sends one handshake frame within `within`; a client that cannot take
+/// it is past talking to.
+async fn send_within<C: Connection>(
+    conn: &mut C,
+    frame: Repr<'_>,
+    within: Duration,
+    what: &str,
+) -> Result<(), Unproved> {
+    let error = match Deadline::after(within)
+        .run(conn.write_all(&frame.to_vec()))
+        .await
+    {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => Error::from(e),
+        Err(_) => Error::new(ErrorKind::TimedOut)
+            .detail(format!("the {what} could not be sent within {within:?}")),
+    };
+    Err(Unproved {
+        error: error.during(AUTHENTICATE),
+        tell: None,
+    })
+}
+
+/// What the errors of a refused TCP client say was going on.
+const AUTHENTICATE: &str = "authenticate TCP client";
+
+/// Why a TCP client was not let in, and whether it is told.
+struct Unproved {
+    error: Error,
+    /// What the refusal sent to the client says; `None` when the
+    /// connection is past talking to.
+    tell: Option<String>,
+}
+
+/// Over TCP with a secret: challenge the client, check its answer, prove
+/// the daemon holds the secret too. Each step within `within` (the hello
+/// timeout). Nothing the client sends before its answer is checked
+/// reaches the router; what follows stays in `buf` for the hello.
+async fn authenticate<C: Connection>(
+    conn: &mut C,
+    buf: &mut BytesMut,
+    secret: &Secret,
+    within: Duration,
+) -> Result<(), Unproved> {
+    let refuse = |kind: ErrorKind, detail: String, tell: bool| Unproved {
+        tell: tell.then(|| detail.clone()),
+        error: Error::new(kind).during(AUTHENTICATE).detail(detail),
+    };
+    let ours = conn_core::auth::nonce().map_err(|e| Unproved {
+        error: e.during(AUTHENTICATE),
+        tell: None,
+    })?;
+    send_within(conn, Repr::Challenge { nonce: ours }, within, "challenge").await?;
+    let answer = match Deadline::after(within).run(read_hello(conn, buf)).await {
+        Err(_) => {
+            let why = format!("no answer to the challenge within {within:?}");
+            return Err(refuse(ErrorKind::TimedOut, why, true));
+        }
+        Ok(ReadEnd::Eof) => {
+            let why = "the client hung up without answering the challenge".into();
+            return Err(refuse(ErrorKind::UnexpectedEof, why, false));
+        }
+        Ok(ReadEnd::Io(e)) => {
+            return Err(Unproved {
+                error: Error::from(e).during(AUTHENTICATE),
+                tell: None,
+            });
+        }
+        Ok(ReadEnd::Bad(e)) => {
+            let why = format!("bytes that are no answer to the challenge: {e}");
+            return Err(refuse(ErrorKind::Protocol, why, true));
+        }
+        Ok(ReadEnd::Frame(f)) => f,
+    };
+    let theirs = match Repr::parse(&Frame::new_unchecked(&answer[..])) {
+        Ok(Repr::Answer { nonce, mac }) => {
+            if !crate::auth::client_mac(secret, &ours, &nonce).verify(&mac) {
+                let why = "wrong answer to the challenge: the client does not hold this \
+                           daemon's secret"
+                    .into();
+                return Err(refuse(ErrorKind::PermissionDenied, why, true));
+            }
+            nonce
+        }
+        Ok(Repr::Connect { .. }) => {
+            let why = "a hello without answering the challenge: this daemon's TCP clients \
+                       must give its secret"
+                .into();
+            return Err(refuse(ErrorKind::PermissionDenied, why, true));
+        }
+        Ok(other) => {
+            let why = format!(
+                "a {:?} frame instead of an answer to the challenge",
+                other.kind()
+            );
+            return Err(refuse(ErrorKind::Protocol, why, true));
+        }
+        Err(e) => {
+            let why = format!("a bad answer to the challenge: {e}");
+            return Err(refuse(ErrorKind::Protocol, why, true));
+        }
+    };
+    let mac = crate::auth::daemon_mac(secret, &ours, &theirs).sign();
+    send_within(conn, Repr::Proof { mac }, within, "proof").await
+}
+
 /// Reads the first frame into a buffer of [`HELLO_ROOM`] that never grows;
 /// cancel safe (a partial frame stays in `buf`).
 async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> ReadEnd {
@@ -79,11 +202,21 @@ async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> Rea
     }
 }
 
+/// Who is at the other end, as far as the daemon can tell.
+pub(crate) enum Peer {
+    /// On the Unix socket: the uid from `SO_PEERCRED` (`None` when it
+    /// could not be read).
+    Local { uid: Option<u32> },
+    /// Over TCP: no uid; with a secret configured it must prove it holds
+    /// the secret before its hello is read.
+    Tcp { addr: SocketAddr },
+}
+
 /// Serves one client connection until it ends.
 pub(crate) async fn serve_client<C: Connection>(
     mut conn: C,
     graceful: Graceful,
-    uid: Option<u32>,
+    peer: Peer,
     conn_no: u64,
     router: Arc<Router>,
     config: Arc<DaemonConfig>,
@@ -92,8 +225,30 @@ pub(crate) async fn serve_client<C: Connection>(
     // However this client ends, what it cost goes back to the kernel soon.
     let _trim = TrimWhenGone::new();
     let mut buf = BytesMut::with_capacity(HELLO_ROOM);
-    // Hello: a Connect frame within the hello timeout, or the connection goes.
     let within = config.hello_timeout;
+    let uid = match peer {
+        Peer::Local { uid } => uid,
+        Peer::Tcp { addr } => {
+            if let Some(secret) = &config.secret {
+                let proved = tokio::select! {
+                    r = authenticate(&mut conn, &mut buf, secret, within) => r,
+                    () = graceful.wait() => return Ok(()),
+                };
+                if let Err(refused) = proved {
+                    let e = refused.error.on(format_args!("tcp://{addr}"));
+                    tracing::warn!(conn = conn_no, "TCP client dropped: {e}");
+                    if let Some(detail) = refused.tell {
+                        refuse_and_close(conn, Code::Unauthenticated, &detail).await;
+                    } else {
+                        conn.kill();
+                    }
+                    return Err(e);
+                }
+            }
+            None
+        }
+    };
+    // Hello: a Connect frame within the hello timeout, or the connection goes.
     let hello = tokio::select! {
         r = Deadline::after(within).run(read_hello(&mut conn, &mut buf)) => r,
         () = graceful.wait() => return Ok(()),
@@ -143,7 +298,7 @@ pub(crate) async fn serve_client<C: Connection>(
             tracing::warn!(conn = conn_no, error = %why, "client ended: bad hello");
             let refusal = Repr::Reply {
                 req: 0,
-                code: crate::error::Code::Protocol as u16,
+                code: Code::Protocol as u16,
                 detail: &why,
             };
             let _ = conn.write_all(&refusal.to_vec()).await;
@@ -156,15 +311,7 @@ pub(crate) async fn serve_client<C: Connection>(
         Ok(ok) => ok,
         Err((code, detail)) => {
             tracing::info!(conn = conn_no, name, ?code, "client refused");
-            let refusal = Repr::Reply {
-                req: 0,
-                code: code as u16,
-                detail: &detail,
-            };
-            let _ = Deadline::after(CLOSE_WITHIN)
-                .run(conn.write_all(&refusal.to_vec()))
-                .await;
-            let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
+            refuse_and_close(conn, code, &detail).await;
             return Ok(());
         }
     };

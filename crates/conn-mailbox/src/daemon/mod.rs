@@ -5,6 +5,24 @@
 //! crosses threads on its way through the daemon (on these machines a
 //! cross-thread wake-up costs more than the routing itself).
 //!
+//! # Who may connect
+//!
+//! On the Unix socket the client's uid comes from `SO_PEERCRED`, and the
+//! [`Acl`] checks it. Over TCP ([`DaemonConfig::tcp`]) a client has no uid,
+//! so the daemon needs a shared [`Secret`] ([`DaemonConfig::secret`],
+//! `mailboxd --secret FILE`) or an explicit
+//! [`DaemonConfig::tcp_insecure`]; [`run`] refuses to start with neither.
+//! With a secret the daemon's first frame is a challenge (a fresh nonce);
+//! the client answers with HMAC-SHA256 over it and its own nonce, the
+//! daemon checks it in constant time and proves itself back, and only then
+//! is the hello read. A client that answers wrong, late (past
+//! [`DaemonConfig::hello_timeout`]) or with anything else is told why,
+//! dropped, logged (`TCP client dropped: ...`) and counted among the
+//! errors of the [`ShutdownReport`]; nothing it sent reaches the router.
+//! The client side is [`ConnectOptions::secret`](crate::ConnectOptions::secret).
+//! `docs/mailbox.md` has the frames, the MACs, the refusals and what the
+//! handshake does not protect (the frames after it travel in the clear).
+//!
 //! ```
 //! use std::time::Duration;
 //! use conn_core::Deadline;
@@ -49,6 +67,7 @@ use conn_tcp::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use acl::Acl;
+pub use conn_core::auth::Secret;
 pub use conn_core::budget::MemoryBudget;
 pub use outbox::QueueLimits;
 use router::Router;
@@ -72,7 +91,19 @@ pub struct DaemonConfig {
     /// The socket file's mode.
     pub mode: u32,
     /// A TCP address to listen on too (clients there have no known uid).
+    /// Needs [`secret`](DaemonConfig::secret), or
+    /// [`tcp_insecure`](DaemonConfig::tcp_insecure) said out loud:
+    /// [`run`] refuses to start otherwise.
     pub tcp: Option<String>,
+    /// The shared secret TCP clients must prove they hold before they say
+    /// hello (`mailboxd --secret FILE`, read with [`Secret::load`]); see
+    /// the module's TCP section. Unix-socket clients never need it.
+    pub secret: Option<Secret>,
+    /// Serve TCP clients without a secret (`mailboxd --tcp-insecure`):
+    /// anyone who can reach the address may join, read and send wherever
+    /// no access list stops a client without a uid. Ignored when
+    /// [`secret`](DaemonConfig::secret) is set.
+    pub tcp_insecure: bool,
     /// The access list, if any.
     pub acl: Option<Acl>,
     /// The daemon's name, the second part of private groups `#name#daemon`.
@@ -93,13 +124,15 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// A daemon on `socket`, mode 0o666, no TCP, no access list, named
+    /// A daemon on `socket`, mode 0o666, no TCP (no secret), no access list, named
     /// `local`, the default budgets and timeouts.
     pub fn new(socket: impl AsRef<Path>) -> DaemonConfig {
         DaemonConfig {
             socket: socket.as_ref().to_path_buf(),
             mode: 0o666,
             tcp: None,
+            secret: None,
+            tcp_insecure: false,
             acl: None,
             name: "local".into(),
             queue: QueueLimits::default(),
@@ -158,6 +191,16 @@ pub async fn run(
             .during("start mailboxd")
             .detail(format!("illegal daemon name {:?}", config.name)));
     }
+    if let (Some(addr), None, false) = (&config.tcp, &config.secret, config.tcp_insecure) {
+        return Err(Error::new(conn_core::ErrorKind::InvalidType)
+            .during("start mailboxd")
+            .on(format_args!("tcp://{addr}"))
+            .detail(
+                "TCP clients have no uid to check, so --tcp needs --secret FILE (a secret \
+                 file only its owner may read; clients must prove they hold it), or \
+                 --tcp-insecure to let anyone who can reach the address join, read and send",
+            ));
+    }
     let config = Arc::new(config);
     let budget = conn_core::budget::Budget::new(config.budget, crate::wire::READ_ROOM);
     let router = Arc::new(Router::new(config.name.clone(), config.acl.clone()));
@@ -181,6 +224,13 @@ pub async fn run(
     if let Some(tcp) = &tcp {
         // The bound address, so a port 0 can be found.
         tracing::info!("mailboxd listening on tcp {}", tcp.local_addr());
+        if config.secret.is_none() {
+            tracing::warn!(
+                "TCP clients are not authenticated (--tcp-insecure): anyone who can reach {} \
+                 may join, read and send",
+                tcp.local_addr()
+            );
+        }
     }
 
     // The router tells everyone first; only then do connections end.
@@ -204,8 +254,10 @@ pub async fn run(
                 async move {
                     let id = inc.id();
                     let (conn, graceful) = inc.into_parts();
-                    let uid = conn.peer_cred().ok().map(|c| c.uid);
-                    conn::serve_client(conn, graceful, uid, id, router, config, budget).await
+                    let peer = conn::Peer::Local {
+                        uid: conn.peer_cred().ok().map(|c| c.uid),
+                    };
+                    conn::serve_client(conn, graceful, peer, id, router, config, budget).await
                 }
             }),
         )
@@ -226,7 +278,10 @@ pub async fn run(
                             async move {
                                 let id = inc.id();
                                 let (conn, graceful) = inc.into_parts();
-                                conn::serve_client(conn, graceful, None, id, router, config, budget)
+                                let peer = conn::Peer::Tcp {
+                                    addr: conn.peer_addr(),
+                                };
+                                conn::serve_client(conn, graceful, peer, id, router, config, budget)
                                     .await
                             }
                         }),

@@ -392,7 +392,8 @@ impl State {
             if !legal_destination(g) {
                 return Err((Code::IllegalGroup, g.into()));
             }
-            if !g.starts_with('#') && self.acl.as_ref().is_some_and(|acl| !acl.may_send(g, uid)) {
+            // Private groups too: the access list's `[private]` rule.
+            if self.acl.as_ref().is_some_and(|acl| !acl.may_send(g, uid)) {
                 return Err((Code::NotAllowed, format!("send {g}")));
             }
         }

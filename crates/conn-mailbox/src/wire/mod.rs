@@ -4,7 +4,14 @@
 //!
 //! Every frame is `length: u32 BE | kind: u8 | body`, where `length` counts
 //! the kind byte and the body and is at most [`MAX_FRAME_BODY`]. Strings are
-//! a `u8` length and that many UTF-8 bytes; numbers are big-endian.
+//! a `u8` length and that many UTF-8 bytes; numbers are big-endian; nonces
+//! and MACs are 32 bytes as they are.
+//!
+//! A session on the Unix socket is `Connect`, `Welcome`, then requests and
+//! events. Over TCP with a secret, three frames come first: the daemon's
+//! `Challenge` (its nonce), the client's `Answer` (its nonce and MAC) and the
+//! daemon's `Proof` (its MAC), or a `Reply` refusing the answer; only then
+//! the client's `Connect`.
 //!
 //! ```
 //! use conn_mailbox::wire::{Frame, Repr};
@@ -26,5 +33,5 @@ mod stream;
 
 pub use frame::{Frame, HEADER_LEN, MAX_FRAME_BODY, WireError, frame_len};
 pub use names::{Names, NamesIter};
-pub use repr::{Kind, Repr};
+pub use repr::{Kind, Nonce, Repr, Tag};
 pub use stream::{READ_ROOM, next_frame};

@@ -4,6 +4,11 @@ use bytes::BufMut;
 
 use super::{Frame, HEADER_LEN, Names, WireError};
 
+/// A nonce on the wire: 32 random bytes.
+pub type Nonce = [u8; 32];
+/// A MAC on the wire: HMAC-SHA256's 32 bytes.
+pub type Tag = [u8; 32];
+
 /// The frame kinds. Client to daemon below 16, daemon to client from 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -18,6 +23,9 @@ pub enum Kind {
     Multicast = 4,
     /// Goodbye: members see cause disconnect.
     Disconnect = 5,
+    /// A TCP client's answer to the daemon's `Challenge`: its own nonce and
+    /// its MAC over both nonces.
+    Answer = 6,
     /// The daemon accepted the client; carries its private group.
     Welcome = 16,
     /// The answer to a request, or (req 0) a refusal not tied to one.
@@ -26,6 +34,11 @@ pub enum Kind {
     Message = 18,
     /// A membership change of a group.
     Membership = 19,
+    /// Over TCP, the daemon's first frame: a fresh nonce the client must
+    /// answer with the shared secret before it may say hello.
+    Challenge = 20,
+    /// The daemon's MAC over both nonces: it holds the secret too.
+    Proof = 21,
 }
 
 /// The parsed meaning of one frame; strings and payloads borrow the frame.
@@ -78,6 +91,15 @@ pub enum Repr<'a> {
     },
     /// Goodbye.
     Disconnect,
+    /// A TCP client's answer to a [`Repr::Challenge`] (see
+    /// [`daemon`](crate::daemon)'s TCP section for the MACs).
+    Answer {
+        /// The client's own fresh nonce, which the daemon's proof covers.
+        nonce: Nonce,
+        /// HMAC-SHA256 with the shared secret over the client context, the
+        /// daemon's nonce and the client's.
+        mac: Tag,
+    },
     /// The daemon accepted the client.
     Welcome {
         /// `#name#daemon`.
@@ -118,6 +140,17 @@ pub enum Repr<'a> {
         /// The members now, in join order.
         members: Names<'a>,
     },
+    /// The daemon's challenge to a TCP client.
+    Challenge {
+        /// A fresh random nonce, one per connection.
+        nonce: Nonce,
+    },
+    /// The daemon's proof that it holds the secret.
+    Proof {
+        /// HMAC-SHA256 with the shared secret over the daemon context and
+        /// both nonces.
+        mac: Tag,
+    },
 }
 
 /// A bounds-checked reader over a frame body.
@@ -150,6 +183,11 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_be_bytes(a))
+    }
+    fn bytes32(&mut self) -> Result<[u8; 32], WireError> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        Ok(a)
     }
     fn str(&mut self) -> Result<&'a str, WireError> {
         let n = self.u8()? as usize;
@@ -226,6 +264,10 @@ impl<'a> Repr<'a> {
                 payload: r.rest(),
             },
             5 => Repr::Disconnect,
+            6 => Repr::Answer {
+                nonce: r.bytes32()?,
+                mac: r.bytes32()?,
+            },
             16 => Repr::Welcome {
                 private_group: r.str()?,
             },
@@ -248,6 +290,10 @@ impl<'a> Repr<'a> {
                 changed: r.str()?,
                 members: r.names()?,
             },
+            20 => Repr::Challenge {
+                nonce: r.bytes32()?,
+            },
+            21 => Repr::Proof { mac: r.bytes32()? },
             k => return Err(WireError::UnknownKind(k)),
         };
         r.end()?;
@@ -262,10 +308,13 @@ impl<'a> Repr<'a> {
             Repr::Leave { .. } => Kind::Leave,
             Repr::Multicast { .. } => Kind::Multicast,
             Repr::Disconnect => Kind::Disconnect,
+            Repr::Answer { .. } => Kind::Answer,
             Repr::Welcome { .. } => Kind::Welcome,
             Repr::Reply { .. } => Kind::Reply,
             Repr::Message { .. } => Kind::Message,
             Repr::Membership { .. } => Kind::Membership,
+            Repr::Challenge { .. } => Kind::Challenge,
+            Repr::Proof { .. } => Kind::Proof,
         }
     }
 
@@ -302,6 +351,12 @@ impl<'a> Repr<'a> {
                 out.put_slice(payload);
             }
             Repr::Disconnect => {}
+            Repr::Answer { nonce, mac } => {
+                out.put_slice(nonce);
+                out.put_slice(mac);
+            }
+            Repr::Challenge { nonce } => out.put_slice(nonce),
+            Repr::Proof { mac } => out.put_slice(mac),
             Repr::Welcome { private_group } => put_str(out, private_group),
             Repr::Reply { req, code, detail } => {
                 out.put_u32(*req);
@@ -347,6 +402,8 @@ impl<'a> Repr<'a> {
                     groups, payload, ..
                 } => 4 + 2 + groups.buffer_len() + payload.len(),
                 Repr::Disconnect => 0,
+                Repr::Answer { .. } => 32 + 32,
+                Repr::Challenge { .. } | Repr::Proof { .. } => 32,
                 Repr::Welcome { private_group } => 1 + private_group.len(),
                 Repr::Reply { detail, .. } => 4 + 2 + detail.len(),
                 Repr::Message {

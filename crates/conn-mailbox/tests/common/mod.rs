@@ -77,6 +77,17 @@ impl Daemon {
         }
     }
 
+    /// The TCP address the daemon logged it listens on (a port 0
+    /// resolved); fails after 10 s without one.
+    pub fn tcp_addr(&self) -> String {
+        let log = self.wait_log("listening on tcp ");
+        log.lines()
+            .find_map(|l| l.split("listening on tcp ").nth(1))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     pub fn sigterm(&self) {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };

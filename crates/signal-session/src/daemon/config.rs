@@ -101,7 +101,7 @@ pub struct Node {
 }
 
 /// The shortest secret accepted.
-pub const MIN_SECRET: usize = 16;
+pub const MIN_SECRET: usize = conn_core::auth::Secret::MIN_LEN;
 
 impl Config {
     /// `max_sessions_per_uid`, or its default.
@@ -152,25 +152,13 @@ impl Config {
         })
     }
 
-    /// Reads the shared secret, if a file is configured.
-    pub fn secret(&self) -> Result<Option<Vec<u8>>> {
+    /// Reads the shared secret, if a file is configured (16 bytes or more,
+    /// trailing line ends removed; the file's mode is not checked, as it
+    /// never was here).
+    pub fn secret(&self) -> Result<Option<conn_core::auth::Secret>> {
         let Some(path) = &self.secret_file else {
             return Ok(None);
         };
-        let mut secret =
-            std::fs::read(path).map_err(|e| Error::io(e, "read array secret", path.display()))?;
-        while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            secret.pop();
-        }
-        if secret.len() < MIN_SECRET {
-            return Err(Error::new(ErrorKind::InvalidType)
-                .during("read array secret")
-                .on(path.display())
-                .detail(format!(
-                    "{} bytes; a secret needs {MIN_SECRET} or more",
-                    secret.len()
-                )));
-        }
-        Ok(Some(secret))
+        conn_core::auth::Secret::load_any_mode(path).map(Some)
     }
 }

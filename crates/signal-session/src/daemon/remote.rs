@@ -47,7 +47,7 @@ pub(crate) async fn serve_peer(daemon: Arc<Daemon>, incoming: Incoming<TcpStream
 }
 
 async fn answer_peer(daemon: &Daemon, conn: &mut TcpStream) -> Result<Message> {
-    let secret = daemon.secret.as_deref().ok_or_else(auth_failed)?;
+    let secret = daemon.secret.as_ref().ok_or_else(auth_failed)?;
     let nonce = auth::nonce()?;
     write_message(conn, &Message::Challenge { nonce }).await?;
     let msg = Deadline::after(AUTH_PATIENCE)
@@ -93,7 +93,7 @@ pub(crate) async fn fan_out(
                 "no such array in this sessiond's configuration"
             })
     })?;
-    let secret = daemon.secret.as_deref().ok_or_else(|| {
+    let secret = daemon.secret.as_ref().ok_or_else(|| {
         Error::new(ErrorKind::NotSupported)
             .during(op)
             .on(format_args!("array {array:?}"))
@@ -132,7 +132,7 @@ pub(crate) async fn fan_out(
 
 async fn ask_node(
     addr: &str,
-    secret: &[u8],
+    secret: &conn_core::auth::Secret,
     caller: Caller,
     request: &[u8],
     deadline: Deadline,

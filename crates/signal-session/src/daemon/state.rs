@@ -15,7 +15,7 @@ use crate::{Ash, Caller, Session};
 pub(crate) struct Daemon {
     sessions: Mutex<HashMap<Ash, Entry>>,
     pub(crate) config: Config,
-    pub(crate) secret: Option<Vec<u8>>,
+    pub(crate) secret: Option<conn_core::auth::Secret>,
     /// The way to the cluster's group, with `--cluster corosync`.
     pub(crate) cluster: Option<super::array::ClusterLink>,
 }
@@ -78,7 +78,7 @@ fn no_such_session(ash: Ash, op: &'static str) -> Error {
 impl Daemon {
     pub(crate) fn new(
         config: Config,
-        secret: Option<Vec<u8>>,
+        secret: Option<conn_core::auth::Secret>,
         cluster: Option<super::array::ClusterLink>,
     ) -> Daemon {
         Daemon {

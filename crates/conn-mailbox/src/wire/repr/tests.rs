@@ -51,6 +51,42 @@ fn every_kind_roundtrips() {
         changed: "#a#l",
         members: (&["#a#l", "#b#l"]).into(),
     });
+    roundtrip(Repr::Challenge { nonce: [7; 32] });
+    roundtrip(Repr::Answer {
+        nonce: [1; 32],
+        mac: [0xfe; 32],
+    });
+    roundtrip(Repr::Proof { mac: [9; 32] });
+}
+
+#[test]
+fn auth_frames_have_exactly_their_lengths() {
+    // A challenge one byte short, one byte long: refused, never read past.
+    for (kind, body) in [(20u8, 32usize), (6, 64), (21, 32)] {
+        for len in [0, body - 1, body + 1] {
+            let mut f = ((len + 1) as u32).to_be_bytes().to_vec();
+            f.push(kind);
+            f.extend(std::iter::repeat_n(0xaa, len));
+            let got = Repr::parse(&Frame::new_checked(&f[..]).unwrap());
+            let want = if len < body {
+                WireError::Truncated
+            } else {
+                WireError::Trailing(1)
+            };
+            assert_eq!(got, Err(want), "kind {kind} with {len} bytes");
+        }
+    }
+    // The fields land where they belong.
+    let bytes = Repr::Answer {
+        nonce: [1; 32],
+        mac: [2; 32],
+    }
+    .to_vec();
+    assert_eq!(&bytes[..5], &[0, 0, 0, 65, 6]);
+    assert_eq!(
+        (&bytes[5..37], &bytes[37..]),
+        (&[1u8; 32][..], &[2u8; 32][..])
+    );
 }
 
 #[test]
