@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use conn_test_support::proc::alive;
+
 /// A `connkit session daemon`, SIGTERMed when dropped.
 struct Daemon {
     child: Child,
@@ -67,11 +69,6 @@ fn show(out: &Output) -> String {
         stdout(out),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
 }
 
 #[test]

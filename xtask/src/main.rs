@@ -2,11 +2,14 @@
 //!
 //! * `cargo xtask test-all`: every check CI runs, one line per step with its time.
 //! * `cargo xtask bench`: runs the benches and writes BENCHMARKS.md.
+//! * `cargo xtask soak --minutes N [--out DIR]`: the servers under good and misbehaving
+//!   clients for N minutes, RSS/descriptors/threads sampled every second, with a verdict.
 //! * `cargo xtask demo`: runs `connkit demo`.
 //! * `cargo xtask cluster-demo`: mailboxd on a three-node corosync cluster, a link cut and healed
 //!   (root; installs corosync).
 
 mod bench;
+mod soak;
 mod steps;
 
 use std::process::ExitCode;
@@ -17,10 +20,13 @@ fn main() -> ExitCode {
     let ok = match task {
         "test-all" => steps::test_all(),
         "bench" => bench::run(&args[1..]),
+        "soak" => soak::run(&args[1..]),
         "demo" => steps::demo(),
         "cluster-demo" => steps::cluster_demo(),
         _ => {
-            eprintln!("usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo>");
+            eprintln!(
+                "usage: cargo xtask <test-all | bench [NAME...] | soak --minutes N [--out DIR] | demo | cluster-demo>"
+            );
             task == "help" || task == "--help"
         }
     };

@@ -276,6 +276,11 @@ pub fn test_all() -> bool {
     for (name, cmd, count) in steps {
         all_ok &= run_step(name, cmd, &mut tally, *count);
     }
+    // One minute of the soak: the servers as processes under good and
+    // misbehaving clients (examples/soak; `cargo xtask soak --minutes 30`
+    // is the long run). One pass/fail step.
+    println!("test-all: soak: ONE MINUTE of load on connkit http, mailboxd and sessiond");
+    all_ok &= run_step("soak", "cargo xtask soak --minutes 1", &mut tally, false);
     if ensure_cargo_deny() {
         println!("test-all: cargo deny: advisories need a network database and are skipped here");
         // `--offline` wants every crate of Cargo.lock on disk, and a Linux

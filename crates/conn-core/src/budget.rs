@@ -196,9 +196,100 @@ pub fn trim_heap() {
     }
 }
 
+/// How long after a client goes its memory is handed back: the delay
+/// gathers a burst of departures into one [`trim_heap`].
+pub const TRIM_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a trim is already scheduled.
+static TRIM_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears [`TRIM_PENDING`] when dropped: after the trim ran, or when its
+/// task went with its runtime before it could.
+struct Pending;
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        TRIM_PENDING.store(false, Ordering::Release);
+    }
+}
+
+/// Schedules one [`trim_heap`] [`TRIM_AFTER`] from now on the current tokio
+/// runtime, unless one is already scheduled; without a runtime it trims at
+/// once. Many small frees (a flood of connections ending, each with its
+/// task and buffers) leave glibc's heap as large as at the flood's peak,
+/// and no single one of them is large enough to trim for: measured on
+/// mailboxd, 300 connections opened and closed kept 4.5 MiB until the
+/// next large free. At most one trim a second, whatever the churn.
+pub fn trim_heap_soon() {
+    if TRIM_PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let pending = Pending;
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                tokio::time::sleep(TRIM_AFTER).await;
+                drop(pending);
+                trim_heap();
+            });
+        }
+        Err(_) => {
+            drop(pending);
+            trim_heap();
+        }
+    }
+}
+
+/// Calls [`trim_heap_soon`] when dropped: a daemon holds one for each
+/// client it serves, so whatever the client cost is handed back soon after
+/// it goes, however it ends.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let client = conn_core::budget::TrimWhenGone::new();
+/// // ... serve the client ...
+/// drop(client); // one trim within conn_core::budget::TRIM_AFTER
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct TrimWhenGone(());
+
+impl TrimWhenGone {
+    /// A guard for one client.
+    pub fn new() -> Self {
+        TrimWhenGone(())
+    }
+}
+
+impl Drop for TrimWhenGone {
+    fn drop(&mut self) {
+        trim_heap_soon();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trim_whose_runtime_went_before_it_ran_does_not_stop_the_next() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            drop(TrimWhenGone::new());
+            assert!(TRIM_PENDING.load(Ordering::Acquire), "one trim scheduled");
+        });
+        drop(rt);
+        assert!(
+            !TRIM_PENDING.load(Ordering::Acquire),
+            "the next may be scheduled"
+        );
+        // Without a runtime: at once.
+        trim_heap_soon();
+        assert!(!TRIM_PENDING.load(Ordering::Acquire));
+    }
 
     fn budget(per_client: usize, total: usize) -> Arc<Budget> {
         Budget::new(MemoryBudget { per_client, total }, 64 * 1024)

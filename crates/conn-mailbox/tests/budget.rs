@@ -13,6 +13,8 @@ use std::time::Duration;
 use common::*;
 use conn_mailbox::wire::{MAX_FRAME_BODY, Repr};
 use conn_mailbox::{Cause, Mailbox, Service};
+use conn_test_support::proc::wait_rss_at_most;
+use conn_test_support::{fd_count, rss_kib};
 
 const MIB: u64 = 1024;
 
@@ -51,15 +53,21 @@ async fn served(from: &mut Mailbox, to: &mut Mailbox, group: &str, text: &[u8]) 
     }
 }
 
+/// `watch`, a member of "g", and `talk`, who has just been served there.
+async fn watched(d: &Daemon) -> (Mailbox, Mailbox) {
+    let mut watch = connect(d, "watch", true).await;
+    watch.join("g", soon()).await.unwrap();
+    membership(&mut watch).await;
+    let mut talk = connect(d, "talk", false).await;
+    served(&mut talk, &mut watch, "g", b"before").await;
+    (watch, talk)
+}
+
 #[tokio::test]
 async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
     let d = Daemon::start(&[]);
     let pid = d.child.id();
-    let mut watch = connect(&d, "watch", true).await;
-    watch.join("g", soon()).await.unwrap();
-    membership(&mut watch).await;
-    let mut talk = connect(&d, "talk", false).await;
-    served(&mut talk, &mut watch, "g", b"before").await;
+    let (mut watch, mut talk) = watched(&d).await;
     let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
 
     // 300 clients, each with all but 4 KiB of a maximum-size frame; the
@@ -207,4 +215,33 @@ async fn a_flood_to_members_that_never_read_is_bounded_and_returned() {
         "{rss0} -> {peak} KiB"
     );
     assert!(rss2 < rss0 + 8 * MIB, "{rss0} -> {peak} -> {rss2} KiB");
+}
+
+#[tokio::test]
+async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
+    let d = Daemon::start(&[]);
+    let pid = d.child.id();
+    let (mut watch, mut talk) = watched(&d).await;
+    let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
+
+    // 300 connections, each held until all are accepted, then all closed:
+    // no frame, no large buffer, only what 300 clients cost while open.
+    let flood: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(d.path()).expect("connect"))
+        .collect();
+    let start = std::time::Instant::now();
+    while fd_count(pid) < fds0 + 300 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rss1 = rss_kib(pid);
+    drop(flood);
+    wait_fds_at_most(pid, fds0);
+    served(&mut talk, &mut watch, "g", b"after").await;
+    // Given back within a few seconds (glibc keeps small frees otherwise).
+    let rss2 = wait_rss_at_most(pid, rss0 + MIB, Duration::from_secs(5));
+    println!("mailboxd RSS before {rss0} KiB, with 300 connections {rss1}, after {rss2}");
+    assert!(
+        rss2 <= rss0 + MIB,
+        "the flood's memory stayed: {rss0} KiB before, {rss1} during, {rss2} after"
+    );
 }

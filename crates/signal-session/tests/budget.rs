@@ -12,25 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::sessiond::{Sessiond, unique};
 use conn_core::Deadline;
+use conn_test_support::proc::wait_rss_at_most;
+use conn_test_support::{fd_count, rss_kib};
 use signal_session::client::Client;
 use signal_session::wire::{MAX_PAYLOAD, Message};
 
 const MIB: u64 = 1024;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
 
 /// Polls until `ok` holds for the daemon's descriptor count (10 s at most).
 fn wait_fds(pid: u32, what: &str, ok: impl Fn(usize) -> bool) -> usize {
@@ -67,18 +54,24 @@ async fn served(client: &mut Client) {
         .expect("a well-behaved client is served");
 }
 
-fn pid(d: &Sessiond) -> u32 {
-    d.child.as_ref().unwrap().id()
-}
-
-#[tokio::test]
-async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
+/// A sessiond with default settings, its pid, and a client just served.
+async fn started() -> (Sessiond, u32, Client) {
     let d = Sessiond::start(&[]);
     let pid = pid(&d);
     let mut client = Client::connect(&d.socket, Deadline::after(Duration::from_secs(10)))
         .await
         .unwrap();
     served(&mut client).await;
+    (d, pid, client)
+}
+
+fn pid(d: &Sessiond) -> u32 {
+    d.child.as_ref().unwrap().id()
+}
+
+#[tokio::test]
+async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
+    let (d, pid, mut client) = started().await;
     let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
 
     let socket = d.socket.clone();
@@ -168,4 +161,28 @@ async fn silent_clients_and_stalled_frames_are_dropped_idle_clients_are_not() {
     served(&mut idle).await;
     drop((silent, stalled));
     let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn the_memory_of_a_flood_of_connections_goes_back_once_they_have_gone() {
+    let (d, pid, mut client) = started().await;
+    let (rss0, fds0) = (rss_kib(pid), fd_count(pid));
+
+    // 300 connections, each held until all are accepted, then all closed:
+    // no frame, no large buffer, only what 300 clients cost while open.
+    let flood: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&d.socket).expect("connect"))
+        .collect();
+    wait_fds(pid, "all 300 accepted", |n| n >= fds0 + 300);
+    let rss1 = rss_kib(pid);
+    drop(flood);
+    wait_fds(pid, "back to the start", |n| n <= fds0);
+    served(&mut client).await;
+    // Given back within a few seconds (glibc keeps small frees otherwise).
+    let rss2 = wait_rss_at_most(pid, rss0 + MIB, Duration::from_secs(5));
+    println!("sessiond RSS before {rss0} KiB, with 300 connections {rss1}, after {rss2}");
+    assert!(
+        rss2 <= rss0 + MIB,
+        "the flood's memory stayed: {rss0} KiB before, {rss1} during, {rss2} after"
+    );
 }

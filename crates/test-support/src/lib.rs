@@ -1,9 +1,11 @@
 //! Helpers the transports' integration tests share: descriptor identities
 //! (to prove a descriptor was released) and child processes that re-run the
 //! test binary in a role, with a descriptor passed as fd 3 (to test what
-//! another process holding a copy of a connection sees).
+//! another process holding a copy of a connection sees); and, in [`proc`],
+//! what a process holds (RSS, descriptors, threads), for the daemons'
+//! budget tests and the soak driver (`examples/soak`).
 //!
-//! Dev-only: no crate depends on it outside its tests.
+//! Dev-only: no crate depends on it outside its tests and examples.
 
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
@@ -207,3 +209,6 @@ impl Drop for TempFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+pub mod proc;
+pub use proc::{fd_count, rss_kib};

@@ -16,7 +16,7 @@ use super::{DaemonConfig, Secret};
 use crate::Cause;
 use crate::error::Code;
 use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
-use conn_core::budget::{Budget, Charge, OverBudget, trim_heap};
+use conn_core::budget::{Budget, Charge, OverBudget, TrimWhenGone, trim_heap};
 
 /// How long an orderly close may take before the connection is dropped.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
@@ -222,6 +222,8 @@ pub(crate) async fn serve_client<C: Connection>(
     config: Arc<DaemonConfig>,
     budget: Arc<Budget>,
 ) -> conn_core::Result<()> {
+    // However this client ends, what it cost goes back to the kernel soon.
+    let _trim = TrimWhenGone::new();
     let mut buf = BytesMut::with_capacity(HELLO_ROOM);
     let within = config.hello_timeout;
     let uid = match peer {

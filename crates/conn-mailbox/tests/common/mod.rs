@@ -164,22 +164,7 @@ pub fn strings<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String>
     names.into_iter().map(|n| n.as_ref().to_owned()).collect()
 }
 
-/// A process's resident memory in KiB (`VmRSS` of /proc/PID/status).
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
-/// How many descriptors a process has open.
-pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd dir")
-        .count()
-}
+use conn_test_support::fd_count;
 
 /// Waits until `pid` has at most `fds` descriptors open (or fails after 10 s).
 pub fn wait_fds_at_most(pid: u32, fds: usize) {

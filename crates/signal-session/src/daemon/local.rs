@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conn_core::budget::{Budget, Charge, trim_heap};
+use conn_core::budget::{Budget, Charge, TrimWhenGone, trim_heap};
 use conn_core::serve::Incoming;
 use conn_core::{Connection, Deadline, Error, Result};
 use conn_ipc::IpcStream;
@@ -70,6 +70,8 @@ pub(crate) async fn serve_client(
     budget: Arc<Budget>,
     incoming: Incoming<IpcStream>,
 ) -> Result<()> {
+    // However this client ends, what it cost goes back to the kernel soon.
+    let _trim = TrimWhenGone::new();
     let (mut conn, graceful) = incoming.into_parts();
     let cred = conn.peer_cred()?;
     let client = Client {

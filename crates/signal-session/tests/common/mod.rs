@@ -75,13 +75,7 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// True while `pid` runs (a zombie counts as gone).
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
-            state != Some('Z')
-        }
-        Err(_) => false,
-    }
+    conn_test_support::proc::alive(pid)
 }
 
 /// The parent of `pid`.
