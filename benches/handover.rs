@@ -149,7 +149,10 @@ fn main() {
 
         let mut successor = None;
         let run = load(port, || successor = Some(server(port, &handover)));
-        assert_eq!(run.failed, 0, "failed requests under load across a handover");
+        assert_eq!(
+            run.failed, 0,
+            "failed requests under load across a handover"
+        );
         across.push(run);
         let mut old = std::mem::replace(&mut current, successor.expect("a successor"));
         let exited_ok = old.0.wait().is_ok_and(|s| s.success());
