@@ -5,6 +5,8 @@
 //! * `cargo xtask demo`: runs `connkit demo`.
 //! * `cargo xtask cluster-demo`: mailboxd on a three-node corosync cluster, a link cut and healed
 //!   (root; installs corosync).
+//! * `cargo xtask chaos --schedules N --seed S`: seeded chaos schedules on that cluster, each
+//!   history checked (crates/conn-mailbox/tests/chaos; root; installs corosync).
 
 mod bench;
 mod steps;
@@ -19,8 +21,11 @@ fn main() -> ExitCode {
         "bench" => bench::run(&args[1..]),
         "demo" => steps::demo(),
         "cluster-demo" => steps::cluster_demo(),
+        "chaos" => steps::chaos(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo>");
+            eprintln!(
+                "usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo | chaos [--schedules N] [--seed S]>"
+            );
             task == "help" || task == "--help"
         }
     };
