@@ -15,7 +15,7 @@
 //! takes the state at the place of its join in the stream; two halves of a
 //! healed partition see each other's members join.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use conn_cpg::{CpgGroup, Event, Member, Membership, Reason};
@@ -125,8 +125,11 @@ impl Node {
                     // A Sync of this round travels alone in its batch.
                     if let Some(Ok(Op::Sync { config, groups })) = ops(&bytes).next() {
                         if config == round.config && round.expected.contains(&from) {
+                            tracing::debug!(from, "cluster: a Sync");
                             round.got.insert(from, groups);
                             self.finish_round();
+                        } else {
+                            tracing::info!(from, ?config, ours = ?round.config, "cluster: a Sync of another round skipped");
                         }
                         return Ok(());
                     }
@@ -186,7 +189,7 @@ impl Node {
                 self.replay_held();
             }
             let config: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
-            tracing::info!(members = config.len(), "cluster: state exchange");
+            tracing::info!(members = config.len(), ?config, "cluster: state exchange");
             self.round = Some(Round {
                 expected: config.iter().copied().collect(),
                 config: config.clone(),
@@ -214,12 +217,23 @@ impl Node {
             return;
         }
         let round = self.round.take().unwrap();
+        tracing::info!(held = self.held.len(), "cluster: state exchange done");
         let syncs: Vec<(u64, Vec<SyncGroup>)> = round
             .config
             .iter()
             .filter_map(|m| round.got.get(m).map(|g| (*m, g.clone())))
             .collect();
-        self.router.merge(&syncs);
+        // Daemons that left during the exchange: the merge takes their
+        // clients out with their cause (the held departures then find none).
+        let left: HashMap<u64, Cause> = self
+            .held
+            .iter()
+            .filter_map(|h| match h {
+                Held::Left(m, cause) => Some((*m, *cause)),
+                Held::Batch(..) => None,
+            })
+            .collect();
+        self.router.merge(&syncs, &left);
         self.synced = true;
         self.replay_held();
     }
