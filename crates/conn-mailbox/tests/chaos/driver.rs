@@ -215,7 +215,7 @@ async fn client(
     seed: u64,
     clock: Clock,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
-) -> Client {
+) -> (Client, Option<Mailbox>) {
     let mut rec = Client {
         name: format!("#{name}#n{}", node + 1),
         node,
@@ -231,7 +231,7 @@ async fn client(
         }
         Err(e) => {
             rec.end = End::Lost(format!("connect: {e}"));
-            return rec;
+            return (rec, None);
         }
     };
     let mut rng = Rng(seed);
@@ -245,7 +245,8 @@ async fn client(
     let mut views: HashMap<String, Vec<String>> = HashMap::new();
     let mut flushed: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut flush: Option<oneshot::Sender<()>> = None;
-    let mut flush_done = false;
+    let mut flushing = false;
+    let mut flushed_to: BTreeSet<String> = BTreeSet::new();
     let mut next_send = tokio::time::Instant::now();
     enum Next {
         Cmd(Option<Cmd>),
@@ -284,13 +285,13 @@ async fn client(
                 rec.end = End::Disconnected;
                 rec.ended = clock.now();
                 let _ = m.disconnect(soon()).await;
-                return rec;
+                return (rec, None);
             }
             Next::Cmd(Some(Cmd::Kill)) => {
                 rec.end = End::Killed;
                 rec.ended = clock.now();
                 m.kill();
-                return rec;
+                return (rec, None);
             }
             Next::Cmd(Some(Cmd::Quiet)) => {
                 sending = false;
@@ -298,53 +299,29 @@ async fn client(
             }
             Next::Cmd(Some(Cmd::Flush(done))) => {
                 flush = Some(done);
-                let mut fail = None;
-                let mut groups: Vec<&String> = views.keys().collect();
-                groups.sort();
-                for g in groups {
-                    seq += 1;
-                    let id = MsgId {
-                        sender: rec.name.clone(),
-                        seq,
-                    };
-                    push(
-                        &mut rec,
-                        Event::Sent {
-                            id,
-                            groups: vec![g.clone()],
-                            service: Service::AGREED,
-                        },
-                    );
-                    if let Err(e) = m
-                        .multicast(Service::AGREED, &[g], FLUSH, seq.to_string().as_bytes())
-                        .await
-                    {
-                        fail = Some(e);
-                        break;
-                    }
-                }
-                fail
+                flushing = true;
+                None
             }
             Next::Cmd(Some(Cmd::Finish)) => {
-                if flush_done {
-                    rec.end = End::Survived;
+                let waiting: Vec<String> = views
+                    .iter()
+                    .flat_map(|(g, ms)| {
+                        let got = flushed.get(g);
+                        ms.iter()
+                            .filter(move |m| !got.is_some_and(|s| s.contains(*m)))
+                            .map(move |m| format!("{m} in {g}"))
+                    })
+                    .collect();
+                rec.end = if waiting.is_empty() {
+                    End::Survived
                 } else {
-                    let waiting: Vec<String> = views
-                        .iter()
-                        .flat_map(|(g, ms)| {
-                            let got = flushed.get(g);
-                            ms.iter()
-                                .filter(move |m| !got.is_some_and(|s| s.contains(*m)))
-                                .map(move |m| format!("{m} in {g}"))
-                        })
-                        .collect();
-                    rec.end = End::Lost(format!(
+                    End::Lost(format!(
                         "the final flush did not complete: no flush from {waiting:?}"
-                    ));
-                }
+                    ))
+                };
                 rec.ended = clock.now();
-                m.kill();
-                return rec;
+                // Connected until every client handed in its history.
+                return (rec, Some(m));
             }
             Next::Got(Ok(MbEvent::Message(msg))) => {
                 let body = String::from_utf8_lossy(msg.data());
@@ -430,7 +407,38 @@ async fn client(
         if let Some(e) = fail {
             rec.end = End::Lost(e.to_string());
             rec.ended = clock.now();
-            return rec;
+            return (rec, None);
+        }
+        if !flushing {
+            continue;
+        }
+        // Flushing: a flush to each group we are in, also one joined late.
+        let mut groups: Vec<String> = views
+            .keys()
+            .filter(|g| !flushed_to.contains(*g))
+            .cloned()
+            .collect();
+        groups.sort();
+        for g in groups {
+            flushed_to.insert(g.clone());
+            seq += 1;
+            let sender = rec.name.clone();
+            push(
+                &mut rec,
+                Event::Sent {
+                    id: MsgId { sender, seq },
+                    groups: vec![g.clone()],
+                    service: Service::AGREED,
+                },
+            );
+            if let Err(e) = m
+                .multicast(Service::AGREED, &[&g], FLUSH, seq.to_string().as_bytes())
+                .await
+            {
+                rec.end = End::Lost(e.to_string());
+                rec.ended = clock.now();
+                return (rec, None);
+            }
         }
         if flush.is_some()
             && views.iter().all(|(g, ms)| {
@@ -439,7 +447,6 @@ async fn client(
                     .is_some_and(|got| ms.iter().all(|m| got.contains(m)))
             })
         {
-            flush_done = true;
             let _ = flush.take().unwrap().send(());
         }
     }
@@ -595,6 +602,22 @@ async fn blocking<T: Send + 'static>(
         .expect("a driver step panicked")
 }
 
+/// Waits until no client got anything for 2 s (at most 30 s).
+async fn quiet(clock: &Clock, notes: &mut Vec<String>) {
+    let from = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = clock.last_event.load(Ordering::Relaxed);
+        if clock.now().saturating_sub(last) >= 2000 {
+            break;
+        }
+        if from.elapsed() > Duration::from_secs(30) {
+            notes.push("settle: events still flowing 30 s into a quiet wait".into());
+            break;
+        }
+    }
+}
+
 /// Runs one schedule on the testbed and checks its history.
 async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     let mut notes = Vec::new();
@@ -612,7 +635,10 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     let mut restarts = Vec::new();
     let mut clients: std::collections::BTreeMap<
         usize,
-        (mpsc::UnboundedSender<Cmd>, tokio::task::JoinHandle<Client>),
+        (
+            mpsc::UnboundedSender<Cmd>,
+            tokio::task::JoinHandle<(Client, Option<Mailbox>)>,
+        ),
     > = std::collections::BTreeMap::new();
     for &(at, step) in &schedule.steps {
         tokio::time::sleep_until(tokio::time::Instant::from_std(
@@ -704,18 +730,9 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     for (tx, _) in clients.values() {
         let _ = tx.send(Cmd::Quiet);
     }
-    let quiet_from = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let last = clock.last_event.load(Ordering::Relaxed);
-        if clock.now().saturating_sub(last) >= 2000 {
-            break;
-        }
-        if quiet_from.elapsed() > Duration::from_secs(30) {
-            notes.push("settle: events still flowing 30 s after the end".into());
-            break;
-        }
-    }
+    // A merge may follow the formation by a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    quiet(&clock, &mut notes).await;
     let mut acks = Vec::new();
     for (tx, _) in clients.values() {
         let (done, ack) = oneshot::channel();
@@ -723,13 +740,21 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
         acks.push(ack);
     }
     let _ = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(acks)).await;
+    // What was still in flight lands (at every member of a view alike).
+    quiet(&clock, &mut notes).await;
     let mut history = History::default();
-    for (tx, task) in clients.into_values() {
+    for (tx, _) in clients.values() {
         let _ = tx.send(Cmd::Finish);
-        history
-            .clients
-            .push(task.await.expect("a client task panicked"));
     }
+    // The connections stay up until every history is in (a kill now
+    // would be a last view at the clients not yet done).
+    let mut connected = Vec::new();
+    for (_, task) in clients.into_values() {
+        let (client, mailbox) = task.await.expect("a client task panicked");
+        history.clients.push(client);
+        connected.extend(mailbox);
+    }
+    drop(connected);
     let end = clock.now();
     history.faults = faults.lock().unwrap().clone();
     for f in &mut history.faults {
@@ -910,8 +935,20 @@ fn report(schedule: &Schedule, out: &Outcome) {
             println!("chaos:   {line}");
         }
     }
+    // The whole history, a line an event, for a closer look.
+    let mut text = String::new();
+    for c in &out.history.clients {
+        for r in &c.events {
+            text.push_str(&format!("{:>6} {} {:?}\n", r.at, c.name, r.event));
+        }
+        text.push_str(&format!("{:>6} {} ended {:?}\n", c.ended, c.name, c.end));
+    }
+    for f in &out.history.faults {
+        text.push_str(&format!("fault {f:?}\n"));
+    }
+    let _ = std::fs::write(out.dir.join("history.txt"), text);
     println!(
-        "chaos: seed {seed}: daemon logs kept in {}",
+        "chaos: seed {seed}: daemon logs and history.txt kept in {}",
         out.dir.display()
     );
     print_path_hint(&out.dir);
