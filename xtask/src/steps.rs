@@ -273,6 +273,11 @@ pub fn test_all() -> bool {
             true,
         ),
     ];
+    println!(
+        "test-all: the test step includes crates/conn-mailbox/tests/chaos: three chaos schedules \
+         on the corosync testbed (seeds 1, 2 and a random one, printed as `chaos: seed N: ...`; \
+         more with `cargo xtask chaos`)"
+    );
     for (name, cmd, count) in steps {
         all_ok &= run_step(name, cmd, &mut tally, *count);
     }

@@ -485,7 +485,7 @@ pub fn integrity(h: &History) -> Vec<Anomaly> {
         for (e, r) in client.events.iter().enumerate() {
             match &r.event {
                 Event::View { group, members, .. } => {
-                    if members.iter().any(|m| *m == client.name) {
+                    if members.contains(&client.name) {
                         member.insert(group, e);
                     } else {
                         member.remove(group.as_str());
@@ -775,7 +775,7 @@ pub fn no_loss(h: &History) -> Vec<Anomaly> {
         for (e, r) in client.events.iter().enumerate() {
             match &r.event {
                 Event::View { group, members, .. } => {
-                    if members.iter().any(|m| *m == client.name) {
+                    if members.contains(&client.name) {
                         member.insert(group, e);
                     } else {
                         member.remove(group.as_str());

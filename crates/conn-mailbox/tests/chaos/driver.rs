@@ -602,6 +602,15 @@ async fn blocking<T: Send + 'static>(
         .expect("a driver step panicked")
 }
 
+/// The clients of a schedule, by number: how to tell each, and its task.
+type Running = std::collections::BTreeMap<
+    usize,
+    (
+        mpsc::UnboundedSender<Cmd>,
+        tokio::task::JoinHandle<(Client, Option<Mailbox>)>,
+    ),
+>;
+
 /// Waits until no client got anything for 2 s (at most 30 s).
 async fn quiet(clock: &Clock, notes: &mut Vec<String>) {
     let from = Instant::now();
@@ -633,26 +642,17 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
     let mut open: HashMap<usize, usize> = HashMap::new();
     let mut restarts = Vec::new();
-    let mut clients: std::collections::BTreeMap<
-        usize,
-        (
-            mpsc::UnboundedSender<Cmd>,
-            tokio::task::JoinHandle<(Client, Option<Mailbox>)>,
-        ),
-    > = std::collections::BTreeMap::new();
+    let mut clients = Running::new();
     for &(at, step) in &schedule.steps {
         tokio::time::sleep_until(tokio::time::Instant::from_std(
             clock.start + Duration::from_millis(at),
         ))
         .await;
-        let tell =
-            |clients: &std::collections::BTreeMap<usize, (mpsc::UnboundedSender<Cmd>, _)>,
-             client: usize,
-             cmd: Cmd| {
-                if let Some((tx, _)) = clients.get(&client) {
-                    let _ = tx.send(cmd);
-                }
-            };
+        let tell = |clients: &Running, client: usize, cmd: Cmd| {
+            if let Some((tx, _)) = clients.get(&client) {
+                let _ = tx.send(cmd);
+            }
+        };
         match step {
             Step::Connect { client: k, node } => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -820,7 +820,12 @@ pub fn run_from_env() {
                 .collect()
         }
     };
-    println!("chaos: {} schedules, seeds {:?}", seeds.len(), seeds);
+    match seeds.as_slice() {
+        [first, .., last] if seeds.len() > 4 => {
+            println!("chaos: {} schedules, seeds {first} to {last}", seeds.len())
+        }
+        _ => println!("chaos: {} schedules, seeds {seeds:?}", seeds.len()),
+    }
     let cluster = Cluster::start(NODES).expect("start the testbed");
     if let Err(e) = cluster.wait_until_formed(Duration::from_secs(60)) {
         panic!("{e}\nnode 1 logged:\n{}", cluster.log(0));
