@@ -339,6 +339,24 @@ fn sends(h: &History) -> HashMap<&MsgId, (usize, usize)> {
     out
 }
 
+/// The groups a client is in, as its own views say: group to the event
+/// of the view that lists it.
+#[derive(Default)]
+struct MemberOf<'a>(HashMap<&'a str, usize>);
+
+impl<'a> MemberOf<'a> {
+    /// Takes in event `e` of client `me`.
+    fn see(&mut self, me: &str, e: usize, event: &'a Event) {
+        if let Event::View { group, members, .. } = event {
+            if members.iter().any(|m| m == me) {
+                self.0.insert(group, e);
+            } else {
+                self.0.remove(group.as_str());
+            }
+        }
+    }
+}
+
 /// A view's name across clients: group, id, member set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ViewKey {
@@ -481,73 +499,66 @@ pub fn integrity(h: &History) -> Vec<Anomaly> {
     let sent = sends(h);
     let mut out = Vec::new();
     for (c, client) in h.clients.iter().enumerate() {
-        let mut member: HashMap<&str, usize> = HashMap::new();
+        let mut member = MemberOf::default();
         for (e, r) in client.events.iter().enumerate() {
-            match &r.event {
-                Event::View { group, members, .. } => {
-                    if members.contains(&client.name) {
-                        member.insert(group, e);
-                    } else {
-                        member.remove(group.as_str());
-                    }
-                }
-                Event::Delivered {
-                    id,
-                    groups,
-                    service,
-                } => {
-                    match sent.get(id) {
-                        None => out.push(Anomaly::new(
-                            "integrity",
-                            format!(
-                                "{} delivered {}:{}, never sent",
-                                client.name, id.sender, id.seq
-                            ),
-                            vec![(c, e)],
-                        )),
-                        Some(&(s, se)) => {
-                            if let Event::Sent {
-                                groups: sg,
-                                service: ss,
-                                ..
-                            } = &h.clients[s].events[se].event
-                            {
-                                if sg != groups || ss != service {
-                                    out.push(Anomaly::new(
-                                        "integrity",
-                                        format!(
-                                            "{} delivered {}:{} with other groups or service than sent",
-                                            client.name, id.sender, id.seq
-                                        ),
-                                        vec![(c, e), (s, se)],
-                                    ));
-                                }
-                            }
+            member.see(&client.name, e, &r.event);
+            let Event::Delivered {
+                id,
+                groups,
+                service,
+            } = &r.event
+            else {
+                continue;
+            };
+            match sent.get(id) {
+                None => out.push(Anomaly::new(
+                    "integrity",
+                    format!(
+                        "{} delivered {}:{}, never sent",
+                        client.name, id.sender, id.seq
+                    ),
+                    vec![(c, e)],
+                )),
+                Some(&(s, se)) => {
+                    if let Event::Sent {
+                        groups: sg,
+                        service: ss,
+                        ..
+                    } = &h.clients[s].events[se].event
+                    {
+                        if sg != groups || ss != service {
+                            out.push(Anomaly::new(
+                                "integrity",
+                                format!(
+                                    "{} delivered {}:{} with other groups or service than sent",
+                                    client.name, id.sender, id.seq
+                                ),
+                                vec![(c, e), (s, se)],
+                            ));
                         }
                     }
-                    if !groups.iter().any(|g| member.contains_key(g.as_str())) {
-                        let mut evidence = vec![(c, e)];
-                        evidence.extend(
-                            groups
-                                .iter()
-                                .filter_map(|g| {
-                                    client.events[..e].iter().rposition(
+                }
+            }
+            if !groups.iter().any(|g| member.0.contains_key(g.as_str())) {
+                let mut evidence = vec![(c, e)];
+                evidence.extend(
+                    groups
+                        .iter()
+                        .filter_map(|g| {
+                            client.events[..e].iter().rposition(
                                 |r| matches!(&r.event, Event::View { group, .. } if group == g),
                             )
-                                })
-                                .map(|v| (c, v)),
-                        );
-                        out.push(Anomaly::new(
-                            "integrity",
-                            format!(
-                                "{} delivered {}:{} to {groups:?}, none of which it was a member of",
-                                client.name, id.sender, id.seq
-                            ),
-                            evidence,
-                        ));
-                    }
-                }
-                _ => {}
+                        })
+                        .map(|v| (c, v)),
+                );
+                out.push(Anomaly::new(
+                    "integrity",
+                    format!(
+                        "{} delivered {}:{} to {groups:?}, none of which it was a member of",
+                        client.name, id.sender, id.seq
+                    ),
+                    evidence,
+                ));
             }
         }
     }
@@ -739,16 +750,34 @@ pub fn virtual_synchrony(h: &History) -> Vec<Anomaly> {
             }
         }
     }
+    compare_each(
+        h,
+        "virtual_synchrony",
+        &segs,
+        passing.values(),
+        "passed together out of",
+    )
+}
+
+/// For each set of segments that should hold the same deliveries, the
+/// first against each other one.
+fn compare_each<'a>(
+    h: &History,
+    property: &'static str,
+    segs: &[Vec<Segment>],
+    sets: impl Iterator<Item = &'a Vec<(usize, usize)>>,
+    boundary: &str,
+) -> Vec<Anomaly> {
     let mut out = Vec::new();
-    for together in passing.values() {
+    for together in sets {
         let (p, pi) = together[0];
         for &(q, qi) in &together[1..] {
             out.extend(same_deliveries(
                 h,
-                "virtual_synchrony",
+                property,
                 (p, &segs[p][pi]),
                 (q, &segs[q][qi]),
-                "passed together out of",
+                boundary,
             ));
         }
     }
@@ -771,22 +800,16 @@ pub fn no_loss(h: &History) -> Vec<Anomaly> {
                 _ => None,
             })
             .collect();
-        let mut member: HashMap<&str, usize> = HashMap::new();
+        let mut member = MemberOf::default();
         for (e, r) in client.events.iter().enumerate() {
+            member.see(&client.name, e, &r.event);
             match &r.event {
-                Event::View { group, members, .. } => {
-                    if members.contains(&client.name) {
-                        member.insert(group, e);
-                    } else {
-                        member.remove(group.as_str());
-                    }
-                }
                 Event::Sent {
                     id,
                     groups,
                     service,
                 } if reliable(*service) && !service.self_discard() => {
-                    let Some(v) = groups.iter().find_map(|g| member.get(g.as_str())) else {
+                    let Some(v) = groups.iter().find_map(|g| member.0.get(g.as_str())) else {
                         continue;
                     };
                     if !delivered.contains(id) {
@@ -816,18 +839,13 @@ pub fn no_loss(h: &History) -> Vec<Anomaly> {
             }
         }
     }
-    for together in finals.values() {
-        let (p, pi) = together[0];
-        for &(q, qi) in &together[1..] {
-            out.extend(same_deliveries(
-                h,
-                "no_loss",
-                (p, &segs[p][pi]),
-                (q, &segs[q][qi]),
-                "survived in final",
-            ));
-        }
-    }
+    out.extend(compare_each(
+        h,
+        "no_loss",
+        &segs,
+        finals.values(),
+        "survived in final",
+    ));
     out
 }
 
@@ -1094,6 +1112,17 @@ mod tests {
             self.h.clients[c].ended = self.t;
             self
         }
+        /// A fault on `node` beginning now, undone a second later.
+        fn fault(&mut self, kind: FaultKind, node: usize) -> &mut H {
+            let from = self.t;
+            self.h.faults.push(Fault {
+                kind,
+                node,
+                from,
+                until: from + 1000,
+            });
+            self
+        }
         fn join(&mut self, c: usize, group: &str) -> &mut H {
             self.push(
                 c,
@@ -1178,13 +1207,7 @@ mod tests {
                 h.deliver(c, s, 0).deliver(c, s, 1);
             }
         }
-        let t = h.t;
-        h.h.faults.push(Fault {
-            kind: FaultKind::Cut,
-            node: 2,
-            from: t,
-            until: t + 1000,
-        });
+        h.fault(FaultKind::Cut, 2);
         h.view(0, 4, Cause::Network, C, &[A, B])
             .view(1, 4, Cause::Network, C, &[A, B])
             .view(2, 4, Cause::Network, A, &[B, C])
@@ -1284,13 +1307,7 @@ mod tests {
         let mut h = three_joined();
         h.send(2, 0);
         h.deliver(0, C, 0); // b misses it, yet passes with a to the next view
-        let t = h.t;
-        h.h.faults.push(Fault {
-            kind: FaultKind::KillDaemon,
-            node: 2,
-            from: t,
-            until: t + 1000,
-        });
+        h.fault(FaultKind::KillDaemon, 2);
         h.view(0, 4, Cause::Network, C, &[A, B])
             .view(1, 4, Cause::Network, C, &[A, B]);
         h.h.clients[2].end = End::Lost("daemon killed".into());
@@ -1335,12 +1352,7 @@ mod tests {
     fn survivors_ending_in_different_views_disagree() {
         let mut h = three_joined();
         h.view(0, 4, Cause::Network, C, &[A, B]);
-        h.h.faults.push(Fault {
-            kind: FaultKind::Cut,
-            node: 2,
-            from: 0,
-            until: 1000,
-        });
+        h.fault(FaultKind::Cut, 2);
         let found = final_agreement(&h.h);
         assert_eq!(names(&found), ["final_agreement"], "{found:#?}");
     }

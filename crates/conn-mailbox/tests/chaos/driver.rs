@@ -181,8 +181,11 @@ impl Schedule {
 
 /// What the driver tells a client.
 enum Cmd {
-    Join(&'static str),
-    Leave(&'static str),
+    /// Join (or leave) a group.
+    Member {
+        join: bool,
+        group: &'static str,
+    },
     Disconnect,
     Kill,
     /// Stop sending.
@@ -267,19 +270,21 @@ async fn client(
         };
         let fail = match next {
             Next::Cmd(None) => Some(MailboxError::ConnectionClosed),
-            Next::Cmd(Some(Cmd::Join(g))) => {
-                push(&mut rec, Event::JoinReq { group: g.into() });
-                m.join(g, Deadline::after(Duration::from_secs(30)))
-                    .await
-                    .err()
-                    .filter(lost)
-            }
-            Next::Cmd(Some(Cmd::Leave(g))) => {
-                push(&mut rec, Event::LeaveReq { group: g.into() });
-                m.leave(g, Deadline::after(Duration::from_secs(30)))
-                    .await
-                    .err()
-                    .filter(lost)
+            Next::Cmd(Some(Cmd::Member { join, group: g })) => {
+                let group = g.to_owned();
+                let request = if join {
+                    Event::JoinReq { group }
+                } else {
+                    Event::LeaveReq { group }
+                };
+                push(&mut rec, request);
+                let within = Deadline::after(Duration::from_secs(30));
+                let answer = if join {
+                    m.join(g, within).await
+                } else {
+                    m.leave(g, within).await
+                };
+                answer.err().filter(lost)
             }
             Next::Cmd(Some(Cmd::Disconnect)) => {
                 rec.end = End::Disconnected;
@@ -390,16 +395,7 @@ async fn client(
                     groups.push(GROUPS[(first + 1) % GROUPS.len()]);
                 }
                 seq += 1;
-                let sender = rec.name.clone();
-                push(
-                    &mut rec,
-                    Event::Sent {
-                        id: MsgId { sender, seq },
-                        groups: groups.iter().map(|g| g.to_string()).collect(),
-                        service,
-                    },
-                );
-                m.multicast(service, &groups, 0, seq.to_string().as_bytes())
+                multicast(&mut m, &mut rec, &clock, seq, &groups, service, 0)
                     .await
                     .err()
             }
@@ -422,18 +418,8 @@ async fn client(
         for g in groups {
             flushed_to.insert(g.clone());
             seq += 1;
-            let sender = rec.name.clone();
-            push(
-                &mut rec,
-                Event::Sent {
-                    id: MsgId { sender, seq },
-                    groups: vec![g.clone()],
-                    service: Service::AGREED,
-                },
-            );
-            if let Err(e) = m
-                .multicast(Service::AGREED, &[&g], FLUSH, seq.to_string().as_bytes())
-                .await
+            if let Err(e) =
+                multicast(&mut m, &mut rec, &clock, seq, &[&g], Service::AGREED, FLUSH).await
             {
                 rec.end = End::Lost(e.to_string());
                 rec.ended = clock.now();
@@ -450,6 +436,36 @@ async fn client(
             let _ = flush.take().unwrap().send(());
         }
     }
+}
+
+/// Records a multicast, then sends it; its body is its sequence number.
+async fn multicast(
+    m: &mut Mailbox,
+    rec: &mut Client,
+    clock: &Clock,
+    seq: u64,
+    groups: &[&str],
+    service: Service,
+    msg_type: i16,
+) -> Result<(), MailboxError> {
+    let at = clock.now();
+    let id = MsgId {
+        sender: rec.name.clone(),
+        seq,
+    };
+    let groups_sent = groups.iter().map(|g| g.to_string()).collect();
+    rec.events.push(Record {
+        at,
+        event: Event::Sent {
+            id,
+            groups: groups_sent,
+            service,
+        },
+    });
+    rec.ended = at;
+    m.multicast(service, groups, msg_type, seq.to_string().as_bytes())
+        .await
+        .map(|_| ())
 }
 
 /// The testbed and the daemons of one schedule.
@@ -666,8 +682,22 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
                 ));
                 clients.insert(k, (tx, task));
             }
-            Step::Join { client, group } => tell(&clients, client, Cmd::Join(GROUPS[group])),
-            Step::Leave { client, group } => tell(&clients, client, Cmd::Leave(GROUPS[group])),
+            Step::Join { client, group } => tell(
+                &clients,
+                client,
+                Cmd::Member {
+                    join: true,
+                    group: GROUPS[group],
+                },
+            ),
+            Step::Leave { client, group } => tell(
+                &clients,
+                client,
+                Cmd::Member {
+                    join: false,
+                    group: GROUPS[group],
+                },
+            ),
             Step::Disconnect { client } => tell(&clients, client, Cmd::Disconnect),
             Step::Kill { client } => tell(&clients, client, Cmd::Kill),
             Step::Fault { kind, node } => {
