@@ -33,7 +33,8 @@ fn key(m: Member) -> u64 {
 /// What waits while a state exchange is under way.
 enum Held {
     Batch(u64, Vec<u8>),
-    Left(u64, Cause),
+    /// The daemons that left in one configuration change, with causes.
+    Left(Vec<(u64, Cause)>),
 }
 
 /// A state exchange: the configuration, whose Syncs are still missing, and
@@ -161,6 +162,7 @@ impl Node {
             }
             self.started = true;
         }
+        let mut left = Vec::new();
         for (m, reason) in &change.left {
             // A daemon that left in order shut down gracefully; any other
             // way out is a loss.
@@ -170,13 +172,17 @@ impl Node {
                 Cause::Network
             };
             tracing::info!(daemon = %m, %reason, "cluster: a daemon left");
-            match &mut self.round {
-                Some(round) => {
-                    round.expected.remove(&key(*m));
-                    round.got.remove(&key(*m));
-                    self.held.push_back(Held::Left(key(*m), cause));
-                }
-                None => self.router.daemon_left(key(*m), cause),
+            if let Some(round) = &mut self.round {
+                round.expected.remove(&key(*m));
+                round.got.remove(&key(*m));
+            }
+            left.push((key(*m), cause));
+        }
+        // All who left in this change go together.
+        if !left.is_empty() {
+            match self.round {
+                Some(_) => self.held.push_back(Held::Left(left)),
+                None => self.router.daemons_left(&left),
             }
         }
         if !change.joined.is_empty() {
@@ -229,9 +235,10 @@ impl Node {
             .held
             .iter()
             .filter_map(|h| match h {
-                Held::Left(m, cause) => Some((*m, *cause)),
+                Held::Left(left) => Some(left.iter().copied()),
                 Held::Batch(..) => None,
             })
+            .flatten()
             .collect();
         self.router.merge(&syncs, &left);
         self.synced = true;
@@ -243,7 +250,7 @@ impl Node {
         while let Some(held) = self.held.pop_front() {
             match held {
                 Held::Batch(from, bytes) => self.apply(from, &bytes),
-                Held::Left(m, cause) => self.router.daemon_left(m, cause),
+                Held::Left(left) => self.router.daemons_left(&left),
             }
         }
     }

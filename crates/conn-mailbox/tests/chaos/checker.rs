@@ -52,9 +52,12 @@
 //!   like a view change).
 //! * [`causes`]: each membership message is consistent with the client's
 //!   previous view of the group and carries the right cause: a join adds
-//!   exactly the joiner, any other cause removes exactly the member that
-//!   went; the first view of a membership is the client's own join; view
-//!   ids grow. The cause must be justified by what happened: join and
+//!   exactly the joiner, a leave removes exactly the leaver, a disconnect
+//!   or network change removes the member it names and maybe more (the
+//!   daemon tells the departure of every client of the daemons that left
+//!   in one CPG change in one message); the first view of a membership is
+//!   the client's own join; view ids grow. The cause must be justified,
+//!   for every member it removes, by what happened: join and
 //!   leave by that member's request, disconnect by its orderly disconnect,
 //!   network by its connection breaking (killed by the driver, or lost) or
 //!   by a fault on its node or on the observer's node within that fault's
@@ -943,17 +946,35 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                         }
                     }
                     Some((_, old_view, old)) => {
-                        let joined = *cause == Cause::Join;
-                        let expect: BTreeSet<&str> = if joined {
-                            old.iter().copied().chain([changed.as_str()]).collect()
-                        } else {
-                            old.iter().copied().filter(|m| m != changed).collect()
+                        // A join adds the joiner, a leave removes the
+                        // leaver; a disconnect or network change removes
+                        // the member named and maybe more (the clients of
+                        // daemons that left together go in one message).
+                        let consistent = match cause {
+                            Cause::Join => {
+                                !old.contains(changed.as_str())
+                                    && old
+                                        .iter()
+                                        .copied()
+                                        .chain([changed.as_str()])
+                                        .collect::<BTreeSet<_>>()
+                                        == now
+                            }
+                            Cause::Leave => {
+                                old.contains(changed.as_str())
+                                    && old
+                                        .iter()
+                                        .copied()
+                                        .filter(|m| m != changed)
+                                        .collect::<BTreeSet<_>>()
+                                        == now
+                            }
+                            Cause::Disconnect | Cause::Network => {
+                                old.contains(changed.as_str())
+                                    && !now.contains(changed.as_str())
+                                    && now.is_subset(old)
+                            }
                         };
-                        let consistent = if joined {
-                            !old.contains(changed.as_str())
-                        } else {
-                            old.contains(changed.as_str())
-                        } && expect == now;
                         if !consistent {
                             bad(
                                 format!(
@@ -974,40 +995,42 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                         }
                     }
                 }
-                // The cause, against what happened to the member.
-                if *changed != client.name || *cause != Cause::Join {
-                    let justified = match by_name.get(changed.as_str()).copied() {
-                        None => false,
-                        Some(x) => {
-                            let xc = &h.clients[x];
-                            match cause {
-                                Cause::Join => requested(x, true, group, at).is_some(),
-                                Cause::Leave => requested(x, false, group, at).is_some(),
-                                Cause::Disconnect => xc.end == End::Disconnected && xc.ended <= at,
-                                Cause::Network => {
-                                    (xc.end == End::Killed && xc.ended <= at)
-                                        || (matches!(xc.end, End::Lost(_))
-                                            && xc.ended <= at + 2_000)
-                                        || fault_near(h, xc.node, at)
-                                        || fault_near(h, client.node, at)
-                                }
+                // The cause, against what happened to each member it
+                // names or removes.
+                let went: Vec<&str> = match (cause, before) {
+                    (Cause::Disconnect | Cause::Network, Some((_, _, old))) => {
+                        old.difference(&now).copied().collect()
+                    }
+                    _ => vec![changed.as_str()],
+                };
+                for x_name in went {
+                    if x_name == client.name && *cause == Cause::Join {
+                        continue;
+                    }
+                    let x = by_name.get(x_name).copied();
+                    let justified = x.is_some_and(|x| {
+                        let xc = &h.clients[x];
+                        match cause {
+                            Cause::Join => requested(x, true, group, at).is_some(),
+                            Cause::Leave => requested(x, false, group, at).is_some(),
+                            Cause::Disconnect => xc.end == End::Disconnected && xc.ended <= at,
+                            Cause::Network => {
+                                (xc.end == End::Killed && xc.ended <= at)
+                                    || (matches!(xc.end, End::Lost(_)) && xc.ended <= at + 2_000)
+                                    || fault_near(h, xc.node, at)
+                                    || fault_near(h, client.node, at)
                             }
                         }
-                    };
+                    });
                     if !justified {
-                        let extra: Vec<(usize, usize)> = by_name
-                            .get(changed.as_str())
-                            .and_then(|&x| {
-                                h.clients[x]
-                                    .events
-                                    .last()
-                                    .map(|_| (x, h.clients[x].events.len() - 1))
-                            })
+                        let extra: Vec<(usize, usize)> = x
+                            .filter(|&x| !h.clients[x].events.is_empty())
+                            .map(|x| (x, h.clients[x].events.len() - 1))
                             .into_iter()
                             .collect();
                         bad(
                             format!(
-                                "{}: {group}#{view} says {changed} {}, which nothing that happened explains",
+                                "{}: {group}#{view} says {x_name} {}, which nothing that happened explains",
                                 client.name,
                                 cause.as_str()
                             ),

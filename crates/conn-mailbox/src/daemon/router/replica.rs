@@ -172,23 +172,37 @@ impl Router {
         st.drop_fallen();
     }
 
-    /// The daemon `home` left the configuration: each of its clients goes
-    /// with `cause`, in name order (the same at every daemon).
-    pub(crate) fn daemon_left(&self, home: u64, cause: Cause) {
+    /// Daemons left the configuration in one CPG change (`left`: each with
+    /// its cause): their clients go, and each group they were in hears it
+    /// in one membership message per cause (disconnect first, then
+    /// network) naming the first of them (by name) and the members left.
+    ///
+    /// One message, not one per client: the two halves of a partition each
+    /// lose several members at once, and a message per member would show a
+    /// member of one half, for a moment, a view the other half shows too
+    /// (the same id, the same members), as if both had moved there
+    /// together (chaos seed 1017).
+    pub(crate) fn daemons_left(&self, left: &[(u64, Cause)]) {
         let mut guard = self.lock();
         let st = &mut *guard;
         if st.cluster.is_none() {
             return;
         }
-        let mut gone: Vec<(String, ClientId)> = st
-            .clients
-            .iter()
-            .filter(|(_, c)| c.home == Some(home))
-            .map(|(id, c)| (c.private_group.clone(), *id))
-            .collect();
-        gone.sort();
-        for (_, id) in gone {
-            st.remove_client(id, cause, End::Goodbye);
+        for cause in [Cause::Disconnect, Cause::Network] {
+            let homes: HashSet<u64> = left
+                .iter()
+                .filter(|(_, c)| *c == cause)
+                .map(|(h, _)| *h)
+                .collect();
+            let mut gone: Vec<(String, ClientId)> = st
+                .clients
+                .iter()
+                .filter(|(_, c)| c.home.is_some_and(|h| homes.contains(&h)))
+                .map(|(id, c)| (c.private_group.clone(), *id))
+                .collect();
+            gone.sort();
+            let ids: Vec<ClientId> = gone.into_iter().map(|(_, id)| id).collect();
+            st.remove_clients_together(&ids, cause);
         }
         st.drop_fallen();
     }
@@ -219,7 +233,8 @@ impl Router {
     /// alike from all their [`Op::Sync`]s (`syncs` in CPG member order);
     /// `left` holds the causes of daemons that left while the exchange was
     /// under way (their clients go with that cause; any other member that
-    /// the merged list drops, with cause network).
+    /// the merged list drops, with cause network; those that go are told in
+    /// one message per cause, as in [`Router::daemons_left`]).
     ///
     /// Per group, the merged list is the largest list any daemon holds
     /// (the first such in member order), then every other daemon's members
@@ -227,8 +242,9 @@ impl Router {
     /// configuration and lists it itself (a daemon is the authority on its
     /// own clients). Every daemon then moves its own list to the merged one
     /// and tells its own members each step: first the members it holds that
-    /// the merged list lacks go (network, or their daemon's cause), then the
-    /// members it lacks join, members listed in the merged list's order. So
+    /// the merged list lacks go (network, or their daemon's cause: one
+    /// message per cause), then the members it lacks join (one message
+    /// each), members listed in the merged list's order. So
     /// each half of a healed partition sees exactly the other half's members
     /// join (a fresh daemon, with no members of its own, tells nobody), and
     /// every client's views follow one from the other. View ids: with `v`
@@ -281,13 +297,20 @@ impl Router {
                 }
             }
             let in_list = |c: &str| list.iter().any(|(n, _)| *n == c);
+            let cause_of = |home: &u64| left.get(home).copied().unwrap_or(Cause::Network);
+            // One message per cause for those a list holds too many, one
+            // per member it lacks.
             let steps = |own: &[(String, u64)]| {
-                let gone = own.iter().filter(|(c, _)| !in_list(c)).count();
+                let gone: BTreeSet<u8> = own
+                    .iter()
+                    .filter(|(c, _)| !in_list(c))
+                    .map(|(_, home)| cause_of(home).to_u8())
+                    .collect();
                 let lacked = list
                     .iter()
                     .filter(|(c, _)| !own.iter().any(|(n, _)| n == c))
                     .count();
-                (gone + lacked) as u64
+                (gone.len() + lacked) as u64
             };
             let top = held.iter().map(|(_, g)| g.view).max().unwrap_or(0);
             let most = held
@@ -301,20 +324,27 @@ impl Router {
                 .map_or(&[], |(_, g)| &g.members);
             let mut view = top + most - steps(mine);
             let position = |c: &str| list.iter().position(|(n, _)| *n == c);
-            // Those the merged list lacks go, in our order.
-            for (c, home) in mine.iter().filter(|(c, _)| !in_list(c)) {
-                let Some(id) = st.by_group.get(c.as_str()).copied() else {
+            // Those the merged list lacks go, together per cause.
+            for cause in [Cause::Disconnect, Cause::Network] {
+                let mut gone: Vec<(&str, ClientId)> = mine
+                    .iter()
+                    .filter(|(c, home)| !in_list(c) && cause_of(home) == cause)
+                    .filter_map(|(c, _)| st.by_group.get(c.as_str()).map(|id| (c.as_str(), *id)))
+                    .collect();
+                if gone.is_empty() {
                     continue;
-                };
+                }
+                gone.sort();
                 if let Some(g) = st.groups.get_mut(name) {
                     g.view = view;
                 }
-                if let Some(client) = st.clients.get_mut(&id) {
-                    client.groups.remove(name);
+                for (_, id) in &gone {
+                    if let Some(client) = st.clients.get_mut(id) {
+                        client.groups.remove(name);
+                    }
+                    st.remove_member(name, *id);
                 }
-                st.remove_member(name, id);
-                let cause = left.get(home).copied().unwrap_or(Cause::Network);
-                st.announce(name, c, cause, None);
+                st.announce(name, gone[0].0, cause, None);
                 view += 1;
             }
             // Those we lack join, in the merged list's order.
@@ -458,8 +488,8 @@ mod tests {
         assert_eq!(n1.snapshot()[0].view, 2);
 
         // Cut: each side loses the other's member (cause network).
-        n1.daemon_left(3, Cause::Network);
-        n3.daemon_left(1, Cause::Network);
+        n1.daemons_left(&[(3, Cause::Network)]);
+        n3.daemons_left(&[(1, Cause::Network)]);
         assert_eq!(n1.snapshot()[0].members, [("#a#n1".to_owned(), 1)]);
         assert_eq!(n3.snapshot()[0].members, [("#c#n3".to_owned(), 3)]);
         let (a_before, c_before) = (a.depth().0, c.depth().0);
@@ -528,10 +558,9 @@ mod tests {
             r.apply(3, join("#c#n3"));
         }
         // Node 3 cut off: each side sees the other's members go.
-        n1.daemon_left(3, Cause::Network);
-        n2.daemon_left(3, Cause::Network);
-        n3.daemon_left(1, Cause::Network);
-        n3.daemon_left(2, Cause::Network);
+        n1.daemons_left(&[(3, Cause::Network)]);
+        n2.daemons_left(&[(3, Cause::Network)]);
+        n3.daemons_left(&[(1, Cause::Network), (2, Cause::Network)]);
         for o in [&a, &b, &c] {
             memberships(o);
         }
@@ -544,21 +573,51 @@ mod tests {
         for o in [&a, &b] {
             assert_eq!(
                 memberships(o),
-                [(Cause::Join, 7, "#c#n3".into(), abc.clone())]
+                [(Cause::Join, 6, "#c#n3".into(), abc.clone())]
             );
         }
         assert_eq!(
             memberships(&c),
             [
-                (Cause::Join, 6, "#a#n1".into(), names(&["#a#n1", "#c#n3"])),
-                (Cause::Join, 7, "#b#n2".into(), abc.clone()),
+                (Cause::Join, 5, "#a#n1".into(), names(&["#a#n1", "#c#n3"])),
+                (Cause::Join, 6, "#b#n2".into(), abc.clone()),
             ]
         );
         assert_eq!(n1.snapshot(), n3.snapshot());
         assert_eq!(n2.snapshot(), n3.snapshot());
-        // Views 4 (c lost) at a and b, 5 (b lost) at c; c takes two steps,
-        // so all end at 5 + 2.
-        assert_eq!(n1.snapshot()[0].view, 7);
+        // View 4 everywhere (c lost; a and b lost at once); c takes two
+        // steps, so all end at 4 + 2.
+        assert_eq!(n1.snapshot()[0].view, 6);
+    }
+
+    #[test]
+    fn a_three_way_partition_shows_each_side_its_own_view_never_one_the_others_share() {
+        // Chaos seed 1017: nodes 2 and 3 each lost the other two. Told one
+        // member at a time, both first saw "a left (network)" with members
+        // b and c, the same view id and members on both sides of the cut,
+        // as if b and c had moved there together; their deliveries in the
+        // view before differed, which is fine for two sides of a cut but
+        // not for two members that pass from one view to the same next one.
+        let (n2, b) = daemon("n2", 2, "b");
+        let (n3, c) = daemon("n3", 3, "c");
+        for r in [&n2, &n3] {
+            r.apply(1, join("#a#n1"));
+            r.apply(2, join("#b#n2"));
+            r.apply(3, join("#c#n3"));
+        }
+        for o in [&b, &c] {
+            memberships(o);
+        }
+        n2.daemons_left(&[(1, Cause::Network), (3, Cause::Network)]);
+        n3.daemons_left(&[(1, Cause::Network), (2, Cause::Network)]);
+        assert_eq!(
+            memberships(&b),
+            [(Cause::Network, 4, "#a#n1".into(), names(&["#b#n2"]))]
+        );
+        assert_eq!(
+            memberships(&c),
+            [(Cause::Network, 4, "#a#n1".into(), names(&["#c#n3"]))]
+        );
     }
 
     #[test]
