@@ -93,24 +93,25 @@ pub struct MsgId {
 /// One thing a client did or was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// It asked to join the group.
+    /// It asked to join `group`.
     JoinReq { group: String },
-    /// It asked to leave the group.
+    /// It asked to leave `group`.
     LeaveReq { group: String },
-    /// It multicast a message.
+    /// It multicast message `id` to `groups` with `service`.
     Sent {
         id: MsgId,
         groups: Vec<String>,
         service: Service,
     },
-    /// It received a message.
+    /// It received message `id`, sent to `groups` with `service`.
     Delivered {
         id: MsgId,
         groups: Vec<String>,
         service: Service,
     },
-    /// It received a membership message (`changed` empty and no members:
-    /// its daemon's shutdown notice).
+    /// It received a membership message of `group`: view id `view`,
+    /// `cause`, the member `changed`, the `members` now (`changed` empty
+    /// and no members: its daemon's shutdown notice).
     View {
         group: String,
         view: u64,
@@ -1357,6 +1358,28 @@ mod tests {
         h.view(0, 4, Cause::Disconnect, C, &[A, B])
             .view(1, 4, Cause::Disconnect, C, &[A, B]);
         assert!(causes(&h.h).is_empty(), "{:#?}", causes(&h.h));
+    }
+
+    #[test]
+    fn a_network_message_may_take_several_members_each_one_explained() {
+        // b's node is cut; a's one message says b and c went. c's going is
+        // explained by nothing.
+        let mut h = three_joined();
+        h.fault(FaultKind::Cut, 1);
+        h.view(0, 4, Cause::Network, B, &[A]);
+        let found = causes(&h.h);
+        assert_eq!(names(&found), ["causes"], "{found:#?}");
+        assert!(found[0].what.contains("says #c#n3 network"));
+        // With a fault on c's node too, it is right.
+        let mut h = three_joined();
+        h.fault(FaultKind::Cut, 1).fault(FaultKind::StopCorosync, 2);
+        h.view(0, 4, Cause::Network, B, &[A]);
+        assert!(causes(&h.h).is_empty(), "{:#?}", causes(&h.h));
+        // A leave takes exactly one.
+        let mut h = three_joined();
+        h.push(1, Event::LeaveReq { group: "g".into() });
+        h.view(0, 4, Cause::Leave, B, &[A]);
+        assert_eq!(names(&causes(&h.h)), ["causes"]);
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl std::fmt::Display for Step {
 
 /// A seeded list of timed steps.
 pub struct Schedule {
+    /// The seed it was made from.
     pub seed: u64,
+    /// Its steps, by time since the start.
     pub steps: Vec<(Ms, Step)>,
 }
 
@@ -602,9 +604,14 @@ impl Bed {
 
 /// What one schedule gave.
 pub struct Outcome {
+    /// What every client recorded, and the faults.
     pub history: History,
+    /// What the checker found, and clients that could not settle.
     pub anomalies: Vec<Anomaly>,
+    /// What the driver could not do as scheduled (a daemon that would not
+    /// start, a settle that timed out).
     pub notes: Vec<String>,
+    /// Where the daemons' logs are.
     pub dir: PathBuf,
 }
 
