@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "corosync"), allow(dead_code))]
 //! A Jepsen-style checker for clustered mailboxd: pure functions over a
 //! recorded [`History`], one function per property, each returning the
 //! [`Anomaly`]s it finds with the smallest sub-history that shows each.
