@@ -265,12 +265,6 @@ impl Router {
                 by_name.entry(&g.name).or_default().push((*m, g));
             }
         }
-        for name in st.groups.keys() {
-            debug_assert!(
-                by_name.contains_key(name.as_str()),
-                "our own Sync lists {name}"
-            );
-        }
         for (name, held) in by_name {
             let lists_itself = |c: &str, home: u64| {
                 held.iter()
