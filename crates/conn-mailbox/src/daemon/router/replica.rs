@@ -503,6 +503,16 @@ mod tests {
         assert_eq!((a.depth().0, c.depth().0), (a_before + 1, c_before + 1));
     }
 
+    /// a, b and c, homed at daemons 1, 2 and 3, join g, applied at each of
+    /// `routers` in that order.
+    fn abc_joined(routers: &[&Router]) {
+        for r in routers {
+            r.apply(1, join("#a#n1"));
+            r.apply(2, join("#b#n2"));
+            r.apply(3, join("#c#n3"));
+        }
+    }
+
     /// The membership messages queued for a client, taken out:
     /// (cause, view, changed, members).
     fn memberships(o: &Outbox) -> Vec<(Cause, u64, String, Vec<String>)> {
@@ -546,11 +556,7 @@ mod tests {
         let (n2, b) = daemon("n2", 2, "b");
         let (n3, c) = daemon("n3", 3, "c");
         let all = [&n1, &n2, &n3];
-        for r in all {
-            r.apply(1, join("#a#n1"));
-            r.apply(2, join("#b#n2"));
-            r.apply(3, join("#c#n3"));
-        }
+        abc_joined(&all);
         // Node 3 cut off: each side sees the other's members go.
         n1.daemons_left(&[(3, Cause::Network)]);
         n2.daemons_left(&[(3, Cause::Network)]);
@@ -594,11 +600,7 @@ mod tests {
         // not for two members that pass from one view to the same next one.
         let (n2, b) = daemon("n2", 2, "b");
         let (n3, c) = daemon("n3", 3, "c");
-        for r in [&n2, &n3] {
-            r.apply(1, join("#a#n1"));
-            r.apply(2, join("#b#n2"));
-            r.apply(3, join("#c#n3"));
-        }
+        abc_joined(&[&n2, &n3]);
         for o in [&b, &c] {
             memberships(o);
         }
