@@ -7,6 +7,8 @@
 //! * `cargo xtask demo`: runs `connkit demo`.
 //! * `cargo xtask cluster-demo`: mailboxd on a three-node corosync cluster, a link cut and healed
 //!   (root; installs corosync).
+//! * `cargo xtask chaos --schedules N --seed S`: seeded chaos schedules on that cluster, each
+//!   history checked (crates/conn-mailbox/tests/chaos; root; installs corosync).
 
 mod bench;
 mod soak;
@@ -23,9 +25,10 @@ fn main() -> ExitCode {
         "soak" => soak::run(&args[1..]),
         "demo" => steps::demo(),
         "cluster-demo" => steps::cluster_demo(),
+        "chaos" => steps::chaos(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test-all | bench [NAME...] | soak --minutes N [--out DIR] | demo | cluster-demo>"
+                "usage: cargo xtask <test-all | bench [NAME...] | soak --minutes N [--out DIR] | demo | cluster-demo | chaos [--schedules N] [--seed S]>"
             );
             task == "help" || task == "--help"
         }

@@ -273,6 +273,11 @@ pub fn test_all() -> bool {
             true,
         ),
     ];
+    println!(
+        "test-all: the test step includes crates/conn-mailbox/tests/chaos: three chaos schedules \
+         on the corosync testbed (seeds 1, 2 and 3, printed as `chaos: seed N: ...`; \
+         more with `cargo xtask chaos`)"
+    );
     for (name, cmd, count) in steps {
         all_ok &= run_step(name, cmd, &mut tally, *count);
     }
@@ -354,6 +359,64 @@ pub fn cluster_demo() -> bool {
             .arg(target.join("mailboxd"))
             .status()
             .is_ok_and(|s| s.success())
+}
+
+/// `cargo xtask chaos [--schedules N] [--seed S]`: N seeded chaos schedules
+/// (default 20) on the three-node corosync testbed, seeds S, S+1, ...
+/// (default: a random S, printed), each history checked; the test binary
+/// crates/conn-mailbox/tests/chaos in release mode prints a line per
+/// schedule, every anomaly with its seed and the command to replay it, and
+/// the totals.
+pub fn chaos(args: &[String]) -> bool {
+    let (mut schedules, mut seed) = (20u64, None::<u64>);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let value = |it: &mut std::slice::Iter<'_, String>| it.next().and_then(|v| v.parse().ok());
+        match arg.as_str() {
+            "--schedules" => match value(&mut it) {
+                Some(n) => schedules = n,
+                None => return chaos_usage(),
+            },
+            "--seed" => match value(&mut it) {
+                Some(s) => seed = Some(s),
+                None => return chaos_usage(),
+            },
+            _ => return chaos_usage(),
+        }
+    }
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 % 1_000_000_000)
+            .unwrap_or(1)
+    });
+    if !ensure_apt(TEST_PACKAGES) {
+        eprintln!("chaos: could not install corosync and its libraries");
+        return false;
+    }
+    println!(
+        "chaos: {schedules} schedules from seed {seed} (replay one: cargo xtask chaos --schedules 1 --seed SEED)"
+    );
+    Command::new("cargo")
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "conn-mailbox",
+            "--features",
+            "corosync",
+        ])
+        .args(["--test", "chaos", "--", "--nocapture", "--test-threads=1"])
+        .env("CONNKIT_CHAOS_SCHEDULES", schedules.to_string())
+        .env("CONNKIT_CHAOS_SEED", seed.to_string())
+        .current_dir(root())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn chaos_usage() -> bool {
+    eprintln!("usage: cargo xtask chaos [--schedules N] [--seed S]");
+    false
 }
 
 #[cfg(test)]

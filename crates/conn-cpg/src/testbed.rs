@@ -366,6 +366,30 @@ impl Cluster {
         }
     }
 
+    /// Starts node `i`'s corosync again after [`kill`](Cluster::kill) or
+    /// [`stop`](Cluster::stop) (a fresh `/run` and `/var/lib/corosync`, the
+    /// same config); nothing happens while it runs.
+    ///
+    /// ```no_run
+    /// # let mut cluster = conn_cpg::testbed::Cluster::start(3)?;
+    /// cluster.kill(2);
+    /// cluster.restart(2)?;
+    /// cluster.wait_until_formed(std::time::Duration::from_secs(30))?;
+    /// # Ok::<(), conn_core::Error>(())
+    /// ```
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].corosync.is_some() {
+            return Ok(());
+        }
+        self.start_corosync(i)
+    }
+
+    /// The pid of node `i`'s corosync while it runs (to stop and continue
+    /// it with SIGSTOP and SIGCONT, as a hung machine would be).
+    pub fn corosync_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].corosync.as_ref().map(Child::id)
+    }
+
     /// Stops node `i`'s corosync gracefully (SIGTERM) and waits for it.
     pub fn stop(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].corosync.take() {

@@ -243,6 +243,10 @@ pub struct Membership {
     /// Why it changed.
     pub cause: Cause,
     /// The member who joined or left (the receiver itself for a self-leave).
+    /// Across daemons, when several members go at once (every client of
+    /// the daemons a partition or a crash took away), one message with
+    /// cause network (or disconnect) tells it all: `changed` is the first
+    /// of them by name and `members` says who stayed.
     pub changed: GroupName,
     /// The members now, in join order; empty in a self-leave and when the
     /// daemon shuts down.

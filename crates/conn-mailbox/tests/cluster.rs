@@ -3,16 +3,17 @@
 //! daemon in each node's namespace, clients on every node. One total order
 //! under concurrent senders everywhere, unicast across nodes, the same
 //! membership and view id at every member, and Spread's causes for a cut
-//! link (network, then the healed node's members seen joining), a SIGKILLed
+//! link (network, then each side sees the other side's members join), a SIGKILLed
 //! daemon (network) and a gracefully stopped one (disconnect).
 
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use conn_core::Deadline;
 use conn_cpg::testbed::{self, Cluster};
 use conn_mailbox::{Cause, Event, Mailbox, Membership, Service};
+
+mod common;
+use common::cluster::ClusterDaemon as Daemon;
 
 /// How long a cluster event may take (corosync's token is 1 s here; a lost
 /// node is declared after a few of them).
@@ -39,82 +40,17 @@ fn cluster() -> Option<Cluster> {
     Some(cluster)
 }
 
-/// A clustered mailboxd in one node's namespace; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    log: PathBuf,
+/// Starts `mailboxd --cluster corosync` named `n{i+1}` on node `i` and
+/// waits until it accepts clients (it does once it holds the state).
+fn start(cluster: &Cluster, i: usize) -> Daemon {
+    let mut d = Daemon::spawn_in(cluster, i);
+    ready(&mut d, i);
+    d
 }
 
-impl Daemon {
-    /// Starts `mailboxd --cluster corosync` named `n{i+1}` on node `i` and
-    /// waits until it accepts clients (it does once it holds the state).
-    fn start(cluster: &Cluster, i: usize) -> Daemon {
-        let d = Daemon::spawn(cluster, i);
-        d.wait_ready(i);
-        d
-    }
-
-    /// Starts it without waiting.
-    fn spawn(cluster: &Cluster, i: usize) -> Daemon {
-        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let tag = format!(
-            "{}-n{}-{}",
-            cluster.name(),
-            i + 1,
-            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let socket = std::env::temp_dir().join(format!("mbx-{tag}.sock"));
-        let log = std::env::temp_dir().join(format!("mbx-{tag}.log"));
-        let _ = std::fs::remove_file(&socket);
-        let child = cluster
-            .node(i)
-            .command(env!("CARGO_BIN_EXE_mailboxd"))
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--name", &format!("n{}", i + 1), "--cluster", "corosync"])
-            .args(["--cluster-group", &format!("{}-mbx", cluster.name())])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("start mailboxd");
-        Daemon { child, socket, log }
-    }
-
-    fn wait_ready(&self, i: usize) {
-        let d = self;
-        let start = std::time::Instant::now();
-        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
-            assert!(
-                start.elapsed() < WITHIN,
-                "mailboxd on node {} did not come up:\n{}",
-                i + 1,
-                d.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, sig).expect("signal mailboxd");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-        if std::thread::panicking() {
-            eprintln!("--- {}:\n{}", self.log.display(), self.log_text());
-        }
-        let _ = std::fs::remove_file(&self.log);
+fn ready(d: &mut Daemon, i: usize) {
+    if let Err(e) = d.wait_ready(WITHIN) {
+        panic!("mailboxd on node {}: {e}", i + 1);
     }
 }
 
@@ -208,7 +144,7 @@ async fn concurrent_senders(boxes: &mut [Mailbox], each: usize) -> Vec<Vec<Strin
 #[test]
 fn three_nodes_share_one_order_one_view_and_unicast() {
     let Some(cluster) = cluster() else { return };
-    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&cluster, i)).collect();
+    let daemons: Vec<Daemon> = (0..3).map(|i| start(&cluster, i)).collect();
     rt().block_on(async {
         let mut boxes = three_members(&daemons).await;
 
@@ -303,9 +239,9 @@ fn three_nodes_share_one_order_one_view_and_unicast() {
 }
 
 #[test]
-fn a_cut_link_is_cause_network_and_the_healed_node_is_seen_joining() {
+fn a_cut_link_is_cause_network_and_on_the_heal_each_side_sees_the_other_join() {
     let Some(cluster) = cluster() else { return };
-    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&cluster, i)).collect();
+    let daemons: Vec<Daemon> = (0..3).map(|i| start(&cluster, i)).collect();
     rt().block_on(async {
         let mut boxes = three_members(&daemons).await;
         cluster.cut(2).unwrap();
@@ -314,8 +250,8 @@ fn a_cut_link_is_cause_network_and_the_healed_node_is_seen_joining() {
             let ms = wait_change(m, "g", Cause::Network, "#c#n3").await;
             assert_eq!(ms.members, ["#a#n1", "#b#n2"]);
         }
-        wait_change(&mut boxes[2], "g", Cause::Network, "#a#n1").await;
-        let ms = wait_change(&mut boxes[2], "g", Cause::Network, "#b#n2").await;
+        // Both at once: one message, naming the first of them.
+        let ms = wait_change(&mut boxes[2], "g", Cause::Network, "#a#n1").await;
         assert_eq!(ms.members, ["#c#n3"]);
         // The majority goes on.
         boxes[1]
@@ -328,14 +264,21 @@ fn a_cut_link_is_cause_network_and_the_healed_node_is_seen_joining() {
             };
             assert_eq!(msg.data(), b"still here");
         }
-        // Healed: node 3's member is seen joining, alike everywhere.
+        // Healed: each side sees the other side's members join (node 3's
+        // member sees a, then b), and all end in the same view.
         cluster.heal(2).unwrap();
         let mut seen = Vec::new();
-        for m in &mut boxes {
+        for m in &mut boxes[..2] {
             seen.push(wait_change(m, "g", Cause::Join, "#c#n3").await);
         }
+        let a = wait_change(&mut boxes[2], "g", Cause::Join, "#a#n1").await;
+        assert_eq!(a.members, ["#a#n1", "#c#n3"]);
+        seen.push(wait_change(&mut boxes[2], "g", Cause::Join, "#b#n2").await);
         assert_eq!(seen[0], seen[1]);
-        assert_eq!(seen[0], seen[2]);
+        assert_eq!(
+            (&seen[2].members, seen[2].view),
+            (&seen[0].members, seen[0].view)
+        );
         assert_eq!(seen[0].members, ["#a#n1", "#b#n2", "#c#n3"]);
         // And the three share one order again.
         let orders = concurrent_senders(&mut boxes, 50).await;
@@ -347,7 +290,7 @@ fn a_cut_link_is_cause_network_and_the_healed_node_is_seen_joining() {
 #[test]
 fn a_killed_daemon_is_cause_network_a_new_one_takes_the_state_and_a_stopped_one_is_disconnect() {
     let Some(cluster) = cluster() else { return };
-    let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::start(&cluster, i)).collect();
+    let mut daemons: Vec<Daemon> = (0..3).map(|i| start(&cluster, i)).collect();
     rt().block_on(async {
         let mut boxes = three_members(&daemons).await;
         daemons[2].signal(rustix::process::Signal::KILL);
@@ -357,7 +300,7 @@ fn a_killed_daemon_is_cause_network_a_new_one_takes_the_state_and_a_stopped_one_
         }
         // A fresh daemon on node 3 takes the cluster's state: its client
         // joins a group whose members live on the other nodes.
-        daemons[2] = Daemon::start(&cluster, 2);
+        daemons[2] = start(&cluster, 2);
         let mut d = connect(&daemons[2], "d").await;
         d.join("g", within()).await.unwrap();
         let mut seen = Vec::new();
@@ -381,9 +324,9 @@ fn a_killed_daemon_is_cause_network_a_new_one_takes_the_state_and_a_stopped_one_
 fn daemons_started_at_once_agree_on_state_views_and_order() {
     let Some(cluster) = cluster() else { return };
     // All three exchange state while the others still join.
-    let daemons: Vec<Daemon> = (0..3).map(|i| Daemon::spawn(&cluster, i)).collect();
-    for (i, d) in daemons.iter().enumerate() {
-        d.wait_ready(i);
+    let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::spawn_in(&cluster, i)).collect();
+    for (i, d) in daemons.iter_mut().enumerate() {
+        ready(d, i);
     }
     rt().block_on(async {
         let mut boxes = three_members(&daemons).await;

@@ -15,7 +15,7 @@
 //! takes the state at the place of its join in the stream; two halves of a
 //! healed partition see each other's members join.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use conn_cpg::{CpgGroup, Event, Member, Membership, Reason};
@@ -33,7 +33,8 @@ fn key(m: Member) -> u64 {
 /// What waits while a state exchange is under way.
 enum Held {
     Batch(u64, Vec<u8>),
-    Left(u64, Cause),
+    /// The daemons that left in one configuration change, with causes.
+    Left(Vec<(u64, Cause)>),
 }
 
 /// A state exchange: the configuration, whose Syncs are still missing, and
@@ -125,8 +126,11 @@ impl Node {
                     // A Sync of this round travels alone in its batch.
                     if let Some(Ok(Op::Sync { config, groups })) = ops(&bytes).next() {
                         if config == round.config && round.expected.contains(&from) {
+                            tracing::debug!(from, "cluster: a Sync");
                             round.got.insert(from, groups);
                             self.finish_round();
+                        } else {
+                            tracing::info!(from, ?config, ours = ?round.config, "cluster: a Sync of another round skipped");
                         }
                         return Ok(());
                     }
@@ -158,6 +162,7 @@ impl Node {
             }
             self.started = true;
         }
+        let mut left = Vec::new();
         for (m, reason) in &change.left {
             // A daemon that left in order shut down gracefully; any other
             // way out is a loss.
@@ -167,13 +172,17 @@ impl Node {
                 Cause::Network
             };
             tracing::info!(daemon = %m, %reason, "cluster: a daemon left");
-            match &mut self.round {
-                Some(round) => {
-                    round.expected.remove(&key(*m));
-                    round.got.remove(&key(*m));
-                    self.held.push_back(Held::Left(key(*m), cause));
-                }
-                None => self.router.daemon_left(key(*m), cause),
+            if let Some(round) = &mut self.round {
+                round.expected.remove(&key(*m));
+                round.got.remove(&key(*m));
+            }
+            left.push((key(*m), cause));
+        }
+        // All who left in this change go together.
+        if !left.is_empty() {
+            match self.round {
+                Some(_) => self.held.push_back(Held::Left(left)),
+                None => self.router.daemons_left(&left),
             }
         }
         if !change.joined.is_empty() {
@@ -186,7 +195,7 @@ impl Node {
                 self.replay_held();
             }
             let config: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
-            tracing::info!(members = config.len(), "cluster: state exchange");
+            tracing::info!(members = config.len(), ?config, "cluster: state exchange");
             self.round = Some(Round {
                 expected: config.iter().copied().collect(),
                 config: config.clone(),
@@ -214,12 +223,24 @@ impl Node {
             return;
         }
         let round = self.round.take().unwrap();
+        tracing::info!(held = self.held.len(), "cluster: state exchange done");
         let syncs: Vec<(u64, Vec<SyncGroup>)> = round
             .config
             .iter()
             .filter_map(|m| round.got.get(m).map(|g| (*m, g.clone())))
             .collect();
-        self.router.merge(&syncs);
+        // Daemons that left during the exchange: the merge takes their
+        // clients out with their cause (the held departures then find none).
+        let left: HashMap<u64, Cause> = self
+            .held
+            .iter()
+            .filter_map(|h| match h {
+                Held::Left(left) => Some(left.iter().copied()),
+                Held::Batch(..) => None,
+            })
+            .flatten()
+            .collect();
+        self.router.merge(&syncs, &left);
         self.synced = true;
         self.replay_held();
     }
@@ -229,7 +250,7 @@ impl Node {
         while let Some(held) = self.held.pop_front() {
             match held {
                 Held::Batch(from, bytes) => self.apply(from, &bytes),
-                Held::Left(m, cause) => self.router.daemon_left(m, cause),
+                Held::Left(left) => self.router.daemons_left(&left),
             }
         }
     }

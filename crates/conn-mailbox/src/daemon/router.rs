@@ -456,9 +456,17 @@ impl State {
     }
 
     fn remove_client(&mut self, id: ClientId, cause: Cause, end: End) {
-        let Some(client) = self.clients.remove(&id) else {
+        let Some(client) = self.take_out(id, end) else {
             return;
         };
+        for g in &client.groups {
+            self.announce(g, &client.private_group, cause, None);
+        }
+    }
+
+    /// Removes a client from every map and group, announcing nothing.
+    fn take_out(&mut self, id: ClientId, end: End) -> Option<Client> {
+        let client = self.clients.remove(&id)?;
         client.outbox.end(end);
         self.by_group.remove(&client.private_group);
         if let Some(name) = client
@@ -472,7 +480,26 @@ impl State {
         }
         for g in &client.groups {
             self.remove_member(g, id);
-            self.announce(g, &client.private_group, cause, None);
+        }
+        Some(client)
+    }
+
+    /// Removes the clients `ids` (in name order) at once: each group they
+    /// were in hears one message with `cause`, naming the first of them.
+    fn remove_clients_together(&mut self, ids: &[ClientId], cause: Cause) {
+        let mut by_group: std::collections::BTreeMap<String, String> = Default::default();
+        for id in ids {
+            let Some(client) = self.take_out(*id, End::Goodbye) else {
+                continue;
+            };
+            for g in client.groups {
+                by_group
+                    .entry(g)
+                    .or_insert_with(|| client.private_group.clone());
+            }
+        }
+        for (g, first) in by_group {
+            self.announce(&g, &first, cause, None);
         }
     }
 

@@ -178,3 +178,6 @@ pub fn wait_fds_at_most(pid: u32, fds: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[cfg(feature = "corosync")]
+pub mod cluster;

@@ -10,7 +10,7 @@
 //! entries without an outbox; a multicast reaches the remote members of a
 //! group through their own daemon's copy of the stream.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Client, ClientId, Link, Router, State, reply, to_frame};
@@ -172,23 +172,37 @@ impl Router {
         st.drop_fallen();
     }
 
-    /// The daemon `home` left the configuration: each of its clients goes
-    /// with `cause`, in name order (the same at every daemon).
-    pub(crate) fn daemon_left(&self, home: u64, cause: Cause) {
+    /// Daemons left the configuration in one CPG change (`left`: each with
+    /// its cause): their clients go, and each group they were in hears it
+    /// in one membership message per cause (disconnect first, then
+    /// network) naming the first of them (by name) and the members left.
+    ///
+    /// One message, not one per client: the two halves of a partition each
+    /// lose several members at once, and a message per member would show a
+    /// member of one half, for a moment, a view the other half shows too
+    /// (the same id, the same members), as if both had moved there
+    /// together (chaos seed 1017).
+    pub(crate) fn daemons_left(&self, left: &[(u64, Cause)]) {
         let mut guard = self.lock();
         let st = &mut *guard;
         if st.cluster.is_none() {
             return;
         }
-        let mut gone: Vec<(String, ClientId)> = st
-            .clients
-            .iter()
-            .filter(|(_, c)| c.home == Some(home))
-            .map(|(id, c)| (c.private_group.clone(), *id))
-            .collect();
-        gone.sort();
-        for (_, id) in gone {
-            st.remove_client(id, cause, End::Goodbye);
+        for cause in [Cause::Disconnect, Cause::Network] {
+            let homes: HashSet<u64> = left
+                .iter()
+                .filter(|(_, c)| *c == cause)
+                .map(|(h, _)| *h)
+                .collect();
+            let mut gone: Vec<(String, ClientId)> = st
+                .clients
+                .iter()
+                .filter(|(_, c)| c.home.is_some_and(|h| homes.contains(&h)))
+                .map(|(id, c)| (c.private_group.clone(), *id))
+                .collect();
+            gone.sort();
+            let ids: Vec<ClientId> = gone.into_iter().map(|(_, id)| id).collect();
+            st.remove_clients_together(&ids, cause);
         }
         st.drop_fallen();
     }
@@ -216,20 +230,34 @@ impl Router {
     }
 
     /// Installs the state every daemon of a new configuration computes
-    /// alike from all their [`Op::Sync`]s (`syncs` in CPG member order).
+    /// alike from all their [`Op::Sync`]s (`syncs` in CPG member order);
+    /// `left` holds the causes of daemons that left while the exchange was
+    /// under way (their clients go with that cause; any other member that
+    /// the merged list drops, with cause network; those that go are told in
+    /// one message per cause, as in [`Router::daemons_left`]).
     ///
-    /// Per group: the largest member list any daemon holds (the first such
-    /// in member order) is the base, its view the largest any holds; then
-    /// each daemon's own clients that the base lacks are appended, each
-    /// announced to the group as a join. A fresh daemon thus takes the
-    /// state as it is; two halves of a healed partition see the other
-    /// half's members join.
-    pub(crate) fn merge(&self, syncs: &[(u64, Vec<SyncGroup>)]) {
+    /// Per group, the merged list is the largest list any daemon holds
+    /// (the first such in member order), then every other daemon's members
+    /// in member order, each member kept only if its home daemon is in the
+    /// configuration and lists it itself (a daemon is the authority on its
+    /// own clients). Every daemon then moves its own list to the merged one
+    /// and tells its own members each step: first the members it holds that
+    /// the merged list lacks go (network, or their daemon's cause: one
+    /// message per cause), then the members it lacks join (one message
+    /// each), members listed in the merged list's order. So
+    /// each half of a healed partition sees exactly the other half's members
+    /// join (a fresh daemon, with no members of its own, tells nobody), and
+    /// every client's views follow one from the other. View ids: with `v`
+    /// the largest any daemon holds and `k` the most steps any daemon takes,
+    /// a daemon taking `n` steps numbers them `v + k - n + 1 ..= v + k`, so
+    /// all end at the same view, `v + k`, with the same members in the same
+    /// order.
+    pub(crate) fn merge(&self, syncs: &[(u64, Vec<SyncGroup>)], left: &HashMap<u64, Cause>) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.cluster.is_none() {
+        let Some(me) = st.cluster.as_ref().map(|l| l.me) else {
             return;
-        }
+        };
         let live: HashSet<u64> = syncs.iter().map(|(m, _)| *m).collect();
         let mut by_name: BTreeMap<&str, Vec<(u64, &SyncGroup)>> = BTreeMap::new();
         for (m, groups) in syncs {
@@ -237,12 +265,11 @@ impl Router {
                 by_name.entry(&g.name).or_default().push((*m, g));
             }
         }
-        // Forget every membership; rebuild it from the merged lists.
-        for c in st.clients.values_mut() {
-            c.groups.clear();
-        }
-        st.groups.clear();
         for (name, held) in by_name {
+            let lists_itself = |c: &str, home: u64| {
+                held.iter()
+                    .any(|(d, g)| *d == home && g.members.iter().any(|(n, h)| n == c && *h == home))
+            };
             let base = held
                 .iter()
                 .fold(None::<&SyncGroup>, |best, (_, g)| match best {
@@ -250,42 +277,81 @@ impl Router {
                     _ => Some(g),
                 })
                 .unwrap();
-            let view = held.iter().map(|(_, g)| g.view).max().unwrap_or(0);
-            let mut list: Vec<(String, u64)> = base
+            let mut list: Vec<(&str, u64)> = Vec::new();
+            let candidates = base
                 .members
                 .iter()
-                .filter(|(_, home)| live.contains(home))
-                .cloned()
-                .collect();
-            let mut joins = Vec::new();
-            for (sender, g) in &held {
-                for (c, home) in &g.members {
-                    if home == sender && !list.iter().any(|(n, _)| n == c) {
-                        list.push((c.clone(), *home));
-                        joins.push(c.clone());
+                .chain(held.iter().flat_map(|(_, g)| g.members.iter()));
+            for (c, home) in candidates {
+                if live.contains(home)
+                    && lists_itself(c, *home)
+                    && !list.iter().any(|(n, _)| n == c)
+                {
+                    list.push((c, *home));
+                }
+            }
+            let in_list = |c: &str| list.iter().any(|(n, _)| *n == c);
+            let cause_of = |home: &u64| left.get(home).copied().unwrap_or(Cause::Network);
+            // One message per cause for those a list holds too many, one
+            // per member it lacks.
+            let steps = |own: &[(String, u64)]| {
+                let gone: BTreeSet<u8> = own
+                    .iter()
+                    .filter(|(c, _)| !in_list(c))
+                    .map(|(_, home)| cause_of(home).to_u8())
+                    .collect();
+                let lacked = list
+                    .iter()
+                    .filter(|(c, _)| !own.iter().any(|(n, _)| n == c))
+                    .count();
+                (gone.len() + lacked) as u64
+            };
+            let top = held.iter().map(|(_, g)| g.view).max().unwrap_or(0);
+            let most = held
+                .iter()
+                .map(|(_, g)| steps(&g.members))
+                .max()
+                .unwrap_or(0);
+            let mine: &[(String, u64)] = held
+                .iter()
+                .find(|(d, _)| *d == me)
+                .map_or(&[], |(_, g)| &g.members);
+            let mut view = top + most - steps(mine);
+            let position = |c: &str| list.iter().position(|(n, _)| *n == c);
+            // Those the merged list lacks go, together per cause.
+            for cause in [Cause::Disconnect, Cause::Network] {
+                let mut gone: Vec<(&str, ClientId)> = mine
+                    .iter()
+                    .filter(|(c, home)| !in_list(c) && cause_of(home) == cause)
+                    .filter_map(|(c, _)| st.by_group.get(c.as_str()).map(|id| (c.as_str(), *id)))
+                    .collect();
+                if gone.is_empty() {
+                    continue;
+                }
+                gone.sort();
+                if let Some(g) = st.groups.get_mut(name) {
+                    g.view = view;
+                }
+                for (_, id) in &gone {
+                    if let Some(client) = st.clients.get_mut(id) {
+                        client.groups.remove(name);
                     }
+                    st.remove_member(name, *id);
                 }
+                st.announce(name, gone[0].0, cause, None);
+                view += 1;
             }
-            let base_len = list.len() - joins.len();
-            let mut members = Vec::new();
-            for (c, home) in &list {
-                if let Some(id) = st.client_for(c, *home) {
-                    members.push(id);
-                }
-            }
-            // The base members first, silently; then each join, announced.
-            let group = st.groups.entry(name.to_owned()).or_default();
-            group.view = view;
-            group.members = members[..base_len.min(members.len())].to_vec();
-            for id in &group.members {
-                st.clients
-                    .get_mut(id)
-                    .unwrap()
-                    .groups
-                    .insert(name.to_owned());
-            }
-            for (i, c) in joins.iter().enumerate() {
-                let Some(id) = members.get(base_len + i).copied() else {
+            // Those we lack join, in the merged list's order.
+            for (c, home) in list
+                .iter()
+                .filter(|(c, _)| !mine.iter().any(|(n, _)| n == c))
+            {
+                let Some(id) = st.client_for(c, *home) else {
+                    tracing::warn!(
+                        client = c,
+                        group = name,
+                        "cluster: merged member unknown here"
+                    );
                     continue;
                 };
                 st.clients
@@ -293,11 +359,25 @@ impl Router {
                     .unwrap()
                     .groups
                     .insert(name.to_owned());
-                st.groups.get_mut(name).unwrap().members.push(id);
+                let g = st.groups.entry(name.to_owned()).or_default();
+                g.view = view;
+                g.members.push(id);
+                let names: HashMap<ClientId, Option<usize>> = g
+                    .members
+                    .iter()
+                    .map(|m| {
+                        (
+                            *m,
+                            st.clients.get(m).and_then(|c| position(&c.private_group)),
+                        )
+                    })
+                    .collect();
+                g.members.sort_by_key(|m| names[m]);
                 st.announce(name, c, Cause::Join, None);
+                view += 1;
             }
-            if st.groups.get(name).is_some_and(|g| g.members.is_empty()) {
-                st.groups.remove(name);
+            if let Some(g) = st.groups.get_mut(name) {
+                g.view = top + most;
             }
         }
         let idle: Vec<ClientId> = st
@@ -402,8 +482,8 @@ mod tests {
         assert_eq!(n1.snapshot()[0].view, 2);
 
         // Cut: each side loses the other's member (cause network).
-        n1.daemon_left(3, Cause::Network);
-        n3.daemon_left(1, Cause::Network);
+        n1.daemons_left(&[(3, Cause::Network)]);
+        n3.daemons_left(&[(1, Cause::Network)]);
         assert_eq!(n1.snapshot()[0].members, [("#a#n1".to_owned(), 1)]);
         assert_eq!(n3.snapshot()[0].members, [("#c#n3".to_owned(), 3)]);
         let (a_before, c_before) = (a.depth().0, c.depth().0);
@@ -411,8 +491,8 @@ mod tests {
         // Healed: both merge the same Syncs and agree again; the member the
         // base lacked is announced as a join on both sides.
         let syncs = vec![(1, n1.snapshot()), (3, n3.snapshot())];
-        n1.merge(&syncs);
-        n3.merge(&syncs);
+        n1.merge(&syncs, &HashMap::new());
+        n3.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), n3.snapshot());
         let g = &n1.snapshot()[0];
         assert_eq!(
@@ -421,6 +501,153 @@ mod tests {
         );
         assert_eq!(g.view, 4);
         assert_eq!((a.depth().0, c.depth().0), (a_before + 1, c_before + 1));
+    }
+
+    /// a, b and c, homed at daemons 1, 2 and 3, join g, applied at each of
+    /// `routers` in that order.
+    fn abc_joined(routers: &[&Router]) {
+        for r in routers {
+            r.apply(1, join("#a#n1"));
+            r.apply(2, join("#b#n2"));
+            r.apply(3, join("#c#n3"));
+        }
+    }
+
+    /// The membership messages queued for a client, taken out:
+    /// (cause, view, changed, members).
+    fn memberships(o: &Outbox) -> Vec<(Cause, u64, String, Vec<String>)> {
+        let mut batch = Vec::new();
+        if o.depth().0 > 0 {
+            futures::executor::block_on(o.next(&mut batch));
+        }
+        batch
+            .iter()
+            .filter_map(|f| {
+                let frame = crate::wire::Frame::new_checked(&f[..]).unwrap();
+                match Repr::parse(&frame).unwrap() {
+                    Repr::Membership {
+                        cause,
+                        view,
+                        changed,
+                        members,
+                        ..
+                    } => Some((
+                        Cause::from_u8(cause).unwrap(),
+                        view,
+                        changed.to_owned(),
+                        members.iter().map(str::to_owned).collect(),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_healed_partition_shows_each_half_the_other_halfs_members_joining() {
+        // The chaos checker's seed 5: after a heal, the member cut off
+        // alone saw itself join (it was a member already) while the other
+        // half's members appeared without a word.
+        let (n1, a) = daemon("n1", 1, "a");
+        let (n2, b) = daemon("n2", 2, "b");
+        let (n3, c) = daemon("n3", 3, "c");
+        let all = [&n1, &n2, &n3];
+        abc_joined(&all);
+        // Node 3 cut off: each side sees the other's members go.
+        n1.daemons_left(&[(3, Cause::Network)]);
+        n2.daemons_left(&[(3, Cause::Network)]);
+        n3.daemons_left(&[(1, Cause::Network), (2, Cause::Network)]);
+        for o in [&a, &b, &c] {
+            memberships(o);
+        }
+        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot()), (3, n3.snapshot())];
+        for r in all {
+            r.merge(&syncs, &HashMap::new());
+        }
+        let abc = names(&["#a#n1", "#b#n2", "#c#n3"]);
+        // The majority sees c join; c sees a and then b join.
+        for o in [&a, &b] {
+            assert_eq!(
+                memberships(o),
+                [(Cause::Join, 6, "#c#n3".into(), abc.clone())]
+            );
+        }
+        assert_eq!(
+            memberships(&c),
+            [
+                (Cause::Join, 5, "#a#n1".into(), names(&["#a#n1", "#c#n3"])),
+                (Cause::Join, 6, "#b#n2".into(), abc.clone()),
+            ]
+        );
+        assert_eq!(n1.snapshot(), n3.snapshot());
+        assert_eq!(n2.snapshot(), n3.snapshot());
+        // View 4 everywhere (c lost; a and b lost at once); c takes two
+        // steps, so all end at 4 + 2.
+        assert_eq!(n1.snapshot()[0].view, 6);
+    }
+
+    #[test]
+    fn a_three_way_partition_shows_each_side_its_own_view_never_one_the_others_share() {
+        // Chaos seed 1017: nodes 2 and 3 each lost the other two. Told one
+        // member at a time, both first saw "a left (network)" with members
+        // b and c, the same view id and members on both sides of the cut,
+        // as if b and c had moved there together; their deliveries in the
+        // view before differed, which is fine for two sides of a cut but
+        // not for two members that pass from one view to the same next one.
+        let (n2, b) = daemon("n2", 2, "b");
+        let (n3, c) = daemon("n3", 3, "c");
+        abc_joined(&[&n2, &n3]);
+        for o in [&b, &c] {
+            memberships(o);
+        }
+        n2.daemons_left(&[(1, Cause::Network), (3, Cause::Network)]);
+        n3.daemons_left(&[(1, Cause::Network), (2, Cause::Network)]);
+        assert_eq!(
+            memberships(&b),
+            [(Cause::Network, 4, "#a#n1".into(), names(&["#b#n2"]))]
+        );
+        assert_eq!(
+            memberships(&c),
+            [(Cause::Network, 4, "#a#n1".into(), names(&["#c#n3"]))]
+        );
+    }
+
+    #[test]
+    fn a_member_its_own_daemon_no_longer_lists_goes_with_a_word_and_shifts_nobody() {
+        // n2's list still holds x, whom its home n1 no longer lists. The
+        // old merge matched the merged list to client ids by position after
+        // skipping x at n1: b slipped into n1's view silently, and n2 kept
+        // x for good.
+        let (n1, a) = daemon("n1", 1, "a");
+        let (n2, b) = daemon("n2", 2, "b");
+        n1.apply(1, join("#a#n1"));
+        n2.apply(1, join("#a#n1"));
+        n2.apply(1, join("#x#n1"));
+        n2.apply(2, join("#b#n2"));
+        for o in [&a, &b] {
+            memberships(o);
+        }
+        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot())];
+        n1.merge(&syncs, &HashMap::new());
+        n2.merge(&syncs, &HashMap::new());
+        let ab = names(&["#a#n1", "#b#n2"]);
+        assert_eq!(
+            memberships(&a),
+            [(Cause::Join, 4, "#b#n2".into(), ab.clone())]
+        );
+        assert_eq!(
+            memberships(&b),
+            [(Cause::Network, 4, "#x#n1".into(), ab.clone())]
+        );
+        assert_eq!(n1.snapshot(), n2.snapshot());
+        assert_eq!(
+            n1.snapshot()[0].members,
+            [("#a#n1".to_owned(), 1), ("#b#n2".to_owned(), 2)]
+        );
     }
 
     #[test]
@@ -435,8 +662,8 @@ mod tests {
         });
         let before = a.depth().0;
         let syncs = vec![(1, n1.snapshot()), (2, fresh.snapshot())];
-        n1.merge(&syncs);
-        fresh.merge(&syncs);
+        n1.merge(&syncs, &HashMap::new());
+        fresh.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), fresh.snapshot());
         assert_eq!(a.depth().0, before, "nobody joined, nothing announced");
     }
