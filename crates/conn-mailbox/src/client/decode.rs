@@ -7,13 +7,13 @@ use crate::{Cause, Event, GroupName, MailboxError, Membership, Message};
 
 /// What a daemon frame is to the client.
 #[derive(Debug)]
-pub(super) enum Decoded {
+pub(crate) enum Decoded {
     Welcome(String),
     Reply { req: u32, code: u16, detail: String },
     Event(Event),
 }
 
-pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
+pub(crate) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
     // Messages, the common case, become a view over their frame (checked there).
     if frame.get(HEADER_LEN - 1) == Some(&(Kind::Message as u8)) {
         return Ok(Decoded::Event(Event::Message(Message::from_frame(frame)?)));
