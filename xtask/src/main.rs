@@ -3,10 +3,14 @@
 //! * `cargo xtask test-all`: every check CI runs, one line per step with its time.
 //! * `cargo xtask bench`: runs the benches and writes BENCHMARKS.md.
 //! * `cargo xtask demo`: runs `connkit demo`.
+//! * `cargo xtask fuzz [--seconds N] [--jobs J] [--work DIR] [TARGET...]`: runs the
+//!   cargo-fuzz targets of `fuzz/` (nightly); `cargo xtask fuzz-cmin` merges what they
+//!   found into `fuzz/corpus` and minimizes it.
 //! * `cargo xtask cluster-demo`: mailboxd on a three-node corosync cluster, a link cut and healed
 //!   (root; installs corosync).
 
 mod bench;
+mod fuzz;
 mod steps;
 
 use std::process::ExitCode;
@@ -19,8 +23,12 @@ fn main() -> ExitCode {
         "bench" => bench::run(&args[1..]),
         "demo" => steps::demo(),
         "cluster-demo" => steps::cluster_demo(),
+        "fuzz" => fuzz::run(&args[1..]),
+        "fuzz-cmin" => fuzz::cmin(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo>");
+            eprintln!(
+                "usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo | fuzz [--seconds N] [--jobs J] [--work DIR] [TARGET...] | fuzz-cmin [TARGET...]>"
+            );
             task == "help" || task == "--help"
         }
     };

@@ -235,6 +235,48 @@ fn ensure_cargo_deny() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The fuzz corpus replayed on stable (always), then every cargo-fuzz
+/// target run briefly when a nightly toolchain is there (cargo-fuzz is
+/// installed if missing). Without nightly the run is a skip, said loudly
+/// and recorded with the tests' skips; under `CI=true` a failure.
+fn fuzz_steps(tally: &mut Tally, skips: &std::path::Path) -> bool {
+    let mut ok = run_step(
+        "fuzz-replay",
+        "cargo test -p conn-fuzz-targets --test corpus --locked",
+        tally,
+        true,
+    );
+    if !crate::fuzz::nightly_available() {
+        let why = "fuzz: no nightly toolchain, so the cargo-fuzz targets did not run (rustup toolchain install nightly)";
+        println!("test-all: !!! SKIPPED step fuzz: {why}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            println!("test-all: step fuzz: FAILED (a skip under CI=true is a failure)");
+            tally.failed += 1;
+            return false;
+        }
+        use std::io::Write;
+        let recorded = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(skips)
+            .and_then(|mut f| writeln!(f, "{why}"));
+        if let Err(e) = recorded {
+            println!(
+                "test-all: cannot record the skip in {}: {e}",
+                skips.display()
+            );
+        }
+        return ok;
+    }
+    if !crate::fuzz::ensure_cargo_fuzz() {
+        println!("test-all: step fuzz: FAILED (cargo-fuzz could not be installed)");
+        tally.failed += 1;
+        return false;
+    }
+    ok &= run_step("fuzz", "cargo xtask fuzz --seconds 10", tally, false);
+    ok
+}
+
 /// Every check: format, lints, tests (unit, integration, doc), licences.
 pub fn test_all() -> bool {
     let start = Instant::now();
@@ -276,6 +318,7 @@ pub fn test_all() -> bool {
     for (name, cmd, count) in steps {
         all_ok &= run_step(name, cmd, &mut tally, *count);
     }
+    all_ok &= fuzz_steps(&mut tally, &skips);
     if ensure_cargo_deny() {
         println!("test-all: cargo deny: advisories need a network database and are skipped here");
         // `--offline` wants every crate of Cargo.lock on disk, and a Linux

@@ -96,7 +96,7 @@ pub(crate) fn round_trip(bytes: &[u8]) -> Option<Message> {
 /// and parses again to itself.
 pub fn frames(data: &[u8]) {
     let (seed, stream) = split_seed(data);
-    let whole = read_all(stream, vec![0..stream.len()]);
+    let whole = read_all(stream, std::iter::once(0..stream.len()).collect());
     let cut = read_all(stream, chunks(seed, stream.len()).collect());
     assert_eq!(
         whole.0, cut.0,
