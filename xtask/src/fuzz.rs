@@ -2,7 +2,8 @@
 //! runs the cargo-fuzz targets of `fuzz/` with nightly, each for N seconds
 //! (default 60), at most J at a time (default 1), and prints for each its
 //! execs, exec/s, coverage (libFuzzer's `cov:` and `ft:`), corpus size and
-//! crashes.
+//! crashes. `--keep-going` runs libFuzzer in fork mode, which saves a
+//! crash and goes on rather than stopping at the first (for long runs).
 //!
 //! New inputs go to a work directory (`DIR/<target>`, by default
 //! `$CARGO_TARGET_DIR/fuzz-work`), never into the committed `fuzz/corpus`,
@@ -24,6 +25,7 @@ const LIBFUZZER_LIMITS: &[&str] = &["-timeout=10", "-malloc_limit_mb=64", "-rss_
 /// What the command line asked for.
 struct Args {
     seconds: u64,
+    keep_going: bool,
     jobs: usize,
     work: PathBuf,
     targets: Vec<String>,
@@ -38,6 +40,7 @@ fn target_dir() -> PathBuf {
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut parsed = Args {
         seconds: 60,
+        keep_going: false,
         jobs: 1,
         work: target_dir().join("fuzz-work"),
         targets: Vec::new(),
@@ -62,6 +65,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                     .max(1)
             }
             "--work" => parsed.work = PathBuf::from(value("--work")?),
+            "--keep-going" => parsed.keep_going = true,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             target => parsed.targets.push(target.to_owned()),
         }
@@ -171,21 +175,21 @@ fn parse_stats(log: &str) -> Stats {
         if line.starts_with('#') && line.contains(" cov: ") {
             s.cov = number_after(line, " cov: ").unwrap_or(s.cov);
             s.ft = number_after(line, " ft: ").unwrap_or(s.ft);
+            // `corp: 187/9875b`, or in fork mode just `corp: 187`.
             if let Some(corp) = line
                 .split(" corp: ")
                 .nth(1)
                 .and_then(|r| r.split_whitespace().next())
             {
-                if let Some((n, size)) = corp.split_once('/') {
-                    s.corpus_inputs = n.parse().unwrap_or(s.corpus_inputs);
-                    s.corpus_size = size.to_owned();
-                }
+                let (n, size) = corp.split_once('/').unwrap_or((corp, ""));
+                s.corpus_inputs = n.parse().unwrap_or(s.corpus_inputs);
+                s.corpus_size = size.to_owned();
             }
             s.exec_per_sec = number_after(line, " exec/s: ").unwrap_or(s.exec_per_sec);
             s.execs = line[1..]
                 .split_whitespace()
                 .next()
-                .and_then(|n| n.parse().ok())
+                .and_then(|n| n.trim_end_matches(':').parse().ok())
                 .unwrap_or(s.execs);
         }
         if let Some(n) = number_after(line, "stat::number_of_executed_units: ") {
@@ -244,6 +248,17 @@ fn start(target: &str, args: &Args) -> Result<Run, String> {
         .arg(format!("-max_total_time={}", args.seconds))
         .args(LIBFUZZER_LIMITS)
         .arg("-print_final_stats=1")
+        .args(if args.keep_going {
+            // Fork mode: a crash is saved and the run goes on.
+            &[
+                "-fork=1",
+                "-ignore_crashes=1",
+                "-ignore_timeouts=1",
+                "-ignore_ooms=1",
+            ][..]
+        } else {
+            &[]
+        })
         .arg(format!("-artifact_prefix={}/", art.display()))
         .stdout(out)
         .stderr(err);
@@ -313,7 +328,9 @@ pub fn run(args: &[String]) -> bool {
         Ok(a) => a,
         Err(e) => {
             eprintln!("fuzz: {e}");
-            eprintln!("usage: cargo xtask fuzz [--seconds N] [--jobs J] [--work DIR] [TARGET...]");
+            eprintln!(
+                "usage: cargo xtask fuzz [--seconds N] [--jobs J] [--work DIR] [--keep-going] [TARGET...]"
+            );
             return false;
         }
     };
@@ -457,6 +474,16 @@ stat::average_exec_per_sec:     23337
                 corpus_inputs: 190,
                 corpus_size: "10Kb".into(),
             }
+        );
+    }
+
+    #[test]
+    fn reads_fork_mode_status_lines() {
+        let log = "#1234567: cov: 900 ft: 3000 corp: 250 exec/s: 2000 oom/timeout/crash: 0/0/1 time: 600s job: 40 dft_time: 0\n";
+        let s = parse_stats(log);
+        assert_eq!(
+            (s.execs, s.cov, s.ft, s.corpus_inputs, s.exec_per_sec),
+            (1234567, 900, 3000, 250, 2000)
         );
     }
 

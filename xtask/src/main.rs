@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         "fuzz-cmin" => fuzz::cmin(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo | fuzz [--seconds N] [--jobs J] [--work DIR] [TARGET...] | fuzz-cmin [TARGET...]>"
+                "usage: cargo xtask <test-all | bench [NAME...] | demo | cluster-demo | fuzz [--seconds N] [--jobs J] [--work DIR] [--keep-going] [TARGET...] | fuzz-cmin [TARGET...]>"
             );
             task == "help" || task == "--help"
         }

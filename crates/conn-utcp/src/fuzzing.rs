@@ -10,19 +10,21 @@
 //! has no L3, TUN-style, path to feed IP packets into.) The stack is polled
 //! by hand, on a clock the input moves, so every input replays alike.
 
-use smoltcp::phy::{Device as _, RxToken as _, TxToken as _};
 use smoltcp::socket::{AnySocket, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Packet};
 
-use crate::device::{Device, Driven};
-use crate::{MemLink, Stack, UtcpListener};
+use crate::{MemLink, MemPort, Stack, UtcpListener};
 
-/// The stack's MAC and address, and its peer's.
-const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
-const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const ADDR: [u8; 4] = [10, 0, 0, 2];
-const PEER: [u8; 4] = [10, 0, 0, 1];
+/// The stack's MAC and address (10.0.0.2/24), and its peer's (10.0.0.1),
+/// in the frames the builders below make.
+pub const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// The peer's MAC.
+pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The stack's address.
+pub const ADDR: [u8; 4] = [10, 0, 0, 2];
+/// The peer's address.
+pub const PEER: [u8; 4] = [10, 0, 0, 1];
 /// The port the stack listens on.
 const PORT: u16 = 80;
 const MTU: usize = 1514;
@@ -30,7 +32,7 @@ const MTU: usize = 1514;
 /// A stack and the other end of its link.
 struct Harness {
     stack: Stack,
-    peer: Driven,
+    peer: MemPort,
     _listener: UtcpListener,
     now: Instant,
 }
@@ -47,7 +49,7 @@ impl Harness {
         let listener = UtcpListener::bind(&stack, PORT, 2).expect("port 80 is free");
         Harness {
             stack,
-            peer: Driven(Device::Mem(peer)),
+            peer,
             _listener: listener,
             now: Instant::from_millis(1_000_000),
         }
@@ -58,9 +60,7 @@ impl Harness {
     /// the frames the stack sent.
     fn feed(&mut self, step: u8, frame: &[u8]) -> Vec<Vec<u8>> {
         self.now += Duration::from_millis(u64::from(step) * 8);
-        if let Some(tx) = self.peer.transmit(self.now) {
-            tx.consume(frame.len(), |buf| buf.copy_from_slice(frame));
-        }
+        self.peer.send_frame(frame);
         let mut inner = self.stack.lock();
         inner.poll_at(self.now);
         for (_, socket) in inner.sockets.iter_mut() {
@@ -78,15 +78,16 @@ impl Harness {
         inner.poll_at(self.now);
         drop(inner);
         let mut sent = Vec::new();
-        while let Some((rx, _)) = self.peer.receive(self.now) {
-            sent.push(rx.consume(|f| f.to_vec()));
+        while let Some(frame) = self.peer.recv_frame() {
+            sent.push(frame);
         }
         sent
     }
 }
 
 /// Checks a frame the stack sent: within the MTU, a well-formed Ethernet
-/// frame carrying a well-formed ARP or IPv4 packet.
+/// frame carrying a well-formed ARP or IPv4 packet, the IPv4 from the
+/// stack's address to a unicast one.
 fn check_sent(frame: &[u8]) {
     assert!(frame.len() <= MTU, "a {}-byte frame sent", frame.len());
     let eth = EthernetFrame::new_checked(frame).expect("the stack sends Ethernet frames");
@@ -95,6 +96,14 @@ fn check_sent(frame: &[u8]) {
         EthernetProtocol::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).expect("well-formed IPv4");
             assert_eq!(ip.src_addr().octets(), ADDR);
+            let dst = ip.dst_addr();
+            assert!(
+                !dst.is_broadcast()
+                    && !dst.is_multicast()
+                    && !dst.is_unspecified()
+                    && dst.octets() != [10, 0, 0, 255],
+                "the stack sent a packet to {dst}"
+            );
         }
         EthernetProtocol::Arp => {
             ArpPacket::new_checked(eth.payload()).expect("well-formed ARP");
@@ -129,7 +138,7 @@ pub fn receive(data: &[u8]) {
 }
 
 /// An Ethernet frame from the peer to the stack.
-fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + payload.len());
     f.extend_from_slice(&MAC);
     f.extend_from_slice(&PEER_MAC);
@@ -138,19 +147,38 @@ fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// An IPv4 packet from the peer (checksums are not checked on a MemLink).
-fn ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+/// An IPv4 packet from the peer to the stack, in an Ethernet frame
+/// (checksums are left zero: a MemLink does not check them).
+pub fn ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+    ipv4_to(ADDR, protocol, payload)
+}
+
+/// An IPv4 packet from the peer to `dst`, in an Ethernet frame to the
+/// stack's MAC.
+pub fn ipv4_to(dst: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x45, 0];
     p.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
     p.extend_from_slice(&[0, 1, 0x40, 0, 64, protocol, 0, 0]);
     p.extend_from_slice(&PEER);
-    p.extend_from_slice(&ADDR);
+    p.extend_from_slice(&dst);
     p.extend_from_slice(payload);
     ethernet(0x0800, &p)
 }
 
-/// A TCP segment from the peer's port 40000.
-fn tcp_segment(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+/// A TCP segment from the peer's port 40000 to the stack's `port`.
+pub fn tcp_segment(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    tcp_segment_to(ADDR, port, seq, ack, flags, payload)
+}
+
+/// A TCP segment from the peer's port 40000 to `dst`:`port`.
+pub fn tcp_segment_to(
+    dst: [u8; 4],
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut t = Vec::with_capacity(20 + payload.len());
     t.extend_from_slice(&40000u16.to_be_bytes());
     t.extend_from_slice(&port.to_be_bytes());
@@ -158,10 +186,11 @@ fn tcp_segment(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<
     t.extend_from_slice(&ack.to_be_bytes());
     t.extend_from_slice(&[0x50, flags, 0x10, 0, 0, 0, 0, 0]);
     t.extend_from_slice(payload);
-    ipv4(6, &t)
+    ipv4_to(dst, 6, &t)
 }
 
-fn arp_request() -> Vec<u8> {
+/// The peer asks who has the stack's address.
+pub fn arp_request() -> Vec<u8> {
     let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
     a.extend_from_slice(&PEER_MAC);
     a.extend_from_slice(&PEER);
@@ -179,7 +208,8 @@ fn record(step: u8, frame: &[u8]) -> Vec<u8> {
     r
 }
 
-const SYN: u8 = 0x02;
+/// TCP flags.
+pub const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const PSH_ACK: u8 = 0x18;
 const FIN_ACK: u8 = 0x11;

@@ -135,7 +135,7 @@ impl StackBuilder {
                 .during("build stack")
                 .detail("an IPv4 address and prefix are required")
         })?;
-        let mut device = Driven(self.device);
+        let mut device = Driven(self.device, cidr.address());
         let ip = cidr.address().octets();
         let mac = self.mac.unwrap_or([0x02, 0x75, ip[0], ip[1], ip[2], ip[3]]);
         let number = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACK_NUMBERS;
