@@ -219,7 +219,8 @@ impl Router {
     /// alike from all their [`Op::Sync`]s (`syncs` in CPG member order).
     ///
     /// Per group: the largest member list any daemon holds (the first such
-    /// in member order) is the base, its view the largest any holds; then
+    /// in member order) is the base, its view the largest any holds, less
+    /// the members whose home daemon does not list them itself; then
     /// each daemon's own clients that the base lacks are appended, each
     /// announced to the group as a join. A fresh daemon thus takes the
     /// state as it is; two halves of a healed partition see the other
@@ -251,10 +252,20 @@ impl Router {
                 })
                 .unwrap();
             let view = held.iter().map(|(_, g)| g.view).max().unwrap_or(0);
+            // Each daemon is the authority on its own clients: a member
+            // stays only if its home daemon is here and its own Sync lists
+            // it in the group. (Another's list may be stale or corrupt, and
+            // were it kept the daemons would disagree: the home daemon has
+            // no such client to add, the others would make it.)
+            let home_lists = |c: &str, home: u64| {
+                held.iter().any(|(sender, g)| {
+                    *sender == home && g.members.iter().any(|(n, h)| n == c && *h == home)
+                })
+            };
             let mut list: Vec<(String, u64)> = base
                 .members
                 .iter()
-                .filter(|(_, home)| live.contains(home))
+                .filter(|(c, home)| live.contains(home) && home_lists(c, *home))
                 .cloned()
                 .collect();
             let mut joins = Vec::new();
@@ -421,6 +432,45 @@ mod tests {
         );
         assert_eq!(g.view, 4);
         assert_eq!((a.depth().0, c.depth().0), (a_before + 1, c_before + 1));
+    }
+
+    #[test]
+    fn a_sync_cannot_put_a_client_in_a_group_its_home_daemon_does_not_list() {
+        let (n1, _a) = daemon("n1", 1, "a");
+        let (n2, _b) = daemon("n2", 2, "b");
+        for r in [&n1, &n2] {
+            r.apply(1, join("#a#n1"));
+        }
+        // Daemon 3 claims n1 has a client #x#n1 in g, and that #a#n1 is in
+        // h; n1's own Sync says neither (found by the mailbox_cluster fuzz
+        // target: n1 left them out, n2 made them, and the two disagreed).
+        let bogus = vec![
+            SyncGroup {
+                name: "g".into(),
+                view: 7,
+                members: vec![
+                    ("#a#n1".into(), 1),
+                    ("#x#n1".into(), 1),
+                    ("#c#n3".into(), 3),
+                ],
+            },
+            SyncGroup {
+                name: "h".into(),
+                view: 1,
+                members: vec![("#a#n1".into(), 1)],
+            },
+        ];
+        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot()), (3, bogus)];
+        n1.merge(&syncs);
+        n2.merge(&syncs);
+        assert_eq!(n1.snapshot(), n2.snapshot());
+        let state = n1.snapshot();
+        assert_eq!(state.len(), 1, "{state:?}");
+        assert_eq!(
+            state[0].members,
+            [("#a#n1".to_owned(), 1), ("#c#n3".to_owned(), 3)]
+        );
+        assert_eq!(state[0].view, 7);
     }
 
     #[test]
