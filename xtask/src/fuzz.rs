@@ -83,22 +83,40 @@ pub fn nightly_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs cargo-fuzz if `cargo fuzz` does not run (like cargo-deny).
+/// Installs cargo-fuzz if `cargo fuzz` does not run (as test-all does
+/// cargo-deny).
 pub fn ensure_cargo_fuzz() -> bool {
-    let installed = Command::new("cargo")
-        .args(["+nightly", "fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if installed {
-        return true;
+    crate::steps::ensure_cargo_tool(Some("nightly"), "fuzz", "cargo-fuzz", 1)
+}
+
+/// The arguments and the targets they name, once nightly and cargo-fuzz
+/// are there; `None` (said why, as `task: ...`) otherwise.
+fn prepare(task: &str, args: &[String]) -> Option<(Args, Vec<String>)> {
+    let args = match parse_args(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{task}: {e}");
+            eprintln!(
+                "usage: cargo xtask {task} [--seconds N] [--jobs J] [--work DIR] [--keep-going] [TARGET...]"
+            );
+            return None;
+        }
+    };
+    if !nightly_available() {
+        println!("{task}: FAILED: no nightly toolchain (`rustup toolchain install nightly`)");
+        return None;
     }
-    println!("fuzz: installing cargo-fuzz (about 1 minute)");
-    Command::new("cargo")
-        .args(["install", "--locked", "cargo-fuzz"])
-        .status()
-        .is_ok_and(|s| s.success())
+    if !ensure_cargo_fuzz() {
+        println!("{task}: FAILED: cargo-fuzz could not be installed");
+        return None;
+    }
+    match chosen_targets(&args) {
+        Ok(t) => Some((args, t)),
+        Err(e) => {
+            println!("{task}: FAILED: {e}");
+            None
+        }
+    }
 }
 
 /// `cargo +nightly fuzz <sub>` on `fuzz/`, with the fuzz build's own
@@ -324,30 +342,8 @@ fn finish(mut run: Run, args: &Args) -> bool {
 
 /// `cargo xtask fuzz`.
 pub fn run(args: &[String]) -> bool {
-    let args = match parse_args(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("fuzz: {e}");
-            eprintln!(
-                "usage: cargo xtask fuzz [--seconds N] [--jobs J] [--work DIR] [--keep-going] [TARGET...]"
-            );
-            return false;
-        }
-    };
-    if !nightly_available() {
-        println!("fuzz: FAILED: no nightly toolchain (`rustup toolchain install nightly`)");
+    let Some((args, targets)) = prepare("fuzz", args) else {
         return false;
-    }
-    if !ensure_cargo_fuzz() {
-        println!("fuzz: FAILED: cargo-fuzz could not be installed");
-        return false;
-    }
-    let targets = match chosen_targets(&args) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("fuzz: FAILED: {e}");
-            return false;
-        }
     };
     println!(
         "fuzz: building {} targets with cargo +nightly fuzz",
@@ -402,23 +398,8 @@ pub fn run(args: &[String]) -> bool {
 /// `cargo xtask fuzz-cmin`: merges each target's work directory into
 /// `fuzz/corpus/<target>` and minimizes that with `cargo fuzz cmin`.
 pub fn cmin(args: &[String]) -> bool {
-    let args = match parse_args(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("fuzz-cmin: {e}");
-            return false;
-        }
-    };
-    if !nightly_available() || !ensure_cargo_fuzz() {
-        println!("fuzz-cmin: FAILED: needs nightly and cargo-fuzz");
+    let Some((args, targets)) = prepare("fuzz-cmin", args) else {
         return false;
-    }
-    let targets = match chosen_targets(&args) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("fuzz-cmin: FAILED: {e}");
-            return false;
-        }
     };
     let mut ok = true;
     for t in &targets {

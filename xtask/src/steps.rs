@@ -218,9 +218,12 @@ pub fn which(command: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn ensure_cargo_deny() -> bool {
+/// Installs the cargo subcommand `sub` (package `package`, `cargo install`
+/// takes about `minutes`) unless `cargo [+toolchain] sub --version` runs.
+pub fn ensure_cargo_tool(toolchain: Option<&str>, sub: &str, package: &str, minutes: u32) -> bool {
     let installed = Command::new("cargo")
-        .args(["deny", "--version"])
+        .args(toolchain.map(|t| format!("+{t}")))
+        .args([sub, "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -228,11 +231,15 @@ fn ensure_cargo_deny() -> bool {
     if installed {
         return true;
     }
-    println!("test-all: installing cargo-deny (about 3 minutes)");
+    println!("test-all: installing {package} (about {minutes} minutes)");
     Command::new("cargo")
-        .args(["install", "--locked", "cargo-deny"])
+        .args(["install", "--locked", package])
         .status()
         .is_ok_and(|s| s.success())
+}
+
+fn ensure_cargo_deny() -> bool {
+    ensure_cargo_tool(None, "deny", "cargo-deny", 3)
 }
 
 /// The fuzz corpus replayed on stable (always), then every cargo-fuzz

@@ -59,25 +59,76 @@ pub fn chunks(seed: u8, len: usize) -> impl Iterator<Item = Range<usize>> {
     })
 }
 
-/// The result of reading a stream of frames: the frames, then how it
-/// ended (an error's text, or `None` for a stream that simply ran out).
-type Outcome = (Vec<Repr>, Option<String>);
-
-/// Reads `stream` the way a handover channel does, arriving in `cuts`.
-fn read_handover(stream: &[u8], cuts: impl Iterator<Item = Range<usize>>) -> Outcome {
-    let mut buf = Vec::new();
-    let mut frames = Vec::new();
-    for cut in cuts {
-        buf.extend_from_slice(&stream[cut]);
-        loop {
-            match next_frame(&mut buf) {
-                Ok(Some(repr)) => frames.push(repr),
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e.to_string())),
+/// Reads `data` (a chunking seed, then a stream; see [`split_seed`]) as a
+/// stream reader does, with `next` taking each whole frame off the front
+/// of a buffer: once with the stream in one piece, once cut into the
+/// seed's [`chunks`]. Asserts that both give the same frames and end the
+/// same way, and returns the stream, its frames, and the error that ended
+/// it (`None`: the bytes ran out).
+///
+/// ```
+/// // A reader of one-byte frames, where 0 is an error.
+/// let next = |buf: &mut Vec<u8>| match buf.first().copied() {
+///     None => Ok(None),
+///     Some(0) => Err("zero"),
+///     Some(b) => { buf.remove(0); Ok(Some(b)) }
+/// };
+/// let (stream, frames, end) = conn_core::fuzzing::read_however_cut(&[3, 1, 2, 0, 9], next);
+/// assert_eq!((stream, frames, end), (&[1u8, 2, 0, 9][..], vec![1, 2], Some("zero".to_owned())));
+/// ```
+pub fn read_however_cut<B, F, E>(
+    data: &[u8],
+    mut next: impl FnMut(&mut B) -> Result<Option<F>, E>,
+) -> (&[u8], Vec<F>, Option<String>)
+where
+    B: Default + for<'a> Extend<&'a u8>,
+    F: PartialEq + std::fmt::Debug,
+    E: std::fmt::Display,
+{
+    let (seed, stream) = split_seed(data);
+    let mut read = |cuts: &mut dyn Iterator<Item = Range<usize>>| {
+        let mut buf = B::default();
+        let mut frames = Vec::new();
+        for cut in cuts {
+            buf.extend(&stream[cut]);
+            loop {
+                match next(&mut buf) {
+                    Ok(Some(frame)) => frames.push(frame),
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e.to_string())),
+                }
             }
         }
+        (frames, None)
+    };
+    let whole = read(&mut std::iter::once(0..stream.len()));
+    let cut = read(&mut chunks(seed, stream.len()));
+    assert_eq!(whole, cut, "the frames depend on how the stream was cut");
+    (stream, whole.0, whole.1)
+}
+
+/// Seed inputs from real frames: each frame alone behind chunking seed 0
+/// (a byte at a time), named after it, and all of them in one stream
+/// behind seed 5 (reads of up to 64 bytes), named `stream`.
+///
+/// ```
+/// let seeds = conn_core::fuzzing::stream_seeds([("a", vec![1, 2]), ("b", vec![3])]);
+/// assert_eq!(seeds[0], ("a".to_owned(), vec![0, 1, 2]));
+/// assert_eq!(seeds[2], ("stream".to_owned(), vec![5, 1, 2, 3]));
+/// ```
+pub fn stream_seeds<'a>(
+    frames: impl IntoIterator<Item = (&'a str, Vec<u8>)>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let mut stream = vec![5];
+    for (name, bytes) in frames {
+        stream.extend_from_slice(&bytes);
+        let mut one = vec![0];
+        one.extend_from_slice(&bytes);
+        seeds.push((name.to_owned(), one));
     }
-    (frames, None)
+    seeds.push(("stream".into(), stream));
+    seeds
 }
 
 /// The handover target: `data` (after its chunking seed) is what a
@@ -88,12 +139,9 @@ fn read_handover(stream: &[u8], cuts: impl Iterator<Item = Range<usize>>) -> Out
 /// emits back to exactly its own bytes and parses again to the same
 /// [`Repr`].
 pub fn handover(data: &[u8]) {
-    let (seed, stream) = split_seed(data);
-    let whole = read_handover(stream, std::iter::once(0..stream.len()));
-    let cut = read_handover(stream, chunks(seed, stream.len()));
-    assert_eq!(whole, cut, "the frames depend on how the stream was cut");
+    let (stream, frames, _) = read_however_cut(data, next_frame);
     let mut at = 0;
-    for repr in &whole.0 {
+    for repr in &frames {
         let bytes = repr.emit().expect("a parsed frame emits");
         assert_eq!(
             bytes,
@@ -107,9 +155,8 @@ pub fn handover(data: &[u8]) {
     }
 }
 
-/// Seed inputs for [`handover`]: every kind of frame, one per input, and
-/// a whole exchange in one stream; each behind chunking seed 0 (one byte
-/// at a time) or 5 (up to 64 bytes).
+/// Seed inputs for [`handover`]: every kind of frame (see
+/// [`stream_seeds`]).
 pub fn handover_seeds() -> Vec<(String, Vec<u8>)> {
     let offer = Repr::Offer {
         names: vec!["tcp://0.0.0.0:80".into(), "ipc:///run/app.sock".into()],
@@ -117,21 +164,14 @@ pub fn handover_seeds() -> Vec<(String, Vec<u8>)> {
     let refused = Repr::Refused {
         why: "uid 65534 is not uid 0".into(),
     };
-    let mut seeds = Vec::new();
-    let mut exchange = vec![5];
-    for (name, repr) in [
-        ("take", Repr::Take),
-        ("offer", offer),
-        ("offer-empty", Repr::Offer { names: vec![] }),
-        ("confirm", Repr::Confirm),
-        ("refused", refused),
-    ] {
-        let bytes = repr.emit().expect("seed frames emit");
-        exchange.extend_from_slice(&bytes);
-        let mut one = vec![0];
-        one.extend_from_slice(&bytes);
-        seeds.push((name.to_owned(), one));
-    }
-    seeds.push(("exchange".into(), exchange));
-    seeds
+    stream_seeds(
+        [
+            ("take", Repr::Take),
+            ("offer", offer),
+            ("offer-empty", Repr::Offer { names: vec![] }),
+            ("confirm", Repr::Confirm),
+            ("refused", refused),
+        ]
+        .map(|(name, repr)| (name, repr.emit().expect("seed frames emit"))),
+    )
 }

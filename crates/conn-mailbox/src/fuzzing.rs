@@ -10,35 +10,13 @@
 //!   operations, applied to the replicated group state.
 
 use bytes::{Bytes, BytesMut};
-use conn_core::fuzzing::{chunks, split_seed};
+use conn_core::fuzzing::{read_however_cut, stream_seeds};
 
 use crate::client::decode::{Decoded, decode};
 use crate::wire::{Frame, Repr, next_frame};
 use crate::{Event, Service};
 
 pub use crate::daemon::fuzzing::{cluster, cluster_seeds};
-
-/// How a stream read frame by frame ended: the frames, then the error
-/// that stopped it (`None`: the bytes ran out).
-type Outcome = (Vec<Bytes>, Option<String>);
-
-/// Splits `stream` into frames as [`next_frame`]'s callers do, the bytes
-/// arriving in `cuts`.
-fn split(stream: &[u8], cuts: impl Iterator<Item = std::ops::Range<usize>>) -> Outcome {
-    let mut buf = BytesMut::new();
-    let mut frames = Vec::new();
-    for cut in cuts {
-        buf.extend_from_slice(&stream[cut]);
-        loop {
-            match next_frame(&mut buf) {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
-                Err(e) => return (frames, Some(e.to_string())),
-            }
-        }
-    }
-    (frames, None)
-}
 
 /// The frames target: `data` (after its chunking seed) is a byte stream
 /// from a mailbox peer.
@@ -50,11 +28,8 @@ fn split(stream: &[u8], cuts: impl Iterator<Item = std::ops::Range<usize>>) -> O
 /// decoding of a daemon frame agrees with the parse (a message's view
 /// reads the same fields in place).
 pub fn frames(data: &[u8]) {
-    let (seed, stream) = split_seed(data);
-    let whole = split(stream, std::iter::once(0..stream.len()));
-    let cut = split(stream, chunks(seed, stream.len()));
-    assert_eq!(whole, cut, "the frames depend on how the stream was cut");
-    for frame in whole.0 {
+    let (_, frames, _) = read_however_cut::<BytesMut, _, _>(data, next_frame);
+    for frame in frames {
         one_frame(frame);
     }
 }
@@ -123,9 +98,8 @@ fn one_frame(bytes: Bytes) {
     }
 }
 
-/// Seed inputs for [`frames`]: one frame of every kind per input (behind
-/// chunking seed 0, a byte at a time), and all of them in one stream
-/// (seed 5, reads of up to 64 bytes).
+/// Seed inputs for [`frames`]: a frame of every kind (see
+/// [`stream_seeds`]).
 pub fn frames_seeds() -> Vec<(String, Vec<u8>)> {
     let members = ["#a#local", "#b#local"];
     let reprs = [
@@ -205,15 +179,5 @@ pub fn frames_seeds() -> Vec<(String, Vec<u8>)> {
             },
         ),
     ];
-    let mut seeds = Vec::new();
-    let mut stream = vec![5];
-    for (name, repr) in reprs {
-        let bytes = repr.to_vec();
-        stream.extend_from_slice(&bytes);
-        let mut one = vec![0];
-        one.extend_from_slice(&bytes);
-        seeds.push((name.to_owned(), one));
-    }
-    seeds.push(("stream".into(), stream));
-    seeds
+    stream_seeds(reprs.map(|(name, repr)| (name, repr.to_vec())))
 }

@@ -13,7 +13,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use conn_core::fuzzing::{chunks, split_seed};
+use conn_core::fuzzing::{chunks, split_seed, stream_seeds};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::wire::io::{FrameLimits, read_frame_within};
@@ -237,18 +237,12 @@ pub(crate) fn sample_messages() -> Vec<(&'static str, Message)> {
     ]
 }
 
-/// Seed inputs for [`frames`]: each message kind alone (chunking seed 0,
-/// a byte at a time), and all of them in one stream (seed 5).
+/// Seed inputs for [`frames`]: a message of every kind (see
+/// [`stream_seeds`]).
 pub fn frames_seeds() -> Vec<(String, Vec<u8>)> {
-    let mut seeds = Vec::new();
-    let mut stream = vec![5];
-    for (name, msg) in sample_messages() {
-        let bytes = msg.to_bytes().expect("seed messages emit");
-        stream.extend_from_slice(&bytes);
-        let mut one = vec![0];
-        one.extend_from_slice(&bytes);
-        seeds.push((name.to_owned(), one));
-    }
-    seeds.push(("stream".into(), stream));
-    seeds
+    stream_seeds(
+        sample_messages()
+            .into_iter()
+            .map(|(name, msg)| (name, msg.to_bytes().expect("seed messages emit"))),
+    )
 }
