@@ -239,6 +239,17 @@ fn artifacts(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// How many files `dir` holds and how many bytes they take.
+fn dir_size(dir: &Path) -> (usize, u64) {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
+}
+
 /// One running target.
 struct Run {
     target: String,
@@ -305,12 +316,10 @@ fn finish(mut run: Run, args: &Args) -> bool {
     let s = parse_stats(&log);
     let found = artifacts(&run.artifacts);
     let new = found.len().saturating_sub(run.before);
-    let files = std::fs::read_dir(args.work.join(&run.target))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let (files, bytes) = dir_size(&args.work.join(&run.target));
     let ok = status.as_ref().is_ok_and(|s| s.success()) && new == 0;
     println!(
-        "fuzz: {}: {} in {:.0?}: {} execs, {} exec/s, cov {}, ft {}, corpus {} inputs ({}; {} files in the work dir), crashes {}",
+        "fuzz: {}: {} in {:.0?}: {} execs, {} exec/s, cov {}, ft {}, corpus {} inputs{} ({files} files, {} KiB in the work dir), crashes {}",
         run.target,
         if ok { "ok" } else { "FAILED" },
         run.start.elapsed(),
@@ -320,11 +329,11 @@ fn finish(mut run: Run, args: &Args) -> bool {
         s.ft,
         s.corpus_inputs,
         if s.corpus_size.is_empty() {
-            "?"
+            String::new()
         } else {
-            &s.corpus_size
+            format!(" of {}", s.corpus_size)
         },
-        files,
+        bytes.div_ceil(1024),
         new,
     );
     if !ok {
@@ -411,7 +420,7 @@ pub fn cmin(args: &[String]) -> bool {
                 copied += 1;
             }
         }
-        let before = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+        let (before, _) = dir_size(&corpus);
         let status = cargo_fuzz("cmin")
             .arg(t)
             .arg(&corpus)
@@ -420,13 +429,14 @@ pub fn cmin(args: &[String]) -> bool {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let after = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+        let (after, bytes) = dir_size(&corpus);
         let good = status.is_ok_and(|s| s.success());
         ok &= good;
         println!(
-            "fuzz-cmin: {t}: {} ({copied} merged from {}, {before} inputs minimized to {after})",
+            "fuzz-cmin: {t}: {} ({copied} merged from {}, {before} inputs minimized to {after}, {} KiB)",
             if good { "ok" } else { "FAILED" },
-            work.display()
+            work.display(),
+            bytes.div_ceil(1024)
         );
     }
     ok
