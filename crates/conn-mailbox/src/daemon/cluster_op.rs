@@ -18,10 +18,17 @@
 //! private group `#name#daemon`, a `group` a legal group name, a multicast
 //! has 1 to 128 legal destinations and a payload within the limit): what
 //! another daemon sends is applied to this daemon's state and ends up in
-//! frames to its clients, which must be able to carry them.
+//! frames to its clients, which must be able to carry them. A Sync's view
+//! ids are at most [`MAX_VIEW`].
 
 use crate::Cause;
 use crate::limits::{MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name};
+
+/// The largest view id a Sync may carry. Views grow by one per change
+/// from 0, so none reaches it; one past it is corrupt, and one near
+/// `u64::MAX` would overflow at the next change (the mailbox_cluster fuzz
+/// target found a Sync of view `u64::MAX` panicking the next join).
+pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
 /// The batch format's version byte.
 pub(crate) const BATCH_VERSION: u8 = 1;
@@ -194,6 +201,9 @@ impl<'a> Op<'a> {
                 for _ in 0..g {
                     let name = r.group()?.to_owned();
                     let view = r.u64("view")?;
+                    if view > MAX_VIEW {
+                        return Err(Malformed("view"));
+                    }
                     let m = r.u32("member count")? as usize;
                     let mut members = Vec::new();
                     for _ in 0..m {
@@ -423,6 +433,27 @@ mod tests {
             payload: b"x",
         };
         assert_eq!(Op::parse(&op_bytes(&fine)), Ok(fine.clone()));
+    }
+
+    #[test]
+    fn a_sync_with_a_view_no_group_can_reach_is_refused() {
+        let sync = |view| Op::Sync {
+            config: vec![3],
+            groups: vec![SyncGroup {
+                name: "g".into(),
+                view,
+                members: vec![("#c#n3".into(), 3)],
+            }],
+        };
+        assert_eq!(
+            Op::parse(&op_bytes(&sync(u64::MAX))),
+            Err(Malformed("view"))
+        );
+        assert_eq!(
+            Op::parse(&op_bytes(&sync(MAX_VIEW + 1))),
+            Err(Malformed("view"))
+        );
+        assert_eq!(Op::parse(&op_bytes(&sync(MAX_VIEW))), Ok(sync(MAX_VIEW)));
     }
 
     #[test]
