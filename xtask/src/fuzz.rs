@@ -405,7 +405,8 @@ pub fn run(args: &[String]) -> bool {
 }
 
 /// `cargo xtask fuzz-cmin`: merges each target's work directory into
-/// `fuzz/corpus/<target>` and minimizes that with `cargo fuzz cmin`.
+/// `fuzz/corpus/<target>` and minimizes that with `cargo fuzz cmin`,
+/// keeping the named inputs (`seed-*`, `crash-*`) as they are.
 pub fn cmin(args: &[String]) -> bool {
     let Some((args, targets)) = prepare("fuzz-cmin", args) else {
         return false;
@@ -421,6 +422,19 @@ pub fn cmin(args: &[String]) -> bool {
             }
         }
         let (before, _) = dir_size(&corpus);
+        // Named inputs (seed-*, crash-*) stay whatever cmin makes of them:
+        // the seeds and the regressions are the corpus's point.
+        let named: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&corpus)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with("seed-") || n.starts_with("crash-"))
+            })
+            .filter_map(|e| Some((e.file_name(), std::fs::read(e.path()).ok()?)))
+            .collect();
         let status = cargo_fuzz("cmin")
             .arg(t)
             .arg(&corpus)
@@ -429,8 +443,11 @@ pub fn cmin(args: &[String]) -> bool {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        let mut good = status.is_ok_and(|s| s.success());
+        for (name, bytes) in &named {
+            good &= std::fs::write(corpus.join(name), bytes).is_ok();
+        }
         let (after, bytes) = dir_size(&corpus);
-        let good = status.is_ok_and(|s| s.success());
         ok &= good;
         println!(
             "fuzz-cmin: {t}: {} ({copied} merged from {}, {before} inputs minimized to {after}, {} KiB)",
