@@ -65,3 +65,29 @@ async fn a_tcp_segment_to_a_broadcast_or_multicast_address_is_not_answered() {
     }
     assert_eq!(stack.lingering(), 0);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_tcp_segment_from_the_unspecified_address_leaves_the_stack_running() {
+    let (port, peer) = MemLink::pair();
+    let stack = Stack::builder(port)
+        .address("10.0.0.2/24".parse().unwrap())
+        .mac(MAC)
+        .build()
+        .unwrap();
+    let _listener = UtcpListener::bind(&stack, 80, 4).unwrap();
+    peer.send_frame(&arp_request());
+    for port in [80, 81] {
+        let mut syn = tcp_segment(port, 1000, 0, SYN, &[]);
+        syn[26..30].copy_from_slice(&[0; 4]); // from 0.0.0.0
+        peer.send_frame(&syn);
+    }
+    // smoltcp panicked answering it, which ended the stack's driver: the
+    // SYN after it went unanswered.
+    peer.send_frame(&tcp_segment(80, 5000, 0, SYN, &[]));
+    let sent = until_answered(&peer).await;
+    for frame in &sent {
+        if let Some((src, dst)) = ipv4_addrs(frame) {
+            assert_eq!((src, dst), (ADDR, PEER));
+        }
+    }
+}
