@@ -34,16 +34,23 @@ async fn until_answered(peer: &MemPort) -> Vec<Vec<u8>> {
     panic!("the stack never answered the SYN to its own address: {got:02x?}");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_tcp_segment_to_a_broadcast_or_multicast_address_is_not_answered() {
+/// A stack at 10.0.0.2 listening on port 80, the other end of its link,
+/// and the peer (10.0.0.1) known to it by an ARP request.
+fn listening_stack() -> (Stack, UtcpListener, MemPort) {
     let (port, peer) = MemLink::pair();
     let stack = Stack::builder(port)
         .address("10.0.0.2/24".parse().unwrap())
         .mac(MAC)
         .build()
         .unwrap();
-    let _listener = UtcpListener::bind(&stack, 80, 4).unwrap();
+    let listener = UtcpListener::bind(&stack, 80, 4).unwrap();
     peer.send_frame(&arp_request());
+    (stack, listener, peer)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_tcp_segment_to_a_broadcast_or_multicast_address_is_not_answered() {
+    let (stack, _listener, peer) = listening_stack();
     // A SYN to the listening port and to a closed one, at each address
     // that is not the stack's own: no SYN-ACK, no reset, from any of them.
     for dst in [[255, 255, 255, 255], [10, 0, 0, 255], [224, 0, 0, 1]] {
@@ -68,14 +75,7 @@ async fn a_tcp_segment_to_a_broadcast_or_multicast_address_is_not_answered() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_tcp_segment_from_the_unspecified_address_leaves_the_stack_running() {
-    let (port, peer) = MemLink::pair();
-    let stack = Stack::builder(port)
-        .address("10.0.0.2/24".parse().unwrap())
-        .mac(MAC)
-        .build()
-        .unwrap();
-    let _listener = UtcpListener::bind(&stack, 80, 4).unwrap();
-    peer.send_frame(&arp_request());
+    let (_stack, _listener, peer) = listening_stack();
     for port in [80, 81] {
         let mut syn = tcp_segment(port, 1000, 0, SYN, &[]);
         syn[26..30].copy_from_slice(&[0; 4]); // from 0.0.0.0
