@@ -218,9 +218,12 @@ pub fn which(command: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn ensure_cargo_deny() -> bool {
+/// Installs the cargo subcommand `sub` (package `package`, `cargo install`
+/// takes about `minutes`) unless `cargo [+toolchain] sub --version` runs.
+pub fn ensure_cargo_tool(toolchain: Option<&str>, sub: &str, package: &str, minutes: u32) -> bool {
     let installed = Command::new("cargo")
-        .args(["deny", "--version"])
+        .args(toolchain.map(|t| format!("+{t}")))
+        .args([sub, "--version"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -228,11 +231,59 @@ fn ensure_cargo_deny() -> bool {
     if installed {
         return true;
     }
-    println!("test-all: installing cargo-deny (about 3 minutes)");
+    println!("test-all: installing {package} (about {minutes} minutes)");
     Command::new("cargo")
-        .args(["install", "--locked", "cargo-deny"])
+        .args(["install", "--locked", package])
         .status()
         .is_ok_and(|s| s.success())
+}
+
+fn ensure_cargo_deny() -> bool {
+    ensure_cargo_tool(None, "deny", "cargo-deny", 3)
+}
+
+/// The fuzz corpus replayed on stable (always), then every cargo-fuzz
+/// target run briefly when a nightly toolchain is there (cargo-fuzz is
+/// installed if missing). Without nightly the run is a skip, said loudly
+/// and recorded with the tests' skips; under `CI=true` a failure.
+fn fuzz_steps(tally: &mut Tally, skips: &std::path::Path) -> bool {
+    // The test step ran these tests already and counted them; this step
+    // names them, so a corpus failure shows as such.
+    let mut ok = run_step(
+        "fuzz-replay",
+        "cargo test -p conn-fuzz-targets --test corpus --locked",
+        tally,
+        false,
+    );
+    if !crate::fuzz::nightly_available() {
+        let why = "fuzz: no nightly toolchain, so the cargo-fuzz targets did not run (rustup toolchain install nightly)";
+        println!("test-all: !!! SKIPPED step fuzz: {why}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            println!("test-all: step fuzz: FAILED (a skip under CI=true is a failure)");
+            tally.failed += 1;
+            return false;
+        }
+        use std::io::Write;
+        let recorded = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(skips)
+            .and_then(|mut f| writeln!(f, "{why}"));
+        if let Err(e) = recorded {
+            println!(
+                "test-all: cannot record the skip in {}: {e}",
+                skips.display()
+            );
+        }
+        return ok;
+    }
+    if !crate::fuzz::ensure_cargo_fuzz() {
+        println!("test-all: step fuzz: FAILED (cargo-fuzz could not be installed)");
+        tally.failed += 1;
+        return false;
+    }
+    ok &= run_step("fuzz", "cargo xtask fuzz --seconds 10", tally, false);
+    ok
 }
 
 /// Every check: format, lints, tests (unit, integration, doc), licences.
@@ -286,6 +337,7 @@ pub fn test_all() -> bool {
     // is the long run). One pass/fail step.
     println!("test-all: soak: ONE MINUTE of load on connkit http, mailboxd and sessiond");
     all_ok &= run_step("soak", "cargo xtask soak --minutes 1", &mut tally, false);
+    all_ok &= fuzz_steps(&mut tally, &skips);
     if ensure_cargo_deny() {
         println!("test-all: cargo deny: advisories need a network database and are skipped here");
         // `--offline` wants every crate of Cargo.lock on disk, and a Linux

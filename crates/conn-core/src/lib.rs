@@ -61,6 +61,8 @@ pub mod budget;
 mod deadline;
 mod endpoint;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handover;
 pub mod layer;
 pub mod lifecycle;

@@ -24,6 +24,8 @@ mod client;
 pub mod daemon;
 pub mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 mod name;
 mod service;

@@ -45,6 +45,8 @@
 #![warn(missing_docs)]
 
 mod device;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group;
 mod id;
 mod listener;

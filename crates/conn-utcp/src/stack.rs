@@ -111,22 +111,36 @@ impl StackBuilder {
     /// Builds the stack and spawns its driver task on the current tokio
     /// runtime (so call it inside one).
     pub fn build(self) -> Result<Stack> {
-        let cidr = self.address.ok_or_else(|| {
-            Error::new(ErrorKind::InvalidType)
-                .during("build stack")
-                .detail("an IPv4 address and prefix are required")
-        })?;
+        let (stack, waiter) = self.assemble(None)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             Error::new(ErrorKind::NotSupported)
                 .during("build stack")
                 .with_source(e)
         })?;
-        let mut device = Driven(self.device);
+        let weak = Arc::downgrade(&stack.shared);
+        let kick = stack.shared.kick.clone();
+        runtime.spawn(drive(weak, kick, waiter));
+        Ok(stack)
+    }
+
+    /// The stack without its driver task: the fuzz target polls it
+    /// itself. `random_seed` fixes smoltcp's randomness (sequence numbers,
+    /// ports), for inputs that replay alike.
+    pub(crate) fn assemble(
+        self,
+        random_seed: Option<u64>,
+    ) -> Result<(Stack, crate::device::Waiter)> {
+        let cidr = self.address.ok_or_else(|| {
+            Error::new(ErrorKind::InvalidType)
+                .during("build stack")
+                .detail("an IPv4 address and prefix are required")
+        })?;
+        let mut device = Driven(self.device, cidr.address());
         let ip = cidr.address().octets();
         let mac = self.mac.unwrap_or([0x02, 0x75, ip[0], ip[1], ip[2], ip[3]]);
         let number = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACK_NUMBERS;
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-        config.random_seed = seed(number);
+        config.random_seed = random_seed.unwrap_or_else(|| seed(number));
         let mut iface = Interface::new(config, &mut device, SmolInstant::now());
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::Ipv4(cidr));
@@ -155,10 +169,7 @@ impl StackBuilder {
                 next_port: self.ports.0,
             }),
         });
-        let weak = Arc::downgrade(&shared);
-        let kick = shared.kick.clone();
-        runtime.spawn(drive(weak, kick, waiter));
-        Ok(Stack { shared })
+        Ok((Stack { shared }, waiter))
     }
 }
 
@@ -217,7 +228,7 @@ impl Drop for Shared {
 pub(crate) struct Inner {
     pub(crate) iface: Interface,
     pub(crate) sockets: SocketSet<'static>,
-    device: Driven,
+    pub(crate) device: Driven,
     pub(crate) table: Table,
     /// Sockets whose handle is released but whose connection still runs
     /// (FIN-WAIT, LAST-ACK, TIME-WAIT, a reset not yet sent); the driver
@@ -435,7 +446,11 @@ impl Inner {
     /// One turn of the driver: process frames, send, reap finished
     /// sockets. Returns when to come back at the latest.
     fn poll(&mut self) -> Option<Duration> {
-        let now = SmolInstant::now();
+        self.poll_at(SmolInstant::now())
+    }
+
+    /// One poll of the interface at `now`, then CLOSED sockets released.
+    pub(crate) fn poll_at(&mut self, now: SmolInstant) -> Option<Duration> {
         self.iface.poll(now, &mut self.device, &mut self.sockets);
         let sockets = &mut self.sockets;
         let spare = &mut self.spare;

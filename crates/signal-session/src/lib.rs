@@ -56,6 +56,8 @@ pub mod cli;
 pub mod client;
 mod conn;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzzing;
 mod kill;
 mod local;
 mod order;

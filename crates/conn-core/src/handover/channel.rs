@@ -12,7 +12,7 @@ use rustix::net::{
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
-use super::wire::{Frame, HEADER_LEN, MAX_FDS, Repr};
+use super::wire::{HEADER_LEN, MAX_FDS, Repr, next_frame};
 use crate::{Error, ErrorKind, Result};
 
 /// A handover connection with what it has read and not yet parsed.
@@ -74,14 +74,8 @@ impl Channel {
     /// `UnexpectedEof` when the peer closed before a whole frame.
     pub(super) async fn recv(&mut self) -> Result<(Repr, Vec<OwnedFd>)> {
         loop {
-            if self.buf.len() >= HEADER_LEN {
-                // The header is checked before its length is trusted.
-                let total = Frame::checked_len(&self.buf[..])?;
-                if self.buf.len() >= total {
-                    let repr = Repr::parse(&Frame::new_checked(&self.buf[..total])?)?;
-                    self.buf.drain(..total);
-                    return Ok((repr, std::mem::take(&mut self.fds)));
-                }
+            if let Some(repr) = next_frame(&mut self.buf)? {
+                return Ok((repr, std::mem::take(&mut self.fds)));
             }
             if self.read_more().await? == 0 {
                 return Err(Error::new(ErrorKind::UnexpectedEof)

@@ -255,6 +255,36 @@ impl Repr {
     }
 }
 
+/// Takes the next whole frame off the front of `buf`, parsed: `Ok(None)`
+/// while it is not all there. The header is checked before its length is
+/// trusted, so a lying length is an error once eight bytes have arrived,
+/// never a reason to wait for (or allocate) more.
+///
+/// ```
+/// use conn_core::handover::wire::{Repr, next_frame};
+///
+/// let mut buf = Repr::Confirm.emit()?;
+/// buf.extend_from_slice(b"HO"); // the start of the next frame
+/// assert_eq!(next_frame(&mut buf)?, Some(Repr::Confirm));
+/// assert_eq!(next_frame(&mut buf)?, None);
+/// assert_eq!(buf, b"HO");
+/// buf.extend_from_slice(&[1, 2, 0xff, 0xff, 0xff, 0xff]);
+/// assert!(next_frame(&mut buf).is_err());
+/// # Ok::<(), conn_core::Error>(())
+/// ```
+pub fn next_frame(buf: &mut Vec<u8>) -> Result<Option<Repr>> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let total = Frame::checked_len(&buf[..])?;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let repr = Repr::parse(&Frame::new_checked(&buf[..total])?)?;
+    buf.drain(..total);
+    Ok(Some(repr))
+}
+
 fn take_u16(rest: &mut &[u8]) -> Result<u16> {
     if rest.len() < 2 {
         return Err(malformed("the payload ends inside a length"));

@@ -7,7 +7,7 @@ use crate::{Cause, Event, GroupName, MailboxError, Membership, Message};
 
 /// What a daemon frame is to the client.
 #[derive(Debug)]
-pub(super) enum Decoded {
+pub(crate) enum Decoded {
     Welcome(String),
     /// Over TCP: the daemon's challenge, before anything else.
     Challenge(Nonce),
@@ -21,7 +21,7 @@ pub(super) enum Decoded {
     Event(Event),
 }
 
-pub(super) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
+pub(crate) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
     // Messages, the common case, become a view over their frame (checked there).
     if frame.get(HEADER_LEN - 1) == Some(&(Kind::Message as u8)) {
         return Ok(Decoded::Event(Event::Message(Message::from_frame(frame)?)));

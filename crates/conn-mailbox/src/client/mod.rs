@@ -2,7 +2,7 @@
 //! `tower::Service` for sending) and the mailbox as a `futures::Stream` of
 //! received events.
 
-mod decode;
+pub(crate) mod decode;
 mod sender;
 
 use std::collections::VecDeque;

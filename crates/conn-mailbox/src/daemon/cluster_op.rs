@@ -13,8 +13,22 @@
 //! Sync  (5) = n:u16 member:u64*n  g:u32 (name:str view:u64 m:u32 (client:str home:u64)*m)*g
 //! str = len:u16 utf-8;  bytes = len:u32 raw;  all big-endian
 //! ```
+//!
+//! The names an op carries are checked as a client's are (a `client` is a
+//! private group `#name#daemon`, a `group` a legal group name, a multicast
+//! has 1 to 128 legal destinations and a payload within the limit): what
+//! another daemon sends is applied to this daemon's state and ends up in
+//! frames to its clients, which must be able to carry them. A Sync's view
+//! ids are at most [`MAX_VIEW`].
 
 use crate::Cause;
+use crate::limits::{MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name};
+
+/// The largest view id a Sync may carry. Views grow by one per change
+/// from 0, so none reaches it; one past it is corrupt, and one near
+/// `u64::MAX` would overflow at the next change (the mailbox_cluster fuzz
+/// target found a Sync of view `u64::MAX` panicking the next join).
+pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
 /// The batch format's version byte.
 pub(crate) const BATCH_VERSION: u8 = 1;
@@ -102,6 +116,24 @@ impl<'a> Reader<'a> {
         let n = self.u32(what)? as usize;
         self.take(n, what)
     }
+    /// A client's private group, `#name#daemon` within the limits.
+    fn client(&mut self) -> Result<&'a str, Malformed> {
+        let s = self.str("client")?;
+        if s.starts_with('#') && legal_destination(s) {
+            Ok(s)
+        } else {
+            Err(Malformed("client is not a private group"))
+        }
+    }
+    /// A group's name within the limits.
+    fn group(&mut self) -> Result<&'a str, Malformed> {
+        let s = self.str("group")?;
+        if legal_group_name(s) {
+            Ok(s)
+        } else {
+            Err(Malformed("illegal group name"))
+        }
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -117,8 +149,8 @@ impl<'a> Op<'a> {
             1 | 2 => {
                 let tag = bytes[0];
                 let req = r.u32("req")?;
-                let client = r.str("client")?;
-                let group = r.str("group")?;
+                let client = r.client()?;
+                let group = r.group()?;
                 if tag == 1 {
                     Op::Join { req, client, group }
                 } else {
@@ -126,15 +158,25 @@ impl<'a> Op<'a> {
                 }
             }
             3 => {
-                let client = r.str("client")?;
+                let client = r.client()?;
                 let service = r.u32("service")?;
                 let msg_type = r.u16("type")? as i16;
                 let n = r.u16("group count")? as usize;
-                let mut groups = Vec::with_capacity(n.min(crate::limits::MAX_GROUPS_PER_MESSAGE));
+                if n == 0 || n > MAX_GROUPS_PER_MESSAGE {
+                    return Err(Malformed("group count"));
+                }
+                let mut groups = Vec::with_capacity(n);
                 for _ in 0..n {
-                    groups.push(r.str("group")?);
+                    let g = r.str("group")?;
+                    if !legal_destination(g) {
+                        return Err(Malformed("illegal destination"));
+                    }
+                    groups.push(g);
                 }
                 let payload = r.bytes("payload")?;
+                if payload.len() > MAX_MESSAGE {
+                    return Err(Malformed("payload too long"));
+                }
                 Op::Multicast {
                     client,
                     service,
@@ -144,7 +186,7 @@ impl<'a> Op<'a> {
                 }
             }
             4 => {
-                let client = r.str("client")?;
+                let client = r.client()?;
                 let cause = Cause::from_u8(r.u8("cause")?).ok_or(Malformed("cause"))?;
                 Op::Gone { client, cause }
             }
@@ -157,12 +199,15 @@ impl<'a> Op<'a> {
                 let g = r.u32("group count")? as usize;
                 let mut groups = Vec::new();
                 for _ in 0..g {
-                    let name = r.str("group")?.to_owned();
+                    let name = r.group()?.to_owned();
                     let view = r.u64("view")?;
+                    if view > MAX_VIEW {
+                        return Err(Malformed("view"));
+                    }
                     let m = r.u32("member count")? as usize;
                     let mut members = Vec::new();
                     for _ in 0..m {
-                        members.push((r.str("client")?.to_owned(), r.u64("home")?));
+                        members.push((r.client()?.to_owned(), r.u64("home")?));
                     }
                     groups.push(SyncGroup {
                         name,
@@ -305,6 +350,110 @@ mod tests {
                 members: vec![("#a#n1".into(), 1 << 32 | 5)],
             }],
         });
+    }
+
+    /// One op as a batch's bytes would hold it, without the length.
+    fn op_bytes(op: &Op<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        op.emit_into(&mut out);
+        out.split_off(4)
+    }
+
+    #[test]
+    fn an_op_with_names_no_client_could_send_is_refused() {
+        let long = "g".repeat(300);
+        let refused = [
+            // A group name past a frame's u8 length (mailboxd panicked
+            // building the membership frame for it).
+            Op::Join {
+                req: 1,
+                client: "#a#n3",
+                group: &long,
+            },
+            Op::Leave {
+                req: 1,
+                client: "#a#n3",
+                group: "has space",
+            },
+            Op::Join {
+                req: 1,
+                client: "not-private",
+                group: "g",
+            },
+            Op::Gone {
+                client: &long,
+                cause: Cause::Network,
+            },
+            Op::Multicast {
+                client: "#a#n3",
+                service: 0x10,
+                msg_type: 0,
+                groups: vec![],
+                payload: b"x",
+            },
+            Op::Multicast {
+                client: "#a#n3",
+                service: 0x10,
+                msg_type: 0,
+                groups: vec!["g"; 129],
+                payload: b"x",
+            },
+            Op::Multicast {
+                client: "#a#n3",
+                service: 0x10,
+                msg_type: 0,
+                groups: vec![&long],
+                payload: b"x",
+            },
+            Op::Sync {
+                config: vec![3],
+                groups: vec![SyncGroup {
+                    name: long.clone(),
+                    view: 1,
+                    members: vec![],
+                }],
+            },
+            Op::Sync {
+                config: vec![3],
+                groups: vec![SyncGroup {
+                    name: "g".into(),
+                    view: 1,
+                    members: vec![(long.clone(), 3)],
+                }],
+            },
+        ];
+        for op in refused {
+            assert!(Op::parse(&op_bytes(&op)).is_err(), "accepted {op:?}");
+        }
+        let fine = Op::Multicast {
+            client: "#a#n3",
+            service: 0x10,
+            msg_type: 0,
+            groups: vec!["g"; 128],
+            payload: b"x",
+        };
+        assert_eq!(Op::parse(&op_bytes(&fine)), Ok(fine.clone()));
+    }
+
+    #[test]
+    fn a_sync_with_a_view_no_group_can_reach_is_refused() {
+        let sync = |view| Op::Sync {
+            config: vec![3],
+            groups: vec![SyncGroup {
+                name: "g".into(),
+                view,
+                members: vec![("#c#n3".into(), 3)],
+            }],
+        };
+        assert_eq!(
+            Op::parse(&op_bytes(&sync(u64::MAX))),
+            Err(Malformed("view"))
+        );
+        assert_eq!(
+            Op::parse(&op_bytes(&sync(MAX_VIEW + 1))),
+            Err(Malformed("view"))
+        );
+        assert_eq!(Op::parse(&op_bytes(&sync(MAX_VIEW))), Ok(sync(MAX_VIEW)));
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod acl;
 mod cluster;
 mod cluster_op;
 mod conn;
+pub(crate) mod fuzzing;
 mod outbox;
 mod router;
 

@@ -104,6 +104,14 @@ impl Outbox {
     }
 
     /// What is queued now: (frames, bytes).
+    /// Takes every queued frame at once, without waiting (for the fuzz
+    /// target, which plays the client's writer).
+    pub(crate) fn take_queued(&self) -> Vec<Bytes> {
+        let mut st = self.lock();
+        st.bytes = 0;
+        st.frames.drain(..).collect()
+    }
+
     pub(crate) fn depth(&self) -> (usize, usize) {
         let st = self.lock();
         (st.frames.len(), st.bytes)

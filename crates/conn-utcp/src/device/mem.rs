@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smoltcp::phy::{ChecksumCapabilities, DeviceCapabilities, Medium};
@@ -109,12 +110,43 @@ impl fmt::Debug for MemPort {
 }
 
 impl MemPort {
+    /// Sends one raw Ethernet frame to the other end, as if this end were
+    /// a NIC: for a test or a bridge that plays the peer itself, rather
+    /// than a [`Stack`](crate::Stack) owning this end.
+    ///
+    /// ```
+    /// let (a, b) = conn_utcp::MemLink::pair();
+    /// a.send_frame(&[0xff; 60]);
+    /// assert_eq!(b.recv_frame().unwrap(), [0xff; 60]);
+    /// assert!(b.recv_frame().is_none());
+    /// ```
+    pub fn send_frame(&self, frame: &[u8]) {
+        let queue = &self.link.queues[1 - self.side];
+        lock(&queue.frames).push_back(frame.to_vec());
+        queue.ready.notify_one();
+    }
+
+    /// The next raw frame the other end sent to this one, if there is one
+    /// (see [`MemPort::send_frame`]).
+    pub fn recv_frame(&self) -> Option<Vec<u8>> {
+        lock(&self.link.queues[self.side].frames).pop_front()
+    }
+
     pub(crate) fn ready(&self) -> Arc<Notify> {
         self.link.queues[self.side].ready.clone()
     }
 
-    pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let frame = lock(&self.link.queues[self.side].frames).pop_front()?;
+    pub(super) fn receive(&mut self, me: Ipv4Addr) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let frame = loop {
+            let frame = lock(&self.link.queues[self.side].frames).pop_front()?;
+            if super::for_us(&frame, me) {
+                break frame;
+            }
+            let mut pool = lock(&self.link.pool);
+            if pool.len() < POOL_MAX {
+                pool.push(frame);
+            }
+        };
         Some((
             RxToken {
                 link: &self.link,

@@ -8,6 +8,7 @@
 mod mem;
 mod tap;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use smoltcp::phy::{self, DeviceCapabilities};
@@ -138,10 +139,37 @@ impl phy::TxToken for TxToken<'_> {
     }
 }
 
+/// Whether a received frame goes on to smoltcp: anything but an IPv4
+/// packet addressed to another address than the stack's own, `me`, or
+/// from the unspecified address.
+///
+/// smoltcp takes IPv4 sent to the broadcast and multicast addresses too,
+/// and answers a TCP segment sent there from that address: a SYN-ACK or a
+/// reset whose source is 255.255.255.255 (found by the `utcp_rx` fuzz
+/// target). The stack is a TCP host with one address and routes nothing,
+/// so nothing sent to another address is for it; those frames are dropped
+/// here, as a NIC's filter would. (A ping to a broadcast address goes
+/// unanswered with them.) So is IPv4 from the unspecified address 0.0.0.0,
+/// which smoltcp takes (for DHCP) and then panics answering: a SYN from
+/// 0.0.0.0 ended the stack's driver task (`assert!(!dst.is_unspecified())`
+/// in smoltcp's `dispatch_ip`; found by the 30-minute `utcp_rx` run).
+pub(crate) fn for_us(frame: &[u8], me: Ipv4Addr) -> bool {
+    const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+    if frame.get(12..14) != Some(&ETHERTYPE_IPV4[..]) {
+        return true;
+    }
+    // Too short to hold the addresses: smoltcp refuses it itself.
+    let (Some(src), Some(dst)) = (frame.get(26..30), frame.get(30..34)) else {
+        return true;
+    };
+    dst == me.octets() && src != [0; 4]
+}
+
 /// The device as smoltcp drives it (a crate-private wrapper, so the token
-/// types stay private).
+/// types stay private), with the stack's address, which received IPv4
+/// packets must be addressed to ([`for_us`]).
 #[derive(Debug)]
-pub(crate) struct Driven(pub(crate) Device);
+pub(crate) struct Driven(pub(crate) Device, pub(crate) Ipv4Addr);
 
 impl phy::Device for Driven {
     type RxToken<'a> = RxToken<'a>;
@@ -150,10 +178,10 @@ impl phy::Device for Driven {
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         match &mut self.0 {
             Device::Mem(port) => port
-                .receive()
+                .receive(self.1)
                 .map(|(r, t)| (RxToken::Mem(r), TxToken::Mem(t))),
             Device::Tap(tap) => tap
-                .receive()
+                .receive(self.1)
                 .map(|(r, t)| (RxToken::Tap(r), TxToken::Tap(t))),
         }
     }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
@@ -162,31 +163,36 @@ impl Tap {
         std::mem::take(&mut self.drained)
     }
 
-    pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let from_sibling = self.share.as_ref().and_then(|(share, i)| {
-            let frame = share.inboxes[*i].0.lock().ok()?.pop_front()?;
-            let n = frame.len().min(self.rx.len());
-            self.rx[..n].copy_from_slice(&frame[..n]);
-            Some(n as isize)
-        });
-        let n = match from_sibling {
-            Some(n) => n,
-            // SAFETY: reads at most `rx.len()` bytes into the live buffer `rx`.
-            None => unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    self.rx.as_mut_ptr().cast(),
-                    self.rx.len(),
-                )
-            },
+    pub(super) fn receive(&mut self, me: Ipv4Addr) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let (n, from_sibling) = loop {
+            let from_sibling = self.share.as_ref().and_then(|(share, i)| {
+                let frame = share.inboxes[*i].0.lock().ok()?.pop_front()?;
+                let n = frame.len().min(self.rx.len());
+                self.rx[..n].copy_from_slice(&frame[..n]);
+                Some(n as isize)
+            });
+            let n = match from_sibling {
+                Some(n) => n,
+                // SAFETY: reads at most `rx.len()` bytes into the live buffer `rx`.
+                None => unsafe {
+                    libc::read(
+                        self.fd.as_raw_fd(),
+                        self.rx.as_mut_ptr().cast(),
+                        self.rx.len(),
+                    )
+                },
+            };
+            if n <= 0 {
+                // EAGAIN (or a dead device): nothing more until the fd is readable.
+                self.drained = true;
+                return None;
+            }
+            if super::for_us(&self.rx[..n as usize], me) {
+                break (n, from_sibling.is_some());
+            }
         };
-        if n <= 0 {
-            // EAGAIN (or a dead device): nothing more until the fd is readable.
-            self.drained = true;
-            return None;
-        }
         let frame = &self.rx[..n as usize];
-        if let (None, Some((share, me))) = (from_sibling, &self.share) {
+        if let (false, Some((share, me))) = (from_sibling, &self.share) {
             if frame.get(12..14) == Some(&ETHERTYPE_ARP[..]) {
                 for (i, (inbox, notify)) in share.inboxes.iter().enumerate() {
                     if i != *me {

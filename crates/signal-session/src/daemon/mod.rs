@@ -44,6 +44,7 @@ mod auth;
 #[cfg(feature = "corosync")]
 mod cluster;
 mod config;
+pub(crate) mod fuzzing;
 mod local;
 mod remote;
 mod state;

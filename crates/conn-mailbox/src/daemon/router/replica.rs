@@ -651,6 +651,47 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_cannot_put_a_client_in_a_group_its_home_daemon_does_not_list() {
+        let (n1, _a) = daemon("n1", 1, "a");
+        let (n2, _b) = daemon("n2", 2, "b");
+        for r in [&n1, &n2] {
+            r.apply(1, join("#a#n1"));
+        }
+        // Daemon 3 claims n1 has a client #x#n1 in g, and that #a#n1 is in
+        // h; n1's own Sync says neither (found by the mailbox_cluster fuzz
+        // target: n1 left them out, n2 made them, and the two disagreed).
+        let bogus = vec![
+            SyncGroup {
+                name: "g".into(),
+                view: 7,
+                members: vec![
+                    ("#a#n1".into(), 1),
+                    ("#x#n1".into(), 1),
+                    ("#c#n3".into(), 3),
+                ],
+            },
+            SyncGroup {
+                name: "h".into(),
+                view: 1,
+                members: vec![("#a#n1".into(), 1)],
+            },
+        ];
+        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot()), (3, bogus)];
+        n1.merge(&syncs, &HashMap::new());
+        n2.merge(&syncs, &HashMap::new());
+        assert_eq!(n1.snapshot(), n2.snapshot());
+        let state = n1.snapshot();
+        assert_eq!(state.len(), 1, "{state:?}");
+        assert_eq!(
+            state[0].members,
+            [("#a#n1".to_owned(), 1), ("#c#n3".to_owned(), 3)]
+        );
+        // The largest view held (7), plus the most steps a daemon takes
+        // (one: #c#n3 joins).
+        assert_eq!(state[0].view, 8);
+    }
+
+    #[test]
     fn a_fresh_daemon_takes_the_state_silently() {
         let (n1, a) = daemon("n1", 1, "a");
         n1.apply(1, join("#a#n1"));

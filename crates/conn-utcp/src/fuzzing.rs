@@ -1,0 +1,265 @@
+//! **Not API.** The fuzz target's entry point for the userspace stack's
+//! receive path (see `fuzz/` at the repository root and
+//! `crates/fuzz-targets`, which replays its corpus on stable). Hidden from
+//! the docs; it may change or go at any time.
+//!
+//! A [`Stack`](crate::Stack) on a [`MemLink`](crate::MemLink), listening on
+//! port 80, takes arbitrary bytes as received Ethernet frames: the path a
+//! frame from a TAP queue or the other end of a link takes into smoltcp's
+//! interface. (The stack speaks Ethernet only, TAP and MemLink alike; it
+//! has no L3, TUN-style, path to feed IP packets into.) The stack is polled
+//! by hand, on a clock the input moves, so every input replays alike.
+
+use smoltcp::socket::{AnySocket, tcp};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Packet};
+
+use crate::{MemLink, MemPort, Stack, UtcpListener};
+
+/// The stack's MAC and address (10.0.0.2/24), and its peer's (10.0.0.1),
+/// in the frames the builders below make.
+pub const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// The peer's MAC.
+pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The stack's address.
+pub const ADDR: [u8; 4] = [10, 0, 0, 2];
+/// The peer's address.
+pub const PEER: [u8; 4] = [10, 0, 0, 1];
+/// The port the stack listens on.
+const PORT: u16 = 80;
+const MTU: usize = 1514;
+
+/// A stack and the other end of its link.
+struct Harness {
+    stack: Stack,
+    peer: MemPort,
+    _listener: UtcpListener,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let (port, peer) = MemLink::pair_with_mtu(MTU);
+        let (stack, _waiter) = Stack::builder(port)
+            .address(smoltcp::wire::Ipv4Cidr::new(ADDR.into(), 24))
+            .mac(MAC)
+            .buffers(4096, 4096)
+            .assemble(Some(0x5eed))
+            .expect("the fuzz stack builds");
+        let listener = UtcpListener::bind(&stack, PORT, 2).expect("port 80 is free");
+        Harness {
+            stack,
+            peer,
+            _listener: listener,
+            now: Instant::from_millis(1_000_000),
+        }
+    }
+
+    /// Delivers `frame` to the stack `step` x 8 ms after the last one,
+    /// polls, echoes what its connections received, polls again; returns
+    /// the frames the stack sent.
+    fn feed(&mut self, step: u8, frame: &[u8]) -> Vec<Vec<u8>> {
+        self.now += Duration::from_millis(u64::from(step) * 8);
+        self.peer.send_frame(frame);
+        let mut inner = self.stack.lock();
+        inner.poll_at(self.now);
+        for (_, socket) in inner.sockets.iter_mut() {
+            let Some(socket) = tcp::Socket::downcast_mut(socket) else {
+                continue;
+            };
+            let mut buf = [0u8; 512];
+            if socket.can_recv() {
+                let n = socket.recv_slice(&mut buf).unwrap_or(0);
+                if socket.can_send() {
+                    let _ = socket.send_slice(&buf[..n]);
+                }
+            }
+        }
+        inner.poll_at(self.now);
+        drop(inner);
+        let mut sent = Vec::new();
+        while let Some(frame) = self.peer.recv_frame() {
+            sent.push(frame);
+        }
+        sent
+    }
+}
+
+/// Checks a frame the stack sent: within the MTU, a well-formed Ethernet
+/// frame carrying a well-formed ARP or IPv4 packet, the IPv4 from the
+/// stack's address to a unicast one.
+fn check_sent(frame: &[u8]) {
+    assert!(frame.len() <= MTU, "a {}-byte frame sent", frame.len());
+    let eth = EthernetFrame::new_checked(frame).expect("the stack sends Ethernet frames");
+    assert_eq!(eth.src_addr().0, MAC);
+    match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).expect("well-formed IPv4");
+            assert_eq!(ip.src_addr().octets(), ADDR);
+            let dst = ip.dst_addr();
+            assert!(
+                !dst.is_broadcast()
+                    && !dst.is_multicast()
+                    && !dst.is_unspecified()
+                    && dst.octets() != [10, 0, 0, 255],
+                "the stack sent a packet to {dst}"
+            );
+        }
+        EthernetProtocol::Arp => {
+            ArpPacket::new_checked(eth.payload()).expect("well-formed ARP");
+        }
+        other => panic!("the stack sent a frame of ethertype {other}"),
+    }
+}
+
+/// Reads `data` as records: a time step (u8, 8 ms each), a u16 length and
+/// that many bytes of frame (fewer at the end of the input).
+fn records(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        let (&step, rest) = data.split_first()?;
+        let (len, rest) = rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len)).min(rest.len());
+        let (frame, rest) = rest.split_at(len);
+        data = rest;
+        Some((step, frame))
+    })
+}
+
+/// The receive target: each record of `data` is one frame received, a
+/// time step before it. Asserts that nothing panics and that every frame
+/// the stack sends in answer is well-formed, from its own address.
+pub fn receive(data: &[u8]) {
+    let mut h = Harness::new();
+    for (step, frame) in records(data) {
+        for sent in h.feed(step, frame) {
+            check_sent(&sent);
+        }
+    }
+}
+
+/// An Ethernet frame from the peer to the stack.
+pub fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&MAC);
+    f.extend_from_slice(&PEER_MAC);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An IPv4 packet from the peer to the stack, in an Ethernet frame
+/// (checksums are left zero: a MemLink does not check them).
+pub fn ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+    ipv4_to(ADDR, protocol, payload)
+}
+
+/// An IPv4 packet from the peer to `dst`, in an Ethernet frame to the
+/// stack's MAC.
+pub fn ipv4_to(dst: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0x40, 0, 64, protocol, 0, 0]);
+    p.extend_from_slice(&PEER);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(payload);
+    ethernet(0x0800, &p)
+}
+
+/// A TCP segment from the peer's port 40000 to the stack's `port`.
+pub fn tcp_segment(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    tcp_segment_to(ADDR, port, seq, ack, flags, payload)
+}
+
+/// A TCP segment from the peer's port 40000 to `dst`:`port`.
+pub fn tcp_segment_to(
+    dst: [u8; 4],
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = Vec::with_capacity(20 + payload.len());
+    t.extend_from_slice(&40000u16.to_be_bytes());
+    t.extend_from_slice(&port.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0x10, 0, 0, 0, 0, 0]);
+    t.extend_from_slice(payload);
+    ipv4_to(dst, 6, &t)
+}
+
+/// The peer asks who has the stack's address.
+pub fn arp_request() -> Vec<u8> {
+    let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    a.extend_from_slice(&PEER_MAC);
+    a.extend_from_slice(&PEER);
+    a.extend_from_slice(&[0; 6]);
+    a.extend_from_slice(&ADDR);
+    let mut f = ethernet(0x0806, &a);
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f
+}
+
+fn record(step: u8, frame: &[u8]) -> Vec<u8> {
+    let mut r = vec![step];
+    r.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+    r.extend_from_slice(frame);
+    r
+}
+
+/// TCP flags.
+pub const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const FIN_ACK: u8 = 0x11;
+const RST: u8 = 0x04;
+
+/// Seed inputs for [`receive`]: an ARP request, an ICMP echo, a SYN to a
+/// closed port, and a whole connection to port 80 (handshake, data, FIN),
+/// its acknowledgements computed from the stack's own answers.
+pub fn receive_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = vec![
+        ("arp".to_owned(), record(1, &arp_request())),
+        (
+            "icmp-echo".to_owned(),
+            [
+                record(1, &arp_request()),
+                record(
+                    1,
+                    &ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g']),
+                ),
+            ]
+            .concat(),
+        ),
+        (
+            "syn-closed-port".to_owned(),
+            [
+                record(1, &arp_request()),
+                record(1, &tcp_segment(81, 1000, 0, SYN, &[])),
+            ]
+            .concat(),
+        ),
+    ];
+    // A connection, played against a harness to learn its sequence numbers.
+    let mut h = Harness::new();
+    let mut input = Vec::new();
+    let mut play = |h: &mut Harness, frame: Vec<u8>| {
+        input.extend(record(1, &frame));
+        h.feed(1, &frame)
+    };
+    play(&mut h, arp_request());
+    let answer = play(&mut h, tcp_segment(PORT, 1000, 0, SYN, &[]));
+    let isn = answer
+        .iter()
+        .find(|f| f.len() >= 54 && f[12..14] == [8, 0] && f[23] == 6)
+        .map(|f| u32::from_be_bytes([f[38], f[39], f[40], f[41]]));
+    if let Some(isn) = isn {
+        play(&mut h, tcp_segment(PORT, 1001, isn + 1, ACK, &[]));
+        play(&mut h, tcp_segment(PORT, 1001, isn + 1, PSH_ACK, b"hello"));
+        play(&mut h, tcp_segment(PORT, 1006, isn + 6, FIN_ACK, &[]));
+        play(&mut h, tcp_segment(PORT, 1007, isn + 7, RST, &[]));
+        seeds.push(("connection".to_owned(), input));
+    }
+    seeds
+}
