@@ -14,6 +14,10 @@ use common::h2drain::{goaway_latency, open, raise_fd_limit};
 use connkit::http::{Http, Routes, Stats};
 
 const CONNECTIONS: usize = 1000;
+/// How long each stream runs: long enough that the last of the thousand
+/// connections opens before the first stream ends, even on a loaded CI
+/// machine in a debug build (3 s was not: opening took longer there).
+const STREAM: &str = "/slow?ms=10000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finishes() {
@@ -22,7 +26,7 @@ async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finish
     let addr = listener.local_addr();
     let stats = Arc::new(Stats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let drain = Duration::from_secs(20);
+    let drain = Duration::from_secs(30);
     let server = tokio::spawn(std::future::IntoFuture::into_future(
         Http::new()
             .serve(listener, Routes::new(stats.clone()))
@@ -36,7 +40,7 @@ async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finish
 
     let mut clients = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
-        clients.push(open(addr, "/slow?ms=3000").await);
+        clients.push(open(addr, STREAM).await);
     }
     // Every stream is in the server's hands before the signal.
     let waited = Instant::now();
@@ -66,7 +70,7 @@ async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finish
         .iter()
         .map(|s| match &s.finished {
             Ok((at, body)) => {
-                assert_eq!(body, "slept 3000 ms\n");
+                assert_eq!(body, "slept 10000 ms\n");
                 *at
             }
             Err(e) => panic!("a stream did not finish: {e}"),
