@@ -36,7 +36,11 @@ fn run(name: &str) -> String {
 fn axum_unix() {
     let out = run("axum_unix");
     assert!(out.contains("GET /whoami: 200 OK uid "), "{out}");
-    assert!(out.contains("shutdown report: accepted 1"), "{out}");
+    // The client's pool may or may not have its first connection back in
+    // time for the second request: one connection or two, both requests
+    // finished and nothing killed.
+    assert!(out.contains("killed at the deadline 0"), "{out}");
+    assert!(out.contains("requests: started 2, finished 2"), "{out}");
 }
 
 #[test]
