@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Client, ClientId, Link, Router, State, reply, to_frame};
+use super::{Client, ClientId, Group, Link, Router, State, reply, to_frame};
 use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup};
 use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
 use crate::error::Code;
@@ -247,11 +247,14 @@ impl Router {
     /// each), members listed in the merged list's order. So
     /// each half of a healed partition sees exactly the other half's members
     /// join (a fresh daemon, with no members of its own, tells nobody), and
-    /// every client's views follow one from the other. View ids: with `v`
-    /// the largest any daemon holds and `k` the most steps any daemon takes,
-    /// a daemon taking `n` steps numbers them `v + k - n + 1 ..= v + k`, so
-    /// all end at the same view, `v + k`, with the same members in the same
-    /// order.
+    /// every client's views follow one from the other. View ids: with `e`
+    /// the largest `v + n` over the daemons (`v` the id a daemon holds, `n`
+    /// the steps it takes), a daemon numbers its steps `e - n + 1 ..= e`,
+    /// so all end at the same view, `e`, with the same members in the same
+    /// order, and a daemon with nothing to change that holds `e` already
+    /// tells nobody. (One with nothing to change below `e` moves to it
+    /// silently: a membership message that changes no member has no cause
+    /// to give.)
     pub(crate) fn merge(&self, syncs: &[(u64, Vec<SyncGroup>)], left: &HashMap<u64, Cause>) {
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -306,18 +309,20 @@ impl Router {
                     .count();
                 (gone.len() + lacked) as u64
             };
-            let top = held.iter().map(|(_, g)| g.view).max().unwrap_or(0);
-            let most = held
+            // The smallest id every daemon reaches taking its steps one id
+            // each; a daemon with no steps that holds it already ends there
+            // without a word (chaos seed 2180: ending one higher, it moved
+            // its stored id past what its clients were told).
+            let end = held
                 .iter()
-                .map(|(_, g)| steps(&g.members))
+                .map(|(_, g)| g.view + steps(&g.members))
                 .max()
                 .unwrap_or(0);
             let mine: &[(String, u64)] = held
                 .iter()
                 .find(|(d, _)| *d == me)
                 .map_or(&[], |(_, g)| &g.members);
-            let mut view = top + most - steps(mine);
-            let position = |c: &str| list.iter().position(|(n, _)| *n == c);
+            let mut view = end - steps(mine);
             // Those the merged list lacks go, together per cause.
             for cause in [Cause::Disconnect, Cause::Network] {
                 let mut gone: Vec<(&str, ClientId)> = mine
@@ -362,22 +367,14 @@ impl Router {
                 let g = st.groups.entry(name.to_owned()).or_default();
                 g.view = view;
                 g.members.push(id);
-                let names: HashMap<ClientId, Option<usize>> = g
-                    .members
-                    .iter()
-                    .map(|m| {
-                        (
-                            *m,
-                            st.clients.get(m).and_then(|c| position(&c.private_group)),
-                        )
-                    })
-                    .collect();
-                g.members.sort_by_key(|m| names[m]);
+                in_merged_order(g, &st.clients, &list);
                 st.announce(name, c, Cause::Join, None);
                 view += 1;
             }
             if let Some(g) = st.groups.get_mut(name) {
-                g.view = top + most;
+                g.view = end;
+                // The merged order, here too when nothing joined.
+                in_merged_order(g, &st.clients, &list);
             }
         }
         let idle: Vec<ClientId> = st
@@ -391,6 +388,23 @@ impl Router {
         }
         st.drop_fallen();
     }
+}
+
+/// Sorts a group's members as the merged `list` orders them, so every
+/// daemon holds (and later lists in its Sync) the same order.
+fn in_merged_order(g: &mut Group, clients: &HashMap<ClientId, Client>, list: &[(&str, u64)]) {
+    let at: HashMap<ClientId, Option<usize>> = g
+        .members
+        .iter()
+        .map(|m| {
+            let name = clients.get(m).map(|c| c.private_group.as_str());
+            (
+                *m,
+                name.and_then(|c| list.iter().position(|(n, _)| *n == c)),
+            )
+        })
+        .collect();
+    g.members.sort_by_key(|m| at[m]);
 }
 
 impl State {
@@ -686,9 +700,38 @@ mod tests {
             state[0].members,
             [("#a#n1".to_owned(), 1), ("#c#n3".to_owned(), 3)]
         );
-        // The largest view held (7), plus the most steps a daemon takes
-        // (one: #c#n3 joins).
+        // Daemon 3's view (7) plus its one step (#x#n1 goes) is the
+        // largest end.
         assert_eq!(state[0].view, 8);
+    }
+
+    #[test]
+    fn a_daemon_with_nothing_to_change_keeps_its_view_and_the_others_end_there() {
+        // Chaos seed 2180: n3 had seen daemon 1 go (its view 4 lists b and
+        // c), n2 had not (view 3 still lists a); daemon 1 is gone from the
+        // new configuration. n2 takes one step (a goes), n3 none. The old
+        // merge ended both at 3's 4 plus that step, 5: n2's clients saw #5,
+        // n3 moved its id to 5 without a word and c stayed in #4 with the
+        // same members, for good.
+        let (n2, b) = daemon("n2", 2, "b");
+        let (n3, c) = daemon("n3", 3, "c");
+        abc_joined(&[&n2, &n3]);
+        n3.daemons_left(&[(1, Cause::Network)]);
+        for o in [&b, &c] {
+            memberships(o);
+        }
+        let syncs = vec![(2, n2.snapshot()), (3, n3.snapshot())];
+        for r in [&n2, &n3] {
+            r.merge(&syncs, &HashMap::new());
+        }
+        let bc = names(&["#b#n2", "#c#n3"]);
+        assert_eq!(
+            memberships(&b),
+            [(Cause::Network, 4, "#a#n1".into(), bc.clone())]
+        );
+        assert_eq!(memberships(&c), []);
+        assert_eq!(n2.snapshot(), n3.snapshot());
+        assert_eq!(n2.snapshot()[0].view, 4);
     }
 
     #[test]
