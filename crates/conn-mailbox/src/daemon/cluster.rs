@@ -40,22 +40,71 @@ enum Held {
 /// A state exchange: the configuration, whose Syncs are still missing, and
 /// what arrived meanwhile.
 struct Round {
+    /// CPG's members at the change that started it, in CPG's order.
     config: Vec<u64>,
+    /// The members whose Sync is missing or in: `config` less those CPG
+    /// has since said left.
     expected: BTreeSet<u64>,
     got: BTreeMap<u64, Vec<SyncGroup>>,
+    /// Syncs of expected members whose configuration lacks a member still
+    /// expected here, with that configuration: they count once CPG says
+    /// here that the member left (chaos seed 2182).
+    early: BTreeMap<u64, (Vec<u64>, Vec<SyncGroup>)>,
+}
+
+impl Round {
+    fn new(config: Vec<u64>) -> Round {
+        Round {
+            expected: config.iter().copied().collect(),
+            config,
+            got: BTreeMap::new(),
+            early: BTreeMap::new(),
+        }
+    }
+
+    /// `from`'s Sync, sent for its configuration `config`. It counts if
+    /// `config` holds every member still expected here: CPG may show two
+    /// daemons a configuration apart by a member about to leave (a
+    /// restarted mailboxd's old pid, listed at one daemon only), and each
+    /// must then take the other's Sync once that member is gone here. A
+    /// Sync whose configuration lacks a joiner expected here is of an
+    /// earlier round (or waits for a departure: held in `early`); one from
+    /// a daemon not expected is of another round.
+    fn offer(&mut self, from: u64, config: Vec<u64>, groups: Vec<SyncGroup>) {
+        if !self.expected.contains(&from) {
+            tracing::info!(from, ?config, ours = ?self.config, "cluster: a Sync of another round skipped");
+        } else if self.expected.iter().all(|m| config.contains(m)) {
+            tracing::debug!(from, "cluster: a Sync");
+            self.early.remove(&from);
+            self.got.insert(from, groups);
+        } else {
+            tracing::info!(from, ?config, ours = ?self.config, "cluster: a Sync held until its configuration's missing members left here");
+            self.early.insert(from, (config, groups));
+        }
+    }
+
+    /// CPG says `m` left: its Sync is no longer waited for, and Syncs that
+    /// only lacked it count now.
+    fn left(&mut self, m: u64) {
+        self.expected.remove(&m);
+        self.got.remove(&m);
+        self.early.remove(&m);
+        for (from, (config, groups)) in std::mem::take(&mut self.early) {
+            self.offer(from, config, groups);
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.expected.iter().all(|m| self.got.contains_key(m))
+    }
 }
 
 /// The daemon's CPG membership.
 pub(crate) struct Node {
     group: CpgGroup,
-    router: Arc<Router>,
     pending: Arc<Mutex<VecDeque<Vec<u8>>>>,
     wake: Arc<Notify>,
-    round: Option<Round>,
-    held: VecDeque<Held>,
-    /// Seen our own join: from here on the stream is ours to apply.
-    started: bool,
-    synced: bool,
+    exchange: Exchange,
 }
 
 impl Node {
@@ -64,23 +113,20 @@ impl Node {
     pub(crate) async fn join(name: &str, router: Arc<Router>) -> conn_core::Result<Node> {
         let group = CpgGroup::join(name)?;
         let (pending, wake) = (Arc::default(), Arc::new(Notify::new()));
+        let me = key(group.me());
         router.set_cluster(Link {
             pending: Arc::clone(&pending),
             wake: Arc::clone(&wake),
-            me: key(group.me()),
+            me,
         });
         tracing::info!(group = name, me = %group.me(), "mailboxd joined the cluster");
         let mut node = Node {
             group,
-            router,
             pending,
             wake,
-            round: None,
-            held: VecDeque::new(),
-            started: false,
-            synced: false,
+            exchange: Exchange::new(router, me),
         };
-        while !node.synced {
+        while !node.exchange.synced {
             let ev = node.group.next().await?;
             node.event(ev).await?;
         }
@@ -117,31 +163,58 @@ impl Node {
 
     async fn event(&mut self, ev: Event) -> conn_core::Result<()> {
         match ev {
-            Event::Message { from, bytes } => {
-                if !self.started {
-                    return Ok(()); // before our join: not ours
+            Event::Message { from, bytes } => self.exchange.message(key(from), bytes),
+            Event::Membership(change) => {
+                if let Some(sync) = self.exchange.membership(&change) {
+                    self.group.send(&sync).await?;
                 }
-                let from = key(from);
-                if let Some(round) = &mut self.round {
-                    // A Sync of this round travels alone in its batch.
-                    if let Some(Ok(Op::Sync { config, groups })) = ops(&bytes).next() {
-                        if config == round.config && round.expected.contains(&from) {
-                            tracing::debug!(from, "cluster: a Sync");
-                            round.got.insert(from, groups);
-                            self.finish_round();
-                        } else {
-                            tracing::info!(from, ?config, ours = ?round.config, "cluster: a Sync of another round skipped");
-                        }
-                        return Ok(());
-                    }
-                    self.held.push_back(Held::Batch(from, bytes));
-                    return Ok(());
-                }
-                self.apply(from, &bytes);
             }
-            Event::Membership(change) => self.membership(change).await?,
         }
         Ok(())
+    }
+}
+
+/// What CPG delivers, applied to the router: the state exchanges and the
+/// stream between them. Apart from CPG's I/O, so that a test can feed it
+/// CPG's events as corosync delivered them.
+struct Exchange {
+    router: Arc<Router>,
+    me: u64,
+    round: Option<Round>,
+    held: VecDeque<Held>,
+    /// Seen our own join: from here on the stream is ours to apply.
+    started: bool,
+    synced: bool,
+}
+
+impl Exchange {
+    fn new(router: Arc<Router>, me: u64) -> Exchange {
+        Exchange {
+            router,
+            me,
+            round: None,
+            held: VecDeque::new(),
+            started: false,
+            synced: false,
+        }
+    }
+
+    /// A message CPG delivered from `from`.
+    fn message(&mut self, from: u64, bytes: Vec<u8>) {
+        if !self.started {
+            return; // before our join: not ours
+        }
+        if let Some(round) = &mut self.round {
+            // A Sync of this round travels alone in its batch.
+            if let Some(Ok(Op::Sync { config, groups })) = ops(&bytes).next() {
+                round.offer(from, config, groups);
+                self.finish_round();
+                return;
+            }
+            self.held.push_back(Held::Batch(from, bytes));
+            return;
+        }
+        self.apply(from, &bytes);
     }
 
     fn apply(&self, from: u64, batch: &[u8]) {
@@ -154,11 +227,11 @@ impl Node {
         }
     }
 
-    async fn membership(&mut self, change: Membership) -> conn_core::Result<()> {
-        let me = key(self.group.me());
+    /// A configuration change; the Sync to multicast if it starts a round.
+    fn membership(&mut self, change: &Membership) -> Option<Vec<u8>> {
         if !self.started {
-            if !change.joined.iter().any(|(m, _)| key(*m) == me) {
-                return Ok(());
+            if !change.joined.iter().any(|(m, _)| key(*m) == self.me) {
+                return None;
             }
             self.started = true;
         }
@@ -173,8 +246,7 @@ impl Node {
             };
             tracing::info!(daemon = %m, %reason, "cluster: a daemon left");
             if let Some(round) = &mut self.round {
-                round.expected.remove(&key(*m));
-                round.got.remove(&key(*m));
+                round.left(key(*m));
             }
             left.push((key(*m), cause));
         }
@@ -185,41 +257,33 @@ impl Node {
                 None => self.router.daemons_left(&left),
             }
         }
-        if !change.joined.is_empty() {
-            // A new round. One under way is superseded: its Syncs no longer
-            // match, and what it held was delivered in the old
-            // configuration, to its members only, so they apply it now,
-            // before their state goes out in the new round's Sync (the new
-            // members never see it; the merge reconciles).
-            if self.round.take().is_some() {
-                self.replay_held();
-            }
-            let config: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
-            tracing::info!(members = config.len(), ?config, "cluster: state exchange");
-            self.round = Some(Round {
-                expected: config.iter().copied().collect(),
-                config: config.clone(),
-                got: BTreeMap::new(),
-            });
-            let mut batch = vec![BATCH_VERSION];
-            Op::Sync {
-                config,
-                groups: self.router.snapshot(),
-            }
-            .emit_into(&mut batch);
-            self.group.send(&batch).await?;
-        } else {
+        if change.joined.is_empty() {
             self.finish_round();
+            return None;
         }
-        Ok(())
+        // A new round. One under way is superseded: its Syncs no longer
+        // match, and what it held was delivered in the old configuration,
+        // to its members only, so they apply it now, before their state
+        // goes out in the new round's Sync (the new members never see it;
+        // the merge reconciles).
+        if self.round.take().is_some() {
+            self.replay_held();
+        }
+        let config: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
+        tracing::info!(members = config.len(), ?config, "cluster: state exchange");
+        self.round = Some(Round::new(config.clone()));
+        let mut batch = vec![BATCH_VERSION];
+        Op::Sync {
+            config,
+            groups: self.router.snapshot(),
+        }
+        .emit_into(&mut batch);
+        Some(batch)
     }
 
     /// Once every expected Sync is in: merge, then replay what was held.
     fn finish_round(&mut self) {
-        let Some(round) = &self.round else {
-            return;
-        };
-        if !round.expected.iter().all(|m| round.got.contains_key(m)) {
+        if !self.round.as_ref().is_some_and(Round::complete) {
             return;
         }
         let round = self.round.take().unwrap();
@@ -253,5 +317,170 @@ impl Node {
                 Held::Left(left) => self.router.daemons_left(&left),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use conn_cpg::Member;
+
+    use super::*;
+    use crate::daemon::outbox::{Outbox, QueueLimits};
+
+    const A: Member = Member { node: 1, pid: 10 };
+    const A2: Member = Member { node: 1, pid: 11 };
+    const B: Member = Member { node: 2, pid: 20 };
+    const C: Member = Member { node: 3, pid: 30 };
+
+    /// A clustered router named `name`, CPG member `me`, with a client
+    /// `client` if given.
+    fn router(name: &str, me: Member, client: Option<&str>) -> Arc<Router> {
+        let r = Arc::new(Router::new(name.into(), None));
+        r.set_cluster(Link {
+            pending: Arc::default(),
+            wake: Arc::new(Notify::new()),
+            me: key(me),
+        });
+        if let Some(client) = client {
+            let outbox = Arc::new(Outbox::new(QueueLimits::default()));
+            r.register(client, true, None, outbox).unwrap();
+        }
+        r
+    }
+
+    /// A daemon that has been running: past its join and its first state.
+    fn running(router: Arc<Router>, me: Member) -> Exchange {
+        Exchange {
+            started: true,
+            synced: true,
+            ..Exchange::new(router, key(me))
+        }
+    }
+
+    fn change(
+        members: &[Member],
+        left: &[(Member, Reason)],
+        joined: &[(Member, Reason)],
+    ) -> Membership {
+        Membership {
+            members: members.to_vec(),
+            left: left.to_vec(),
+            joined: joined.to_vec(),
+        }
+    }
+
+    fn join_batch(client: &str, group: &str) -> Vec<u8> {
+        let mut batch = vec![BATCH_VERSION];
+        Op::Join {
+            req: 1,
+            client,
+            group,
+        }
+        .emit_into(&mut batch);
+        batch
+    }
+
+    #[test]
+    fn a_state_exchange_completes_when_one_daemon_lists_a_restarted_daemons_old_pid_until_it_leaves()
+     {
+        // Chaos seed 2182: corosync SIGSTOPped on nodes 1 and 3, mailboxd
+        // on node 1 SIGKILLed and started again. When the ring formed
+        // again, n2's configuration listed the old pid A next to the new
+        // A2, n3's never had A; A left at n2 in the next change. Each side
+        // skipped the other's Sync as of another round, and nothing was
+        // delivered again until a daemon went.
+        let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
+        for r in [&rb, &rc] {
+            for (from, client) in [(A, "#a#n1"), (B, "#b#n2"), (C, "#c#n3")] {
+                r.apply(
+                    key(from),
+                    Op::Join {
+                        req: 1,
+                        client,
+                        group: "g",
+                    },
+                );
+            }
+        }
+        let ra2 = router("n1", A2, None);
+        let (mut b, mut c) = (running(rb.clone(), B), running(rc.clone(), C));
+        let mut a2 = Exchange::new(ra2.clone(), key(A2));
+
+        let sync_b = b
+            .membership(&change(
+                &[A, A2, B, C],
+                &[],
+                &[(A2, Reason::Join), (C, Reason::NodeUp)],
+            ))
+            .expect("a change with joiners starts a round");
+        let sync_c = c
+            .membership(&change(
+                &[A2, B, C],
+                &[(A, Reason::NodeDown)],
+                &[(A2, Reason::Join), (B, Reason::NodeUp)],
+            ))
+            .expect("a round at n3");
+        let sync_a2 = a2
+            .membership(&change(&[A2, B, C], &[], &[(A2, Reason::Join)]))
+            .expect("a round at the new daemon");
+        let deliver = |all: &mut [&mut Exchange], from: Member, bytes: &[u8]| {
+            for x in all.iter_mut() {
+                x.message(key(from), bytes.to_vec());
+            }
+        };
+        for (from, sync) in [(B, &sync_b), (C, &sync_c), (A2, &sync_a2)] {
+            deliver(&mut [&mut b, &mut c, &mut a2], from, sync);
+        }
+        assert!(b.round.is_some(), "n2 still waits for the old pid's Sync");
+        assert!(
+            b.membership(&change(&[A2, B, C], &[(A, Reason::ProcDown)], &[]))
+                .is_none()
+        );
+        for (x, at) in [(&b, "n2"), (&c, "n3"), (&a2, "n1")] {
+            assert!(
+                x.round.is_none() && x.synced,
+                "the exchange at {at} is done"
+            );
+        }
+        // The stream flows again, to the same state everywhere.
+        deliver(&mut [&mut b, &mut c, &mut a2], C, &join_batch("#c#n3", "h"));
+        let state = rb.snapshot();
+        assert_eq!(state, rc.snapshot());
+        assert_eq!(state, ra2.snapshot());
+        let members = |g: &str| {
+            state.iter().find(|s| s.name == g).map(|s| {
+                s.members
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(members("g"), Some(vec!["#b#n2", "#c#n3"]));
+        assert_eq!(members("h"), Some(vec!["#c#n3"]));
+    }
+
+    #[test]
+    fn a_sync_for_a_configuration_without_a_joiner_expected_here_does_not_count() {
+        // n2 sent its Sync for [A, B] before C joined; the round for
+        // [A, B, C] must wait for n2's next one.
+        let (ra, rb) = (router("n1", A, Some("a")), router("n2", B, Some("b")));
+        let mut a = running(ra, A);
+        let earlier = {
+            let mut batch = vec![BATCH_VERSION];
+            Op::Sync {
+                config: vec![key(A), key(B)],
+                groups: rb.snapshot(),
+            }
+            .emit_into(&mut batch);
+            batch
+        };
+        let own = a
+            .membership(&change(&[A, B, C], &[], &[(C, Reason::Join)]))
+            .unwrap();
+        a.message(key(A), own);
+        a.message(key(B), earlier);
+        let round = a.round.as_ref().unwrap();
+        assert!(!round.got.contains_key(&key(B)));
+        assert!(round.early.contains_key(&key(B)));
     }
 }
