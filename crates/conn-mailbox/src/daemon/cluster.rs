@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster_op::{BATCH_VERSION, Op, SyncGroup, ops};
-use super::router::{Link, Router};
+use super::router::{Link, Router, Synced};
 use crate::Cause;
 
 fn key(m: Member) -> u64 {
@@ -37,6 +37,9 @@ enum Held {
     Left(Vec<(u64, Cause)>),
 }
 
+/// What a Sync brings: its sender's name and groups.
+type SyncBody = (String, Vec<SyncGroup>);
+
 /// A state exchange: the configuration, whose Syncs are still missing, and
 /// what arrived meanwhile.
 struct Round {
@@ -45,11 +48,12 @@ struct Round {
     /// The members whose Sync is missing or in: `config` less those CPG
     /// has since said left.
     expected: BTreeSet<u64>,
-    got: BTreeMap<u64, Vec<SyncGroup>>,
+    /// The Syncs in.
+    got: BTreeMap<u64, SyncBody>,
     /// Syncs of expected members whose configuration lacks a member still
     /// expected here, with that configuration: they count once CPG says
     /// here that the member left (chaos seed 2182).
-    early: BTreeMap<u64, (Vec<u64>, Vec<SyncGroup>)>,
+    early: BTreeMap<u64, (Vec<u64>, SyncBody)>,
 }
 
 impl Round {
@@ -70,16 +74,16 @@ impl Round {
     /// Sync whose configuration lacks a joiner expected here is of an
     /// earlier round (or waits for a departure: held in `early`); one from
     /// a daemon not expected is of another round.
-    fn offer(&mut self, from: u64, config: Vec<u64>, groups: Vec<SyncGroup>) {
+    fn offer(&mut self, from: u64, config: Vec<u64>, sync: SyncBody) {
         if !self.expected.contains(&from) {
             tracing::info!(from, ?config, ours = ?self.config, "cluster: a Sync of another round skipped");
         } else if self.expected.iter().all(|m| config.contains(m)) {
             tracing::debug!(from, "cluster: a Sync");
             self.early.remove(&from);
-            self.got.insert(from, groups);
+            self.got.insert(from, sync);
         } else {
             tracing::info!(from, ?config, ours = ?self.config, "cluster: a Sync held until its configuration's missing members left here");
-            self.early.insert(from, (config, groups));
+            self.early.insert(from, (config, sync));
         }
     }
 
@@ -89,8 +93,8 @@ impl Round {
         self.expected.remove(&m);
         self.got.remove(&m);
         self.early.remove(&m);
-        for (from, (config, groups)) in std::mem::take(&mut self.early) {
-            self.offer(from, config, groups);
+        for (from, (config, sync)) in std::mem::take(&mut self.early) {
+            self.offer(from, config, sync);
         }
     }
 
@@ -206,8 +210,13 @@ impl Exchange {
         }
         if let Some(round) = &mut self.round {
             // A Sync of this round travels alone in its batch.
-            if let Some(Ok(Op::Sync { config, groups })) = ops(&bytes).next() {
-                round.offer(from, config, groups);
+            if let Some(Ok(Op::Sync {
+                daemon,
+                config,
+                groups,
+            })) = ops(&bytes).next()
+            {
+                round.offer(from, config, (daemon, groups));
                 self.finish_round();
                 return;
             }
@@ -274,6 +283,7 @@ impl Exchange {
         self.round = Some(Round::new(config.clone()));
         let mut batch = vec![BATCH_VERSION];
         Op::Sync {
+            daemon: self.router.daemon_name(),
             config,
             groups: self.router.snapshot(),
         }
@@ -288,10 +298,10 @@ impl Exchange {
         }
         let round = self.round.take().unwrap();
         tracing::info!(held = self.held.len(), "cluster: state exchange done");
-        let syncs: Vec<(u64, Vec<SyncGroup>)> = round
+        let syncs: Vec<Synced> = round
             .config
             .iter()
-            .filter_map(|m| round.got.get(m).map(|g| (*m, g.clone())))
+            .filter_map(|m| round.got.get(m).map(|(d, g)| (*m, d.clone(), g.clone())))
             .collect();
         // Daemons that left during the exchange: the merge takes their
         // clients out with their cause (the held departures then find none).
@@ -390,7 +400,14 @@ mod tests {
         // skipped the other's Sync as of another round, and nothing was
         // delivered again until a daemon went.
         let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
+        // The first state exchange gave the names (the new mailboxd on
+        // node 1 takes the old one's).
+        let first: Vec<Synced> = [(A, "n1"), (B, "n2"), (C, "n3")]
+            .iter()
+            .map(|(m, d)| (key(*m), d.to_string(), vec![]))
+            .collect();
         for r in [&rb, &rc] {
+            r.merge(&first, &HashMap::new());
             for (from, client) in [(A, "#a#n1"), (B, "#b#n2"), (C, "#c#n3")] {
                 r.apply(
                     key(from),
@@ -468,6 +485,7 @@ mod tests {
         let earlier = {
             let mut batch = vec![BATCH_VERSION];
             Op::Sync {
+                daemon: "n2".into(),
                 config: vec![key(A), key(B)],
                 groups: rb.snapshot(),
             }

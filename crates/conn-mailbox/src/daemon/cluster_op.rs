@@ -10,7 +10,7 @@
 //! Leave (2) = req:u32 client:str group:str
 //! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str*n payload:bytes
 //! Gone  (4) = client:str cause:u8
-//! Sync  (5) = n:u16 member:u64*n  g:u32 (name:str view:u64 m:u32 (client:str home:u64)*m)*g
+//! Sync  (5) = daemon:str n:u16 member:u64*n  g:u32 (name:str view:u64 m:u32 (client:str home:u64)*m)*g
 //! str = len:u16 utf-8;  bytes = len:u32 raw;  all big-endian
 //! ```
 //!
@@ -19,10 +19,13 @@
 //! has 1 to 128 legal destinations and a payload within the limit): what
 //! another daemon sends is applied to this daemon's state and ends up in
 //! frames to its clients, which must be able to carry them. A Sync's view
-//! ids are at most [`MAX_VIEW`].
+//! ids are at most [`MAX_VIEW`]; its `daemon` is the sender's `--name`, a
+//! legal private name (the suffix of its clients' private groups).
 
 use crate::Cause;
-use crate::limits::{MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name};
+use crate::limits::{
+    MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
+};
 
 /// The largest view id a Sync may carry. Views grow by one per change
 /// from 0, so none reaches it; one past it is corrupt, and one near
@@ -67,8 +70,11 @@ pub(crate) enum Op<'a> {
         cause: Cause,
     },
     /// A daemon's whole group state, sent by every member after a CPG
-    /// configuration with joiners; `config` names that configuration.
+    /// configuration with joiners; `config` names that configuration,
+    /// `daemon` the sender's name (the replica then knows whose clients
+    /// its ops may name).
     Sync {
+        daemon: String,
         config: Vec<u64>,
         groups: Vec<SyncGroup>,
     },
@@ -136,12 +142,29 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The daemon suffix of a private group `#name#daemon`.
+pub(crate) fn home_of(client: &str) -> &str {
+    client.rsplit_once('#').map_or("", |(_, d)| d)
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
 impl<'a> Op<'a> {
+    /// The client an op is about, and the name of the daemon it is homed
+    /// at (its private group's suffix); `None` for a Sync.
+    pub(crate) fn client(&self) -> Option<(&'a str, &'a str)> {
+        match self {
+            Op::Join { client, .. }
+            | Op::Leave { client, .. }
+            | Op::Multicast { client, .. }
+            | Op::Gone { client, .. } => Some((client, home_of(client))),
+            Op::Sync { .. } => None,
+        }
+    }
+
     /// Parses one op; all of `bytes` must be used.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Op<'a>, Malformed> {
         let mut r = Reader(bytes);
@@ -191,6 +214,11 @@ impl<'a> Op<'a> {
                 Op::Gone { client, cause }
             }
             5 => {
+                let daemon = r.str("daemon")?;
+                if !legal_private_name(daemon) {
+                    return Err(Malformed("illegal daemon name"));
+                }
+                let daemon = daemon.to_owned();
                 let n = r.u16("member count")? as usize;
                 let mut config = Vec::new();
                 for _ in 0..n {
@@ -215,7 +243,11 @@ impl<'a> Op<'a> {
                         members,
                     });
                 }
-                Op::Sync { config, groups }
+                Op::Sync {
+                    daemon,
+                    config,
+                    groups,
+                }
             }
             _ => return Err(Malformed("unknown tag")),
         };
@@ -263,8 +295,13 @@ impl<'a> Op<'a> {
                 put_str(out, client);
                 out.push(cause.to_u8());
             }
-            Op::Sync { config, groups } => {
+            Op::Sync {
+                daemon,
+                config,
+                groups,
+            } => {
                 out.push(5);
+                put_str(out, daemon);
                 out.extend_from_slice(&(config.len() as u16).to_be_bytes());
                 for m in config {
                     out.extend_from_slice(&m.to_be_bytes());
@@ -343,6 +380,7 @@ mod tests {
             cause: Cause::Network,
         });
         round_trip(Op::Sync {
+            daemon: "n1".into(),
             config: vec![1 << 32 | 5, 2 << 32 | 9],
             groups: vec![SyncGroup {
                 name: "g".into(),
@@ -406,6 +444,7 @@ mod tests {
                 payload: b"x",
             },
             Op::Sync {
+                daemon: "n3".into(),
                 config: vec![3],
                 groups: vec![SyncGroup {
                     name: long.clone(),
@@ -414,12 +453,20 @@ mod tests {
                 }],
             },
             Op::Sync {
+                daemon: "n3".into(),
                 config: vec![3],
                 groups: vec![SyncGroup {
                     name: "g".into(),
                     view: 1,
                     members: vec![(long.clone(), 3)],
                 }],
+            },
+            // No daemon's name: its clients' private groups could not end
+            // in it.
+            Op::Sync {
+                daemon: "n#3".into(),
+                config: vec![3],
+                groups: vec![],
             },
         ];
         for op in refused {
@@ -438,6 +485,7 @@ mod tests {
     #[test]
     fn a_sync_with_a_view_no_group_can_reach_is_refused() {
         let sync = |view| Op::Sync {
+            daemon: "n3".into(),
             config: vec![3],
             groups: vec![SyncGroup {
                 name: "g".into(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cluster_op::{BATCH_VERSION, Op, SyncGroup, ops};
 use super::outbox::{Outbox, QueueLimits};
-use super::router::{Link, Router};
+use super::router::{Link, Router, Synced};
 use crate::Cause;
 use crate::client::decode::decode;
 
@@ -28,6 +28,9 @@ impl Daemon {
             wake: Arc::new(tokio::sync::Notify::new()),
             me,
         });
+        // The first state exchange gave every daemon's name: n1 to n4.
+        let first: Vec<Synced> = (1..=4).map(|d| (d, format!("n{d}"), vec![])).collect();
+        router.merge(&first, &std::collections::HashMap::new());
         let outbox = Arc::new(Outbox::new(QueueLimits::default()));
         let (id, _) = router
             .register(client, true, None, outbox.clone())
@@ -84,7 +87,8 @@ fn check_batch(batch: &[u8]) -> bool {
 
 /// The cluster target. Two daemons, `n1` (CPG member 1, client `#a#n1`)
 /// and `n2` (member 2, client `#b#n2`), both clients in group `g`, receive
-/// the same stream from daemons 3 and 4. `data` is a list of records:
+/// the same stream from daemons 3 and 4 (named `n3` and `n4` until a Sync
+/// of theirs names them otherwise). `data` is a list of records:
 ///
 /// * `tag` with the top bit set: daemon `3 + (tag & 1)` leaves the
 ///   configuration (cause network, or disconnect if bit 1 is set);
@@ -131,10 +135,12 @@ pub fn cluster(data: &[u8]) {
 /// Delivers one CPG message from `from` to both daemons, as
 /// `daemon/cluster.rs` does.
 fn deliver(n: &[Daemon; 2], from: u64, batch: &[u8]) {
-    if let Some(Ok(Op::Sync { groups, .. })) = ops(batch).next() {
-        let mut syncs: Vec<(u64, Vec<SyncGroup>)> =
-            n.iter().map(|d| (d.me, d.router.snapshot())).collect();
-        syncs.push((from, groups));
+    if let Some(Ok(Op::Sync { daemon, groups, .. })) = ops(batch).next() {
+        let mut syncs: Vec<Synced> = n
+            .iter()
+            .map(|d| (d.me, d.router.daemon_name(), d.router.snapshot()))
+            .collect();
+        syncs.push((from, daemon, groups));
         for d in n {
             d.router.merge(&syncs, &std::collections::HashMap::new());
         }
@@ -220,6 +226,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
         (
             "sync",
             Op::Sync {
+                daemon: "n3".into(),
                 config: vec![1, 2, 3],
                 groups: vec![SyncGroup {
                     name: "g".into(),

@@ -25,6 +25,7 @@ use crate::wire::{Names, Repr};
 
 mod replica;
 use crate::{Cause, Service};
+pub(crate) use replica::Synced;
 
 /// A connected client's number.
 pub(crate) type ClientId = u64;
@@ -67,6 +68,12 @@ struct State {
     by_group: HashMap<String, ClientId>,
     /// Set in a cluster: operations go out there and come back applied.
     cluster: Option<Link>,
+    /// In a cluster, the daemons' names by CPG member, as their Syncs gave
+    /// them (this daemon's own from the start): a daemon's ops may name its
+    /// own clients only.
+    daemons: HashMap<u64, String>,
+    /// Ops refused for naming a client that is not their sender's.
+    refused: u64,
 }
 
 /// Where a clustered router sends its operations, and who it is there.
@@ -111,6 +118,8 @@ impl Router {
                 fallen: Vec::new(),
                 by_group: HashMap::new(),
                 cluster: None,
+                daemons: HashMap::new(),
+                refused: 0,
             }),
         }
     }

@@ -14,11 +14,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Client, ClientId, Group, Link, Router, State, reply, to_frame};
-use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup};
+use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup, home_of};
 use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
 use crate::error::Code;
 use crate::wire::{Names, Repr};
 use crate::{Cause, Service};
+
+/// One daemon's Sync as a state exchange gathered it: its CPG member, its
+/// name and its groups.
+pub(crate) type Synced = (u64, String, Vec<SyncGroup>);
 
 /// A batch takes more ops until it holds this much (corosync fragments
 /// larger messages itself; this bounds one CPG message).
@@ -110,7 +114,22 @@ impl State {
 impl Router {
     /// Makes this router a cluster member: from now on operations go to `link`.
     pub(crate) fn set_cluster(&self, link: Link) {
-        self.lock().cluster = Some(link);
+        let mut st = self.lock();
+        let own = st.daemon_name.clone();
+        st.daemons.insert(link.me, own);
+        st.cluster = Some(link);
+    }
+
+    /// This daemon's `--name`, for its Sync.
+    pub(crate) fn daemon_name(&self) -> String {
+        self.lock().daemon_name.clone()
+    }
+
+    /// How many ops were refused for naming a client of another daemon
+    /// than their sender.
+    #[cfg(test)]
+    pub(crate) fn refused_ops(&self) -> u64 {
+        self.lock().refused
     }
 
     /// Applies one op delivered by CPG from the daemon `from`.
@@ -119,6 +138,22 @@ impl Router {
         let st = &mut *guard;
         if st.cluster.is_none() {
             return; // shut down
+        }
+        // A daemon speaks for its own clients only: one naming another's
+        // would apply at that one's home (where the client is local) and
+        // elsewhere (where it is remote) to different effect (found by the
+        // mailbox_cluster fuzz target: the replicas diverged).
+        if let Some((client, home)) = op.client() {
+            if st.daemons.get(&from).is_none_or(|d| d != home) {
+                st.refused += 1;
+                tracing::warn!(
+                    from,
+                    client,
+                    refused = st.refused,
+                    "cluster: an op naming a client of another daemon than its sender refused"
+                );
+                return;
+            }
         }
         match op {
             Op::Join { req, client, group } => {
@@ -255,23 +290,31 @@ impl Router {
     /// tells nobody. (One with nothing to change below `e` moves to it
     /// silently: a membership message that changes no member has no cause
     /// to give.)
-    pub(crate) fn merge(&self, syncs: &[(u64, Vec<SyncGroup>)], left: &HashMap<u64, Cause>) {
+    pub(crate) fn merge(&self, syncs: &[Synced], left: &HashMap<u64, Cause>) {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(me) = st.cluster.as_ref().map(|l| l.me) else {
             return;
         };
-        let live: HashSet<u64> = syncs.iter().map(|(m, _)| *m).collect();
+        // Names stay known past a departure: what a daemon sent before it
+        // left may still be replayed after this merge.
+        for (m, daemon, _) in syncs {
+            st.daemons.insert(*m, daemon.clone());
+        }
+        let daemons = st.daemons.clone();
+        let live: HashSet<u64> = syncs.iter().map(|(m, _, _)| *m).collect();
         let mut by_name: BTreeMap<&str, Vec<(u64, &SyncGroup)>> = BTreeMap::new();
-        for (m, groups) in syncs {
+        for (m, _, groups) in syncs {
             for g in groups {
                 by_name.entry(&g.name).or_default().push((*m, g));
             }
         }
         for (name, held) in by_name {
             let lists_itself = |c: &str, home: u64| {
-                held.iter()
-                    .any(|(d, g)| *d == home && g.members.iter().any(|(n, h)| n == c && *h == home))
+                daemons.get(&home).is_some_and(|d| d == home_of(c))
+                    && held.iter().any(|(d, g)| {
+                        *d == home && g.members.iter().any(|(n, h)| n == c && *h == home)
+                    })
             };
             let base = held
                 .iter()
@@ -473,7 +516,16 @@ mod tests {
         });
         let outbox = Arc::new(Outbox::new(QueueLimits::default()));
         r.register(client, true, None, outbox.clone()).unwrap();
+        // The first state exchange, of three daemons in no group yet: each
+        // knows the others' names from here on.
+        let first: Vec<Synced> = (1..=3).map(|d| (d, format!("n{d}"), vec![])).collect();
+        r.merge(&first, &HashMap::new());
         (r, outbox)
+    }
+
+    /// Daemon `m`'s Sync, as `r` would send it.
+    fn synced(m: u64, r: &Router) -> Synced {
+        (m, r.daemon_name(), r.snapshot())
     }
 
     fn join<'a>(client: &'a str) -> Op<'a> {
@@ -504,7 +556,7 @@ mod tests {
 
         // Healed: both merge the same Syncs and agree again; the member the
         // base lacked is announced as a join on both sides.
-        let syncs = vec![(1, n1.snapshot()), (3, n3.snapshot())];
+        let syncs = vec![synced(1, &n1), synced(3, &n3)];
         n1.merge(&syncs, &HashMap::new());
         n3.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), n3.snapshot());
@@ -578,7 +630,7 @@ mod tests {
         for o in [&a, &b, &c] {
             memberships(o);
         }
-        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot()), (3, n3.snapshot())];
+        let syncs = vec![synced(1, &n1), synced(2, &n2), synced(3, &n3)];
         for r in all {
             r.merge(&syncs, &HashMap::new());
         }
@@ -645,7 +697,7 @@ mod tests {
         for o in [&a, &b] {
             memberships(o);
         }
-        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot())];
+        let syncs = vec![synced(1, &n1), synced(2, &n2)];
         n1.merge(&syncs, &HashMap::new());
         n2.merge(&syncs, &HashMap::new());
         let ab = names(&["#a#n1", "#b#n2"]);
@@ -690,7 +742,7 @@ mod tests {
                 members: vec![("#a#n1".into(), 1)],
             },
         ];
-        let syncs = vec![(1, n1.snapshot()), (2, n2.snapshot()), (3, bogus)];
+        let syncs = vec![synced(1, &n1), synced(2, &n2), (3, "n3".into(), bogus)];
         n1.merge(&syncs, &HashMap::new());
         n2.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), n2.snapshot());
@@ -720,7 +772,7 @@ mod tests {
         for o in [&b, &c] {
             memberships(o);
         }
-        let syncs = vec![(2, n2.snapshot()), (3, n3.snapshot())];
+        let syncs = vec![synced(2, &n2), synced(3, &n3)];
         for r in [&n2, &n3] {
             r.merge(&syncs, &HashMap::new());
         }
@@ -735,6 +787,67 @@ mod tests {
     }
 
     #[test]
+    fn an_op_from_one_daemon_naming_another_daemons_client_is_refused_everywhere() {
+        // Found by mailbox_cluster: daemon 3 sent ops for #a#n1, a client
+        // of n1. At n1, where a is local, they acted on the connection and
+        // replied to it; at n2, where a is remote, they made or moved an
+        // entry without an outbox, and the replicas diverged.
+        let (n1, a) = daemon("n1", 1, "a");
+        let (n2, _b) = daemon("n2", 2, "b");
+        for r in [&n1, &n2] {
+            r.apply(1, join("#a#n1"));
+        }
+        memberships(&a);
+        let before = n1.snapshot();
+        let foreign = [
+            Op::Join {
+                req: 9,
+                client: "#a#n1",
+                group: "h",
+            },
+            Op::Leave {
+                req: 9,
+                client: "#a#n1",
+                group: "g",
+            },
+            Op::Multicast {
+                client: "#a#n1",
+                service: Service::AGREED.bits(),
+                msg_type: 0,
+                groups: vec!["g"],
+                payload: b"not from n1",
+            },
+            Op::Gone {
+                client: "#a#n1",
+                cause: Cause::Network,
+            },
+            join("#z#n1"),
+        ];
+        let count = foreign.len() as u64;
+        for op in foreign {
+            for r in [&n1, &n2] {
+                r.apply(3, op.clone());
+            }
+        }
+        for r in [&n1, &n2] {
+            assert_eq!(r.snapshot(), before);
+            assert_eq!(r.refused_ops(), count);
+        }
+        assert_eq!(a.depth().0, 0, "a was told nothing");
+        // Its own daemon's op for it still applies.
+        for r in [&n1, &n2] {
+            r.apply(
+                1,
+                Op::Gone {
+                    client: "#a#n1",
+                    cause: Cause::Disconnect,
+                },
+            );
+            assert_eq!(r.snapshot(), []);
+        }
+    }
+
+    #[test]
     fn a_fresh_daemon_takes_the_state_silently() {
         let (n1, a) = daemon("n1", 1, "a");
         n1.apply(1, join("#a#n1"));
@@ -745,7 +858,7 @@ mod tests {
             me: 2,
         });
         let before = a.depth().0;
-        let syncs = vec![(1, n1.snapshot()), (2, fresh.snapshot())];
+        let syncs = vec![synced(1, &n1), synced(2, &fresh)];
         n1.merge(&syncs, &HashMap::new());
         fresh.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), fresh.snapshot());
