@@ -187,7 +187,7 @@ fn settle(n: &[Daemon; 2]) {
 }
 
 /// Seed inputs for [`cluster`]: every op kind from daemon 3, a state
-/// exchange, and a daemon leaving.
+/// exchange, a daemon leaving, and an op for another daemon's client.
 pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     let ops = [
         (
@@ -255,5 +255,11 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     let mut join_then_leave = record(1, &ops[0].1);
     join_then_leave.push(0x81);
     seeds.push(("join-then-daemon-left".into(), join_then_leave));
+    // Daemon 3 speaking for a client of n1: refused at both.
+    let foreign = Op::Gone {
+        client: "#a#n1",
+        cause: Cause::Network,
+    };
+    seeds.push(("foreign-client".into(), record(0, &foreign)));
     seeds
 }

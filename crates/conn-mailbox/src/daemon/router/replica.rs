@@ -365,7 +365,9 @@ impl Router {
                 .iter()
                 .find(|(d, _)| *d == me)
                 .map_or(&[], |(_, g)| &g.members);
-            let mut view = end - steps(mine);
+            // (A daemon without the group may take more steps than a
+            // corrupt Sync's id leaves room for; it tells nobody.)
+            let mut view = end.saturating_sub(steps(mine));
             // Those the merged list lacks go, together per cause.
             for cause in [Cause::Disconnect, Cause::Network] {
                 let mut gone: Vec<(&str, ClientId)> = mine
