@@ -60,11 +60,14 @@
 //!   the client's own join; view ids grow. The cause must be justified,
 //!   for every member it removes, by what happened: join and
 //!   leave by that member's request, disconnect by its orderly disconnect,
-//!   network by its connection breaking (killed by the driver, or lost) or
-//!   by a fault on its node or on the observer's node within that fault's
+//!   network by its connection breaking (killed by the driver, or lost), by
+//!   a fault on its node or on the observer's node within that fault's
 //!   window (from when it began until [`FAULT_GRACE_MS`] after it was
-//!   undone); a daemon's own shutdown notice (no member named, no members)
-//!   by a fault on the observer's node.
+//!   undone), or by CPG telling the observer's daemon that the member's
+//!   daemon went other than in order ([`Dropped`]: a fault on a third node
+//!   can make Totem re-form the ring without a node that had none, chaos
+//!   seed 2004); a daemon's own shutdown notice (no member named, no
+//!   members) by a fault on the observer's node.
 //! * [`final_agreement`]: at the end, every survivor that is a member of a
 //!   group holds the same final view of it, whose members are exactly the
 //!   survivors that are members.
@@ -187,6 +190,18 @@ pub struct Fault {
     pub until: Ms,
 }
 
+/// CPG told the daemon on one node that the daemon on another went other
+/// than in order (node down, process down), as that daemon logged it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// The node whose daemon was told (0-based).
+    pub observer: usize,
+    /// The node of the daemon that went (0-based).
+    pub node: usize,
+    /// When the observer's daemon logged it.
+    pub at: Ms,
+}
+
 /// A recorded run.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -194,6 +209,8 @@ pub struct History {
     pub clients: Vec<Client>,
     /// Every fault injected.
     pub faults: Vec<Fault>,
+    /// Every departure CPG reported as a loss, at each daemon.
+    pub dropped: Vec<Dropped>,
 }
 
 /// A violated property and the events that show it: (client index, event
@@ -861,6 +878,20 @@ fn fault_near(h: &History, node: usize, at: Ms) -> bool {
         .any(|f| f.node == node && f.from <= at && at <= f.until + FAULT_GRACE_MS)
 }
 
+/// How far a daemon's log time and a client's clock may disagree.
+const LOG_SKEW_MS: Ms = 1_000;
+
+/// CPG told the daemon on `observer` that the one on `node` was lost, a
+/// little before `at` (or at once).
+fn dropped_near(h: &History, observer: usize, node: usize, at: Ms) -> bool {
+    h.dropped.iter().any(|d| {
+        d.observer == observer
+            && d.node == node
+            && d.at <= at + LOG_SKEW_MS
+            && at <= d.at + FAULT_GRACE_MS
+    })
+}
+
 /// Each membership message follows from the previous one and has the
 /// right cause.
 pub fn causes(h: &History) -> Vec<Anomaly> {
@@ -1021,6 +1052,7 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                                     || (matches!(xc.end, End::Lost(_)) && xc.ended <= at + 2_000)
                                     || fault_near(h, xc.node, at)
                                     || fault_near(h, client.node, at)
+                                    || dropped_near(h, client.node, xc.node, at)
                             }
                         }
                     });
@@ -1126,7 +1158,7 @@ mod tests {
                             ended: 0,
                         })
                         .collect(),
-                    faults: vec![],
+                    ..History::default()
                 },
                 t: 0,
             }
@@ -1359,6 +1391,27 @@ mod tests {
         h.view(0, 4, Cause::Disconnect, C, &[A, B])
             .view(1, 4, Cause::Disconnect, C, &[A, B]);
         assert!(causes(&h.h).is_empty(), "{:#?}", causes(&h.h));
+    }
+
+    #[test]
+    fn a_network_departure_cpg_reported_at_the_observers_daemon_is_explained() {
+        // Chaos seed 2004: node 1's link cut, and Totem re-formed node 3's
+        // ring without node 2: CPG told node 3's daemon that node 2 went
+        // (node down), though no fault touched nodes 2 or 3.
+        let told_at = |observer: usize| {
+            let mut h = three_joined();
+            h.fault(FaultKind::Cut, 0);
+            h.h.dropped.push(Dropped {
+                observer,
+                node: 1,
+                at: h.t,
+            });
+            h.view(2, 4, Cause::Network, B, &[A, C]);
+            causes(&h.h)
+        };
+        assert!(told_at(2).is_empty(), "{:#?}", told_at(2));
+        // Told at another daemon only, it explains nothing here.
+        assert_eq!(names(&told_at(0)), ["causes"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conn_core::{Deadline, ErrorKind};
 use conn_cpg::testbed::{self, Cluster};
@@ -22,7 +22,7 @@ use rustix::process::Signal;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::checker::{
-    self, Anomaly, Client, End, Event, Fault, FaultKind, History, Ms, MsgId, Record,
+    self, Anomaly, Client, Dropped, End, Event, Fault, FaultKind, History, Ms, MsgId, Record,
 };
 use crate::common::cluster::ClusterDaemon;
 
@@ -202,6 +202,8 @@ enum Cmd {
 #[derive(Clone)]
 struct Clock {
     start: Instant,
+    /// `start` by the wall clock, to place the daemons' log lines.
+    wall: SystemTime,
     /// When any client last recorded a delivery or a view.
     last_event: Arc<AtomicU64>,
 }
@@ -660,6 +662,7 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     }
     let clock = Clock {
         start: Instant::now(),
+        wall: SystemTime::now(),
         last_event: Arc::new(AtomicU64::new(0)),
     };
     let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
@@ -797,6 +800,7 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     for f in &mut history.faults {
         f.until = f.until.min(end);
     }
+    history.dropped = dropped_in_logs(&bed.dir.lock().unwrap(), &clock, end);
     let mut anomalies = checker::check(&history);
     // A client still connected whose flush never completed: the cluster
     // did not settle (its members disagree, or one is stuck).
@@ -821,6 +825,71 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
         notes,
         dir,
     }
+}
+
+/// What CPG reported as a loss at each daemon, from the daemons' logs
+/// (`n{node}-{k}.log`: "cluster: a daemon left daemon=node N pid P
+/// reason=R", R not `leave`), placed on the run's clock by each line's UTC
+/// time of day; lines from before the run or after `end` are not its.
+fn dropped_in_logs(dir: &Path, clock: &Clock, end: Ms) -> Vec<Dropped> {
+    const DAY_MS: u64 = 86_400_000;
+    let start_of_day = clock
+        .wall
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64 % DAY_MS);
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let observer = file
+            .strip_prefix('n')
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(n, _)| n.parse::<usize>().ok());
+        let (Some(observer), true) = (observer, file.ends_with(".log")) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            let Some((_, rest)) = line.split_once("cluster: a daemon left daemon=node ") else {
+                continue;
+            };
+            let node = rest
+                .split_once(' ')
+                .and_then(|(n, _)| n.parse::<usize>().ok());
+            let lost = rest
+                .split_once("reason=")
+                .is_some_and(|(_, r)| !r.starts_with("leave"));
+            // "2026-12-02T03:42:41.906345Z ...": the time of day.
+            let of_day = line
+                .split_once('T')
+                .and_then(|(_, t)| t.get(..12))
+                .and_then(|t| {
+                    let (h, m, s) = (t.get(..2)?, t.get(3..5)?, t.get(6..)?);
+                    let s: f64 = s.parse().ok()?;
+                    Some(
+                        h.parse::<u64>().ok()? * 3_600_000
+                            + m.parse::<u64>().ok()? * 60_000
+                            + (s * 1000.0) as u64,
+                    )
+                });
+            let (Some(node), true, Some(of_day)) = (node, lost, of_day) else {
+                continue;
+            };
+            let at = (of_day + DAY_MS - start_of_day) % DAY_MS;
+            if (1..=NODES).contains(&node) && (1..=NODES).contains(&observer) && at <= end {
+                out.push(Dropped {
+                    observer: observer - 1,
+                    node: node - 1,
+                    at,
+                });
+            }
+        }
+    }
+    out
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -999,5 +1068,68 @@ fn print_path_hint(dir: &Path) {
             .collect();
         logs.sort();
         println!("chaos:   logs: {}", logs.join(" "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_logging_cpg_losing_another_gives_a_dropped_on_the_runs_clock() {
+        let dir = std::env::temp_dir().join(format!("connkit-chaos-logs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = |t: &str, rest: &str| {
+            format!("2026-12-02T{t}Z  INFO conn_mailbox::daemon::cluster: cluster: {rest}\n")
+        };
+        let log = [
+            line(
+                "03:42:36.800127",
+                "a daemon left daemon=node 1 pid 7 reason=node down",
+            ),
+            line(
+                "03:42:41.906345",
+                "a daemon left daemon=node 2 pid 32117 reason=node down",
+            ),
+            line(
+                "03:42:42.100000",
+                "state exchange members=3 config=[1, 2, 3]",
+            ),
+            line(
+                "03:42:43.000000",
+                "a daemon left daemon=node 1 pid 8 reason=leave",
+            ),
+            line(
+                "03:42:44.614484",
+                "a daemon left daemon=node 1 pid 9 reason=process down",
+            ),
+        ]
+        .concat();
+        std::fs::write(dir.join("n3-27.log"), log).unwrap();
+        std::fs::write(dir.join("n1.sock"), "not a log").unwrap();
+        // The run began at 03:42:40.000 UTC.
+        let clock = Clock {
+            start: Instant::now(),
+            wall: UNIX_EPOCH + Duration::from_secs(20_789 * 86_400 + 3 * 3600 + 42 * 60 + 40),
+            last_event: Arc::default(),
+        };
+        let mut found = dropped_in_logs(&dir, &clock, 10_000);
+        found.sort_by_key(|d| d.at);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            found,
+            [
+                Dropped {
+                    observer: 2,
+                    node: 1,
+                    at: 1906
+                },
+                Dropped {
+                    observer: 2,
+                    node: 0,
+                    at: 4614
+                },
+            ]
+        );
     }
 }
