@@ -167,7 +167,11 @@ impl Node {
 
     async fn event(&mut self, ev: Event) -> conn_core::Result<()> {
         match ev {
-            Event::Message { from, bytes } => self.exchange.message(key(from), bytes),
+            Event::Message { from, bytes } => {
+                if let Some(sync) = self.exchange.message(key(from), bytes) {
+                    self.group.send(&sync).await?;
+                }
+            }
             Event::Membership(change) => {
                 if let Some(sync) = self.exchange.membership(&change) {
                     self.group.send(&sync).await?;
@@ -184,6 +188,8 @@ impl Node {
 struct Exchange {
     router: Arc<Router>,
     me: u64,
+    /// CPG's members after its last change, in its order.
+    members: Vec<u64>,
     round: Option<Round>,
     held: VecDeque<Held>,
     /// Seen our own join: from here on the stream is ours to apply.
@@ -196,6 +202,7 @@ impl Exchange {
         Exchange {
             router,
             me,
+            members: Vec::new(),
             round: None,
             held: VecDeque::new(),
             started: false,
@@ -203,27 +210,46 @@ impl Exchange {
         }
     }
 
-    /// A message CPG delivered from `from`.
-    fn message(&mut self, from: u64, bytes: Vec<u8>) {
+    /// A message CPG delivered from `from`; the Sync to multicast if it
+    /// starts a round here.
+    fn message(&mut self, from: u64, bytes: Vec<u8>) -> Option<Vec<u8>> {
         if !self.started {
-            return; // before our join: not ours
+            return None; // before our join: not ours
         }
-        if let Some(round) = &mut self.round {
-            // A Sync of this round travels alone in its batch.
-            if let Some(Ok(Op::Sync {
+        // A Sync travels alone in its batch.
+        let sync = match ops(&bytes).next() {
+            Some(Ok(Op::Sync {
                 daemon,
                 config,
                 groups,
-            })) = ops(&bytes).next()
-            {
-                round.offer(from, config, (daemon, groups));
-                self.finish_round();
-                return;
+            })) => Some((config, (daemon, groups))),
+            _ => None,
+        };
+        let mut ours = None;
+        if let Some((config, _)) = &sync {
+            // A member's CPG gave it a configuration with joiners that ours
+            // did not show us (chaos seed 2180: node 2 saw node 3 go and
+            // come back, node 3 never saw node 2 go): it waits for our
+            // Sync, so we answer for our own configuration and hold what
+            // follows, as at a change of our own.
+            if self.round.is_none() && config.contains(&self.me) && self.members.contains(&from) {
+                tracing::info!(
+                    from,
+                    ?config,
+                    "cluster: a Sync starts a state exchange here"
+                );
+                ours = Some(self.start_round());
             }
-            self.held.push_back(Held::Batch(from, bytes));
-            return;
         }
-        self.apply(from, &bytes);
+        match (&mut self.round, sync) {
+            (Some(round), Some((config, body))) => {
+                round.offer(from, config, body);
+                self.finish_round();
+            }
+            (Some(_), None) => self.held.push_back(Held::Batch(from, bytes)),
+            (None, _) => self.apply(from, &bytes),
+        }
+        ours
     }
 
     fn apply(&self, from: u64, batch: &[u8]) {
@@ -244,6 +270,7 @@ impl Exchange {
             }
             self.started = true;
         }
+        self.members = change.members.iter().map(|m| key(*m)).collect();
         let mut left = Vec::new();
         for (m, reason) in &change.left {
             // A daemon that left in order shut down gracefully; any other
@@ -278,7 +305,12 @@ impl Exchange {
         if self.round.take().is_some() {
             self.replay_held();
         }
-        let config: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
+        Some(self.start_round())
+    }
+
+    /// Starts a round for CPG's current configuration; our Sync for it.
+    fn start_round(&mut self) -> Vec<u8> {
+        let config = self.members.clone();
         tracing::info!(members = config.len(), ?config, "cluster: state exchange");
         self.round = Some(Round::new(config.clone()));
         let mut batch = vec![BATCH_VERSION];
@@ -288,7 +320,7 @@ impl Exchange {
             groups: self.router.snapshot(),
         }
         .emit_into(&mut batch);
-        Some(batch)
+        batch
     }
 
     /// Once every expected Sync is in: merge, then replay what was held.
@@ -390,23 +422,14 @@ mod tests {
         batch
     }
 
-    #[test]
-    fn a_state_exchange_completes_when_one_daemon_lists_a_restarted_daemons_old_pid_until_it_leaves()
-     {
-        // Chaos seed 2182: corosync SIGSTOPped on nodes 1 and 3, mailboxd
-        // on node 1 SIGKILLed and started again. When the ring formed
-        // again, n2's configuration listed the old pid A next to the new
-        // A2, n3's never had A; A left at n2 in the next change. Each side
-        // skipped the other's Sync as of another round, and nothing was
-        // delivered again until a daemon went.
-        let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
-        // The first state exchange gave the names (the new mailboxd on
-        // node 1 takes the old one's).
+    /// The first state exchange gave `routers` the names n1 (A, and A2
+    /// after it), n2 (B) and n3 (C); then a, b and c joined g.
+    fn abc_in_g(routers: &[&Arc<Router>]) {
         let first: Vec<Synced> = [(A, "n1"), (B, "n2"), (C, "n3")]
             .iter()
             .map(|(m, d)| (key(*m), d.to_string(), vec![]))
             .collect();
-        for r in [&rb, &rc] {
+        for r in routers {
             r.merge(&first, &HashMap::new());
             for (from, client) in [(A, "#a#n1"), (B, "#b#n2"), (C, "#c#n3")] {
                 r.apply(
@@ -419,6 +442,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_state_exchange_completes_when_one_daemon_lists_a_restarted_daemons_old_pid_until_it_leaves()
+     {
+        // Chaos seed 2182: corosync SIGSTOPped on nodes 1 and 3, mailboxd
+        // on node 1 SIGKILLed and started again. When the ring formed
+        // again, n2's configuration listed the old pid A next to the new
+        // A2, n3's never had A; A left at n2 in the next change. Each side
+        // skipped the other's Sync as of another round, and nothing was
+        // delivered again until a daemon went.
+        let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
+        abc_in_g(&[&rb, &rc]);
         let ra2 = router("n1", A2, None);
         let (mut b, mut c) = (running(rb.clone(), B), running(rc.clone(), C));
         let mut a2 = Exchange::new(ra2.clone(), key(A2));
@@ -474,6 +510,43 @@ mod tests {
         };
         assert_eq!(members("g"), Some(vec!["#b#n2", "#c#n3"]));
         assert_eq!(members("h"), Some(vec!["#c#n3"]));
+    }
+
+    #[test]
+    fn a_sync_from_a_member_that_saw_us_join_starts_the_exchange_where_cpg_showed_no_joiner() {
+        // Chaos seed 2180: corosync stopped on nodes 1 and 3 in turn. Node
+        // 2 saw nodes 1 and 3 go, then node 3 join again; node 3 only saw
+        // node 1 go. n2 waited for n3's Sync, n3 never sent one, and n2
+        // held everything until node 1's next mailboxd joined: it then
+        // applied what it held to its own, unmerged state and the two
+        // diverged.
+        let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
+        abc_in_g(&[&rb, &rc]);
+        let (mut b, mut c) = (running(rb.clone(), B), running(rc.clone(), C));
+        let gone = [(A, Reason::NodeDown), (C, Reason::NodeDown)];
+        assert!(b.membership(&change(&[B], &gone, &[])).is_none());
+        let sync_b = b
+            .membership(&change(&[B, C], &[], &[(C, Reason::NodeUp)]))
+            .expect("n2 sees a joiner");
+        assert!(
+            c.membership(&change(&[B, C], &[(A, Reason::NodeDown)], &[]))
+                .is_none()
+        );
+        assert!(b.message(key(B), sync_b.clone()).is_none());
+        let sync_c = c
+            .message(key(B), sync_b)
+            .expect("n3 answers n2's Sync with its own");
+        for x in [&mut b, &mut c] {
+            assert!(x.message(key(C), sync_c.clone()).is_none());
+            assert!(x.round.is_none(), "the exchange is done");
+        }
+        // The stream flows again, to the same state at both.
+        for x in [&mut b, &mut c] {
+            x.message(key(B), join_batch("#b#n2", "h"));
+        }
+        let state = rb.snapshot();
+        assert_eq!(state, rc.snapshot());
+        assert!(state.iter().any(|g| g.name == "h"), "{state:?}");
     }
 
     #[test]
