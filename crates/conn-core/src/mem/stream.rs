@@ -130,7 +130,6 @@ impl AsyncWrite for MemStream {
 mod tests {
     use super::*;
     use crate::Listener;
-    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn connected(name: &str) -> (MemListener, MemStream, MemStream) {
@@ -138,49 +137,6 @@ mod tests {
         let client = MemStream::connect(name, Deadline::NEVER).await.unwrap();
         let server = listener.accept(Deadline::NEVER).await.unwrap();
         (listener, client, server)
-    }
-
-    #[tokio::test]
-    async fn done_lets_the_peer_read_eof_while_this_side_still_receives() {
-        let (_l, mut client, mut server) = connected("t-done").await;
-        client.write_all(b"req").await.unwrap();
-        client.done(Deadline::NEVER).await.unwrap();
-        let mut got = Vec::new();
-        server.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"req");
-        server.write_all(b"resp").await.unwrap();
-        server.done(Deadline::NEVER).await.unwrap();
-        let mut answer = Vec::new();
-        client.read_to_end(&mut answer).await.unwrap();
-        assert_eq!(answer, b"resp");
-    }
-
-    #[tokio::test]
-    async fn close_drains_inbound_data_until_the_peers_end() {
-        let (_l, client, mut server) = connected("t-close").await;
-        server
-            .write_all(&[7u8; 100_000][..MEM_BUFFER])
-            .await
-            .unwrap();
-        let closer = tokio::spawn(client.close(Deadline::after(Duration::from_secs(5))));
-        // The server reads the client's end, then ends its own side.
-        let mut got = Vec::new();
-        server.read_to_end(&mut got).await.unwrap();
-        assert!(got.is_empty());
-        server.close(Deadline::NEVER).await.unwrap();
-        closer.await.unwrap().unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn close_times_out_when_the_peer_never_ends() {
-        let (_l, client, _server) = connected("t-close-timeout").await;
-        let err = client
-            .close(Deadline::after(Duration::from_millis(100)))
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::TimedOut);
-        assert_eq!(err.operation(), Some("close"));
-        assert_eq!(err.target(), Some("mem://t-close-timeout"));
     }
 
     #[tokio::test]
