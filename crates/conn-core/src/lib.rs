@@ -16,6 +16,7 @@
 //! * [`sys`]: the kernel-socket parts the socket transports share
 //!   (lazily registered descriptors, accept, `from_fd` checks).
 //! * [`slot::Slot`]: caller-owned storage for `accept_into`.
+//! * [`wire`]: the one wire kit every frame format here is built with.
 //!
 //! # Example: a server composed from layers, shut down gracefully
 //!
@@ -71,6 +72,7 @@ mod registry;
 pub mod serve;
 pub mod slot;
 pub mod sys;
+pub mod wire;
 
 pub use deadline::{Deadline, Timed};
 pub use endpoint::Endpoint;
