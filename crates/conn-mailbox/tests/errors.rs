@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use conn_core::wire::Repr as _;
 use conn_core::{Deadline, ErrorKind};
 use conn_ipc::IpcStream;
 use conn_mailbox::limits::{MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE};
@@ -40,7 +41,8 @@ async fn names_and_uniqueness() {
             membership: false,
             name: "a b",
         }
-        .to_vec(),
+        .to_vec()
+        .unwrap(),
     )
     .await
     .unwrap();
@@ -219,11 +221,12 @@ async fn garbage_ends_only_that_client() {
             membership: false,
             name: "bad",
         }
-        .to_vec(),
+        .to_vec()
+        .unwrap(),
     )
     .await
     .unwrap();
-    bad.write_all(&Repr::Join { req: 1, group: "g" }.to_vec())
+    bad.write_all(&Repr::Join { req: 1, group: "g" }.to_vec().unwrap())
         .await
         .unwrap();
     let joined = wait_change(&mut good, "g", Cause::Join, "#bad#local").await;
@@ -235,7 +238,7 @@ async fn garbage_ends_only_that_client() {
     assert_eq!(lost.members, ["#good#local"]);
     let log = d.wait_log("bad frame");
     assert!(
-        log.contains("#bad#local") && log.contains("frame length 4294967295"),
+        log.contains("#bad#local") && log.contains("mailbox frame: length 4294967295"),
         "{log}"
     );
     // The bad client's connection is gone.
@@ -254,7 +257,8 @@ async fn garbage_ends_only_that_client() {
             membership: false,
             name: "odd",
         }
-        .to_vec(),
+        .to_vec()
+        .unwrap(),
     )
     .await
     .unwrap();

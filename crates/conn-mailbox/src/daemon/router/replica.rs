@@ -446,6 +446,8 @@ mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
+    use conn_core::wire::Repr as _;
+
     use super::*;
 
     /// A clustered router named `name` whose CPG member is `me`, with one
