@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use conn_core::{Connection, Deadline, Error, ErrorKind, Result};
 use conn_ipc::IpcStream;
 
+use conn_core::wire::Repr as _;
+
 use crate::wire::io::{read_message, write_message};
 use crate::wire::{Message, NodeOutcome, NodeResult};
 use crate::{Ash, KillReport};

@@ -12,6 +12,7 @@ use conn_core::{Deadline, ErrorKind};
 use signal_session::client::{Client, kill_array};
 use std::io::{Read, Write};
 
+use conn_core::wire::Repr as _;
 use signal_session::wire::{Frame, Message, NodeOutcome};
 use signal_session::{Ash, Outcome};
 
@@ -59,11 +60,11 @@ fn free_port() -> u16 {
 fn read_frame(stream: &mut std::net::TcpStream) -> Message {
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).unwrap();
-    let head = Frame::new_unchecked(&header[..]);
-    head.check_header().unwrap();
-    let len = head.payload_len();
+    let len = conn_core::wire::frame_len::<signal_session::wire::Sessiond>(&header)
+        .unwrap()
+        .unwrap();
     let mut bytes = header.to_vec();
-    bytes.resize(8 + len, 0);
+    bytes.resize(len, 0);
     stream.read_exact(&mut bytes[8..]).unwrap();
     Message::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap()
 }
@@ -247,7 +248,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         array: None,
         deadline_ms: 0,
     };
-    raw.write_all(&kill.to_bytes().unwrap()).unwrap();
+    raw.write_all(&kill.to_vec().unwrap()).unwrap();
     let answer = read_frame(&mut raw);
     assert!(
         matches!(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::sessiond::{Sessiond, root_or_skip, sessionctl};
 use common::{a_kernel_thread, alive, eventually};
+use conn_core::wire::Repr as _;
 use conn_core::{Deadline, ErrorKind};
 use signal_session::client::{Client, kill_server};
 use signal_session::wire::{Frame, Message};
@@ -247,7 +248,7 @@ async fn sessiond_survives_garbage_early_close_and_unknown_sessions() {
         matches!(
             msg,
             Message::Error {
-                kind: ErrorKind::MessageTooLong,
+                kind: ErrorKind::Protocol,
                 ..
             }
         ),

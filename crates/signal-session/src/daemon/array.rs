@@ -6,8 +6,9 @@ use conn_core::{Deadline, Error, ErrorKind, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use super::state::Daemon;
-use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
+use crate::wire::{Message, NodeOutcome, NodeResult};
 use crate::{Ash, Caller};
+use conn_core::wire::Repr as _;
 
 /// What each node of an array is asked: signal its members of `ash` for
 /// `caller`, under its own permission rule.
@@ -36,21 +37,21 @@ impl NodeRequest {
     /// The request as it travels: a [`Message::Kill`] frame for this node
     /// only (the user's ids travel beside it).
     pub(crate) fn frame(&self) -> Result<Vec<u8>> {
-        Message::Kill {
+        Ok(Message::Kill {
             ash: self.ash,
             sig: self.sig,
             atomic: self.atomic,
             array: None,
             deadline_ms: 0,
         }
-        .to_bytes()
+        .to_vec()?)
     }
 
     /// A request that arrived from another daemon; only a kill on this node
     /// is accepted that way, never a spawn, an adoption, or a kill that
     /// fans out again.
     pub(crate) fn from_frame(caller: Caller, frame: &[u8]) -> Result<NodeRequest> {
-        match Message::parse(&Frame::new_checked(frame)?)? {
+        match Message::decode(frame)? {
             Message::Kill {
                 ash,
                 sig,

@@ -8,6 +8,8 @@ use conn_core::{Error, ErrorKind, Result};
 
 use super::config::Config;
 use crate::session::lock;
+use conn_core::wire::Repr as _;
+
 use crate::wire::Message;
 use crate::{Ash, Caller, Session};
 
