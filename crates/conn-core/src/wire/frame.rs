@@ -32,6 +32,15 @@ impl Layout {
             Layout::Tagged { .. } => 8,
         }
     }
+
+    /// Bytes of a header that must be there before the frame's length is
+    /// known: through the end of the length field.
+    pub const fn length_end(self) -> usize {
+        match self {
+            Layout::LengthKind => 4,
+            Layout::Tagged { .. } => 8,
+        }
+    }
 }
 
 /// One protocol's frame format: declared once, as a type, so a frame of

@@ -5,11 +5,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Format, Repr, frame_len, header_len};
+use super::{Format, READ_ROOM, Repr, frame_len, header_len};
 use crate::{Error, ErrorKind, Result};
-
-/// The room a frame's buffer starts with, and the least it grows by.
-pub const READ_ROOM: usize = 64 * 1024;
 
 /// What one frame may cost while it arrives: [`read_frame`] asks `grow`
 /// before its buffer grows to a size (an error ends the read with it), and

@@ -27,8 +27,8 @@ mod stream;
 pub use error::{Problem, WireError};
 pub use field::{Reader, Writer};
 pub use frame::{Format, Frame, Layout, Repr, frame_len, header_len};
-pub use io::{FrameLimits, READ_ROOM, read_frame, write_frame};
-pub use stream::split_frame;
+pub use io::{FrameLimits, read_frame, write_frame};
+pub use stream::{READ_ROOM, split_frame};
 
 /// Declares a protocol's frame kinds once: the enum, its `u8` values, the
 /// name each has in errors, and the conversions both ways.

@@ -5,9 +5,10 @@ use bytes::{Bytes, BytesMut};
 
 use super::{Format, WireError, frame_len};
 
-/// The size a stream buffer is given: a burst of small frames arrives in
-/// one system call (a reader that takes 4 KiB at a time pays one `read(2)`
-/// per few dozen 100-byte frames).
+/// The size a stream buffer is given, and the room
+/// [`read_frame`](super::read_frame) starts a frame with: a burst of small
+/// frames arrives in one system call (a reader that takes 4 KiB at a time
+/// pays one `read(2)` per few dozen 100-byte frames).
 pub const READ_ROOM: usize = 64 * 1024;
 
 /// The least room a read gets before the buffer is made over.
@@ -61,7 +62,7 @@ pub fn split_frame<F: Format>(buf: &mut BytesMut) -> Result<Option<Bytes>, WireE
     let need = match frame_len::<F>(buf)? {
         Some(total) if buf.len() >= total => return Ok(Some(buf.split_to(total).freeze())),
         Some(total) => total - buf.len(),
-        None => 4 - buf.len(),
+        None => F::LAYOUT.length_end().saturating_sub(buf.len()),
     };
     make_room(buf, need);
     Ok(None)

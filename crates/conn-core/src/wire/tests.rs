@@ -246,3 +246,22 @@ fn the_frame_writer_writes_what_emit_makes() {
         assert_eq!(err.kind(), ErrorKind::Protocol);
     });
 }
+
+#[test]
+fn the_splitter_waits_for_a_whole_header_of_either_layout() {
+    let frame = named::<Tagged>("abc").to_vec().unwrap();
+    let mut buf = bytes::BytesMut::new();
+    for (i, b) in frame.iter().enumerate() {
+        assert_eq!(split_frame::<Tagged>(&mut buf), Ok(None), "{i} bytes");
+        buf.extend_from_slice(&[*b]);
+    }
+    assert_eq!(
+        &split_frame::<Tagged>(&mut buf).unwrap().unwrap()[..],
+        &frame[..]
+    );
+    buf.extend_from_slice(b"XG\x03\x07\0\0\0\0");
+    assert_eq!(
+        problem(split_frame::<Tagged>(&mut buf)),
+        Problem::BadMagic(*b"XG")
+    );
+}
