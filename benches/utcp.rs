@@ -248,10 +248,8 @@ where
     std::thread::spawn(move || {
         let file = std::fs::File::open(path).unwrap();
         // SAFETY: `file` is an open namespace file; setns moves this thread only.
-        assert_eq!(
-            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
+        let moved = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(moved, 0, "setns into the namespace");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -76,7 +76,12 @@ impl Server {
                 let addr = at.split_whitespace().next()?;
                 addr.rsplit_once(':')?.1.parse().ok()
             })
-            .unwrap_or_else(|| panic!("no `listening on tcp://` line in:\n{}", self.seen.join("\n")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `listening on tcp://` line in:\n{}",
+                    self.seen.join("\n")
+                )
+            })
     }
 
     /// Waits for a line containing `text` and returns it.

@@ -354,6 +354,16 @@ pub fn test_all() -> bool {
             "cargo test --workspace --doc --all-features --locked",
             true,
         ),
+        // Every publishable crate builds from its packaged sources alone:
+        // versioned path dependencies, license files, nothing read from
+        // outside the crate. (`--allow-dirty`: what is checked is the tree
+        // on disk, committed or not.)
+        (
+            "package",
+            "cargo package --workspace --locked --allow-dirty --exclude xtask \
+             --exclude conn-fuzz-targets --exclude conn-test-support",
+            false,
+        ),
     ];
     println!(
         "test-all: the test step includes crates/conn-mailbox/tests/chaos: three chaos schedules \
