@@ -101,6 +101,44 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     let (ash, on_a) = sleeper_in(&a, None).await;
     let (_, on_b) = sleeper_in(&b, Some(ash)).await;
 
+    // Checked first (signal 0), as JSON: one object, a node each, the
+    // dead one without an answer; exit 1 as the text form.
+    let out = sessionctl(
+        &a.socket,
+        None,
+        &[
+            "kill",
+            &ash.to_string(),
+            "-s",
+            "0",
+            "--array",
+            "lab",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{json}");
+    assert_eq!(nodes[0]["name"], "a", "{json}");
+    assert_eq!(
+        nodes[0]["outcome"]["answered"]["ash"],
+        ash.to_string(),
+        "{json}"
+    );
+    assert_eq!(
+        nodes[0]["outcome"]["answered"]["signal"]["number"], 0,
+        "{json}"
+    );
+    let checked = &nodes[0]["outcome"]["answered"]["members"][0];
+    assert_eq!(checked["member"]["process"], on_a, "{json}");
+    assert_eq!(checked["outcome"], "checked", "{json}");
+    assert_eq!(nodes[2]["name"], "c", "{json}");
+    assert_eq!(
+        nodes[2]["outcome"]["no_answer"]["kind"], "ECONNREFUSED",
+        "{json}"
+    );
+
     let report = kill_array(
         Some(&a.socket),
         "lab",

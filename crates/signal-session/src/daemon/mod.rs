@@ -99,6 +99,8 @@ pub struct Options {
     pub listen: Option<String>,
     /// Join this cluster: its nodes are then the array [`CLUSTER_ARRAY`].
     pub cluster: Option<ClusterKind>,
+    /// Print the shutdown reports as JSON lines instead of text.
+    pub json: bool,
 }
 
 /// How long shutdown waits for open connections.
@@ -216,11 +218,12 @@ pub async fn run(options: Options) -> Result<()> {
             .into_future(),
         )
     });
+    let json = options.json;
     let report = local.await.map_err(conn_core::Error::from)??;
-    announce(format_args!("sessiond stopped: clients {report}"));
+    announce_stopped("clients", &report, json);
     if let Some(remote) = remote {
         let report = remote.await.map_err(conn_core::Error::from)??;
-        announce(format_args!("sessiond stopped: peers {report}"));
+        announce_stopped("peers", &report, json);
     }
     if let Some(cluster) = cluster {
         // `stop` has fired: the thread leaves the group and ends.
@@ -318,6 +321,17 @@ fn join_cluster(
 
 /// A line on stdout for whoever started the daemon; one who stopped
 /// listening (a closed pipe) is no reason to fail.
+/// `sessiond stopped: clients REPORT`, or with `json` the line
+/// `{"sessiond_stopped":"clients","report":{...}}`.
+fn announce_stopped(who: &str, report: &conn_core::ShutdownReport, json: bool) {
+    if json {
+        let line = serde_json::json!({ "sessiond_stopped": who, "report": report });
+        announce(format_args!("{line}"));
+    } else {
+        announce(format_args!("sessiond stopped: {who} {report}"));
+    }
+}
+
 fn announce(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
