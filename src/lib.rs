@@ -16,7 +16,6 @@
 //! server.kill();
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub use conn_core as core;
 pub use conn_ipc as ipc;

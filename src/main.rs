@@ -45,6 +45,10 @@ enum Command {
         /// The kernel side's address on the TAP device, e.g. 10.7.0.1/24.
         #[arg(long, requires = "tap")]
         tap_host: Option<String>,
+        /// Print the shutdown report as one JSON line (`shutdown report:
+        /// {...}`, see `conn_core::ShutdownReport`) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Fetches a URL through the connkit client stack and prints the body;
     /// exits non-zero with a one-line reason unless the status is 2xx.
@@ -138,6 +142,7 @@ fn main() -> std::process::ExitCode {
             tap,
             tap_host,
             handover,
+            json,
         } => runtime
             .block_on(async {
                 match tap.zip(tap_host) {
@@ -149,6 +154,7 @@ fn main() -> std::process::ExitCode {
                             &host,
                             Duration::from_millis(drain_ms),
                             per_core,
+                            json,
                         )
                         .await
                     }
@@ -160,6 +166,7 @@ fn main() -> std::process::ExitCode {
                             Duration::from_millis(drain_ms),
                             per_core,
                             handover.as_deref(),
+                            json,
                         )
                         .await
                     }

@@ -116,6 +116,7 @@ pub async fn run(
     drain: Duration,
     per_core: Option<usize>,
     handover: Option<&Path>,
+    json: bool,
 ) -> Result<()> {
     let server = per_core_server(per_core);
     let threads = server.map_or(1, |s| s.threads());
@@ -231,8 +232,20 @@ pub async fn run(
         report = &mut serving => report?,
         () = handing => unreachable!("the handover side never ends on its own"),
     };
-    say(format_args!("shutdown report: {report}"));
+    say_report(&report, json);
     Ok(())
+}
+
+/// `shutdown report: REPORT`, as text or (`json`) one JSON object.
+fn say_report(report: &crate::core::ShutdownReport, json: bool) {
+    if json {
+        match serde_json::to_string(report) {
+            Ok(line) => say(format_args!("shutdown report: {line}")),
+            Err(e) => say(format_args!("shutdown report: (not as JSON: {e}) {report}")),
+        }
+    } else {
+        say(format_args!("shutdown report: {report}"));
+    }
 }
 
 /// Offers `offered` on `path` until a successor takes them (then leaves the
@@ -305,6 +318,7 @@ pub async fn run_tap(
     host: &str,
     drain: Duration,
     per_core: Option<usize>,
+    json: bool,
 ) -> Result<()> {
     use crate::core::{Endpoint, Error, ErrorKind};
     use crate::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
@@ -392,7 +406,7 @@ pub async fn run_tap(
                 .await?
         }
     };
-    say(format_args!("shutdown report: {report}"));
+    say_report(&report, json);
     Ok(())
 }
 

@@ -53,7 +53,6 @@
 //! println!("{report}");
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub mod activation;
 #[cfg(feature = "auth")]

@@ -293,3 +293,25 @@ fn mode_with_an_abstract_socket_is_an_error_that_says_why() {
     assert!(err.contains("abstract socket has no file"), "{err}");
     assert!(err.contains(&name), "{err}");
 }
+
+#[tokio::test]
+async fn with_json_mailboxd_prints_its_shutdown_report_as_one_json_object() {
+    let mut d = Daemon::start(&["--json"]);
+    let polite = connect(&d, "polite", false).await;
+    polite.disconnect(soon()).await.unwrap();
+    // A client that vanishes without a word: cut by the peer, not closed.
+    let rude = connect(&d, "rude", false).await;
+    drop(rude);
+    d.wait_log("without a goodbye");
+    d.sigterm();
+    assert!(d.wait(), "mailboxd exits 0 on SIGTERM");
+    let out = d.out_text();
+    let report: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("one JSON object on stdout ({e}): {out:?}"));
+    // Daemon::start's probe (connected and closed, no hello), polite, rude.
+    assert_eq!(report["accepted"], 3, "{report}");
+    assert_eq!(report["closed"], 2, "{report}");
+    assert_eq!(report["cut_by_peer"], 1, "{report}");
+    assert_eq!(report["killed"], 0, "{report}");
+    assert_eq!(report["errors"]["total"], 0, "{report}");
+}

@@ -45,7 +45,6 @@
 //! client.close(Deadline::NEVER).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod addr;
 mod listener;

@@ -92,6 +92,10 @@ pub enum SessionCommand {
         /// How long an array's nodes have to answer, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u64,
+        /// Print the report as one JSON object (the local report, or
+        /// `{"nodes": [...]}` for an array) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Run sessiond in the foreground.
     Daemon(DaemonArgs),
@@ -113,6 +117,10 @@ pub struct DaemonArgs {
     /// is all of its nodes (needs the `corosync` cargo feature).
     #[arg(long, value_enum, value_name = "KIND")]
     pub cluster: Option<ClusterKind>,
+    /// Print the shutdown reports as JSON lines (`{"sessiond_stopped":
+    /// "clients" | "peers", "report": {...}}`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl DaemonArgs {
@@ -128,6 +136,7 @@ impl DaemonArgs {
             socket,
             listen: self.listen,
             cluster: self.cluster,
+            json: self.json,
         })
     }
 }
@@ -170,6 +179,11 @@ pub async fn run(args: SessionArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn print_json(out: &mut impl Write, report: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, report)?;
+    writeln!(out)
 }
 
 fn print_report(out: &mut impl Write, report: &KillReport) -> std::io::Result<()> {
@@ -223,13 +237,18 @@ async fn execute(args: SessionArgs) -> Result<bool> {
             array,
             atomic,
             deadline_ms,
+            json,
         } => {
             let sig = parse_signal(&signal)?.raw();
             let mut client = connect().await?;
             match array {
                 None => {
                     let report = client.kill(ash, sig, atomic).await?;
-                    print_report(&mut out, &report).map_err(io)?;
+                    if json {
+                        print_json(&mut out, &report).map_err(io)?;
+                    } else {
+                        print_report(&mut out, &report).map_err(io)?;
+                    }
                     Ok(report.all_reached())
                 }
                 Some(array) => {
@@ -237,13 +256,15 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                     let report = client
                         .kill_array(&array, ash, sig, atomic, deadline)
                         .await?;
-                    let mut all = true;
+                    if json {
+                        print_json(&mut out, &report).map_err(io)?;
+                        return Ok(report.all_reached());
+                    }
                     for node in &report.nodes {
                         match &node.outcome {
                             NodeOutcome::Answered(r) => {
                                 write!(out, "node {} ({}): ", node.name, node.addr).map_err(io)?;
                                 print_report(&mut out, r).map_err(io)?;
-                                all &= r.all_reached();
                             }
                             NodeOutcome::Refused { message, .. } => {
                                 writeln!(
@@ -252,7 +273,6 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                                     node.name, node.addr
                                 )
                                 .map_err(io)?;
-                                all = false;
                             }
                             NodeOutcome::NoAnswer { message, .. } => {
                                 writeln!(
@@ -261,16 +281,14 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                                     node.name, node.addr
                                 )
                                 .map_err(io)?;
-                                all = false;
                             }
                             NodeOutcome::Left { message } => {
                                 writeln!(out, "node {} ({}): {message}", node.name, node.addr)
                                     .map_err(io)?;
-                                all = false;
                             }
                         }
                     }
-                    Ok(all)
+                    Ok(report.all_reached())
                 }
             }
         }

@@ -84,7 +84,7 @@ pub struct Client {
 /// assert_eq!(cluster.left(), ["n3"]);
 /// assert_eq!(cluster.silent(), ["n3"]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ArrayReport {
     /// One entry per node of the array, in configuration order.
     pub nodes: Vec<NodeResult>,
@@ -97,6 +97,14 @@ impl ArrayReport {
             NodeOutcome::Answered(r) => Some((n.name.as_str(), r)),
             _ => None,
         })
+    }
+
+    /// True when every node answered and reached every member: what
+    /// `session kill --array` exits 0 on.
+    pub fn all_reached(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| matches!(&n.outcome, NodeOutcome::Answered(r) if r.all_reached()))
     }
 
     /// The names of the nodes that did not answer: none by the deadline,

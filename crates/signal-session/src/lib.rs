@@ -46,7 +46,6 @@
 //! assert!(!worker.wait().await?.success());         // the process got SIGTERM
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod ash;
 mod backend;

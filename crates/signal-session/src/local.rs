@@ -14,7 +14,8 @@ use crate::session::Inner;
 use crate::{Member, Outcome, Signal};
 
 /// Names one in-process member within its session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct MemberId(pub(crate) u64);
 
 impl fmt::Display for MemberId {

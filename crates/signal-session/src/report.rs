@@ -7,7 +7,11 @@ use conn_core::ErrorKind;
 use crate::{Ash, MemberId, Signal};
 
 /// One member of a session, as a [`KillReport`] names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Serializes as `{"process": PID}`, `{"task": ID}`, `{"shutdown": ID}` or
+/// `{"connection": ID}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Member {
     /// A process, by pid.
     Process(u32),
@@ -20,7 +24,11 @@ pub enum Member {
 }
 
 /// What happened to one member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Serializes as `"signalled"`, `"checked"`, `"already_gone"`,
+/// `"permission_denied"`, `"ignored"` or `{"failed": "ERRNO"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The signal was delivered.
     Signalled,
@@ -123,6 +131,32 @@ impl KillReport {
         self.members
             .iter()
             .all(|(_, o)| !matches!(o, Outcome::PermissionDenied | Outcome::Failed(_)))
+    }
+}
+
+/// `{"ash", "signal": {"number", "name"}, "atomic", "all_reached",
+/// "members": [{"member", "outcome"}, ...]}`, as `session kill --json`
+/// prints it.
+impl serde::Serialize for KillReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            member: &'a Member,
+            outcome: &'a Outcome,
+        }
+        let members: Vec<Line<'_>> = self
+            .members
+            .iter()
+            .map(|(member, outcome)| Line { member, outcome })
+            .collect();
+        let mut s = serializer.serialize_struct("KillReport", 5)?;
+        s.serialize_field("ash", &self.ash)?;
+        s.serialize_field("signal", &self.signal)?;
+        s.serialize_field("atomic", &self.atomic)?;
+        s.serialize_field("all_reached", &self.all_reached())?;
+        s.serialize_field("members", &members)?;
+        s.end()
     }
 }
 

@@ -35,6 +35,46 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
+#[test]
+fn kill_json_names_each_member_and_its_outcome_and_sessiond_json_its_reports() {
+    let mut daemon = Sessiond::start(&["--json"]);
+    let new = sessionctl(&daemon.socket, None, &["new"]);
+    assert!(new.status.success(), "{}", text(&new));
+    let ash = String::from_utf8(new.stdout).unwrap().trim().to_owned();
+    let spawned = sessionctl(&daemon.socket, None, &["spawn", &ash, "--", "sleep", "100"]);
+    assert!(spawned.status.success(), "{}", text(&spawned));
+    let pid: u64 = String::from_utf8(spawned.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    let out = sessionctl(
+        &daemon.socket,
+        None,
+        &["kill", &ash, "-s", "TERM", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ash"], ash, "{json}");
+    assert_eq!(json["signal"]["name"], "SIGTERM", "{json}");
+    assert_eq!(json["signal"]["number"], libc::SIGTERM, "{json}");
+    assert_eq!(json["atomic"], false, "{json}");
+    assert_eq!(json["all_reached"], true, "{json}");
+    assert_eq!(json["members"][0]["member"]["process"], pid, "{json}");
+    assert_eq!(json["members"][0]["outcome"], "signalled", "{json}");
+
+    let (status, rest) = daemon.terminate();
+    assert!(status.success(), "{rest}");
+    let clients = rest
+        .lines()
+        .find(|l| l.contains("\"sessiond_stopped\":\"clients\""))
+        .unwrap_or_else(|| panic!("no clients report line in:\n{rest}"));
+    let line: serde_json::Value = serde_json::from_str(clients).unwrap();
+    assert!(line["report"]["accepted"].as_u64().unwrap() >= 3, "{line}");
+    assert_eq!(line["report"]["killed"], 0, "{line}");
+}
+
 #[tokio::test]
 async fn a_session_made_by_a_short_lived_client_outlives_it_and_is_killed_per_member() {
     let daemon = Sessiond::start(&[]);

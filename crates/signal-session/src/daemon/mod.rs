@@ -27,7 +27,12 @@
 //!   pass over all sessions every `sweep_ms` (default 1 s), not a watch
 //!   per session.
 //! * With `listen` and `secret_file` configured, peer daemons reach it over
-//!   TCP to kill on this node for an array-wide kill (see `remote`).
+//!   TCP to kill on this node for an array-wide kill (see `remote`). The
+//!   secret file must be private to its owner (mode 600, as ssh wants a
+//!   private key), or sessiond refuses to start.
+//! * Socket activation: listening sockets passed by a service manager
+//!   (`LISTEN_FDS`) are used as they are: a Unix-domain one in place of
+//!   `--socket`, an inet one in place of `listen`.
 //! * With `--cluster corosync` (cargo feature `corosync`) it joins the CPG
 //!   group [`CLUSTER_GROUP`] through the local corosync, and the array
 //!   named [`CLUSTER_ARRAY`] is the whole cluster: a kill goes out on CPG
@@ -94,6 +99,8 @@ pub struct Options {
     pub listen: Option<String>,
     /// Join this cluster: its nodes are then the array [`CLUSTER_ARRAY`].
     pub cluster: Option<ClusterKind>,
+    /// Print the shutdown reports as JSON lines instead of text.
+    pub json: bool,
 }
 
 /// How long shutdown waits for open connections.
@@ -137,19 +144,34 @@ pub async fn run(options: Options) -> Result<()> {
         Some(calls) => Some(join_cluster(daemon.clone(), calls, stop.clone())?),
         None => None,
     };
-    let ipc = IpcListener::options().mode(0o666).bind(&socket)?;
-    let tcp = match (&daemon.config.listen, &daemon.secret) {
-        (Some(addr), Some(_)) => Some(TcpListener::bind(addr.as_str())?),
-        (Some(addr), None) => {
+    let passed = Passed::take()?;
+    let (ipc, ipc_at) = match passed.ipc {
+        Some(ipc) => {
+            let at = ipc.endpoint().to_string();
+            (ipc, at)
+        }
+        None => (
+            IpcListener::options().mode(0o666).bind(&socket)?,
+            format!("ipc:{}", socket.display()),
+        ),
+    };
+    let tcp = match (passed.tcp, &daemon.config.listen, &daemon.secret) {
+        (Some(tcp), _, Some(_)) => Some(tcp),
+        (None, Some(addr), Some(_)) => Some(TcpListener::bind(addr.as_str())?),
+        (Some(tcp), _, None) => {
+            let addr = tcp.local_addr();
+            tracing::warn!(
+                "not listening on the passed socket {addr}: no secret_file, and peers must authenticate"
+            );
+            None
+        }
+        (None, Some(addr), None) => {
             tracing::warn!("not listening on {addr}: no secret_file, and peers must authenticate");
             None
         }
-        _ => None,
+        (None, None, _) => None,
     };
-    announce(format_args!(
-        "sessiond listening on ipc:{}",
-        socket.display()
-    ));
+    announce(format_args!("sessiond listening on {ipc_at}"));
     if let Some(tcp) = &tcp {
         announce(format_args!(
             "sessiond listening on tcp:{}",
@@ -196,17 +218,63 @@ pub async fn run(options: Options) -> Result<()> {
             .into_future(),
         )
     });
+    let json = options.json;
     let report = local.await.map_err(conn_core::Error::from)??;
-    announce(format_args!("sessiond stopped: clients {report}"));
+    announce_stopped("clients", &report, json);
     if let Some(remote) = remote {
         let report = remote.await.map_err(conn_core::Error::from)??;
-        announce(format_args!("sessiond stopped: peers {report}"));
+        announce_stopped("peers", &report, json);
     }
     if let Some(cluster) = cluster {
         // `stop` has fired: the thread leaves the group and ends.
         let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
     }
     Ok(())
+}
+
+/// The listening sockets a service manager passed (`LISTEN_FDS`, see
+/// [`conn_core::activation`]): a Unix-domain one is the clients' socket in
+/// place of `--socket`, an inet one the peers' TCP listener in place of
+/// `listen`. With it a socket unit (or a test) owns the address, so nothing
+/// races sessiond for it.
+#[derive(Default)]
+struct Passed {
+    ipc: Option<IpcListener>,
+    tcp: Option<TcpListener>,
+}
+
+impl Passed {
+    fn take() -> Result<Passed> {
+        use rustix::net::AddressFamily;
+        let mut passed = Passed::default();
+        for named in conn_core::activation::listen_fds_with_names()? {
+            let family = rustix::net::getsockname(&named.fd)
+                .map(|addr| addr.address_family())
+                .map_err(|e| {
+                    conn_core::Error::from(std::io::Error::from(e))
+                        .during("take passed sockets")
+                        .on(format_args!("LISTEN_FDS socket {:?}", named.name))
+                })?;
+            let taken = match family {
+                AddressFamily::UNIX if passed.ipc.is_none() => {
+                    passed.ipc = Some(IpcListener::from_fd(named.fd)?);
+                    true
+                }
+                AddressFamily::INET | AddressFamily::INET6 if passed.tcp.is_none() => {
+                    passed.tcp = Some(TcpListener::from_fd(named.fd)?);
+                    true
+                }
+                _ => false,
+            };
+            if !taken {
+                return Err(conn_core::Error::new(conn_core::ErrorKind::InvalidType)
+                    .during("take passed sockets")
+                    .on(format_args!("LISTEN_FDS socket {:?}", named.name))
+                    .detail("sessiond takes one Unix-domain and one TCP listening socket; this one is neither or a second"));
+            }
+        }
+        Ok(passed)
+    }
 }
 
 /// Retires empty sessions every `sweep_ms` until `stop`: one pass over all
@@ -253,6 +321,17 @@ fn join_cluster(
 
 /// A line on stdout for whoever started the daemon; one who stopped
 /// listening (a closed pipe) is no reason to fail.
+/// `sessiond stopped: clients REPORT`, or with `json` the line
+/// `{"sessiond_stopped":"clients","report":{...}}`.
+fn announce_stopped(who: &str, report: &conn_core::ShutdownReport, json: bool) {
+    if json {
+        let line = serde_json::json!({ "sessiond_stopped": who, "report": report });
+        announce(format_args!("{line}"));
+    } else {
+        announce(format_args!("sessiond stopped: {who} {report}"));
+    }
+}
+
 fn announce(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

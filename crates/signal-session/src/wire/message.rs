@@ -50,7 +50,7 @@ conn_core::wire_kinds! {
 
 /// One node's part of an array-wide kill, whichever way the array is
 /// reached (TCP to configured peers, or the corosync cluster over CPG).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct NodeResult {
     /// The node's name: in the array configuration, or in corosync's
     /// nodelist for the cluster.
@@ -63,7 +63,11 @@ pub struct NodeResult {
 }
 
 /// What one node of an array answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializes as `{"answered": REPORT}`, `{"refused": {"kind", "message"}}`,
+/// `{"no_answer": {"kind", "message"}}` or `{"left": {"message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NodeOutcome {
     /// The node signalled its members: its report.
     Answered(KillReport),
