@@ -11,7 +11,7 @@ use super::Mailbox;
 /// that many UTF-8 bytes.
 ///
 /// Parsed, it is a checked view over the frame's bytes: every length and
-/// every name's UTF-8 was checked once by [`Repr::parse`](super::Repr::parse),
+/// every name's UTF-8 was checked once by [`Repr::parse`](conn_core::wire::Repr::parse),
 /// and nothing was allocated. To emit, it borrows the caller's list.
 ///
 /// ```
