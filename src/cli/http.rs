@@ -181,8 +181,9 @@ pub async fn run(
     let stop_offering = tokio_util::sync::CancellationToken::new();
     let signal = {
         let stop_offering = stop_offering.clone();
+        let shutdown = shutdown_signal(drain, health, handed_rx);
         async move {
-            shutdown_signal(drain, health, handed_rx).await;
+            shutdown.await;
             stop_offering.cancel();
         }
     };
@@ -453,22 +454,26 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
 /// `handed` resolving with a successor's pid (a handover) begins the same
 /// drain; a dropped sender never does.
 #[cfg_attr(not(feature = "tonic"), allow(unused_mut, unused_variables))]
-async fn shutdown_signal(
+fn shutdown_signal(
     drain: Duration,
     mut health: Health,
     handed: tokio::sync::oneshot::Receiver<i32>,
-) {
-    let successor = tokio::select! {
-        () = super::terminate_signal() => None,
-        Ok(pid) = handed => Some(pid),
-    };
-    #[cfg(feature = "tonic")]
-    crate::http::tonic::health_draining(&mut health, &[]).await;
-    match successor {
-        None => say(format_args!("shutting down, draining for up to {drain:?}")),
-        Some(pid) => say(format_args!(
-            "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
-        )),
+) -> impl std::future::Future<Output = ()> {
+    // Installed now, before the server says it listens.
+    let terminated = super::terminate_signal();
+    async move {
+        let successor = tokio::select! {
+            () = terminated => None,
+            Ok(pid) = handed => Some(pid),
+        };
+        #[cfg(feature = "tonic")]
+        crate::http::tonic::health_draining(&mut health, &[]).await;
+        match successor {
+            None => say(format_args!("shutting down, draining for up to {drain:?}")),
+            Some(pid) => say(format_args!(
+                "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
+            )),
+        }
     }
 }
 

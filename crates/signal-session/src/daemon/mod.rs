@@ -171,6 +171,9 @@ pub async fn run(options: Options) -> Result<()> {
         }
         (None, None, _) => None,
     };
+    // The handlers first: whoever reads the line below may SIGTERM at once.
+    let mut term = signal(SignalKind::terminate()).map_err(conn_core::Error::from)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(conn_core::Error::from)?;
     announce(format_args!("sessiond listening on {ipc_at}"));
     if let Some(tcp) = &tcp {
         announce(format_args!(
@@ -179,8 +182,6 @@ pub async fn run(options: Options) -> Result<()> {
         ));
     }
 
-    let mut term = signal(SignalKind::terminate()).map_err(conn_core::Error::from)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(conn_core::Error::from)?;
     let trigger = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
