@@ -117,8 +117,8 @@ pub struct DaemonArgs {
     /// is all of its nodes (needs the `corosync` cargo feature).
     #[arg(long, value_enum, value_name = "KIND")]
     pub cluster: Option<ClusterKind>,
-    /// Print the shutdown reports as JSON lines (`{"sessiond_stopped":
-    /// "clients" | "peers", "report": {...}}`) instead of text.
+    /// Print the shutdown report (clients and peers in one) as one JSON
+    /// line, `sessiond stopped: {...}`, instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -136,9 +136,36 @@ impl DaemonArgs {
             socket,
             listen: self.listen,
             cluster: self.cluster,
-            json: self.json,
         })
     }
+}
+
+/// Runs a sessiond with `options` until SIGTERM or SIGINT, then prints its
+/// shutdown report on stdout: `sessiond stopped: REPORT`, the report as
+/// text or (`json`) as one JSON object. `sessiond` and `connkit session
+/// daemon` both run this.
+pub async fn run_daemon(options: Options, json: bool) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed before the daemon says it listens: whoever reads that line
+    // may SIGTERM at once.
+    let mut term = signal(SignalKind::terminate()).map_err(Error::from)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::from)?;
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    let report = crate::daemon::run(options, stop).await?;
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::from(e).during("print the shutdown report");
+    if json {
+        write!(out, "sessiond stopped: ").map_err(io)?;
+        print_json(&mut out, &report).map_err(io)?;
+    } else {
+        writeln!(out, "sessiond stopped: {report}").map_err(io)?;
+    }
+    out.flush().map_err(io)
 }
 
 /// Parses `TERM`, `SIGTERM`, `15` or `0`.
@@ -202,7 +229,8 @@ async fn execute(args: SessionArgs) -> Result<bool> {
     match args.command {
         SessionCommand::Daemon(daemon) => {
             drop(out);
-            crate::daemon::run(daemon.options(Some(server))?).await?;
+            let json = daemon.json;
+            run_daemon(daemon.options(Some(server))?, json).await?;
             Ok(true)
         }
         SessionCommand::New { ash } => {

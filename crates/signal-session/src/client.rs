@@ -38,7 +38,8 @@ pub fn default_socket() -> PathBuf {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// // A sessiond of our own, in this process for the example.
 /// let socket = std::env::temp_dir().join(format!("sessiond-doc-{}.sock", std::process::id()));
-/// tokio::spawn(run(Options { socket: Some(socket.clone()), ..Options::default() }));
+/// let options = Options { socket: Some(socket.clone()), ..Options::default() };
+/// tokio::spawn(run(options, std::future::pending()));
 /// let mut client = loop {
 ///     match Client::connect(&socket, Deadline::NOW).await {
 ///         Ok(c) => break c,

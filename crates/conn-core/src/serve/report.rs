@@ -183,6 +183,25 @@ impl ShutdownReport {
         self.drain = self.drain.max(other.drain);
         self.threads += other.threads;
     }
+
+    /// Adds the report of another listener served on the same threads (a
+    /// daemon's Unix socket and its TCP port): as [`merge`](Self::merge),
+    /// but the threads are not counted twice.
+    ///
+    /// ```
+    /// use conn_core::ShutdownReport;
+    ///
+    /// let (mut clients, mut peers) = (ShutdownReport::default(), ShutdownReport::default());
+    /// (clients.accepted, clients.threads) = (3, 1);
+    /// (peers.accepted, peers.threads) = (2, 1);
+    /// clients.merge_listener(peers);
+    /// assert_eq!((clients.accepted, clients.threads), (5, 1));
+    /// ```
+    pub fn merge_listener(&mut self, other: ShutdownReport) {
+        let threads = self.threads.max(other.threads);
+        self.merge(other);
+        self.threads = threads;
+    }
 }
 
 impl fmt::Display for ShutdownReport {

@@ -41,8 +41,9 @@
 //!   left the group during the call (see `cluster`). Both ways share one
 //!   request and one report ([`crate::wire::NodeResult`]).
 //! * A client sending bytes that are not a frame is logged and dropped;
-//!   the daemon goes on. SIGTERM or SIGINT shut it down gracefully
-//!   through conn-core's `serve`.
+//!   the daemon goes on. [`run`]'s `shutdown` future (SIGTERM or SIGINT in
+//!   the binaries) shuts it down gracefully through conn-core's `serve`,
+//!   and one `ShutdownReport` of clients and peers comes back.
 
 mod array;
 mod auth;
@@ -58,10 +59,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conn_core::{Result, serve};
+use conn_core::{Result, ShutdownReport, serve};
 use conn_ipc::IpcListener;
 use conn_tcp::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tower::service_fn;
 
@@ -99,17 +99,22 @@ pub struct Options {
     pub listen: Option<String>,
     /// Join this cluster: its nodes are then the array [`CLUSTER_ARRAY`].
     pub cluster: Option<ClusterKind>,
-    /// Print the shutdown reports as JSON lines instead of text.
-    pub json: bool,
 }
 
 /// How long shutdown waits for open connections.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// Runs a sessiond until SIGTERM or SIGINT. Prints `sessiond listening on
+/// Runs a sessiond until `shutdown` resolves, then drains its clients and
+/// peers (for up to 2 s each) and returns one report of both listeners
+/// ([`ShutdownReport::merge_listener`]). Prints `sessiond listening on
 /// ipc:PATH` (and `... on tcp:ADDR`) on stdout once it accepts, so whoever
-/// started it knows where it is, a port 0 resolved.
-pub async fn run(options: Options) -> Result<()> {
+/// started it knows where it is, a port 0 resolved. The same shape as
+/// mailboxd's `conn_mailbox::daemon::run`; [`crate::cli::run_daemon`] runs
+/// it until SIGTERM or SIGINT and prints the report.
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<ShutdownReport> {
     let mut config = options.config;
     let socket = options
         .socket
@@ -171,9 +176,6 @@ pub async fn run(options: Options) -> Result<()> {
         }
         (None, None, _) => None,
     };
-    // The handlers first: whoever reads the line below may SIGTERM at once.
-    let mut term = signal(SignalKind::terminate()).map_err(conn_core::Error::from)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(conn_core::Error::from)?;
     announce(format_args!("sessiond listening on {ipc_at}"));
     if let Some(tcp) = &tcp {
         announce(format_args!(
@@ -185,10 +187,10 @@ pub async fn run(options: Options) -> Result<()> {
     let trigger = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            () = shutdown => tracing::info!("shutting down"),
+            // Ended otherwise (a lost cluster): nothing more to wait for.
+            () = trigger.cancelled() => {}
         }
-        tracing::info!("shutting down");
         trigger.cancel();
     });
 
@@ -219,18 +221,15 @@ pub async fn run(options: Options) -> Result<()> {
             .into_future(),
         )
     });
-    let json = options.json;
-    let report = local.await.map_err(conn_core::Error::from)??;
-    announce_stopped("clients", &report, json);
+    let mut report = local.await.map_err(conn_core::Error::from)??;
     if let Some(remote) = remote {
-        let report = remote.await.map_err(conn_core::Error::from)??;
-        announce_stopped("peers", &report, json);
+        report.merge_listener(remote.await.map_err(conn_core::Error::from)??);
     }
     if let Some(cluster) = cluster {
         // `stop` has fired: the thread leaves the group and ends.
         let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
     }
-    Ok(())
+    Ok(report)
 }
 
 /// The listening sockets a service manager passed (`LISTEN_FDS`, see
@@ -322,17 +321,6 @@ fn join_cluster(
 
 /// A line on stdout for whoever started the daemon; one who stopped
 /// listening (a closed pipe) is no reason to fail.
-/// `sessiond stopped: clients REPORT`, or with `json` the line
-/// `{"sessiond_stopped":"clients","report":{...}}`.
-fn announce_stopped(who: &str, report: &conn_core::ShutdownReport, json: bool) {
-    if json {
-        let line = serde_json::json!({ "sessiond_stopped": who, "report": report });
-        announce(format_args!("{line}"));
-    } else {
-        announce(format_args!("sessiond stopped: {who} {report}"));
-    }
-}
-
 fn announce(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
