@@ -1,5 +1,8 @@
 //! The `connkit` command: `connkit demo` and friends.
 
+mod cli;
+mod demo;
+
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -21,7 +24,7 @@ enum Command {
     /// gracefully and prints the report.
     Http {
         #[command(flatten)]
-        settings: connkit::cli::http::SettingsArgs,
+        settings: cli::http::SettingsArgs,
         /// Where to listen, e.g. ipc:///tmp/x.sock or mem://name.
         #[arg(long)]
         listen: String,
@@ -68,7 +71,7 @@ enum Command {
     },
     /// Sessions of processes signalled as one, through sessiond: new,
     /// spawn, adopt, list, members, kill, daemon.
-    Session(connkit::cli::session::SessionArgs),
+    Session(cli::session::SessionArgs),
     /// A mailboxd client: interactive (join, leave, send, receive, quit on
     /// stdin) without a subcommand, else one scriptable step.
     Mailbox {
@@ -130,9 +133,9 @@ fn main() -> std::process::ExitCode {
     let registry = connkit::registry();
     let result = match cli.command {
         // Its own exit statuses: 1 when some member was not reached.
-        Command::Session(args) => return runtime.block_on(connkit::cli::session::run(args)),
+        Command::Session(args) => return runtime.block_on(cli::session::run(args)),
         Command::Demo => runtime
-            .block_on(connkit::demo::run(&mut std::io::stdout()))
+            .block_on(demo::run(&mut std::io::stdout()))
             .map_err(|e| e.to_string()),
         Command::Http {
             settings,
@@ -147,7 +150,7 @@ fn main() -> std::process::ExitCode {
             .block_on(async {
                 match tap.zip(tap_host) {
                     Some((tap, host)) => {
-                        connkit::cli::http::run_tap(
+                        cli::http::run_tap(
                             &settings.to_http(),
                             &listen,
                             &tap,
@@ -159,7 +162,7 @@ fn main() -> std::process::ExitCode {
                         .await
                     }
                     None => {
-                        connkit::cli::http::run(
+                        cli::http::run(
                             &settings.to_http(),
                             &registry,
                             &listen,
@@ -178,7 +181,7 @@ fn main() -> std::process::ExitCode {
             timeout_ms,
             http2,
             url,
-        } => runtime.block_on(connkit::cli::get::run(
+        } => runtime.block_on(cli::get::run(
             &registry,
             &url,
             via.as_deref(),
@@ -192,7 +195,7 @@ fn main() -> std::process::ExitCode {
             json,
             step,
         } => {
-            use connkit::cli::mailbox::Step;
+            use cli::mailbox::Step;
             let name = name.unwrap_or_else(|| format!("c{}", std::process::id() % 10_000_000));
             let step = match step {
                 None => Step::Interactive,
@@ -200,8 +203,8 @@ fn main() -> std::process::ExitCode {
                 Some(MailboxStep::Send { group, text }) => Step::Send { group, text },
                 Some(MailboxStep::Listen { group, count }) => Step::Listen { group, count },
             };
-            let secret = connkit::cli::mailbox::secret_file(secret);
-            runtime.block_on(connkit::cli::mailbox::run(
+            let secret = cli::mailbox::secret_file(secret);
+            runtime.block_on(cli::mailbox::run(
                 &daemon,
                 &name,
                 secret.as_deref(),

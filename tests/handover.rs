@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+/// The environment variable `connkit http` reads to pause before it
+/// confirms a handover (a test hook, src/cli/http.rs).
+const PAUSE_BEFORE_CONFIRM: &str = "CONNKIT_HANDOVER_PAUSE_BEFORE_CONFIRM_MS";
+
 /// How long any one expected line may take to appear.
 const LINE_WITHIN: Duration = Duration::from_secs(20);
 
@@ -441,7 +445,7 @@ fn a_successor_killed_before_it_confirms_leaves_the_server_serving() {
     });
 
     let mut cmd = Server::command(&listen, &handover);
-    cmd.env(connkit::cli::http::PAUSE_BEFORE_CONFIRM, "30000");
+    cmd.env(PAUSE_BEFORE_CONFIRM, "30000");
     let mut doomed = Server::spawn(cmd);
     doomed.wait_for("received 1 listener(s)");
     doomed.wait_for("pausing");

@@ -8,10 +8,10 @@ use std::future::IntoFuture;
 use std::path::Path;
 
 use super::listeners::{self, Listeners, Origin, SocketFiles};
-use crate::core::handover;
-use crate::core::serve::Server;
-use crate::core::{Endpoint, Registry, Result, serve};
-use crate::http::{Http, Protocols, Routes, Stats};
+use connkit::core::handover;
+use connkit::core::serve::Server;
+use connkit::core::{Endpoint, Registry, Result, serve};
+use connkit::http::{Http, Protocols, Routes, Stats};
 
 /// The server's settings as `connkit http` flags ([`Http`]'s defaults
 /// where a flag is not given).
@@ -104,7 +104,7 @@ const RELEASE_WITHIN: Duration = Duration::from_secs(10);
 /// runtime and listener ([`Server::per_core`]); `Some(0)` means one per core.
 ///
 /// The listeners come, in this order of preference, from a live
-/// predecessor offering on `handover` (see [`crate::core::handover`]),
+/// predecessor offering on `handover` (see [`connkit::core::handover`]),
 /// from systemd (`LISTEN_FDS`, `LISTEN_FDNAMES`), or from binding `listen`.
 /// With `handover`, the server then offers its own listeners on that path;
 /// a successor that takes them and confirms ends this server as SIGTERM
@@ -125,7 +125,7 @@ pub async fn run(
         Some(path) => handover::take(path).await?,
         None => None,
     };
-    let systemd = crate::core::activation::listen_fds_with_names()?;
+    let systemd = connkit::core::activation::listen_fds_with_names()?;
     let (listeners, confirmation, origin) = match inherited {
         Some(received) => {
             let pid = received.confirmation.predecessor();
@@ -157,7 +157,7 @@ pub async fn run(
                 None => vec![registry.bind(listen).await?],
                 Some(server) => registry.bind_per_core(listen, server.threads()).await?,
             };
-            let endpoint = crate::core::Listener::local_endpoint(&listeners[0]);
+            let endpoint = connkit::core::Listener::local_endpoint(&listeners[0]);
             let l = listeners::Listeners {
                 listeners,
                 endpoint,
@@ -238,7 +238,7 @@ pub async fn run(
 }
 
 /// `shutdown report: REPORT`, as text or (`json`) one JSON object.
-fn say_report(report: &crate::core::ShutdownReport, json: bool) {
+fn say_report(report: &connkit::core::ShutdownReport, json: bool) {
     if json {
         match serde_json::to_string(report) {
             Ok(line) => say(format_args!("shutdown report: {line}")),
@@ -254,7 +254,7 @@ fn say_report(report: &crate::core::ShutdownReport, json: bool) {
 /// fires; each refused or abandoned attempt is told on stdout.
 async fn offer(
     path: &Path,
-    offered: Vec<crate::core::activation::NamedFd>,
+    offered: Vec<connkit::core::activation::NamedFd>,
     files: &SocketFiles,
     handed: tokio::sync::oneshot::Sender<i32>,
     stop: &tokio_util::sync::CancellationToken,
@@ -321,8 +321,8 @@ pub async fn run_tap(
     per_core: Option<usize>,
     json: bool,
 ) -> Result<()> {
-    use crate::core::{Endpoint, Error, ErrorKind};
-    use crate::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
+    use connkit::core::{Endpoint, Error, ErrorKind};
+    use connkit::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
     let bad = |what: &str| {
         Error::new(ErrorKind::InvalidType)
             .during("http --tap")
@@ -375,7 +375,7 @@ pub async fn run_tap(
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
-            let listener = UtcpListener::bind(&stack, addr.port(), crate::utcp::REGISTRY_BACKLOG)?;
+            let listener = UtcpListener::bind(&stack, addr.port(), connkit::utcp::REGISTRY_BACKLOG)?;
             say(format_args!("listening on {endpoint}"));
             serve(listener, handler)
                 .with_graceful_shutdown(signal, drain)
@@ -399,7 +399,7 @@ pub async fn run_tap(
                             .ok_or_else(|| bad(&format!("no queue for thread {core}")))?;
                         // Built here, so this thread's runtime drives the stack.
                         let stack = builder.build()?;
-                        UtcpListener::bind(&stack, port, crate::utcp::REGISTRY_BACKLOG)
+                        UtcpListener::bind(&stack, port, connkit::utcp::REGISTRY_BACKLOG)
                     },
                     handler,
                 )
@@ -424,7 +424,7 @@ fn per_core_server(per_core: Option<usize>) -> Option<Server> {
 /// gRPC health service `grpc.health.v1.Health` beside them on the same
 /// listener (gRPC requests to it, the rest to the routes).
 #[cfg(feature = "tonic")]
-type App = crate::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
+type App = connkit::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
 #[cfg(not(feature = "tonic"))]
 type App = Routes;
 
@@ -440,7 +440,7 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
     {
         let (reporter, health) = tonic_health::server::health_reporter();
         let grpc = tonic::service::Routes::new(health);
-        (crate::http::tonic::GrpcOr::new(grpc, routes), reporter)
+        (connkit::http::tonic::GrpcOr::new(grpc, routes), reporter)
     }
     #[cfg(not(feature = "tonic"))]
     (routes, ())
@@ -467,7 +467,7 @@ fn shutdown_signal(
             Ok(pid) = handed => Some(pid),
         };
         #[cfg(feature = "tonic")]
-        crate::http::tonic::health_draining(&mut health, &[]).await;
+        connkit::http::tonic::health_draining(&mut health, &[]).await;
         match successor {
             None => say(format_args!("shutting down, draining for up to {drain:?}")),
             Some(pid) => say(format_args!(

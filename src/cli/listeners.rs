@@ -4,11 +4,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::core::activation::NamedFd;
-use crate::core::lifecycle::SplitListener;
-use crate::core::{BoxListener, Endpoint, Error, ErrorKind, Result};
-use crate::ipc::{IpcListener, SocketFileOwner};
-use crate::tcp::TcpListener;
+use connkit::core::activation::NamedFd;
+use connkit::core::lifecycle::SplitListener;
+use connkit::core::{BoxListener, Endpoint, Error, ErrorKind, Result};
+use connkit::ipc::{IpcListener, SocketFileOwner};
+use connkit::tcp::TcpListener;
 
 /// One listener per serving thread, and what a successor would be offered.
 #[derive(Debug)]
@@ -184,9 +184,9 @@ pub fn adopt(
 /// and the socket files they remove.
 fn serving<L>(all: Vec<L>, offered: Vec<NamedFd>, files: SocketFiles) -> Listeners
 where
-    L: crate::core::Listener + 'static,
+    L: connkit::core::Listener + 'static,
 {
-    let endpoint = crate::core::Listener::local_endpoint(&all[0]);
+    let endpoint = connkit::core::Listener::local_endpoint(&all[0]);
     Listeners {
         listeners: all
             .into_iter()

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::core::mem::MemStream;
-use crate::core::{Connection, Deadline, Error, ErrorKind, Result};
-use crate::session::{Member, Session, Signal, kill_local};
+use connkit::core::mem::MemStream;
+use connkit::core::{Connection, Deadline, Error, ErrorKind, Result};
+use connkit::session::{Member, Session, Signal, kill_local};
 
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
