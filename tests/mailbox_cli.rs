@@ -295,8 +295,7 @@ fn a_refused_secret_exits_nonzero_and_says_why() {
         if let Some(path) = secret {
             cmd.arg("--secret").arg(path);
         }
-        cmd.args(["send", "g", "x"])
-            .env_remove(SECRET_FILE_ENV);
+        cmd.args(["send", "g", "x"]).env_remove(SECRET_FILE_ENV);
         cmd
     };
 

@@ -375,7 +375,8 @@ pub async fn run_tap(
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
-            let listener = UtcpListener::bind(&stack, addr.port(), connkit::utcp::REGISTRY_BACKLOG)?;
+            let listener =
+                UtcpListener::bind(&stack, addr.port(), connkit::utcp::REGISTRY_BACKLOG)?;
             say(format_args!("listening on {endpoint}"));
             serve(listener, handler)
                 .with_graceful_shutdown(signal, drain)

@@ -14,7 +14,7 @@ use conn_core::{Deadline, Error, ErrorKind, Result};
 use crate::client::{Client, default_socket};
 use crate::daemon::{ClusterKind, Config, Options};
 use crate::wire::NodeOutcome;
-use crate::{Ash, KillReport, Signal};
+use crate::{Ash, Signal, SignalReport};
 
 /// `session` arguments.
 ///
@@ -213,7 +213,7 @@ fn print_json(out: &mut impl Write, report: &impl serde::Serialize) -> std::io::
     writeln!(out)
 }
 
-fn print_report(out: &mut impl Write, report: &KillReport) -> std::io::Result<()> {
+fn print_report(out: &mut impl Write, report: &SignalReport) -> std::io::Result<()> {
     writeln!(out, "{report}")?;
     for (member, outcome) in &report.members {
         writeln!(out, "  {member}: {outcome}")?;
@@ -271,7 +271,7 @@ async fn execute(args: SessionArgs) -> Result<bool> {
             let mut client = connect().await?;
             match array {
                 None => {
-                    let report = client.kill(ash, sig, atomic).await?;
+                    let report = client.signal(ash, sig, atomic).await?;
                     if json {
                         print_json(&mut out, &report).map_err(io)?;
                     } else {
@@ -282,7 +282,7 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                 Some(array) => {
                     let deadline = Deadline::after(Duration::from_millis(deadline_ms));
                     let report = client
-                        .kill_array(&array, ash, sig, atomic, deadline)
+                        .signal_array(&array, ash, sig, atomic, deadline)
                         .await?;
                     if json {
                         print_json(&mut out, &report).map_err(io)?;

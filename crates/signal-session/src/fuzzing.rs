@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::wire::io::{FrameLimits, read_frame_within};
 use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
-use crate::{Ash, KillReport, Member, Outcome, Signal};
+use crate::{Ash, Member, Outcome, Signal, SignalReport};
 use conn_core::wire::Repr as _;
 
 pub use crate::daemon::fuzzing::{cluster, cluster_seeds};
@@ -116,7 +116,7 @@ pub fn frames(data: &[u8]) {
 /// One message of every kind, as seeds.
 pub(crate) fn sample_messages() -> Vec<(&'static str, Message)> {
     let ash = Ash::from_raw(0x0123_4567_89ab_cdef);
-    let report = KillReport {
+    let report = SignalReport {
         ash,
         signal: Signal::TERM,
         atomic: true,

@@ -125,7 +125,7 @@ fn deliver_to_shutdown(shutdown: &Shutdown, sig: Signal) -> Outcome {
 ///
 /// ```
 /// use futures::StreamExt;
-/// use signal_session::{Session, Signal, kill_local};
+/// use signal_session::{Session, Signal, signal_local};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// let session = Session::create()?;
@@ -140,8 +140,8 @@ fn deliver_to_shutdown(shutdown: &Shutdown, sig: Signal) -> Outcome {
 ///     "session gone"
 /// });
 ///
-/// kill_local(session.ash(), libc::SIGHUP)?;
-/// kill_local(session.ash(), libc::SIGTERM)?;
+/// signal_local(session.ash(), libc::SIGHUP)?;
+/// signal_local(session.ash(), libc::SIGTERM)?;
 /// assert_eq!(job.await.unwrap(), "stopped");
 /// # Ok(()) }
 /// ```
@@ -164,7 +164,7 @@ impl SessionMember {
         }
     }
 
-    /// This member's id, as [`KillReport`](crate::KillReport) names it.
+    /// This member's id, as [`SignalReport`](crate::SignalReport) names it.
     pub fn id(&self) -> MemberId {
         self.id
     }

@@ -6,7 +6,7 @@ use conn_core::ErrorKind;
 
 use crate::{Ash, MemberId, Signal};
 
-/// One member of a session, as a [`KillReport`] names it.
+/// One member of a session, as a [`SignalReport`] names it.
 ///
 /// Serializes as `{"process": PID}`, `{"task": ID}`, `{"shutdown": ID}` or
 /// `{"connection": ID}`.
@@ -81,14 +81,14 @@ impl fmt::Display for Outcome {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// let session = Session::create()?;
 /// let mut task = session.member();
-/// let report = session.kill(libc::SIGUSR1)?;
+/// let report = session.signal(libc::SIGUSR1)?;
 /// assert_eq!(report.members, vec![(Member::Task(task.id()), Outcome::Signalled)]);
 /// assert!(report.all_reached());
 /// assert_eq!(task.recv().await, Some(signal_session::Signal::USR1));
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KillReport {
+pub struct SignalReport {
     /// The session signalled.
     pub ash: Ash,
     /// The signal sent.
@@ -100,7 +100,7 @@ pub struct KillReport {
     pub members: Vec<(Member, Outcome)>,
 }
 
-impl KillReport {
+impl SignalReport {
     /// How many members had `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.members.iter().filter(|(_, o)| *o == outcome).count()
@@ -137,7 +137,7 @@ impl KillReport {
 /// `{"ash", "signal": {"number", "name"}, "atomic", "all_reached",
 /// "members": [{"member", "outcome"}, ...]}`, as `session kill --json`
 /// prints it.
-impl serde::Serialize for KillReport {
+impl serde::Serialize for SignalReport {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         #[derive(serde::Serialize)]
@@ -150,7 +150,7 @@ impl serde::Serialize for KillReport {
             .iter()
             .map(|(member, outcome)| Line { member, outcome })
             .collect();
-        let mut s = serializer.serialize_struct("KillReport", 5)?;
+        let mut s = serializer.serialize_struct("SignalReport", 5)?;
         s.serialize_field("ash", &self.ash)?;
         s.serialize_field("signal", &self.signal)?;
         s.serialize_field("atomic", &self.atomic)?;
@@ -160,7 +160,7 @@ impl serde::Serialize for KillReport {
     }
 }
 
-impl fmt::Display for KillReport {
+impl fmt::Display for SignalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

@@ -1,4 +1,4 @@
-//! kill_array across three sessiond processes on loopback: each node's
+//! signal_array across three sessiond processes on loopback: each node's
 //! report, the nodes that do not answer, and a wrong secret refused.
 
 mod common;
@@ -11,7 +11,7 @@ use common::sessiond::{Sessiond, root_or_skip, sessionctl, unique};
 use common::{alive, eventually};
 use conn_core::{Deadline, ErrorKind};
 use conn_test_support::TempFile;
-use signal_session::client::{Client, kill_array};
+use signal_session::client::{Client, signal_array};
 use std::io::{Read, Write};
 
 use conn_core::wire::Repr as _;
@@ -140,7 +140,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         "{json}"
     );
 
-    let report = kill_array(
+    let report = signal_array(
         Some(&a.socket),
         "lab",
         ash,
@@ -195,14 +195,14 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         for daemon in [&a, &b] {
             client(daemon)
                 .await
-                .kill(roots, libc::SIGKILL, false)
+                .signal(roots, libc::SIGKILL, false)
                 .await
                 .unwrap();
         }
     }
 
     // A node that accepts but never answers is reported at the deadline.
-    let report = kill_array(
+    let report = signal_array(
         Some(&a.socket),
         "mute",
         ash,
@@ -225,7 +225,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
 
     // A daemon holding another secret refuses, and signals nothing.
     let (_, on_rogue) = sleeper_in(&rogue, Some(ash)).await;
-    let report = kill_array(
+    let report = signal_array(
         Some(&a.socket),
         "rogue",
         ash,
@@ -248,7 +248,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         rogue.log()
     );
     let mut r = client(&rogue).await;
-    r.kill(ash, libc::SIGKILL, false).await.unwrap();
+    r.signal(ash, libc::SIGKILL, false).await.unwrap();
 
     // A request without the MAC, straight to a peer's port: refused.
     let (plain, on_b) = sleeper_in(&b, None).await;
@@ -280,12 +280,12 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     assert!(alive(on_b), "an unauthenticated kill signals nothing");
     client(&b)
         .await
-        .kill(plain, libc::SIGKILL, false)
+        .signal(plain, libc::SIGKILL, false)
         .await
         .unwrap();
 
     // An array the configuration does not know is NotFound.
-    let err = kill_array(
+    let err = signal_array(
         Some(&a.socket),
         "nope",
         ash,
@@ -297,7 +297,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     // Nor is "cluster" an array for a sessiond not started in a cluster;
     // the error says what would make it one.
-    let err = kill_array(
+    let err = signal_array(
         Some(&a.socket),
         "cluster",
         ash,

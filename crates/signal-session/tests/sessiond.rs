@@ -14,7 +14,7 @@ use common::sessiond::{Sessiond, root_or_skip, sessionctl};
 use common::{a_kernel_thread, alive, eventually};
 use conn_core::wire::Repr as _;
 use conn_core::{Deadline, ErrorKind};
-use signal_session::client::{Client, kill_server};
+use signal_session::client::{Client, signal_server};
 use signal_session::wire::{Frame, Message};
 use signal_session::{Ash, Member, Outcome};
 
@@ -118,7 +118,7 @@ async fn a_session_made_by_a_short_lived_client_outlives_it_and_is_killed_per_me
     assert_eq!(pids.len(), 2, "the shell and its sleep: {pids:?}");
     assert!(pids.contains(&shell));
 
-    let report = kill_server(
+    let report = signal_server(
         Some(&daemon.socket),
         ash,
         libc::SIGTERM,
@@ -248,9 +248,9 @@ async fn nobody_may_signal_its_own_processes_and_not_roots() {
     assert!(alive(ours));
 
     // Root may signal everyone.
-    let report = root.kill(roots, libc::SIGKILL, false).await.unwrap();
+    let report = root.signal(roots, libc::SIGKILL, false).await.unwrap();
     assert_eq!(report.count(Outcome::Signalled), 2, "{report}");
-    let report = root.kill(mixed, libc::SIGKILL, false).await.unwrap();
+    let report = root.signal(mixed, libc::SIGKILL, false).await.unwrap();
     assert_eq!(
         report.outcome(Member::Process(ours)),
         Some(Outcome::Signalled)
@@ -305,7 +305,7 @@ async fn sessiond_survives_garbage_early_close_and_unknown_sessions() {
     // An unknown session is ESRCH, and the daemon answers on.
     let mut c = client(&daemon).await;
     let err = c
-        .kill(Ash::from_raw(0xbad), libc::SIGTERM, false)
+        .signal(Ash::from_raw(0xbad), libc::SIGTERM, false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoSuchSession);
@@ -313,7 +313,7 @@ async fn sessiond_survives_garbage_early_close_and_unknown_sessions() {
     let err = c.members(Ash::from_raw(0xbad)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoSuchSession);
     let fresh = c.new_session(None).await.unwrap();
-    let err = c.kill(fresh, 1000, false).await.unwrap_err();
+    let err = c.signal(fresh, 1000, false).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidType, "{err}");
     assert!(!c.list().await.unwrap().is_empty());
 
@@ -522,7 +522,7 @@ async fn not_even_root_may_adopt_pid_0_init_kernel_threads_sessiond_or_its_ances
         text(&out)
     );
     assert!(alive(sessiond) && alive(member), "nothing was sent");
-    let report = kill_server(
+    let report = signal_server(
         Some(&daemon.socket),
         ash,
         libc::SIGKILL,

@@ -84,7 +84,7 @@ impl NodeRequest {
         } = *self;
         tracing::info!(%ash, sig, ruid = caller.ruid, euid = caller.euid, "kill for the array");
         daemon
-            .kill(caller, ash, sig, atomic)
+            .signal(caller, ash, sig, atomic)
             .map(Message::Report)
             .unwrap_or_else(|e| Message::error(&e))
     }
@@ -122,7 +122,7 @@ pub(crate) type ClusterLink = mpsc::UnboundedSender<ClusterCall>;
 /// Signals `request` on every node: the corosync cluster when `array` is
 /// [`CLUSTER_ARRAY`] and this sessiond is in one, else the configured TCP
 /// array of that name. Either way one report, one entry per node.
-pub(crate) async fn kill_array(
+pub(crate) async fn signal_array(
     daemon: &Daemon,
     array: &str,
     request: NodeRequest,

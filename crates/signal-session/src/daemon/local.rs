@@ -119,7 +119,7 @@ pub(crate) async fn serve_client(
             } => {
                 let deadline = Deadline::after(Duration::from_millis(u64::from(deadline_ms)));
                 let report = match NodeRequest::new(client.caller, ash, sig, atomic) {
-                    Ok(request) => array::kill_array(&daemon, &array, request, deadline).await,
+                    Ok(request) => array::signal_array(&daemon, &array, request, deadline).await,
                     Err(e) => Err(e),
                 };
                 report

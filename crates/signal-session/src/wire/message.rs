@@ -4,7 +4,7 @@ use conn_core::wire::{self, Format, Reader, WireError, Writer};
 use conn_core::{Error, ErrorKind};
 
 use super::{Frame, Sessiond};
-use crate::{Ash, KillReport, Member, MemberId, Outcome, Signal};
+use crate::{Ash, Member, MemberId, Outcome, Signal, SignalReport};
 
 conn_core::wire_kinds! {
     /// The kind byte of each message.
@@ -70,7 +70,7 @@ pub struct NodeResult {
 #[serde(rename_all = "snake_case")]
 pub enum NodeOutcome {
     /// The node signalled its members: its report.
-    Answered(KillReport),
+    Answered(SignalReport),
     /// The node answered with an error (no such session there, refused
     /// authentication, ...).
     Refused {
@@ -173,7 +173,7 @@ pub enum Message {
     /// A session's processes.
     Pids(Vec<u32>),
     /// What a kill did on this node.
-    Report(KillReport),
+    Report(SignalReport),
     /// What a kill did on each node of an array.
     ArrayReport(Vec<NodeResult>),
     /// The request failed.
@@ -556,11 +556,11 @@ fn string(r: &mut Reader<'_>) -> Result<String, WireError> {
 
 /// Bytes a report takes: its header, then 14 per member (tag, id, code,
 /// errno).
-fn report_len(report: &KillReport) -> usize {
+fn report_len(report: &SignalReport) -> usize {
     8 + 4 + 1 + 4 + 14 * report.members.len()
 }
 
-fn emit_report(w: &mut Writer<'_>, report: &KillReport) -> Result<(), WireError> {
+fn emit_report(w: &mut Writer<'_>, report: &SignalReport) -> Result<(), WireError> {
     w.u64(report.ash.raw())?;
     w.i32(report.signal.raw())?;
     w.bool(report.atomic)?;
@@ -588,7 +588,7 @@ fn emit_report(w: &mut Writer<'_>, report: &KillReport) -> Result<(), WireError>
     Ok(())
 }
 
-fn parse_report(r: &mut Reader<'_>) -> Result<KillReport, WireError> {
+fn parse_report(r: &mut Reader<'_>) -> Result<SignalReport, WireError> {
     let ash = Ash::from_raw(r.u64()?);
     let signal = Signal::new(r.i32()?).map_err(|_| r.bad("a signal number out of range"))?;
     let atomic = r.bool()?;
@@ -617,7 +617,7 @@ fn parse_report(r: &mut Reader<'_>) -> Result<KillReport, WireError> {
         };
         members.push((member, outcome));
     }
-    Ok(KillReport {
+    Ok(SignalReport {
         ash,
         signal,
         atomic,
@@ -638,8 +638,8 @@ mod tests {
         assert_eq!(back, msg);
     }
 
-    fn report() -> KillReport {
-        KillReport {
+    fn report() -> SignalReport {
+        SignalReport {
             ash: Ash::from_raw(0x1234),
             signal: Signal::TERM,
             atomic: false,
