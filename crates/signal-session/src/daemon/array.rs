@@ -3,7 +3,8 @@
 //! node serves, and the one outcome every node's answer becomes.
 
 use conn_core::{Deadline, Error, ErrorKind, Result};
-use tokio::sync::{mpsc, oneshot};
+#[cfg(feature = "corosync")]
+use tokio::sync::oneshot;
 
 use super::state::Daemon;
 use crate::wire::{Message, NodeOutcome, NodeResult};
@@ -106,10 +107,9 @@ pub(crate) fn outcome(answer: Message) -> NodeOutcome {
 /// with `--cluster corosync`.
 pub const CLUSTER_ARRAY: &str = "cluster";
 
-/// An array-wide kill handed to the thread that holds this sessiond's CPG
-/// membership.
-// Read only by the cluster thread, which exists with the `corosync` feature.
-#[cfg_attr(not(feature = "corosync"), allow(dead_code))]
+/// An array-wide signal handed to the thread that holds this sessiond's
+/// CPG membership.
+#[cfg(feature = "corosync")]
 pub(crate) struct ClusterCall {
     pub(crate) request: NodeRequest,
     pub(crate) deadline: Deadline,
@@ -117,7 +117,14 @@ pub(crate) struct ClusterCall {
 }
 
 /// The way to the cluster thread.
-pub(crate) type ClusterLink = mpsc::UnboundedSender<ClusterCall>;
+#[cfg(feature = "corosync")]
+pub(crate) type ClusterLink = tokio::sync::mpsc::UnboundedSender<ClusterCall>;
+
+/// Built without the `corosync` feature there is no cluster thread, and so
+/// no way to one: a `ClusterLink` cannot be made, and `--cluster` is refused
+/// before the daemon starts.
+#[cfg(not(feature = "corosync"))]
+pub(crate) type ClusterLink = std::convert::Infallible;
 
 /// Signals `request` on every node: the corosync cluster when `array` is
 /// [`CLUSTER_ARRAY`] and this sessiond is in one, else the configured TCP
@@ -128,9 +135,24 @@ pub(crate) async fn signal_array(
     request: NodeRequest,
     deadline: Deadline,
 ) -> Result<Vec<NodeResult>> {
-    let Some(link) = daemon.cluster.as_ref().filter(|_| array == CLUSTER_ARRAY) else {
-        return super::remote::fan_out(daemon, array, request, deadline).await;
-    };
+    match daemon.cluster.as_ref().filter(|_| array == CLUSTER_ARRAY) {
+        Some(link) => ask_cluster(link, request, deadline).await,
+        None => super::remote::fan_out(daemon, array, request, deadline).await,
+    }
+}
+
+#[cfg(not(feature = "corosync"))]
+async fn ask_cluster(link: &ClusterLink, _: NodeRequest, _: Deadline) -> Result<Vec<NodeResult>> {
+    match *link {}
+}
+
+/// Hands the signal to the cluster thread and waits for its report.
+#[cfg(feature = "corosync")]
+async fn ask_cluster(
+    link: &ClusterLink,
+    request: NodeRequest,
+    deadline: Deadline,
+) -> Result<Vec<NodeResult>> {
     let gone = || {
         Error::new(ErrorKind::NotConnected)
             .during("kill array session")

@@ -129,6 +129,13 @@ pub async fn run(
     let _leave = stop.clone().drop_guard();
     // The cluster first: a sessiond that cannot join fails before it
     // takes its socket.
+    #[cfg(not(feature = "corosync"))]
+    if options.cluster.is_some() {
+        return Err(conn_core::Error::new(conn_core::ErrorKind::NotSupported)
+            .during("join the cluster")
+            .detail("this sessiond was built without the `corosync` cargo feature"));
+    }
+    #[cfg(feature = "corosync")]
     let (link, calls) = match options.cluster {
         Some(_) => {
             if config.arrays.contains_key(CLUSTER_ARRAY) {
@@ -144,7 +151,10 @@ pub async fn run(
         }
         None => (None, None),
     };
+    #[cfg(not(feature = "corosync"))]
+    let (link, cluster) = (None, None::<std::thread::JoinHandle<()>>);
     let daemon = Arc::new(Daemon::new(config, secret, link));
+    #[cfg(feature = "corosync")]
     let cluster = match calls {
         Some(calls) => Some(join_cluster(daemon.clone(), calls, stop.clone())?),
         None => None,
@@ -306,17 +316,6 @@ fn join_cluster(
         me.pid
     ));
     Ok(thread)
-}
-
-#[cfg(not(feature = "corosync"))]
-fn join_cluster(
-    _: Arc<Daemon>,
-    _: tokio::sync::mpsc::UnboundedReceiver<array::ClusterCall>,
-    _: CancellationToken,
-) -> Result<std::thread::JoinHandle<()>> {
-    Err(conn_core::Error::new(conn_core::ErrorKind::NotSupported)
-        .during("join the cluster")
-        .detail("this sessiond was built without the `corosync` cargo feature"))
 }
 
 /// A line on stdout for whoever started the daemon; one who stopped
