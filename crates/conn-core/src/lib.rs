@@ -17,6 +17,7 @@
 //!   (`conn-ipc`, `conn-tcp`), a stream and a listener generic over a
 //!   socket [`Family`](socket::Family).
 //! * [`slot::Slot`]: caller-owned storage for `accept_into`.
+//! * [`wire`]: the one wire kit every frame format here is built with.
 //!
 //! # Example: a server composed from layers, shut down gracefully
 //!
@@ -53,7 +54,6 @@
 //! println!("{report}");
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub mod activation;
 #[cfg(feature = "auth")]
@@ -73,6 +73,7 @@ pub mod serve;
 pub mod slot;
 pub mod socket;
 mod sys;
+pub mod wire;
 
 pub use deadline::{Deadline, Timed};
 pub use endpoint::Endpoint;

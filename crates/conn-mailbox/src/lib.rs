@@ -17,7 +17,6 @@
 //!   every refusal.
 //!
 //! See [`daemon`] for a complete example.
-#![warn(missing_docs)]
 
 mod auth;
 mod client;

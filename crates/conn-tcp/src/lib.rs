@@ -47,7 +47,6 @@
 //! client.close(Deadline::NEVER).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod addr;
 mod family;

@@ -25,6 +25,8 @@ use crate::error::Code;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
 };
+use conn_core::wire::Repr as _;
+
 use crate::wire::{Names, Repr, next_frame};
 use crate::{Event, MailboxError, Secret, Service};
 use decode::Decoded;
@@ -190,7 +192,7 @@ impl Mailbox {
             membership,
             name: private_name,
         };
-        mbox.send_frame(&hello.to_vec()).await?;
+        mbox.send_frame(&hello.to_vec()?).await?;
         let frame = mbox.first_frame(deadline).await?;
         match decode::decode(frame)? {
             Decoded::Welcome(pg) => mbox.private_group = pg,
@@ -254,7 +256,7 @@ impl Mailbox {
             nonce: ours,
             mac: crate::auth::client_mac(secret, &theirs, &ours).sign(),
         };
-        self.send_frame(&answer.to_vec()).await?;
+        self.send_frame(&answer.to_vec()?).await?;
         let refused =
             |detail: &str| unauthenticated(addr, &format!("refused the secret: {detail}"));
         match self.first_frame(deadline).await {
@@ -328,7 +330,7 @@ impl Mailbox {
             return Err(MailboxError::IllegalGroup(group.into()));
         }
         let req = self.req();
-        self.request(Repr::Join { req, group }.to_vec(), req, deadline)
+        self.request(Repr::Join { req, group }.to_vec()?, req, deadline)
             .await
     }
 
@@ -338,7 +340,7 @@ impl Mailbox {
             return Err(MailboxError::IllegalGroup(group.into()));
         }
         let req = self.req();
-        self.request(Repr::Leave { req, group }.to_vec(), req, deadline)
+        self.request(Repr::Leave { req, group }.to_vec()?, req, deadline)
             .await
     }
 
@@ -402,7 +404,7 @@ impl Mailbox {
         {
             let mut w = wr.lock().await;
             deadline
-                .run(w.write_all(&Repr::Disconnect.to_vec()))
+                .run(w.write_all(&Repr::Disconnect.to_vec()?))
                 .await
                 .map_err(|e| e.during("disconnect"))?
                 .map_err(|e| closed_or(e.into()))?;
@@ -650,7 +652,7 @@ fn encode_multicast(
         groups: Names::from(groups),
         payload: data,
     }
-    .to_vec())
+    .to_vec()?)
 }
 
 /// Compile-time check: a mailbox's futures may move between threads

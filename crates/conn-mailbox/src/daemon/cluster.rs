@@ -206,7 +206,7 @@ impl Node {
                 config,
                 groups: self.router.snapshot(),
             }
-            .emit_into(&mut batch);
+            .emit_into(&mut batch)?;
             self.group.send(&batch).await?;
         } else {
             self.finish_round();
