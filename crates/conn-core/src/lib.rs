@@ -73,6 +73,7 @@ pub mod serve;
 pub mod slot;
 pub mod socket;
 mod sys;
+pub mod trace;
 pub mod wire;
 
 pub use deadline::{Deadline, Timed};

@@ -25,6 +25,7 @@ pub(crate) struct IpcPeer {
 
 impl Family for Ipc {
     const KIND: SocketKind = SocketKind::UNIX;
+    const SCHEME: &'static str = "ipc";
     type Peer = IpcPeer;
     /// The socket file this listener removes when it goes, if any.
     type Local = Option<SocketFile>;

@@ -30,6 +30,7 @@ pub(crate) struct TcpLocal {
 
 impl Family for Tcp {
     const KIND: SocketKind = SocketKind::TCP;
+    const SCHEME: &'static str = "tcp";
     /// The peer's address, kept by value.
     type Peer = SocketAddr;
     type Local = TcpLocal;

@@ -40,6 +40,13 @@ impl MemStream {
     /// `ConnectionRefused` when no listener holds the name; waits for room in
     /// a full backlog until `deadline`.
     pub async fn connect(name: &str, deadline: Deadline) -> Result<MemStream> {
+        let step = crate::lifecycle_span!("connect", "mem", name);
+        let connected = MemStream::connect_inner(name, deadline).await;
+        step.end(&connected);
+        connected
+    }
+
+    async fn connect_inner(name: &str, deadline: Deadline) -> Result<MemStream> {
         let name = name.strip_prefix("mem://").unwrap_or(name);
         let endpoint = Endpoint::new("mem", name)?;
         let refused = || {
@@ -82,18 +89,26 @@ impl MemStream {
 
 impl Connection for MemStream {
     async fn done(&mut self, deadline: Deadline) -> Result<()> {
-        half_close(&mut self.io, deadline)
+        let step = crate::lifecycle_span!("done", "mem", &self.peer);
+        let result = half_close(&mut self.io, deadline)
             .await
-            .map_err(|e| e.during("done").on(&self.peer))
+            .map_err(|e| e.during("done").on(&self.peer));
+        step.end(&result);
+        result
     }
 
     async fn close(mut self, deadline: Deadline) -> Result<()> {
-        close_in_order(&mut self.io, deadline)
+        let step = crate::lifecycle_span!("close", "mem", &self.peer);
+        let result = close_in_order(&mut self.io, deadline)
             .await
-            .map_err(|e| e.during("close").on(&self.peer))
+            .map_err(|e| e.during("close").on(&self.peer));
+        step.end(&result);
+        result
     }
 
-    fn kill(self) {}
+    fn kill(self) {
+        crate::lifecycle_span!("kill", "mem", &self.peer).end(&Ok(()));
+    }
 
     fn peer_endpoint(&self) -> Option<Endpoint> {
         Some(self.peer.clone())

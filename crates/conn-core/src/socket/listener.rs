@@ -72,9 +72,12 @@ impl<F: Family> SocketListener<F> {
     /// `tcp_accept`); cancel safe.
     pub async fn accept(&mut self, deadline: Deadline) -> Result<SocketStream<F>> {
         let (endpoint, local) = (&self.endpoint, &self.local);
-        let (fd, peer) = accept_with(&mut self.io, deadline, |fd| F::accept(fd, endpoint, local))
+        let step = crate::lifecycle_span!("accept", F::SCHEME, endpoint);
+        let accepted = accept_with(&mut self.io, deadline, |fd| F::accept(fd, endpoint, local))
             .await
-            .map_err(|e| e.during("accept").on(endpoint))?;
+            .map_err(|e| e.during("accept").on(endpoint));
+        step.end(&accepted);
+        let (fd, peer) = accepted?;
         Ok(SocketStream::new(fd, peer))
     }
 

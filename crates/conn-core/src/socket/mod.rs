@@ -41,6 +41,10 @@ pub trait Family: Sized + Send + Sync + 'static {
     /// The sockets `from_fd` adopts: their families and protocol.
     const KIND: SocketKind;
 
+    /// The transport's scheme (`ipc`, `tcp`), as its lifecycle spans name
+    /// it ([`crate::trace`]).
+    const SCHEME: &'static str;
+
     /// What a connection knows of its peer, kept by value in the stream
     /// (so accepting allocates nothing for it).
     type Peer: fmt::Debug + Send + Sync + Unpin + 'static;

@@ -19,6 +19,7 @@
 /// # #[derive(Debug)] pub struct Unix;
 /// # impl Family for Unix {
 /// #     const KIND: SocketKind = SocketKind::UNIX;
+/// #     const SCHEME: &'static str = "unix";
 /// #     type Peer = ();
 /// #     type Local = ();
 /// #     fn unnamed(fd: RawFd) -> impl std::fmt::Display { fd }

@@ -68,6 +68,18 @@ impl<F: Family> SocketStream<F> {
         peer: F::Peer,
         deadline: Deadline,
     ) -> Result<SocketStream<F>> {
+        let step = crate::lifecycle_span!("connect", F::SCHEME, F::target(&peer, fd.as_raw_fd()));
+        let connected = Self::connect_inner(fd, addr, peer, deadline).await;
+        step.end(&connected);
+        connected
+    }
+
+    async fn connect_inner(
+        fd: OwnedFd,
+        addr: &impl SocketAddrArg,
+        peer: F::Peer,
+        deadline: Deadline,
+    ) -> Result<SocketStream<F>> {
         let mut io = LazyFd::new(fd);
         let mut pause = CONNECT_RETRY_FIRST;
         loop {
@@ -153,18 +165,26 @@ fn connect_finished(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 impl<F: Family> Connection for SocketStream<F> {
     async fn done(&mut self, deadline: Deadline) -> Result<()> {
-        half_close(self, deadline)
+        let step = crate::lifecycle_span!("done", F::SCHEME, self.target());
+        let result = half_close(self, deadline)
             .await
-            .map_err(|e| e.during("done").on(self.target()))
+            .map_err(|e| e.during("done").on(self.target()));
+        step.end(&result);
+        result
     }
 
     async fn close(mut self, deadline: Deadline) -> Result<()> {
+        let step = crate::lifecycle_span!("close", F::SCHEME, self.target());
         let result = close_in_order(&mut self, deadline).await;
         // The descriptor goes with `self`, whatever the handshake gave.
-        result.map_err(|e| e.during("close").on(self.target()))
+        let result = result.map_err(|e| e.during("close").on(self.target()));
+        step.end(&result);
+        result
     }
 
-    fn kill(self) {}
+    fn kill(self) {
+        crate::lifecycle_span!("kill", F::SCHEME, self.target()).end(&Ok(()));
+    }
 
     fn peer_endpoint(&self) -> Option<Endpoint> {
         F::peer_endpoint(&self.peer)
