@@ -18,6 +18,7 @@ use conn_core::wire::Repr as _;
 use crate::wire::{Frame, Repr, next_frame};
 use crate::{Event, Service};
 
+#[cfg(feature = "daemon")]
 pub use crate::daemon::fuzzing::{cluster, cluster_seeds};
 
 /// The frames target: `data` (after its chunking seed) is a byte stream

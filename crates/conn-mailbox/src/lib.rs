@@ -20,6 +20,7 @@
 
 mod auth;
 mod client;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod error;
 mod event;

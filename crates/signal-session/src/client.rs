@@ -33,8 +33,10 @@ pub fn default_socket() -> PathBuf {
 /// use std::time::Duration;
 /// use conn_core::Deadline;
 /// use signal_session::client::Client;
+/// # #[cfg(feature = "daemon")]
 /// use signal_session::daemon::{Options, run};
 ///
+/// # #[cfg(feature = "daemon")]
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// // A sessiond of our own, in this process for the example.
 /// let socket = std::env::temp_dir().join(format!("sessiond-doc-{}.sock", std::process::id()));
@@ -53,6 +55,7 @@ pub fn default_socket() -> PathBuf {
 /// let report = client.signal(ash, libc::SIGTERM, false).await?;
 /// assert_eq!(report.count(signal_session::Outcome::Signalled), 1);
 /// # Ok(()) }
+/// # #[cfg(not(feature = "daemon"))] fn main() {}
 /// ```
 #[derive(Debug)]
 pub struct Client {
@@ -315,7 +318,7 @@ pub async fn signal_server(
 /// every node of `array` in its configuration, over authenticated TCP, and
 /// reports each node's result and which did not answer by `deadline`.
 ///
-/// With `array` [`CLUSTER_ARRAY`](crate::daemon::CLUSTER_ARRAY)
+/// With `array` `"cluster"` (`daemon::CLUSTER_ARRAY`)
 /// (`"cluster"`) and a `sessiond --cluster corosync`, the array is the
 /// corosync cluster: the request goes out on CPG to every node's sessiond,
 /// and the report has one entry per node of corosync's nodelist, those

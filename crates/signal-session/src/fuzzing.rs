@@ -21,6 +21,7 @@ use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
 use crate::{Ash, Member, Outcome, Signal, SignalReport};
 use conn_core::wire::Repr as _;
 
+#[cfg(feature = "daemon")]
 pub use crate::daemon::fuzzing::{cluster, cluster_seeds};
 
 /// A stream that hands out `data` in the given cuts, one cut (or what of

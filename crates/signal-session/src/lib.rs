@@ -51,9 +51,11 @@ mod ash;
 mod backend;
 mod caller;
 mod cgroup;
+#[cfg(feature = "daemon")]
 pub mod cli;
 pub mod client;
 mod conn;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;

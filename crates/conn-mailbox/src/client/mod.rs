@@ -41,8 +41,10 @@ type Writer = Arc<Mutex<WriteHalf<BoxConnection>>>;
 /// ```
 /// # use std::time::Duration;
 /// use conn_core::Deadline;
+/// # #[cfg(feature = "daemon")]
 /// use conn_mailbox::{Event, Mailbox, Service, daemon::{DaemonConfig, run}};
 ///
+/// # #[cfg(feature = "daemon")]
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let socket = std::env::temp_dir().join(format!("mailbox-doc-{}.sock", std::process::id()));
 /// # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -62,6 +64,7 @@ type Writer = Arc<Mutex<WriteHalf<BoxConnection>>>;
 /// b.kill();
 /// # stop.send(()).unwrap(); daemon.await??;
 /// # Ok(()) }
+/// # #[cfg(not(feature = "daemon"))] fn main() {}
 /// ```
 pub struct Mailbox {
     rd: ReadHalf<BoxConnection>,
