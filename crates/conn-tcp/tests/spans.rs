@@ -60,6 +60,19 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
     }
 }
 
+/// A recorder of this thread's lifecycle spans, until the guard drops.
+fn recording() -> (Recorder, tracing::subscriber::DefaultGuard) {
+    let recorder = Recorder::default();
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target(conn_core::trace::TARGET, tracing::Level::DEBUG);
+    let on = set_default(
+        tracing_subscriber::registry()
+            .with(recorder.clone())
+            .with(filter),
+    );
+    (recorder, on)
+}
+
 fn soon() -> Deadline {
     Deadline::after(Duration::from_secs(10))
 }
@@ -86,14 +99,7 @@ fn assert_step(fields: &HashMap<String, String>, endpoint_has: &str) {
 
 #[tokio::test]
 async fn every_lifecycle_step_and_the_drain_is_a_span_with_its_fields() {
-    let recorder = Recorder::default();
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_target(conn_core::trace::TARGET, tracing::Level::DEBUG);
-    let _on = set_default(
-        tracing_subscriber::registry()
-            .with(recorder.clone())
-            .with(filter),
-    );
+    let (recorder, _on) = recording();
 
     let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr();
@@ -144,14 +150,7 @@ async fn every_lifecycle_step_and_the_drain_is_a_span_with_its_fields() {
 #[tokio::test]
 async fn a_failed_step_records_the_errno_name_of_its_error_as_its_outcome() {
     let (_hold, refused) = conn_test_support::refused_tcp_addr();
-    let recorder = Recorder::default();
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_target(conn_core::trace::TARGET, tracing::Level::DEBUG);
-    let _on = set_default(
-        tracing_subscriber::registry()
-            .with(recorder.clone())
-            .with(filter),
-    );
+    let (recorder, _on) = recording();
     assert!(TcpStream::connect(refused, soon()).await.is_err());
     let spans = recorder.0.lock().unwrap().clone();
     let connect = named(&spans, "connect");
