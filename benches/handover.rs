@@ -32,9 +32,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
 type Server = (Child, std::thread::JoinHandle<String>);
 
 /// Starts `connkit http --handover`, returning once it offers.
-fn server(port: u16, handover: &Path) -> Server {
+/// A `connkit http` on a port the kernel picks (a successor, told the same
+/// `tcp://127.0.0.1:0`, takes its predecessor's), and that port.
+fn server(handover: &Path) -> (Server, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_connkit"))
-        .args(["http", "--listen", &format!("tcp://127.0.0.1:{port}")])
+        .args(["http", "--listen", "tcp://127.0.0.1:0"])
         .arg("--handover")
         .arg(handover)
         .stdout(Stdio::piped())
@@ -42,7 +44,15 @@ fn server(port: u16, handover: &Path) -> Server {
         .expect("start connkit http");
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
+    let mut port = None;
     while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(at) = line.split("listening on tcp://").nth(1) {
+            port = at
+                .split_whitespace()
+                .next()
+                .and_then(|addr| addr.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+        }
         if line.contains("offering the listeners") {
             // Keep reading its output so it never blocks on a full pipe.
             let rest = std::thread::spawn(move || {
@@ -50,7 +60,8 @@ fn server(port: u16, handover: &Path) -> Server {
                 let _ = out.read_to_string(&mut rest);
                 rest
             });
-            return (child, rest);
+            let port = port.expect("a `listening on tcp://` line before the offer");
+            return ((child, rest), port);
         }
         line.clear();
     }
@@ -132,15 +143,10 @@ fn load(port: u16, during: impl FnOnce()) -> Run {
 }
 
 fn main() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let handover =
         std::env::temp_dir().join(format!("connkit-bench-ho-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&handover);
-    let mut current = server(port, &handover);
+    let (mut current, port) = server(&handover);
     let (mut plain, mut across) = (vec![], vec![]);
     for _ in 0..rounds() {
         let run = load(port, || {});
@@ -148,7 +154,7 @@ fn main() {
         plain.push(run);
 
         let mut successor = None;
-        let run = load(port, || successor = Some(server(port, &handover)));
+        let run = load(port, || successor = Some(server(&handover).0));
         assert_eq!(
             run.failed, 0,
             "failed requests under load across a handover"

@@ -1,5 +1,5 @@
 //! Signalling 1000 sleeping processes and waiting until all are reaped: a
-//! session (`kill_local`, one pidfd per member, parents first) against the
+//! session (`signal_local`, one pidfd per member, parents first) against the
 //! kernel's own group signal (`kill -TERM -- -PGID`, one syscall), and the
 //! session's atomic mode (freeze, signal, thaw) against its plain one.
 //!
@@ -68,9 +68,9 @@ async fn time_session(atomic: bool) -> (Duration, Duration) {
     let (session, children) = session_set();
     let start = Instant::now();
     let report = if atomic {
-        session.kill_atomic(Signal::TERM.raw())
+        session.signal_atomic(Signal::TERM.raw())
     } else {
-        session.kill(Signal::TERM.raw())
+        session.signal(Signal::TERM.raw())
     }
     .unwrap();
     let call = start.elapsed();
@@ -135,7 +135,7 @@ fn main() {
             met: plain / group <= 1.2,
         },
         Row {
-            what: "the signal call alone (kill_local vs one kill(2) on the group); informative"
+            what: "the signal call alone (signal_local vs one kill(2) on the group); informative"
                 .into(),
             ours: median(plain_call),
             peer: median(group_call),

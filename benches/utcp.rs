@@ -236,6 +236,26 @@ fn ip(args: &[&str]) {
     );
 }
 
+/// Moves the calling thread (only) into network namespace `ns`.
+fn enter(ns: &str) {
+    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).unwrap();
+    // SAFETY: `file` is an open namespace file; setns moves this thread only.
+    let moved = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(moved, 0, "setns into the namespace");
+}
+
+/// Runs `f` to its end on a thread inside namespace `ns`: what it creates
+/// (a TAP device) is made there, never in the host's namespace.
+fn in_ns_blocking<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        enter(&ns);
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
 /// Runs `f` on a thread inside namespace `ns` with its own runtime.
 fn in_ns<F, Fut, T>(ns: &str, f: F) -> tokio::sync::oneshot::Receiver<T>
 where
@@ -244,14 +264,9 @@ where
     T: Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let path = format!("/var/run/netns/{ns}");
+    let ns = ns.to_owned();
     std::thread::spawn(move || {
-        let file = std::fs::File::open(path).unwrap();
-        // SAFETY: `file` is an open namespace file; setns moves this thread only.
-        assert_eq!(
-            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
+        enter(&ns);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -304,8 +319,13 @@ async fn tap_round(n: u32) -> (f64, f64) {
     let ns = Ns(format!("utb-{}-{n}", std::process::id()));
     let tap = format!("utb{}x{n}", std::process::id() % 100_000);
     ip(&["netns", "add", &ns.0]);
-    let device = Tap::open(&tap).unwrap();
-    ip(&["link", "set", &tap, "netns", &ns.0]);
+    let (name, runtime) = (tap.clone(), tokio::runtime::Handle::current());
+    // Made inside the namespace, registered with this runtime's reactor.
+    let device = in_ns_blocking(&ns.0, move || {
+        let _in = runtime.enter();
+        Tap::open(&name)
+    })
+    .unwrap();
     ip(&["-n", &ns.0, "addr", "add", "10.79.0.1/24", "dev", &tap]);
     ip(&["-n", &ns.0, "link", "set", &tap, "up"]);
     let stack = Stack::builder(device)
@@ -327,23 +347,65 @@ async fn tap_round(n: u32) -> (f64, f64) {
     client.await.unwrap()
 }
 
+/// The kernel's TCP between two namespaces of its own (server and client,
+/// one veth between them), so nothing is added to the host's namespace and
+/// dropping the namespaces removes everything.
 async fn veth_round(n: u32) -> (f64, f64) {
-    let ns = Ns(format!("vtb-{}-{n}", std::process::id()));
-    let (host, peer) = (
-        format!("vb{}h{n}", std::process::id() % 100_000),
-        format!("vb{}p{n}", std::process::id() % 100_000),
+    let server_ns = Ns(format!("vtb-{}-{n}-s", std::process::id()));
+    let client_ns = Ns(format!("vtb-{}-{n}-c", std::process::id()));
+    let (server_end, client_end) = (
+        format!("vb{}s{n}", std::process::id() % 100_000),
+        format!("vb{}c{n}", std::process::id() % 100_000),
     );
-    ip(&["netns", "add", &ns.0]);
+    ip(&["netns", "add", &server_ns.0]);
+    ip(&["netns", "add", &client_ns.0]);
     ip(&[
-        "link", "add", &host, "mtu", "1500", "type", "veth", "peer", "name", &peer, "mtu", "1500",
+        "-n",
+        &client_ns.0,
+        "link",
+        "add",
+        &client_end,
+        "mtu",
+        "1500",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &server_end,
+        "mtu",
+        "1500",
+        "netns",
+        &server_ns.0,
     ]);
-    ip(&["link", "set", &peer, "netns", &ns.0]);
-    ip(&["-n", &ns.0, "addr", "add", "10.80.0.1/24", "dev", &peer]);
-    ip(&["-n", &ns.0, "link", "set", &peer, "up"]);
-    ip(&["addr", "add", "10.80.0.2/24", "dev", &host]);
-    ip(&["link", "set", &host, "up"]);
-    let listener = TcpListener::bind("10.80.0.2:6000").await.unwrap();
-    let client = in_ns(&ns.0, || kernel_client("10.80.0.2:6000".parse().unwrap()));
+    ip(&[
+        "-n",
+        &client_ns.0,
+        "addr",
+        "add",
+        "10.80.0.1/24",
+        "dev",
+        &client_end,
+    ]);
+    ip(&["-n", &client_ns.0, "link", "set", &client_end, "up"]);
+    ip(&[
+        "-n",
+        &server_ns.0,
+        "addr",
+        "add",
+        "10.80.0.2/24",
+        "dev",
+        &server_end,
+    ]);
+    ip(&["-n", &server_ns.0, "link", "set", &server_end, "up"]);
+    // Bound in the server's namespace; served here, as the TAP's stack is.
+    let listener = in_ns_blocking(&server_ns.0, || {
+        std::net::TcpListener::bind("10.80.0.2:6000").unwrap()
+    });
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    let client = in_ns(&client_ns.0, || {
+        kernel_client("10.80.0.2:6000".parse().unwrap())
+    });
     let (s, _) = listener.accept().await.unwrap();
     let s = serve_bulk(s).await;
     close_raw(s).await;
@@ -351,9 +413,7 @@ async fn veth_round(n: u32) -> (f64, f64) {
         let (s, _) = listener.accept().await.unwrap();
         tokio::spawn(close_raw(s));
     }
-    let result = client.await.unwrap();
-    let _ = Command::new("ip").args(["link", "del", &host]).status();
-    result
+    client.await.unwrap()
 }
 
 async fn tap(rows: &mut Vec<Row>) {

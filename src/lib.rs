@@ -16,7 +16,6 @@
 //! server.kill();
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub use conn_core as core;
 pub use conn_ipc as ipc;
@@ -25,8 +24,6 @@ pub use conn_tcp as tcp;
 pub use conn_utcp as utcp;
 pub use signal_session as session;
 
-pub mod cli;
-pub mod demo;
 pub mod http;
 
 /// A registry that knows every transport built into connkit: `mem://`,

@@ -1,5 +1,8 @@
 //! The `connkit` command: `connkit demo` and friends.
 
+mod cli;
+mod demo;
+
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -21,7 +24,7 @@ enum Command {
     /// gracefully and prints the report.
     Http {
         #[command(flatten)]
-        settings: connkit::cli::http::SettingsArgs,
+        settings: cli::http::SettingsArgs,
         /// Where to listen, e.g. ipc:///tmp/x.sock or mem://name.
         #[arg(long)]
         listen: String,
@@ -45,6 +48,10 @@ enum Command {
         /// The kernel side's address on the TAP device, e.g. 10.7.0.1/24.
         #[arg(long, requires = "tap")]
         tap_host: Option<String>,
+        /// Print the shutdown report as one JSON line (`shutdown report:
+        /// {...}`, see `conn_core::ShutdownReport`) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Fetches a URL through the connkit client stack and prints the body;
     /// exits non-zero with a one-line reason unless the status is 2xx.
@@ -64,7 +71,7 @@ enum Command {
     },
     /// Sessions of processes signalled as one, through sessiond: new,
     /// spawn, adopt, list, members, kill, daemon.
-    Session(connkit::cli::session::SessionArgs),
+    Session(cli::session::SessionArgs),
     /// A mailboxd client: interactive (join, leave, send, receive, quit on
     /// stdin) without a subcommand, else one scriptable step.
     Mailbox {
@@ -126,9 +133,9 @@ fn main() -> std::process::ExitCode {
     let registry = connkit::registry();
     let result = match cli.command {
         // Its own exit statuses: 1 when some member was not reached.
-        Command::Session(args) => return runtime.block_on(connkit::cli::session::run(args)),
+        Command::Session(args) => return runtime.block_on(cli::session::run(args)),
         Command::Demo => runtime
-            .block_on(connkit::demo::run(&mut std::io::stdout()))
+            .block_on(demo::run(&mut std::io::stdout()))
             .map_err(|e| e.to_string()),
         Command::Http {
             settings,
@@ -138,28 +145,31 @@ fn main() -> std::process::ExitCode {
             tap,
             tap_host,
             handover,
+            json,
         } => runtime
             .block_on(async {
                 match tap.zip(tap_host) {
                     Some((tap, host)) => {
-                        connkit::cli::http::run_tap(
+                        cli::http::run_tap(
                             &settings.to_http(),
                             &listen,
                             &tap,
                             &host,
                             Duration::from_millis(drain_ms),
                             per_core,
+                            json,
                         )
                         .await
                     }
                     None => {
-                        connkit::cli::http::run(
+                        cli::http::run(
                             &settings.to_http(),
                             &registry,
                             &listen,
                             Duration::from_millis(drain_ms),
                             per_core,
                             handover.as_deref(),
+                            json,
                         )
                         .await
                     }
@@ -171,7 +181,7 @@ fn main() -> std::process::ExitCode {
             timeout_ms,
             http2,
             url,
-        } => runtime.block_on(connkit::cli::get::run(
+        } => runtime.block_on(cli::get::run(
             &registry,
             &url,
             via.as_deref(),
@@ -185,7 +195,7 @@ fn main() -> std::process::ExitCode {
             json,
             step,
         } => {
-            use connkit::cli::mailbox::Step;
+            use cli::mailbox::Step;
             let name = name.unwrap_or_else(|| format!("c{}", std::process::id() % 10_000_000));
             let step = match step {
                 None => Step::Interactive,
@@ -193,8 +203,8 @@ fn main() -> std::process::ExitCode {
                 Some(MailboxStep::Send { group, text }) => Step::Send { group, text },
                 Some(MailboxStep::Listen { group, count }) => Step::Listen { group, count },
             };
-            let secret = connkit::cli::mailbox::secret_file(secret);
-            runtime.block_on(connkit::cli::mailbox::run(
+            let secret = cli::mailbox::secret_file(secret);
+            runtime.block_on(cli::mailbox::run(
                 &daemon,
                 &name,
                 secret.as_deref(),

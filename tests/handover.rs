@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+/// The environment variable `connkit http` reads to pause before it
+/// confirms a handover (a test hook, src/cli/http.rs).
+const PAUSE_BEFORE_CONFIRM: &str = "CONNKIT_HANDOVER_PAUSE_BEFORE_CONFIRM_MS";
+
 /// How long any one expected line may take to appear.
 const LINE_WITHIN: Duration = Duration::from_secs(20);
 
@@ -65,6 +69,23 @@ impl Server {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The tcp port it said it listens on (`listening on tcp://HOST:PORT`).
+    fn port(&self) -> u16 {
+        self.seen
+            .iter()
+            .find_map(|line| {
+                let at = line.split("listening on tcp://").nth(1)?;
+                let addr = at.split_whitespace().next()?;
+                addr.rsplit_once(':')?.1.parse().ok()
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `listening on tcp://` line in:\n{}",
+                    self.seen.join("\n")
+                )
+            })
     }
 
     /// Waits for a line containing `text` and returns it.
@@ -144,13 +165,10 @@ fn temp(name: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// Every test listens on a port the kernel picks: the successor, told the
+/// same `tcp://127.0.0.1:0`, takes whatever port its predecessor has, and
+/// no port is ever bound, released and bound again.
+const ANY_PORT: &str = "tcp://127.0.0.1:0";
 
 /// Asserts the report of a server that handed over: exit 0, every
 /// connection closed in order, every request finished.
@@ -278,29 +296,28 @@ fn assert_wrk_clean(run: &Wrk) {
 #[test]
 fn tcp_handover_twice_under_wrk_load_loses_no_connection_and_no_request() {
     let handover = temp("tcp");
-    let port = free_port();
-    let listen = format!("tcp://127.0.0.1:{port}");
+    let listen = ANY_PORT;
 
     // The same load with no handover, for the figures: on a server of its
     // own, so that wrk's end (which cuts its open connections) is not in
     // the reports checked below.
-    let alone_port = free_port();
-    let alone = Server::start(&format!("tcp://127.0.0.1:{alone_port}"), &temp("tcp-alone"));
-    let baseline = wrk_result(wrk(alone_port, 3));
+    let alone = Server::start(ANY_PORT, &temp("tcp-alone"));
+    let baseline = wrk_result(wrk(alone.port(), 3));
     assert_wrk_clean(&baseline);
     assert!(alone.terminate().0);
 
-    let mut first = Server::start(&listen, &handover);
+    let mut first = Server::start(listen, &handover);
+    let port = first.port();
     // Now the load again, with two handovers in a row inside it.
     let load = wrk(port, 6);
     let probe = Probe::start(move || get_tcp(port));
     std::thread::sleep(Duration::from_millis(1500));
-    let mut second = Server::spawn(Server::command(&listen, &handover));
+    let mut second = Server::spawn(Server::command(listen, &handover));
     second.wait_for(&format!("taken over from pid {}", first.pid()));
     second.wait_for("offering the listeners");
     first.wait_for("handed the listeners over");
     std::thread::sleep(Duration::from_millis(1500));
-    let mut third = Server::spawn(Server::command(&listen, &handover));
+    let mut third = Server::spawn(Server::command(listen, &handover));
     third.wait_for(&format!("taken over from pid {}", second.pid()));
     third.wait_for("offering the listeners");
     let during = wrk_result(load);
@@ -377,10 +394,10 @@ fn a_successor_of_another_uid_is_refused_and_the_server_serves_on() {
         return;
     }
     let handover = temp("uid");
-    let port = free_port();
-    let listen = format!("tcp://127.0.0.1:{port}");
-    let mut server = Server::start(&listen, &handover);
-    let mut cmd = Server::command(&listen, &handover);
+    let listen = ANY_PORT;
+    let mut server = Server::start(listen, &handover);
+    let port = server.port();
+    let mut cmd = Server::command(listen, &handover);
     // SAFETY: runs in the forked child before exec; setgroups, setgid and
     // setuid are async-signal-safe and it allocates nothing.
     unsafe {
@@ -428,7 +445,7 @@ fn a_successor_killed_before_it_confirms_leaves_the_server_serving() {
     });
 
     let mut cmd = Server::command(&listen, &handover);
-    cmd.env(connkit::cli::http::PAUSE_BEFORE_CONFIRM, "30000");
+    cmd.env(PAUSE_BEFORE_CONFIRM, "30000");
     let mut doomed = Server::spawn(cmd);
     doomed.wait_for("received 1 listener(s)");
     doomed.wait_for("pausing");
@@ -454,19 +471,19 @@ fn a_successor_killed_before_it_confirms_leaves_the_server_serving() {
 #[test]
 fn per_core_servers_hand_over_every_reuseport_socket_under_wrk_load() {
     let handover = temp("per-core");
-    let port = free_port();
-    let listen = format!("tcp://127.0.0.1:{port}");
+    let listen = ANY_PORT;
     let per_core = |cmd: &mut Command| {
         cmd.args(["--per-core", "2"]);
     };
-    let mut cmd = Server::command(&listen, &handover);
+    let mut cmd = Server::command(listen, &handover);
     per_core(&mut cmd);
     let mut first = Server::spawn(cmd);
     first.wait_for("offering the listeners");
+    let port = first.port();
 
     // One thread cannot serve two SO_REUSEPORT queues: it declines, and
     // says how to start it.
-    let out = Server::command(&listen, &handover).output().unwrap();
+    let out = Server::command(listen, &handover).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("serve with --per-core 2"), "{err}");
@@ -474,7 +491,7 @@ fn per_core_servers_hand_over_every_reuseport_socket_under_wrk_load() {
 
     let load = wrk(port, 4);
     std::thread::sleep(Duration::from_millis(1500));
-    let mut cmd = Server::command(&listen, &handover);
+    let mut cmd = Server::command(listen, &handover);
     per_core(&mut cmd);
     let mut second = Server::spawn(cmd);
     let line = second.wait_for(&format!("taken over from pid {}", first.pid()));

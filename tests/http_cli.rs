@@ -58,6 +58,11 @@ struct Server {
 
 impl Server {
     fn start(name: &str, over: Over) -> Server {
+        Server::start_with(name, over, &[])
+    }
+
+    /// [`Server::start`] with more `connkit http` flags.
+    fn start_with(name: &str, over: Over, extra: &[&str]) -> Server {
         let listen = match over.transport {
             Transport::Ipc => {
                 let path = std::env::temp_dir().join(format!(
@@ -74,6 +79,7 @@ impl Server {
         if over.per_core {
             cmd.args(["--per-core", "2"]);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -196,6 +202,34 @@ fn curl_gets_hello_and_reuses_its_keep_alive_connection() {
             rest.contains(" on 2 threads"),
             over.per_core,
             "{over:?}: one merged report, naming the threads: {rest}"
+        );
+    }
+}
+
+#[test]
+fn with_json_the_shutdown_report_is_one_json_object() {
+    for over in BOTH {
+        let server = Server::start_with("json", over, &["--json"]);
+        let out = server.curl(&["/", "/"]);
+        assert!(out.status.success(), "{over:?}");
+        let (rest, ok) = server.terminate();
+        assert!(ok, "{over:?}: {rest}");
+        let line = rest
+            .lines()
+            .find_map(|l| l.split_once("shutdown report: ").map(|(_, json)| json))
+            .unwrap_or_else(|| panic!("{over:?}: no report in {rest}"));
+        let report: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(report["accepted"], 1, "{over:?}: {report}");
+        assert_eq!(report["closed"], 1, "{over:?}: {report}");
+        assert_eq!(report["killed"], 0, "{over:?}: {report}");
+        assert_eq!(report["cut_by_peer"], 0, "{over:?}: {report}");
+        assert_eq!(report["errors"]["total"], 0, "{over:?}: {report}");
+        assert_eq!(report["requests"]["finished"], 2, "{over:?}: {report}");
+        let threads = if over.per_core { 2 } else { 1 };
+        assert_eq!(report["threads"], threads, "{over:?}: {report}");
+        assert!(
+            report["drain_secs"].as_f64().is_some(),
+            "{over:?}: {report}"
         );
     }
 }

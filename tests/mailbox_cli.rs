@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use connkit::mailbox::daemon::{DaemonConfig, run};
 
+/// Where `connkit mailbox` reads its secret file's path from when
+/// `--secret` is not given.
+const SECRET_FILE_ENV: &str = "CONNKIT_MAILBOX_SECRET_FILE";
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A daemon on a thread of its own, stopped on drop.
@@ -291,8 +295,7 @@ fn a_refused_secret_exits_nonzero_and_says_why() {
         if let Some(path) = secret {
             cmd.arg("--secret").arg(path);
         }
-        cmd.args(["send", "g", "x"])
-            .env_remove(connkit::cli::mailbox::SECRET_FILE_ENV);
+        cmd.args(["send", "g", "x"]).env_remove(SECRET_FILE_ENV);
         cmd
     };
 
@@ -319,6 +322,6 @@ fn a_refused_secret_exits_nonzero_and_says_why() {
     };
     succeeds(send(Some(right.path())));
     let mut by_env = send(None);
-    by_env.env(connkit::cli::mailbox::SECRET_FILE_ENV, right.path());
+    by_env.env(SECRET_FILE_ENV, right.path());
     succeeds(by_env);
 }

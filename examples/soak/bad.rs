@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use connkit::core::wire::Repr as _;
 use connkit::mailbox::wire::{MAX_FRAME_BODY, Repr};
 use connkit::session::wire::{MAX_PAYLOAD, Message};
 
@@ -90,7 +91,7 @@ impl Target {
                 (head, MAX_FRAME_BODY)
             }
             Target::Session(_) => {
-                let list = Message::List.to_bytes().expect("a List frame");
+                let list = Message::List.to_vec().expect("a List frame");
                 let mut head = list[..4].to_vec();
                 head.extend((MAX_PAYLOAD as u32).to_be_bytes());
                 (head, MAX_PAYLOAD)
@@ -111,11 +112,12 @@ impl Target {
                         req: 1,
                         group: "soak-bad",
                     }
-                    .to_vec(),
+                    .to_vec()
+                    .expect("a Join frame"),
                 );
                 bytes
             }
-            Target::Session(_) => Message::List.to_bytes().expect("a List frame"),
+            Target::Session(_) => Message::List.to_vec().expect("a List frame"),
         }
     }
 
@@ -145,6 +147,7 @@ fn hello() -> Vec<u8> {
         name: &name,
     }
     .to_vec()
+    .expect("a Connect frame")
 }
 
 trait Stream: Read + Write + Send {

@@ -289,7 +289,7 @@ async fn session_round(socket: &std::path::Path) -> Result<(), String> {
         return Err(format!("{ash} has members {members:?}, want {want:?}"));
     }
     let report = c
-        .kill(ash, libc::SIGKILL, false)
+        .signal(ash, libc::SIGKILL, false)
         .await
         .map_err(|e| format!("kill {ash}: {e}"))?;
     if report.pids() != want || report.count(Outcome::Signalled) != 2 {

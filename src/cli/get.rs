@@ -8,8 +8,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::core::{Deadline, Endpoint, Error, ErrorKind, Registry};
-use crate::http::connector;
+use connkit::core::{Deadline, Endpoint, Error, ErrorKind, Registry};
+use connkit::http::connector;
 
 /// Fetches `url` (through `via` when given) and prints the body, over
 /// HTTP/1.1 or, with `http2`, HTTP/2 with prior knowledge. Errors name what

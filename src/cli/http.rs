@@ -8,10 +8,10 @@ use std::future::IntoFuture;
 use std::path::Path;
 
 use super::listeners::{self, Listeners, Origin, SocketFiles};
-use crate::core::handover;
-use crate::core::serve::Server;
-use crate::core::{Endpoint, Registry, Result, serve};
-use crate::http::{Http, Protocols, Routes, Stats};
+use connkit::core::handover;
+use connkit::core::serve::Server;
+use connkit::core::{Endpoint, Registry, Result, serve};
+use connkit::http::{Http, Protocols, Routes, Stats};
 
 /// The server's settings as `connkit http` flags ([`Http`]'s defaults
 /// where a flag is not given).
@@ -104,7 +104,7 @@ const RELEASE_WITHIN: Duration = Duration::from_secs(10);
 /// runtime and listener ([`Server::per_core`]); `Some(0)` means one per core.
 ///
 /// The listeners come, in this order of preference, from a live
-/// predecessor offering on `handover` (see [`crate::core::handover`]),
+/// predecessor offering on `handover` (see [`connkit::core::handover`]),
 /// from systemd (`LISTEN_FDS`, `LISTEN_FDNAMES`), or from binding `listen`.
 /// With `handover`, the server then offers its own listeners on that path;
 /// a successor that takes them and confirms ends this server as SIGTERM
@@ -116,6 +116,7 @@ pub async fn run(
     drain: Duration,
     per_core: Option<usize>,
     handover: Option<&Path>,
+    json: bool,
 ) -> Result<()> {
     let server = per_core_server(per_core);
     let threads = server.map_or(1, |s| s.threads());
@@ -124,7 +125,7 @@ pub async fn run(
         Some(path) => handover::take(path).await?,
         None => None,
     };
-    let systemd = crate::core::activation::listen_fds_with_names()?;
+    let systemd = connkit::core::activation::listen_fds_with_names()?;
     let (listeners, confirmation, origin) = match inherited {
         Some(received) => {
             let pid = received.confirmation.predecessor();
@@ -156,7 +157,7 @@ pub async fn run(
                 None => vec![registry.bind(listen).await?],
                 Some(server) => registry.bind_per_core(listen, server.threads()).await?,
             };
-            let endpoint = crate::core::Listener::local_endpoint(&listeners[0]);
+            let endpoint = connkit::core::Listener::local_endpoint(&listeners[0]);
             let l = listeners::Listeners {
                 listeners,
                 endpoint,
@@ -180,8 +181,9 @@ pub async fn run(
     let stop_offering = tokio_util::sync::CancellationToken::new();
     let signal = {
         let stop_offering = stop_offering.clone();
+        let shutdown = shutdown_signal(drain, health, handed_rx);
         async move {
-            shutdown_signal(drain, health, handed_rx).await;
+            shutdown.await;
             stop_offering.cancel();
         }
     };
@@ -231,8 +233,20 @@ pub async fn run(
         report = &mut serving => report?,
         () = handing => unreachable!("the handover side never ends on its own"),
     };
-    say(format_args!("shutdown report: {report}"));
+    say_report(&report, json);
     Ok(())
+}
+
+/// `shutdown report: REPORT`, as text or (`json`) one JSON object.
+fn say_report(report: &connkit::core::ShutdownReport, json: bool) {
+    if json {
+        match serde_json::to_string(report) {
+            Ok(line) => say(format_args!("shutdown report: {line}")),
+            Err(e) => say(format_args!("shutdown report: (not as JSON: {e}) {report}")),
+        }
+    } else {
+        say(format_args!("shutdown report: {report}"));
+    }
 }
 
 /// Offers `offered` on `path` until a successor takes them (then leaves the
@@ -240,7 +254,7 @@ pub async fn run(
 /// fires; each refused or abandoned attempt is told on stdout.
 async fn offer(
     path: &Path,
-    offered: Vec<crate::core::activation::NamedFd>,
+    offered: Vec<connkit::core::activation::NamedFd>,
     files: &SocketFiles,
     handed: tokio::sync::oneshot::Sender<i32>,
     stop: &tokio_util::sync::CancellationToken,
@@ -305,9 +319,10 @@ pub async fn run_tap(
     host: &str,
     drain: Duration,
     per_core: Option<usize>,
+    json: bool,
 ) -> Result<()> {
-    use crate::core::{Endpoint, Error, ErrorKind};
-    use crate::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
+    use connkit::core::{Endpoint, Error, ErrorKind};
+    use connkit::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
     let bad = |what: &str| {
         Error::new(ErrorKind::InvalidType)
             .during("http --tap")
@@ -360,7 +375,8 @@ pub async fn run_tap(
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
-            let listener = UtcpListener::bind(&stack, addr.port(), crate::utcp::REGISTRY_BACKLOG)?;
+            let listener =
+                UtcpListener::bind(&stack, addr.port(), connkit::utcp::REGISTRY_BACKLOG)?;
             say(format_args!("listening on {endpoint}"));
             serve(listener, handler)
                 .with_graceful_shutdown(signal, drain)
@@ -384,7 +400,7 @@ pub async fn run_tap(
                             .ok_or_else(|| bad(&format!("no queue for thread {core}")))?;
                         // Built here, so this thread's runtime drives the stack.
                         let stack = builder.build()?;
-                        UtcpListener::bind(&stack, port, crate::utcp::REGISTRY_BACKLOG)
+                        UtcpListener::bind(&stack, port, connkit::utcp::REGISTRY_BACKLOG)
                     },
                     handler,
                 )
@@ -392,7 +408,7 @@ pub async fn run_tap(
                 .await?
         }
     };
-    say(format_args!("shutdown report: {report}"));
+    say_report(&report, json);
     Ok(())
 }
 
@@ -409,7 +425,7 @@ fn per_core_server(per_core: Option<usize>) -> Option<Server> {
 /// gRPC health service `grpc.health.v1.Health` beside them on the same
 /// listener (gRPC requests to it, the rest to the routes).
 #[cfg(feature = "tonic")]
-type App = crate::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
+type App = connkit::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
 #[cfg(not(feature = "tonic"))]
 type App = Routes;
 
@@ -425,7 +441,7 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
     {
         let (reporter, health) = tonic_health::server::health_reporter();
         let grpc = tonic::service::Routes::new(health);
-        (crate::http::tonic::GrpcOr::new(grpc, routes), reporter)
+        (connkit::http::tonic::GrpcOr::new(grpc, routes), reporter)
     }
     #[cfg(not(feature = "tonic"))]
     (routes, ())
@@ -439,22 +455,26 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
 /// `handed` resolving with a successor's pid (a handover) begins the same
 /// drain; a dropped sender never does.
 #[cfg_attr(not(feature = "tonic"), allow(unused_mut, unused_variables))]
-async fn shutdown_signal(
+fn shutdown_signal(
     drain: Duration,
     mut health: Health,
     handed: tokio::sync::oneshot::Receiver<i32>,
-) {
-    let successor = tokio::select! {
-        () = super::terminate_signal() => None,
-        Ok(pid) = handed => Some(pid),
-    };
-    #[cfg(feature = "tonic")]
-    crate::http::tonic::health_draining(&mut health, &[]).await;
-    match successor {
-        None => say(format_args!("shutting down, draining for up to {drain:?}")),
-        Some(pid) => say(format_args!(
-            "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
-        )),
+) -> impl std::future::Future<Output = ()> {
+    // Installed now, before the server says it listens.
+    let terminated = super::terminate_signal();
+    async move {
+        let successor = tokio::select! {
+            () = terminated => None,
+            Ok(pid) = handed => Some(pid),
+        };
+        #[cfg(feature = "tonic")]
+        connkit::http::tonic::health_draining(&mut health, &[]).await;
+        match successor {
+            None => say(format_args!("shutting down, draining for up to {drain:?}")),
+            Some(pid) => say(format_args!(
+                "handed the listeners over to pid {pid}: not accepting any more, draining for up to {drain:?}"
+            )),
+        }
     }
 }
 

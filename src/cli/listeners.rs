@@ -4,11 +4,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::core::activation::NamedFd;
-use crate::core::lifecycle::SplitListener;
-use crate::core::{BoxListener, Endpoint, Error, ErrorKind, Result};
-use crate::ipc::{IpcListener, SocketFileOwner};
-use crate::tcp::TcpListener;
+use connkit::core::activation::NamedFd;
+use connkit::core::lifecycle::SplitListener;
+use connkit::core::{BoxListener, Endpoint, Error, ErrorKind, Result};
+use connkit::ipc::{IpcListener, SocketFileOwner};
+use connkit::tcp::TcpListener;
 
 /// One listener per serving thread, and what a successor would be offered.
 #[derive(Debug)]
@@ -79,14 +79,14 @@ pub fn bind(endpoint: &Endpoint, threads: usize) -> Result<Listeners> {
                 .iter()
                 .map(|l| copy(l, l.endpoint(), op))
                 .collect::<Result<_>>()?;
-            Ok(tcp(all, offered))
+            Ok(serving(all, offered, SocketFiles::default()))
         }
         "ipc" => {
             let first = IpcListener::bind(endpoint.address())?;
             let offered = vec![copy(&first, first.endpoint(), op)?];
             let owners = first.socket_file_owner().into_iter().collect();
             let all = first.per_core(threads.max(1))?;
-            Ok(ipc(all, offered, owners))
+            Ok(serving(all, offered, SocketFiles(owners)))
         }
         _ => Err(unsupported(endpoint, op)),
     }
@@ -148,7 +148,7 @@ pub fn adopt(
                 1 => adopted.into_iter().next().expect("one").per_core(threads)?,
                 _ => adopted,
             };
-            Ok(tcp(all, offered))
+            Ok(serving(all, offered, SocketFiles::default()))
         }
         "ipc" => {
             let mut adopted = fds
@@ -174,14 +174,19 @@ pub fn adopt(
                 1 => adopted.into_iter().next().expect("one").per_core(threads)?,
                 _ => adopted,
             };
-            Ok(ipc(all, offered, owners))
+            Ok(serving(all, offered, SocketFiles(owners)))
         }
         _ => Err(unsupported(endpoint, op)),
     }
 }
 
-fn tcp(all: Vec<TcpListener>, offered: Vec<NamedFd>) -> Listeners {
-    let endpoint = all[0].endpoint().clone();
+/// `all` served, one per thread, with the copies a successor is offered
+/// and the socket files they remove.
+fn serving<L>(all: Vec<L>, offered: Vec<NamedFd>, files: SocketFiles) -> Listeners
+where
+    L: connkit::core::Listener + 'static,
+{
+    let endpoint = connkit::core::Listener::local_endpoint(&all[0]);
     Listeners {
         listeners: all
             .into_iter()
@@ -189,20 +194,7 @@ fn tcp(all: Vec<TcpListener>, offered: Vec<NamedFd>) -> Listeners {
             .collect(),
         endpoint,
         offered,
-        files: SocketFiles::default(),
-    }
-}
-
-fn ipc(all: Vec<IpcListener>, offered: Vec<NamedFd>, owners: Vec<SocketFileOwner>) -> Listeners {
-    let endpoint = all[0].endpoint().clone();
-    Listeners {
-        listeners: all
-            .into_iter()
-            .map(|l| Box::new(l) as BoxListener)
-            .collect(),
-        endpoint,
-        offered,
-        files: SocketFiles(owners),
+        files,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use conn_mailbox::{ConnectOptions, Event, Mailbox, MailboxError, Secret, Service};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::core::Deadline;
+use connkit::core::Deadline;
 
 /// What to do once connected.
 #[derive(Debug, Clone)]
@@ -155,7 +155,7 @@ async fn confirm_sent(mbox: &mut Mailbox) -> Result<(), MailboxError> {
     }
     // The refusal, if any, is already queued: a zero deadline finds it.
     match mbox.receive(Deadline::after(Duration::ZERO)).await {
-        Err(MailboxError::Io(e)) if e.kind() == crate::core::ErrorKind::TimedOut => Ok(()),
+        Err(MailboxError::Io(e)) if e.kind() == connkit::core::ErrorKind::TimedOut => Ok(()),
         Err(e) => Err(e),
         Ok(_) => Ok(()), // an event (nothing this connection asked for): no refusal
     }
@@ -185,7 +185,7 @@ async fn command(mbox: &mut Mailbox, line: &str, json: bool) -> Result<bool, Str
                 print_event(&ev, json);
                 Ok(())
             }
-            Err(e) if e.kind() == crate::core::ErrorKind::TimedOut => {
+            Err(e) if e.kind() == connkit::core::ErrorKind::TimedOut => {
                 println!("nothing to receive");
                 Ok(())
             }

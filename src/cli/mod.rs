@@ -7,11 +7,19 @@ pub mod mailbox;
 pub mod session;
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
-pub async fn terminate_signal() {
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a server that says it listens right after calling it is
+/// already past the default action of a SIGTERM sent on reading that line
+/// (which would end it with no drain and no report).
+pub fn terminate_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("install a SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::core::{Connection, Deadline, Error, Result};
-use crate::ipc::{IpcListener, IpcStream};
+use connkit::core::{Connection, Deadline, Error, Result};
+use connkit::ipc::{IpcListener, IpcStream};
 
 /// Reads to end-of-stream and says what arrived.
 async fn seen(conn: &mut IpcStream) -> String {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-use crate::core::layer::{CancelLayer, DeadlineLayer, Shutdown};
-use crate::core::{Deadline, Result};
+use connkit::core::layer::{CancelLayer, DeadlineLayer, Shutdown};
+use connkit::core::{Deadline, Result};
 
 async fn sleep_ms(ms: u64) -> Result<String> {
     tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::core::{Deadline, Error, Result};
-use crate::mailbox::daemon::{DaemonConfig, run as daemon};
-use crate::mailbox::{Event, Mailbox, Membership, Service};
+use connkit::core::{Deadline, Error, Result};
+use connkit::mailbox::daemon::{DaemonConfig, run as daemon};
+use connkit::mailbox::{Event, Mailbox, Membership, Service};
 
-fn err(e: crate::mailbox::MailboxError) -> Error {
+fn err(e: connkit::mailbox::MailboxError) -> Error {
     e.into()
 }
 
@@ -35,7 +35,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
         socket.display()
     )?;
     let within = Deadline::after(Duration::from_secs(5));
-    crate::mailbox::daemon::wait_ready(&socket, within).await?;
+    connkit::mailbox::daemon::wait_ready(&socket, within).await?;
 
     let mut members = Vec::new();
     for name in ["a", "b", "c"] {
@@ -68,7 +68,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
                     seen.push(String::from_utf8_lossy(msg.data()).into_owned());
                 }
             }
-            Ok::<_, crate::mailbox::MailboxError>((m, seen))
+            Ok::<_, connkit::mailbox::MailboxError>((m, seen))
         }));
     }
     let mut members = Vec::new();

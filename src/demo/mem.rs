@@ -6,10 +6,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tower::ServiceBuilder;
 
-use crate::core::layer::DeadlineLayer;
-use crate::core::mem::{MemListener, MemStream};
-use crate::core::serve::{lines, serve};
-use crate::core::{Connection, Deadline, Error, Result};
+use connkit::core::layer::DeadlineLayer;
+use connkit::core::mem::{MemListener, MemStream};
+use connkit::core::serve::{lines, serve};
+use connkit::core::{Connection, Deadline, Error, Result};
 
 /// "sleep N" answers after N ms; anything else is echoed.
 async fn answer(req: String) -> Result<String> {

@@ -13,7 +13,7 @@ mod utcp;
 
 use std::io::Write;
 
-use crate::core::Result;
+use connkit::core::Result;
 
 /// Runs every part of the demo, writing its story to `out`.
 pub async fn run(out: &mut dyn Write) -> Result<()> {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use crate::core::mem::MemStream;
-use crate::core::{Connection, Deadline, Error, ErrorKind, Result};
-use crate::session::{Member, Session, Signal, kill_local};
+use connkit::core::mem::MemStream;
+use connkit::core::{Connection, Deadline, Error, ErrorKind, Result};
+use connkit::session::{Member, Session, Signal, signal_local};
 
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
@@ -67,8 +67,8 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
         peers.push((id, peer));
     }
 
-    let report = kill_local(session.ash(), Signal::TERM.raw())?;
-    writeln!(out, "kill_local: {report}")?;
+    let report = signal_local(session.ash(), Signal::TERM.raw())?;
+    writeln!(out, "signal_local: {report}")?;
     for (member, outcome) in &report.members {
         let who = match member {
             Member::Process(pid) if *pid == sleeper_pid => format!("sleep 30 (pid {pid})"),

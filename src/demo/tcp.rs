@@ -11,9 +11,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncReadExt;
 
-use crate::core::{Connection, Deadline, Error, Result, serve};
-use crate::http::{Http, Routes, Stats, connector};
-use crate::tcp::{TcpListener, TcpStream};
+use connkit::core::{Connection, Deadline, Error, Result, serve};
+use connkit::http::{Http, Routes, Stats, connector};
+use connkit::tcp::{TcpListener, TcpStream};
 
 async fn peer_saw(conn: &mut TcpStream) -> String {
     let mut got = Vec::new();
@@ -54,7 +54,7 @@ pub(super) async fn run(out: &mut dyn Write) -> Result<()> {
     // connkit connector by hyper-util's own Client.
     let path = std::env::temp_dir().join(format!("connkit-demo-http-{}.sock", std::process::id()));
     let url = format!("ipc://{}", path.display());
-    let registry = crate::registry();
+    let registry = connkit::registry();
     let http_listener = registry.bind(&url).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stats = Arc::new(Stats::default());

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::core::{Connection, Deadline, Error, Result};
-use crate::utcp::{MemLink, Stack, UtcpListener, UtcpStream};
+use connkit::core::{Connection, Deadline, Error, Result};
+use connkit::utcp::{MemLink, Stack, UtcpListener, UtcpStream};
 
 async fn peer_saw(conn: &mut UtcpStream) -> String {
     let mut got = Vec::new();

@@ -83,6 +83,22 @@ pub fn nightly_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Installs a minimal nightly toolchain with rustup if there is none, as
+/// test-all installs its other tools: a fresh machine has only stable.
+pub fn ensure_nightly() -> bool {
+    if nightly_available() {
+        return true;
+    }
+    println!(
+        "fuzz: no nightly toolchain; installing one (rustup toolchain install nightly --profile minimal, about 2 minutes)"
+    );
+    let installed = Command::new("rustup")
+        .args(["toolchain", "install", "nightly", "--profile", "minimal"])
+        .status()
+        .is_ok_and(|s| s.success());
+    installed && nightly_available()
+}
+
 /// Installs cargo-fuzz if `cargo fuzz` does not run (as test-all does
 /// cargo-deny).
 pub fn ensure_cargo_fuzz() -> bool {
@@ -102,8 +118,8 @@ fn prepare(task: &str, args: &[String]) -> Option<(Args, Vec<String>)> {
             return None;
         }
     };
-    if !nightly_available() {
-        println!("{task}: FAILED: no nightly toolchain (`rustup toolchain install nightly`)");
+    if !ensure_nightly() {
+        println!("{task}: FAILED: no nightly toolchain, and rustup could not install one");
         return None;
     }
     if !ensure_cargo_fuzz() {

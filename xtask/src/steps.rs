@@ -18,6 +18,18 @@ pub fn root() -> PathBuf {
 struct Tally {
     passed: u64,
     failed: u64,
+    /// What failed, as `step: test` (or the step alone), repeated at the
+    /// end so a log that keeps only its tail still names the failure.
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Counts one failure that is not a test's, and says it now and at the end.
+    fn fail(&mut self, what: &str) {
+        println!("test-all: FAILED {what}");
+        self.failed += 1;
+        self.failures.push(what.to_owned());
+    }
 }
 
 /// Runs `cmd` through the shell from the workspace root, echoing its output
@@ -35,12 +47,21 @@ fn run_step(name: &str, cmd: &str, tally: &mut Tally, count_tests: bool) -> bool
         .spawn()
         .expect("bash runs");
     let (mut passed, mut failed) = (0u64, 0u64);
+    // cargo test prints each test binary's `Running` line before its
+    // results; a failed test is named with the binary it ran in.
+    let mut binary = String::new();
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line.unwrap_or_default();
         println!("{line}");
         if let Some((p, f)) = parse_test_result(&line) {
             passed += p;
             failed += f;
+        }
+        if let Some(running) = running_binary(&line) {
+            binary = running;
+        }
+        if let Some(test) = failed_test(&line) {
+            tally.failures.push(format!("{name}: {binary} {test}"));
         }
     }
     let ok = child.wait().map(|s| s.success()).unwrap_or(false);
@@ -50,7 +71,7 @@ fn run_step(name: &str, cmd: &str, tally: &mut Tally, count_tests: bool) -> bool
     }
     if !ok && (!count_tests || failed == 0) {
         // A step that failed without failing tests counts as one failure.
-        tally.failed += 1;
+        tally.fail(&format!("{name}: the step itself ({cmd})"));
     }
     let verdict = if ok { "ok" } else { "FAILED" };
     if count_tests {
@@ -71,6 +92,20 @@ fn run_step(name: &str, cmd: &str, tally: &mut Tally, count_tests: bool) -> bool
 /// line). Kept out of CARGO_TARGET_DIR, which may be elsewhere.
 fn skip_log() -> PathBuf {
     root().join("target/test-all-skips.log")
+}
+
+/// The test binary a `cargo test` line starts, as its source path:
+/// `     Running tests/http_drain.rs (target/debug/deps/http_drain-…)`.
+fn running_binary(line: &str) -> Option<String> {
+    let rest = line.trim().strip_prefix("Running ")?;
+    Some(rest.split(" (").next().unwrap_or(rest).to_owned())
+}
+
+/// The name of a failed test in libtest's `test a::b ... FAILED`.
+fn failed_test(line: &str) -> Option<&str> {
+    line.trim()
+        .strip_prefix("test ")?
+        .strip_suffix(" ... FAILED")
 }
 
 /// Reads cargo test's `test result: ok. 41 passed; 0 failed; ...`, and the
@@ -243,8 +278,8 @@ fn ensure_cargo_deny() -> bool {
 }
 
 /// The fuzz corpus replayed on stable (always), then every cargo-fuzz
-/// target run briefly when a nightly toolchain is there (cargo-fuzz is
-/// installed if missing). Without nightly the run is a skip, said loudly
+/// target run briefly on nightly (nightly and cargo-fuzz are installed if
+/// missing). Where nightly cannot be had the run is a skip, said loudly
 /// and recorded with the tests' skips; under `CI=true` a failure.
 fn fuzz_steps(tally: &mut Tally, skips: &std::path::Path) -> bool {
     // The test step ran these tests already and counted them; this step
@@ -255,12 +290,11 @@ fn fuzz_steps(tally: &mut Tally, skips: &std::path::Path) -> bool {
         tally,
         false,
     );
-    if !crate::fuzz::nightly_available() {
-        let why = "fuzz: no nightly toolchain, so the cargo-fuzz targets did not run (rustup toolchain install nightly)";
+    if !crate::fuzz::ensure_nightly() {
+        let why = "fuzz: no nightly toolchain and rustup could not install one, so the cargo-fuzz targets did not run";
         println!("test-all: !!! SKIPPED step fuzz: {why}");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
-            println!("test-all: step fuzz: FAILED (a skip under CI=true is a failure)");
-            tally.failed += 1;
+            tally.fail("fuzz: a skip under CI=true is a failure");
             return false;
         }
         use std::io::Write;
@@ -278,8 +312,7 @@ fn fuzz_steps(tally: &mut Tally, skips: &std::path::Path) -> bool {
         return ok;
     }
     if !crate::fuzz::ensure_cargo_fuzz() {
-        println!("test-all: step fuzz: FAILED (cargo-fuzz could not be installed)");
-        tally.failed += 1;
+        tally.fail("fuzz: cargo-fuzz could not be installed");
         return false;
     }
     ok &= run_step("fuzz", "cargo xtask fuzz --seconds 10", tally, false);
@@ -297,13 +330,11 @@ pub fn test_all() -> bool {
     let _ = std::fs::create_dir_all(root().join("target"));
     let _ = std::fs::write(&skips, "");
     if !ensure_apt(TEST_PACKAGES) {
-        println!("test-all: could not install the packages the tests use");
-        tally.failed += 1;
+        tally.fail("packages: could not install the Debian packages the tests use");
         all_ok = false;
     }
     if !ensure_pip(TEST_PYTHON_PACKAGES) {
-        println!("test-all: could not install the Python packages the tests use (grpcio)");
-        tally.failed += 1;
+        tally.fail("packages: could not install the Python packages the tests use (grpcio)");
         all_ok = false;
     }
     let steps: &[(&str, &str, bool)] = &[
@@ -322,6 +353,16 @@ pub fn test_all() -> bool {
             "doc-test",
             "cargo test --workspace --doc --all-features --locked",
             true,
+        ),
+        // Every publishable crate builds from its packaged sources alone:
+        // versioned path dependencies, license files, nothing read from
+        // outside the crate. (`--allow-dirty`: what is checked is the tree
+        // on disk, committed or not.)
+        (
+            "package",
+            "cargo package --workspace --locked --allow-dirty --exclude xtask \
+             --exclude conn-fuzz-targets --exclude conn-test-support",
+            false,
         ),
     ];
     println!(
@@ -346,13 +387,12 @@ pub fn test_all() -> bool {
         all_ok &= run_step("fetch", "cargo fetch --locked", &mut tally, false);
         all_ok &= run_step(
             "deny",
-            "cargo deny --offline check licenses bans sources",
+            "cargo deny --offline check --hide-inclusion-graph licenses bans sources",
             &mut tally,
             false,
         );
     } else {
-        println!("test-all: step deny: FAILED (cargo-deny could not be installed)");
-        tally.failed += 1;
+        tally.fail("deny: cargo-deny could not be installed");
         all_ok = false;
     }
     println!("test-all: finished in {:.1?}", start.elapsed());
@@ -363,6 +403,9 @@ pub fn test_all() -> bool {
         .collect();
     for skip in &skipped {
         println!("test-all: skipped {skip}");
+    }
+    for failure in &tally.failures {
+        println!("test-all: FAILED {failure}");
     }
     println!(
         "test-all: {} passed, {} failed, {} skipped",
@@ -473,7 +516,7 @@ fn chaos_usage() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_test_result;
+    use super::{failed_test, parse_test_result, running_binary};
 
     #[test]
     fn reads_cargo_test_summaries() {
@@ -483,5 +526,20 @@ mod tests {
         assert_eq!(parse_test_result(line), Some((16, 3)));
         assert_eq!(parse_test_result("running 3 tests"), None);
         assert_eq!(parse_test_result("1 passed, 0 failed"), Some((1, 0)));
+    }
+
+    #[test]
+    fn names_a_failed_test_with_its_binary() {
+        let running = "     Running tests/http_drain.rs (target/debug/deps/http_drain-0123abcd)";
+        assert_eq!(
+            running_binary(running).as_deref(),
+            Some("tests/http_drain.rs")
+        );
+        assert_eq!(
+            failed_test("test drain_kills_at_the_deadline ... FAILED"),
+            Some("drain_kills_at_the_deadline")
+        );
+        assert_eq!(failed_test("test drain_kills_at_the_deadline ... ok"), None);
+        assert_eq!(running_binary("running 3 tests"), None);
     }
 }

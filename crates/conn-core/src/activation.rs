@@ -86,6 +86,7 @@ pub fn listen_fds_with_names() -> Result<Vec<NamedFd>> {
         // SAFETY: F_GETFD and F_SETFD only read and set the descriptor's
         // flags; on a number that is not open they fail with EBADF.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        // SAFETY: as above; F_SETFD changes only this descriptor's flags.
         if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
             return Err(Error::from(std::io::Error::last_os_error())
                 .during("socket activation")

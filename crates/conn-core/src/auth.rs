@@ -125,14 +125,7 @@ impl Secret {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn load(path: &Path) -> Result<Secret> {
-        read_secret(path, true)
-    }
-
-    /// [`Secret::load`] without the mode check, for sessiond's
-    /// `secret_file`, which has always been read whatever its mode. New
-    /// callers want [`Secret::load`].
-    pub fn load_any_mode(path: &Path) -> Result<Secret> {
-        read_secret(path, false)
+        read_secret(path)
     }
 
     /// The key's length in bytes.
@@ -165,7 +158,7 @@ fn check_len(key: &[u8]) -> Result<()> {
     Err(Error::new(ErrorKind::InvalidType).detail(detail))
 }
 
-fn read_secret(path: &Path, private: bool) -> Result<Secret> {
+fn read_secret(path: &Path) -> Result<Secret> {
     const OP: &str = "read secret file";
     let at = || path.display();
     let file = std::fs::File::open(path).map_err(|e| Error::io(e, OP, at()))?;
@@ -177,7 +170,7 @@ fn read_secret(path: &Path, private: bool) -> Result<Secret> {
             .detail("not a regular file"));
     }
     let mode = meta.permissions().mode() & 0o7777;
-    if private && mode & 0o077 != 0 {
+    if mode & 0o077 != 0 {
         return Err(Error::new(ErrorKind::PermissionDenied)
             .during(OP)
             .on(at())
@@ -313,8 +306,6 @@ mod tests {
             assert!(text.contains(&format!("{mode:04o}")), "{text}");
             assert!(text.contains("chmod 600"), "{text}");
             assert!(text.contains(&path.display().to_string()), "{text}");
-            // sessiond's reading takes it.
-            assert_eq!(Secret::load_any_mode(&path).unwrap().len(), 16);
             std::fs::remove_file(&path).unwrap();
         }
     }

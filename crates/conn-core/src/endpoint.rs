@@ -77,6 +77,32 @@ impl Endpoint {
     pub fn as_str(&self) -> &str {
         &self.url
     }
+
+    /// The address a connector of `scheme` dials: every [`Connector`]
+    /// refuses another transport's endpoint the same way, `InvalidType`
+    /// naming the endpoint, rather than misreading its address.
+    ///
+    /// ```
+    /// use conn_core::{Endpoint, ErrorKind};
+    /// let ep: Endpoint = "mem://x".parse().unwrap();
+    /// assert_eq!(ep.connect_address("mem").unwrap(), "x");
+    /// let err = ep.connect_address("tcp").unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidType);
+    /// assert_eq!(err.to_string(), "connect on mem://x: invalid argument or handle type (EINVAL): the tcp connector dials tcp:// endpoints only");
+    /// ```
+    ///
+    /// [`Connector`]: crate::Connector
+    pub fn connect_address(&self, scheme: &str) -> Result<&str, Error> {
+        if self.scheme() == scheme {
+            return Ok(self.address());
+        }
+        Err(Error::new(ErrorKind::InvalidType)
+            .during("connect")
+            .on(self)
+            .detail(format!(
+                "the {scheme} connector dials {scheme}:// endpoints only"
+            )))
+    }
 }
 
 impl FromStr for Endpoint {

@@ -184,6 +184,18 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// A kind serializes as its errno name (`"ETIMEDOUT"`), as the text
+/// reports name kinds.
+#[cfg(feature = "serde")]
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.errno_name())
+    }
+}
+
 /// connkit's error: a kind, the operation that failed, what it failed on,
 /// and the underlying cause.
 ///

@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use crate::handover::wire::{Frame, Repr, next_frame};
+use crate::wire::Repr as _;
 
 /// Splits fuzz input into a chunking seed (its first byte) and the bytes
 /// to decode (the rest). Empty input is seed 0 and no bytes.
@@ -142,7 +143,7 @@ pub fn handover(data: &[u8]) {
     let (stream, frames, _) = read_however_cut(data, next_frame);
     let mut at = 0;
     for repr in &frames {
-        let bytes = repr.emit().expect("a parsed frame emits");
+        let bytes = repr.to_vec().expect("a parsed frame emits");
         assert_eq!(
             bytes,
             stream[at..at + bytes.len()],
@@ -172,6 +173,6 @@ pub fn handover_seeds() -> Vec<(String, Vec<u8>)> {
             ("confirm", Repr::Confirm),
             ("refused", refused),
         ]
-        .map(|(name, repr)| (name, repr.emit().expect("seed frames emit"))),
+        .map(|(name, repr)| (name, repr.to_vec().expect("seed frames emit"))),
     )
 }

@@ -13,9 +13,11 @@
 //!   over a fresh nonce, and secret files only their owner may read.
 //! * [`activation`]: systemd socket activation (`LISTEN_FDS`, `LISTEN_FDNAMES`).
 //! * [`handover`]: zero-downtime restart, the listeners passed to a successor.
-//! * [`sys`]: the kernel-socket parts the socket transports share
-//!   (lazily registered descriptors, accept, `from_fd` checks).
+//! * [`socket`]: the one skeleton of the kernel-socket transports
+//!   (`conn-ipc`, `conn-tcp`), a stream and a listener generic over a
+//!   socket [`Family`](socket::Family).
 //! * [`slot::Slot`]: caller-owned storage for `accept_into`.
+//! * [`wire`]: the one wire kit every frame format here is built with.
 //!
 //! # Example: a server composed from layers, shut down gracefully
 //!
@@ -52,7 +54,6 @@
 //! println!("{report}");
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub mod activation;
 #[cfg(feature = "auth")]
@@ -70,7 +71,10 @@ pub mod mem;
 mod registry;
 pub mod serve;
 pub mod slot;
-pub mod sys;
+pub mod socket;
+mod sys;
+pub mod trace;
+pub mod wire;
 
 pub use deadline::{Deadline, Timed};
 pub use endpoint::Endpoint;

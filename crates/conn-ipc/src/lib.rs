@@ -3,11 +3,16 @@
 //! * [`IpcListener`]: `bind` at a path or a Linux abstract name (`@name`),
 //!   with the socket file's mode, stale files replaced and the file removed
 //!   when the listener goes; `accept`, `accept_until` a cancellation token,
-//!   and `accept_into` an [`IpcSlot`] without allocating.
+//!   and ([`Listener::accept_into`](conn_core::Listener::accept_into)) an
+//!   [`IpcSlot`] without allocating.
 //! * [`IpcStream`]: `connect`, `pair`, `from_fd`, [`peer_cred`](IpcStream::peer_cred),
 //!   and [`Connection`](conn_core::Connection)'s `done` / `close` / `kill`.
 //! * [`IpcTransport`] and [`register`]: the `ipc://` scheme in a
 //!   [`Registry`](conn_core::Registry).
+//!
+//! The stream and listener are conn-core's one socket skeleton
+//! ([`conn_core::socket`]) for Unix-domain sockets; this crate keeps its
+//! addresses, socket files and options.
 //!
 //! Every call that can block takes a [`Deadline`](conn_core::Deadline), and
 //! every error names its operation and target:
@@ -39,9 +44,9 @@
 //! client.close(Deadline::NEVER).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod addr;
+mod family;
 mod listener;
 mod slot;
 mod stream;

@@ -1,20 +1,20 @@
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use conn_core::lifecycle::SplitListener;
-use conn_core::sys::{LazyFd, Role, SocketKind};
-use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
+use conn_core::socket::SocketListener;
+use conn_core::{Endpoint, Error, ErrorKind, Result};
 use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
-use tokio_util::sync::CancellationToken;
 
+use crate::IpcStream;
 use crate::addr::IpcAddr;
-use crate::{IpcSlot, IpcStream};
+use crate::family::Ipc;
+use crate::stream::new_socket;
 
+conn_core::socket_listener! {
 /// A listening Unix-domain socket at a filesystem path or a Linux abstract
 /// name (`@name`), with connkit's lifecycle (libdill `ipc_listen`).
 ///
@@ -59,21 +59,41 @@ use crate::{IpcSlot, IpcStream};
 /// [`accept`](IpcListener::accept) is cancel safe: the only thing it does
 /// that has an effect is the `accept4(2)` call, and a connection it accepts
 /// is returned in the same poll. `conn_core::serve` relies on this.
-#[derive(Debug)]
-pub struct IpcListener {
-    io: LazyFd,
-    endpoint: Endpoint,
-    file: Option<SocketFile>,
+///
+/// # Accepting
+///
+/// `accept` and `accept_until` (a cancellation token) hand out
+/// [`IpcStream`]s; `accept_into` (from [`Listener`](conn_core::Listener))
+/// places them in an [`IpcSlot`](crate::IpcSlot) without allocating. The
+/// listener is conn-core's
+/// [`SocketListener`](conn_core::socket::SocketListener) for Unix-domain
+/// sockets, whose docs say what accepting allocates (nothing).
+pub struct IpcListener(Ipc) -> IpcStream;
 }
 
 /// The socket file a listener created (or took over), to remove when it
 /// goes unless [`SocketFileOwner::leave`] said otherwise.
 #[derive(Debug)]
-struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
     left: Arc<AtomicBool>,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if self.left.load(Ordering::SeqCst) {
+            return;
+        }
+        // Remove the file only while the path still names the one we
+        // created; a newer listener may have replaced it.
+        if let Ok(st) = rustix::fs::lstat(self.path.as_path()) {
+            if st.st_dev == self.dev && st.st_ino == self.ino {
+                let _ = rustix::fs::unlink(self.path.as_path());
+            }
+        }
+    }
 }
 
 /// A handle on whether an [`IpcListener`] removes its socket file when it
@@ -229,7 +249,9 @@ impl IpcListenerOptions {
                         path: path.clone(),
                         dev: st.st_dev,
                         ino: st.st_ino,
-                        left: Arc::default(),
+                        // Without remove_on_drop the file is left from the
+                        // start, so dropping this record keeps it.
+                        left: Arc::new(AtomicBool::new(!self.remove_on_drop)),
                     })
                 };
                 match setup() {
@@ -245,21 +267,8 @@ impl IpcListenerOptions {
                 None
             }
         };
-        Ok(IpcListener {
-            io: LazyFd::new(fd),
-            endpoint,
-            file,
-        })
+        Ok(IpcListener(SocketListener::new(fd, endpoint, file)))
     }
-}
-
-fn new_socket() -> io::Result<OwnedFd> {
-    Ok(rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )?)
 }
 
 fn in_use(endpoint: &Endpoint, why: &'static str) -> Error {
@@ -346,26 +355,8 @@ impl IpcListener {
     ///
     /// `NotSocket` when `fd` is not a socket; `InvalidType` when it is not a
     /// listening Unix-domain stream socket.
-    pub fn from_fd(fd: OwnedFd) -> Result<IpcListener> {
-        SocketKind::UNIX.adopt(
-            fd.as_fd(),
-            Role::Listening,
-            "adopt listener",
-            crate::addr::Unnamed(fd.as_raw_fd()),
-        )?;
-        let endpoint = IpcAddr::of_socket(fd.as_fd(), false)
-            .and_then(|addr| addr.endpoint())
-            .ok_or_else(|| {
-                Error::new(ErrorKind::InvalidType)
-                    .during("adopt listener")
-                    .on(crate::addr::Unnamed(fd.as_raw_fd()))
-                    .detail("the socket has no address")
-            })?;
-        Ok(IpcListener {
-            io: LazyFd::new(fd),
-            endpoint,
-            file: None,
-        })
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<IpcListener> {
+        SocketListener::from_fd(fd).map(IpcListener)
     }
 
     /// Makes this listener, adopted with [`from_fd`](IpcListener::from_fd),
@@ -397,19 +388,19 @@ impl IpcListener {
     /// # Ok(()) }
     /// ```
     pub fn own_socket_file(&mut self) -> Result<()> {
-        let addr = IpcAddr::of_socket(self.as_fd(), false);
+        let addr = IpcAddr::of_socket(std::os::fd::AsFd::as_fd(self), false);
         let Some(IpcAddr::Path(path)) = addr else {
             return Ok(());
         };
         let st = rustix::fs::lstat(path.as_path())
-            .map_err(|e| Error::io(e.into(), "own socket file", &self.endpoint))?;
+            .map_err(|e| Error::io(e.into(), "own socket file", self.endpoint()))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
             return Err(Error::new(ErrorKind::InvalidType)
                 .during("own socket file")
-                .on(&self.endpoint)
+                .on(self.endpoint())
                 .detail("the path is not a socket file"));
         }
-        self.file = Some(SocketFile {
+        *self.0.local_mut() = Some(SocketFile {
             path,
             dev: st.st_dev,
             ino: st.st_ino,
@@ -422,118 +413,9 @@ impl IpcListener {
     /// file when it goes; `None` when it owns none (an abstract name, an
     /// adopted descriptor, a split copy, `remove_on_drop(false)`).
     pub fn socket_file_owner(&self) -> Option<SocketFileOwner> {
-        self.file.as_ref().map(|file| SocketFileOwner {
+        self.0.local().as_ref().map(|file| SocketFileOwner {
             left: file.left.clone(),
         })
-    }
-
-    /// Waits for the next peer until `deadline` (libdill `ipc_accept`).
-    ///
-    /// The system call is tried first, so [`Deadline::NOW`] accepts a peer
-    /// already waiting and otherwise returns `TimedOut` at once. Resource
-    /// errors keep their kind: `ProcessFdLimit` (EMFILE), `SystemFdLimit`
-    /// (ENFILE), `OutOfMemory`, each naming the listener:
-    /// `accept on ipc:///run/x.sock: process fd limit reached (EMFILE)`.
-    /// Cancel safe.
-    pub async fn accept(&mut self, deadline: Deadline) -> Result<IpcStream> {
-        let fd = self.accept_fd(deadline).await?;
-        Ok(IpcStream::accepted(fd, self.endpoint.clone()))
-    }
-
-    /// Like [`accept`](IpcListener::accept), but gives up with `Canceled`
-    /// when `token` fires first (at once if it has fired already).
-    ///
-    /// ```
-    /// use conn_core::{Deadline, ErrorKind};
-    /// use conn_ipc::IpcListener;
-    /// use tokio_util::sync::CancellationToken;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
-    /// let mut listener = IpcListener::bind(format!("@conn-ipc-until-doc-{}", std::process::id()))?;
-    /// let token = CancellationToken::new();
-    /// token.cancel();
-    /// let err = listener.accept_until(Deadline::NEVER, &token).await.unwrap_err();
-    /// assert_eq!(err.kind(), ErrorKind::Canceled);
-    /// # Ok(()) }
-    /// ```
-    pub async fn accept_until(
-        &mut self,
-        deadline: Deadline,
-        token: &CancellationToken,
-    ) -> Result<IpcStream> {
-        conn_core::sys::until_cancelled(token, self.accept(deadline))
-            .await
-            .map_err(|e| e.during("accept").on(&self.endpoint))
-    }
-
-    /// Accepts into caller-owned storage (libdill `ipc_accept_mem`): the
-    /// connection is placed in `slot`, whose buffer is kept for it, and a
-    /// connection still in the slot is killed first.
-    ///
-    /// ```
-    /// use conn_core::{Connection, Deadline};
-    /// use conn_ipc::{IpcListener, IpcSlot, IpcStream};
-    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
-    /// let name = format!("@conn-ipc-slot-doc-{}", std::process::id());
-    /// let mut listener = IpcListener::bind(&name)?;
-    /// let mut slot = IpcSlot::with_buffer(512); // allocated once, reused
-    /// for _ in 0..3 {
-    ///     let mut client = IpcStream::connect(&name, Deadline::NEVER).await?;
-    ///     client.write_all(b"hi").await?;
-    ///     client.done(Deadline::NEVER).await?;
-    ///
-    ///     listener.accept_into(&mut slot, Deadline::NEVER).await?;
-    ///     let (conn, buf) = slot.parts();
-    ///     let n = conn.unwrap().read(buf).await?;
-    ///     assert_eq!(&buf[..n], b"hi");
-    ///     slot.close(Deadline::NEVER).await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Allocations
-    ///
-    /// A steady loop of `accept_into` on one slot allocates nothing: the
-    /// descriptor goes into the slot's storage, the endpoint is shared by
-    /// reference count, and the accepted stream does **not** join tokio's
-    /// reactor. tokio 1.54 allocates for every descriptor it registers: an
-    /// `Arc<ScheduledIo>` (`RegistrationSet::allocate`), and on release a
-    /// fresh pending-release `Vec` (the driver empties the old one with
-    /// `mem::take`). Registering every accepted connection would therefore
-    /// cost two allocations per connection. Instead every accept, read and
-    /// write first tries its system call, and a stream registers only when
-    /// a call would block:
-    ///
-    /// * a connection served without waiting (its request already queued,
-    ///   its peer's end already sent) allocates nothing at all;
-    /// * one that has to wait pays exactly tokio's registration, once
-    ///   (two allocations in tokio 1.54), and nothing else.
-    ///
-    /// `tests/alloc.rs` measures both with a counting global allocator,
-    /// the second against a bare `tokio::io::unix::AsyncFd` registration.
-    /// The listener itself registers the first time an accept has to wait,
-    /// once.
-    pub async fn accept_into<'s>(
-        &mut self,
-        slot: &'s mut IpcSlot,
-        deadline: Deadline,
-    ) -> Result<&'s mut IpcStream> {
-        slot.kill();
-        let fd = self.accept_fd(deadline).await?;
-        Ok(slot.put(IpcStream::accepted(fd, self.endpoint.clone())))
-    }
-
-    /// The endpoint this listener is bound to, e.g. `ipc:///run/x.sock`.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    async fn accept_fd(&mut self, deadline: Deadline) -> Result<OwnedFd> {
-        conn_core::sys::accept(&mut self.io, deadline)
-            .await
-            .map_err(|e| e.during("accept").on(&self.endpoint))
     }
 }
 
@@ -542,57 +424,6 @@ impl IpcListener {
 /// does, when it goes.
 impl SplitListener for IpcListener {
     fn split(&self) -> Result<IpcListener> {
-        Ok(IpcListener {
-            io: self
-                .io
-                .duplicate()
-                .map_err(|e| Error::io(e, "split listener", &self.endpoint))?,
-            endpoint: self.endpoint.clone(),
-            file: None,
-        })
-    }
-}
-
-impl Listener for IpcListener {
-    type Conn = IpcStream;
-
-    async fn accept(&mut self, deadline: Deadline) -> Result<IpcStream> {
-        IpcListener::accept(self, deadline).await
-    }
-
-    fn local_endpoint(&self) -> Endpoint {
-        self.endpoint.clone()
-    }
-}
-
-impl AsFd for IpcListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io
-            .fd()
-            .expect("an IpcListener always holds its descriptor")
-    }
-}
-
-impl AsRawFd for IpcListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.as_fd().as_raw_fd()
-    }
-}
-
-impl Drop for IpcListener {
-    fn drop(&mut self) {
-        if let Some(file) = self
-            .file
-            .as_ref()
-            .filter(|f| !f.left.load(Ordering::SeqCst))
-        {
-            // Remove the file only while the path still names the one we
-            // created; a newer listener may have replaced it.
-            if let Ok(st) = rustix::fs::lstat(file.path.as_path()) {
-                if st.st_dev == file.dev && st.st_ino == file.ino {
-                    let _ = rustix::fs::unlink(file.path.as_path());
-                }
-            }
-        }
+        self.0.duplicate(None).map(IpcListener)
     }
 }

@@ -1,12 +1,12 @@
 use crate::IpcStream;
 
 /// Caller-owned storage for one accepted connection and its buffer, reused
-/// across connections by [`IpcListener::accept_into`] (libdill's
+/// across connections by [`Listener::accept_into`] (libdill's
 /// `ipc_storage`): conn-core's shared [`Slot`](conn_core::slot::Slot) for
 /// [`IpcStream`].
 ///
 /// ```
-/// use conn_core::Deadline;
+/// use conn_core::{Deadline, Listener};
 /// use conn_ipc::{IpcListener, IpcSlot, IpcStream};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
@@ -27,5 +27,5 @@ use crate::IpcStream;
 /// The buffer is scratch space: it keeps whatever the previous connection
 /// left in it. Nothing here allocates after `IpcSlot::with_buffer`.
 ///
-/// [`IpcListener::accept_into`]: crate::IpcListener::accept_into
+/// [`Listener::accept_into`]: conn_core::Listener::accept_into
 pub type IpcSlot = conn_core::slot::Slot<IpcStream>;

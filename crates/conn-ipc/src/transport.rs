@@ -3,8 +3,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use conn_core::lifecycle::SplitListener;
 use conn_core::{
-    BoxConnector, BoxListener, Connector, Deadline, Endpoint, Error, ErrorKind, Registry, Result,
-    Transport,
+    BoxConnector, BoxListener, Connector, Deadline, Endpoint, Registry, Result, Transport,
 };
 
 use crate::{IpcListener, IpcStream};
@@ -73,12 +72,6 @@ pub struct IpcConnector;
 impl Connector for IpcConnector {
     type Conn = IpcStream;
     async fn connect(&self, endpoint: &Endpoint, deadline: Deadline) -> Result<IpcStream> {
-        if endpoint.scheme() != "ipc" {
-            return Err(Error::new(ErrorKind::InvalidType)
-                .during("connect")
-                .on(endpoint)
-                .detail("the ipc connector dials ipc:// endpoints only"));
-        }
-        IpcStream::connect(endpoint.address(), deadline).await
+        IpcStream::connect(endpoint.connect_address("ipc")?, deadline).await
     }
 }

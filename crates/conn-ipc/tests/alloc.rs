@@ -14,7 +14,7 @@ use std::os::unix::net::{SocketAddr, UnixStream as StdStream};
 use std::time::Duration;
 
 use common::temp_path;
-use conn_core::Deadline;
+use conn_core::{Deadline, Listener};
 use conn_ipc::{IpcListener, IpcSlot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,15 +1,50 @@
-//! done / close / kill, accept deadlines and cancellation, on real sockets.
+//! The lifecycle suite (conn-test-support's, shared by every transport) on
+//! real Unix-domain sockets, then what only `ipc://` has: paths and
+//! abstract names, peer credentials, pairs, adoption, the registry.
 
 mod common;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use common::{assert_released, fd_identity, temp_path};
+use common::temp_path;
 use conn_core::{Connection, Deadline, ErrorKind, Listener, Registry};
-use conn_ipc::{IpcListener, IpcStream};
+use conn_ipc::{IpcConnector, IpcListener, IpcStream};
+use conn_test_support::lifecycle::{Accepting, Harness};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+/// `ipc://` for the lifecycle suite: a fresh socket file per listener.
+struct Ipc;
+
+impl Harness for Ipc {
+    type Listener = IpcListener;
+    type Conn = IpcStream;
+    type Connector = IpcConnector;
+
+    fn bind(&self) -> IpcListener {
+        IpcListener::bind(temp_path("suite")).unwrap()
+    }
+    fn connector(&self) -> IpcConnector {
+        IpcConnector
+    }
+    fn raw_fd(&self, conn: &IpcStream) -> Option<RawFd> {
+        Some(conn.as_raw_fd())
+    }
+    fn adopt(&self, fd: OwnedFd) -> conn_core::Result<IpcStream> {
+        IpcStream::from_fd(fd)
+    }
+    fn accept_until<'a>(
+        &self,
+        listener: &'a mut IpcListener,
+        deadline: Deadline,
+        token: &'a CancellationToken,
+    ) -> Option<Accepting<'a, IpcStream>> {
+        Some(Box::pin(listener.accept_until(deadline, token)))
+    }
+}
+
+conn_test_support::lifecycle_suite!(Ipc);
 
 /// Long enough never to be reached by a working implementation.
 const LIVENESS: Duration = Duration::from_secs(30);
@@ -24,161 +59,6 @@ async fn connected(tag: &str) -> (IpcListener, IpcStream, IpcStream) {
     let client = IpcStream::connect(&path, liveness()).await.unwrap();
     let server = listener.accept(liveness()).await.unwrap();
     (listener, client, server)
-}
-
-#[tokio::test]
-async fn done_lets_the_peer_read_end_of_stream_while_this_side_still_receives() {
-    let (_l, mut client, mut server) = connected("done").await;
-    client.write_all(b"request").await.unwrap();
-    client.done(liveness()).await.unwrap();
-
-    let mut got = Vec::new();
-    server.read_to_end(&mut got).await.unwrap();
-    assert_eq!(got, b"request");
-
-    server.write_all(b"answer").await.unwrap();
-    server.done(liveness()).await.unwrap();
-    let mut answer = Vec::new();
-    client.read_to_end(&mut answer).await.unwrap();
-    assert_eq!(answer, b"answer");
-}
-
-#[tokio::test]
-async fn close_drains_inbound_data_until_the_peers_end_returns_ok_and_releases_the_fd() {
-    let (_l, client, mut server) = connected("close-ok").await;
-    let fd = client.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-
-    // More than the socket buffers hold: the server's write completes only
-    // because the closing client drains it.
-    let peer = tokio::spawn(async move {
-        server.write_all(&vec![7u8; 4 << 20]).await.unwrap();
-        let mut rest = Vec::new();
-        server.read_to_end(&mut rest).await.unwrap(); // the client's end
-        assert!(rest.is_empty());
-        server.close(liveness()).await.unwrap();
-    });
-    client.close(liveness()).await.unwrap();
-    peer.await.unwrap();
-    assert_released(fd, &identity);
-}
-
-#[tokio::test]
-async fn close_is_connection_reset_when_the_peer_vanished_with_unread_data_and_releases_the_fd() {
-    let (_l, client, mut server) = connected("close-reset").await;
-    let fd = server.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-
-    // Data the client never reads; closing with it queued resets on AF_UNIX.
-    server.write_all(b"never read").await.unwrap();
-    client.kill();
-
-    let err = server.close(liveness()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
-    assert_eq!(err.operation(), Some("close"));
-    assert!(err.target().unwrap().starts_with("ipc:///"), "{err}");
-    assert_released(fd, &identity);
-}
-
-#[tokio::test]
-async fn close_times_out_when_the_peer_does_not_end_and_still_releases_the_fd() {
-    let (_l, client, mut server) = connected("close-timeout").await;
-    let fd = client.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-
-    let err = client
-        .close(Deadline::after(Duration::from_millis(200)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TimedOut);
-    assert_eq!(err.operation(), Some("close"));
-    assert_released(fd, &identity);
-
-    // The client did send its end before giving up.
-    let mut rest = Vec::new();
-    server.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty());
-}
-
-#[tokio::test]
-async fn kill_ends_the_connection_without_a_handshake() {
-    let (_l, client, mut server) = connected("kill").await;
-    let fd = client.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-    client.kill();
-    assert_released(fd, &identity);
-    let mut buf = [0u8; 8];
-    let n = liveness()
-        .run(server.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(n, 0);
-}
-
-#[tokio::test]
-async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
-    let path = temp_path("accept-now");
-    let mut listener = IpcListener::bind(&path).unwrap();
-    let err = conn_test_support::at_once(listener.accept(Deadline::NOW))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TimedOut);
-    assert!(
-        err.to_string().starts_with(&format!(
-            "accept on ipc://{}: deadline passed (ETIMEDOUT)",
-            path.display()
-        )),
-        "{err}"
-    );
-
-    // ...and accepts a peer that is already waiting.
-    let _client = IpcStream::connect(&path, liveness()).await.unwrap();
-    listener.accept(Deadline::NOW).await.unwrap();
-}
-
-#[tokio::test]
-async fn accept_until_a_cancelled_token_is_canceled() {
-    let path = temp_path("accept-cancel");
-    let mut listener = IpcListener::bind(&path).unwrap();
-
-    let token = CancellationToken::new();
-    let waiting = {
-        let token = token.clone();
-        tokio::spawn(async move {
-            let r = listener.accept_until(Deadline::NEVER, &token).await;
-            (r, listener)
-        })
-    };
-    tokio::task::yield_now().await;
-    token.cancel();
-    let (result, mut listener) = waiting.await.unwrap();
-    let err = result.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Canceled);
-    assert_eq!(err.operation(), Some("accept"));
-
-    // A token that fired already refuses at once, even with a peer waiting.
-    let _client = IpcStream::connect(&path, liveness()).await.unwrap();
-    let err = listener
-        .accept_until(Deadline::NEVER, &token)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Canceled);
-    // The waiting peer was not lost.
-    listener.accept(Deadline::NOW).await.unwrap();
-}
-
-#[tokio::test]
-async fn a_dropped_accept_loses_no_connection() {
-    let path = temp_path("accept-cancel-safe");
-    let mut listener = IpcListener::bind(&path).unwrap();
-    // Start an accept, let it wait, drop it.
-    let r = Deadline::after(Duration::from_millis(20))
-        .run(Listener::accept(&mut listener, Deadline::NEVER))
-        .await;
-    assert_eq!(r.unwrap_err().kind(), ErrorKind::TimedOut);
-    let _client = IpcStream::connect(&path, liveness()).await.unwrap();
-    Listener::accept(&mut listener, liveness()).await.unwrap();
 }
 
 #[tokio::test]

@@ -225,6 +225,14 @@ impl From<Error> for MailboxError {
     }
 }
 
+/// Bytes that are no frame, or a frame this side cannot emit: the protocol
+/// broken, saying which frame and where.
+impl From<conn_core::wire::WireError> for MailboxError {
+    fn from(e: conn_core::wire::WireError) -> MailboxError {
+        MailboxError::Protocol(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for MailboxError {
     fn from(e: std::io::Error) -> MailboxError {
         MailboxError::Io(e.into())

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 
 use crate::limits::MAX_GROUP_NAME;
-use crate::wire::{Frame, Names, Repr};
+use conn_core::wire::Repr as _;
+
+use crate::wire::{Names, Repr};
 use crate::{GroupName, MailboxError, Service};
 
 /// Why a group's membership changed.
@@ -134,16 +136,15 @@ impl Message {
             groups: Names::from(groups),
             payload: data,
         }
-        .to_vec();
+        .to_vec()?;
         Message::from_frame(Bytes::from(frame))
     }
 
     /// Checks a received message frame and keeps it as the view: where
     /// each field lies is taken from the parse, never assumed.
     pub(crate) fn from_frame(frame: Bytes) -> Result<Message, MailboxError> {
-        let bad =
-            |e: crate::wire::WireError| MailboxError::Protocol(format!("from the daemon: {e}"));
-        let repr = Repr::parse(&Frame::new_checked(&frame[..]).map_err(bad)?).map_err(bad)?;
+        let repr = Repr::decode(&frame[..])
+            .map_err(|e| MailboxError::Protocol(format!("from the daemon: {e}")))?;
         let Repr::Message {
             service,
             msg_type,
@@ -316,7 +317,7 @@ mod tests {
 
     #[test]
     fn a_frame_that_is_no_message_is_a_protocol_error() {
-        let join = Bytes::from(Repr::Join { req: 1, group: "g" }.to_vec());
+        let join = Bytes::from(Repr::Join { req: 1, group: "g" }.to_vec().unwrap());
         assert!(matches!(
             Message::from_frame(join),
             Err(MailboxError::Protocol(_))
@@ -342,7 +343,8 @@ mod tests {
             groups: Names::from(&["g"]),
             payload: b"",
         }
-        .to_vec();
+        .to_vec()
+        .unwrap();
         assert!(matches!(
             Message::from_frame(Bytes::from(frame)),
             Err(MailboxError::Protocol(_))

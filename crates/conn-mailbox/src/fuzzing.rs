@@ -13,9 +13,12 @@ use bytes::{Bytes, BytesMut};
 use conn_core::fuzzing::{read_however_cut, stream_seeds};
 
 use crate::client::decode::{Decoded, decode};
+use conn_core::wire::Repr as _;
+
 use crate::wire::{Frame, Repr, next_frame};
 use crate::{Event, Service};
 
+#[cfg(feature = "daemon")]
 pub use crate::daemon::fuzzing::{cluster, cluster_seeds};
 
 /// The frames target: `data` (after its chunking seed) is a byte stream
@@ -39,7 +42,7 @@ fn one_frame(bytes: Bytes) {
     let parsed = Repr::parse(&frame);
     if let Ok(repr) = &parsed {
         assert_eq!(repr.buffer_len(), bytes.len(), "{repr:?}");
-        let again = repr.to_vec();
+        let again = repr.to_vec().expect("a parsed frame emits");
         assert_eq!(again, bytes[..], "{repr:?} emits other bytes");
         let frame = Frame::new_checked(&again[..]).expect("emitted frames check");
         assert_eq!(&Repr::parse(&frame).expect("emitted frames parse"), repr);
@@ -179,5 +182,5 @@ pub fn frames_seeds() -> Vec<(String, Vec<u8>)> {
             },
         ),
     ];
-    stream_seeds(reprs.map(|(name, repr)| (name, repr.to_vec())))
+    stream_seeds(reprs.map(|(name, repr)| (name, repr.to_vec().expect("seed frames emit"))))
 }

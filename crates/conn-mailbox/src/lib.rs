@@ -17,10 +17,10 @@
 //!   every refusal.
 //!
 //! See [`daemon`] for a complete example.
-#![warn(missing_docs)]
 
 mod auth;
 mod client;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod error;
 mod event;

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use conn_core::wire::Repr as _;
 use conn_mailbox::wire::{MAX_FRAME_BODY, Repr};
 use conn_mailbox::{Cause, Mailbox, Service};
 use conn_test_support::proc::wait_rss_at_most;
@@ -28,7 +29,7 @@ fn hello(socket: &Path, name: &str) -> UnixStream {
         membership: true,
         name,
     };
-    s.write_all(&connect.to_vec()).expect("hello");
+    s.write_all(&connect.to_vec().unwrap()).expect("hello");
     s
 }
 
@@ -81,7 +82,7 @@ async fn partial_max_frames_stay_within_the_budget_and_memory_returns() {
             let mut s = hello(&socket, &format!("f{i}"));
             if i == 299 {
                 let join = Repr::Join { req: 1, group: "g" };
-                s.write_all(&join.to_vec()).unwrap();
+                s.write_all(&join.to_vec().unwrap()).unwrap();
                 std::thread::sleep(Duration::from_millis(100));
             }
             if !partial_max_frame(&mut s, &body) {

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use conn_core::wire::Repr as _;
 use conn_core::{Deadline, ErrorKind};
 use conn_ipc::IpcStream;
 use conn_mailbox::limits::{MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE};
@@ -40,7 +41,8 @@ async fn names_and_uniqueness() {
             membership: false,
             name: "a b",
         }
-        .to_vec(),
+        .to_vec()
+        .unwrap(),
     )
     .await
     .unwrap();
@@ -219,11 +221,12 @@ async fn garbage_ends_only_that_client() {
             membership: false,
             name: "bad",
         }
-        .to_vec(),
+        .to_vec()
+        .unwrap(),
     )
     .await
     .unwrap();
-    bad.write_all(&Repr::Join { req: 1, group: "g" }.to_vec())
+    bad.write_all(&Repr::Join { req: 1, group: "g" }.to_vec().unwrap())
         .await
         .unwrap();
     let joined = wait_change(&mut good, "g", Cause::Join, "#bad#local").await;
@@ -235,7 +238,7 @@ async fn garbage_ends_only_that_client() {
     assert_eq!(lost.members, ["#good#local"]);
     let log = d.wait_log("bad frame");
     assert!(
-        log.contains("#bad#local") && log.contains("frame length 4294967295"),
+        log.contains("#bad#local") && log.contains("mailbox frame: length 4294967295"),
         "{log}"
     );
     // The bad client's connection is gone.
@@ -254,7 +257,8 @@ async fn garbage_ends_only_that_client() {
             membership: false,
             name: "odd",
         }
-        .to_vec(),
+        .to_vec()
+        .unwrap(),
     )
     .await
     .unwrap();
@@ -288,4 +292,26 @@ fn mode_with_an_abstract_socket_is_an_error_that_says_why() {
     );
     assert!(err.contains("abstract socket has no file"), "{err}");
     assert!(err.contains(&name), "{err}");
+}
+
+#[tokio::test]
+async fn with_json_mailboxd_prints_its_shutdown_report_as_one_json_object() {
+    let mut d = Daemon::start(&["--json"]);
+    let polite = connect(&d, "polite", false).await;
+    polite.disconnect(soon()).await.unwrap();
+    // A client that vanishes without a word: cut by the peer, not closed.
+    let rude = connect(&d, "rude", false).await;
+    drop(rude);
+    d.wait_log("without a goodbye");
+    d.sigterm();
+    assert!(d.wait(), "mailboxd exits 0 on SIGTERM");
+    let out = d.out_text();
+    let report: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("one JSON object on stdout ({e}): {out:?}"));
+    // Daemon::start's probe (connected and closed, no hello), polite, rude.
+    assert_eq!(report["accepted"], 3, "{report}");
+    assert_eq!(report["closed"], 2, "{report}");
+    assert_eq!(report["cut_by_peer"], 1, "{report}");
+    assert_eq!(report["killed"], 0, "{report}");
+    assert_eq!(report["errors"]["total"], 0, "{report}");
 }

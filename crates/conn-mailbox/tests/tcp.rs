@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use conn_core::ErrorKind;
+use conn_core::wire::Repr as _;
 use conn_mailbox::error::Code;
 use conn_mailbox::wire::{Frame, Kind, Repr, frame_len};
 use conn_mailbox::{Cause, ConnectOptions, Event, Mailbox, MailboxError, Secret, Service};
@@ -63,7 +64,7 @@ impl Raw {
     }
 
     fn send(&mut self, repr: &Repr<'_>) {
-        self.0.write_all(&repr.to_vec()).unwrap();
+        self.0.write_all(&repr.to_vec().unwrap()).unwrap();
     }
 
     /// The next whole frame, or `None` at end of stream.

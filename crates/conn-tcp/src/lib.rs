@@ -3,8 +3,9 @@
 //!
 //! * [`TcpListener`]: `bind` an IPv4 or IPv6 address (`SO_REUSEADDR`; with
 //!   [`TcpListenerOptions`], `SO_REUSEPORT` for per-core listeners and the
-//!   backlog), `accept`, `accept_until` a cancellation token, `accept_into`
-//!   a [`TcpSlot`] without allocating, `from_fd` for socket activation.
+//!   backlog), `accept`, `accept_until` a cancellation token,
+//!   ([`Listener::accept_into`](conn_core::Listener::accept_into)) a
+//!   [`TcpSlot`] without allocating, `from_fd` for socket activation.
 //! * [`TcpStream`]: `connect` to an address or a host name (every address
 //!   it resolves to, in turn, until the deadline), `TCP_NODELAY` by
 //!   default, `from_fd`, [`abort`](TcpStream::abort), and
@@ -12,9 +13,10 @@
 //! * [`TcpTransport`] and [`register`]: the `tcp://` scheme in a
 //!   [`Registry`](conn_core::Registry).
 //!
-//! The socket plumbing (descriptors that join tokio's reactor only when a
-//! call would block, accept, the `from_fd` checks) is conn-core's
-//! [`sys`](conn_core::sys), shared with `conn-ipc`.
+//! The stream and listener are conn-core's one socket skeleton
+//! ([`conn_core::socket`]: descriptors that join tokio's reactor only when
+//! a call would block, accept, the `from_fd` checks, done / close / kill),
+//! shared with `conn-ipc`; this crate keeps its addresses and options.
 //!
 //! Every call that can block takes a [`Deadline`](conn_core::Deadline), and
 //! every error names its operation and target:
@@ -45,9 +47,9 @@
 //! client.close(Deadline::NEVER).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod addr;
+mod family;
 mod listener;
 mod slot;
 mod stream;

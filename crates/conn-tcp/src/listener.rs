@@ -1,17 +1,17 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use conn_core::lifecycle::SplitListener;
-use conn_core::sys::{LazyFd, Role, SocketKind};
-use conn_core::{Deadline, Endpoint, Error, Listener, Result};
-use rustix::io::Errno;
+use conn_core::socket::SocketListener;
+use conn_core::{Error, Result};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, ipproto, sockopt};
-use tokio_util::sync::CancellationToken;
 
-use crate::addr::{Target, ToTcpAddr, Unnamed, of_socket};
-use crate::{TcpSlot, TcpStream};
+use crate::TcpStream;
+use crate::addr::{Target, ToTcpAddr, of_socket};
+use crate::family::{Tcp, TcpLocal, endpoint_of};
 
+conn_core::socket_listener! {
 /// A listening TCP socket, IPv4 or IPv6, with connkit's lifecycle.
 ///
 /// ```
@@ -44,15 +44,13 @@ use crate::{TcpSlot, TcpStream};
 /// [`accept`](TcpListener::accept) is cancel safe: its only effect is the
 /// `accept4(2)` call, and a connection it accepts is returned in the same
 /// poll. `conn_core::serve` relies on this.
-#[derive(Debug)]
-pub struct TcpListener {
-    io: LazyFd,
-    local: SocketAddr,
-    endpoint: Endpoint,
-    nodelay: bool,
-    /// How it was bound, so a split can bind its `SO_REUSEPORT` sibling;
-    /// `None` for an adopted descriptor.
-    options: Option<TcpListenerOptions>,
+///
+/// `accept_into` (from [`Listener`](conn_core::Listener)) places accepted
+/// streams in a [`TcpSlot`](crate::TcpSlot) without allocating. The
+/// listener is conn-core's
+/// [`SocketListener`](conn_core::socket::SocketListener) for TCP, whose
+/// docs say what accepting allocates (nothing).
+pub struct TcpListener(Tcp) -> TcpStream;
 }
 
 /// How [`TcpListener::options`] binds: `SO_REUSEADDR`, `SO_REUSEPORT`,
@@ -179,10 +177,17 @@ impl TcpListenerOptions {
         }
         rustix::net::bind(&fd, &addr)?;
         rustix::net::listen(&fd, self.backlog)?;
-        let local = of_socket(fd.as_fd(), false)?;
-        let mut listener = TcpListener::new(fd, local, self.nodelay);
-        listener.options = Some(self.clone());
-        Ok(listener)
+        let addr = of_socket(fd.as_fd(), false)?;
+        let local = TcpLocal {
+            addr,
+            nodelay: self.nodelay,
+            options: Some(self.clone()),
+        };
+        Ok(TcpListener(SocketListener::new(
+            fd,
+            endpoint_of(addr),
+            local,
+        )))
     }
 }
 
@@ -203,16 +208,6 @@ pub(crate) fn no_address(op: &'static str, target: &Target) -> Error {
 }
 
 impl TcpListener {
-    fn new(fd: OwnedFd, local: SocketAddr, nodelay: bool) -> TcpListener {
-        TcpListener {
-            io: LazyFd::new(fd),
-            local,
-            endpoint: Endpoint::new("tcp", local).expect("a socket address is a valid endpoint"),
-            nodelay,
-            options: None,
-        }
-    }
-
     /// Binds and listens at `addr` with the default options (see
     /// [`TcpListenerOptions`]): `127.0.0.1:0`, `[::1]:8080`,
     /// `tcp://0.0.0.0:80`, `localhost:0`, a `SocketAddr`, ...
@@ -242,134 +237,13 @@ impl TcpListener {
     /// # Ok::<(), conn_core::Error>(())
     /// ```
     pub fn from_fd(fd: OwnedFd) -> Result<TcpListener> {
-        let target = Unnamed(fd.as_raw_fd());
-        SocketKind::TCP.adopt(fd.as_fd(), Role::Listening, "adopt listener", target)?;
-        let local =
-            of_socket(fd.as_fd(), false).map_err(|e| Error::io(e, "adopt listener", target))?;
-        Ok(TcpListener::new(fd, local, true))
-    }
-
-    /// Waits for the next peer until `deadline`.
-    ///
-    /// The system call is tried first, so [`Deadline::NOW`] accepts a peer
-    /// already waiting and otherwise returns `TimedOut` at once. Resource
-    /// errors keep their kind: `ProcessFdLimit` (EMFILE), `SystemFdLimit`
-    /// (ENFILE), `OutOfMemory`, each naming the listener:
-    /// `accept on tcp://0.0.0.0:80: process fd limit reached (EMFILE)`.
-    /// Cancel safe.
-    pub async fn accept(&mut self, deadline: Deadline) -> Result<TcpStream> {
-        self.accept_stream(deadline).await
-    }
-
-    /// Like [`accept`](TcpListener::accept), but gives up with `Canceled`
-    /// when `token` fires first (at once if it has fired already).
-    ///
-    /// ```
-    /// use conn_core::{Deadline, ErrorKind};
-    /// use conn_tcp::TcpListener;
-    /// use tokio_util::sync::CancellationToken;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
-    /// let mut listener = TcpListener::bind("127.0.0.1:0")?;
-    /// let token = CancellationToken::new();
-    /// token.cancel();
-    /// let err = listener.accept_until(Deadline::NEVER, &token).await.unwrap_err();
-    /// assert_eq!(err.kind(), ErrorKind::Canceled);
-    /// # Ok(()) }
-    /// ```
-    pub async fn accept_until(
-        &mut self,
-        deadline: Deadline,
-        token: &CancellationToken,
-    ) -> Result<TcpStream> {
-        conn_core::sys::until_cancelled(token, self.accept_stream(deadline))
-            .await
-            .map_err(|e| e.during("accept").on(&self.endpoint))
-    }
-
-    /// Accepts into caller-owned storage (libdill `tcp_accept_mem`): the
-    /// connection is placed in `slot`, whose buffer is kept for it, and a
-    /// connection still in the slot is killed first.
-    ///
-    /// ```
-    /// use conn_core::{Connection, Deadline};
-    /// use conn_tcp::{TcpListener, TcpSlot};
-    /// use std::io::Write;
-    /// use tokio::io::AsyncReadExt;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
-    /// let mut listener = TcpListener::bind("127.0.0.1:0")?;
-    /// let mut slot = TcpSlot::with_buffer(512); // allocated once, reused
-    /// for _ in 0..3 {
-    ///     let mut client = std::net::TcpStream::connect(listener.local_addr())?;
-    ///     client.write_all(b"hi")?;
-    ///     client.shutdown(std::net::Shutdown::Write)?;
-    ///
-    ///     listener.accept_into(&mut slot, Deadline::NEVER).await?;
-    ///     let (conn, buf) = slot.parts();
-    ///     let n = conn.unwrap().read(buf).await?;
-    ///     assert_eq!(&buf[..n], b"hi");
-    ///     slot.close(Deadline::NEVER).await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Allocations
-    ///
-    /// As with `conn_ipc`: the descriptor goes into the slot's storage, the
-    /// peer's address is kept by value, and the accepted stream joins
-    /// tokio's reactor only when a call on it would block (see
-    /// [`conn_core::sys::LazyFd`]), so a connection served without waiting
-    /// allocates nothing, and one that waits pays tokio's registration once.
-    pub async fn accept_into<'s>(
-        &mut self,
-        slot: &'s mut TcpSlot,
-        deadline: Deadline,
-    ) -> Result<&'s mut TcpStream> {
-        slot.kill();
-        let stream = self.accept_stream(deadline).await?;
-        Ok(slot.put(stream))
+        SocketListener::from_fd(fd).map(TcpListener)
     }
 
     /// The address this listener is bound to (with the port the kernel
     /// picked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// The endpoint this listener is bound to, e.g. `tcp://127.0.0.1:8080`.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
-    async fn accept_stream(&mut self, deadline: Deadline) -> Result<TcpStream> {
-        fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
-            loop {
-                match rustix::net::acceptfrom_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
-                {
-                    Err(Errno::INTR) => continue,
-                    Ok((fd, peer)) => {
-                        return Ok((fd, peer.and_then(|p| SocketAddr::try_from(p).ok())));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        let (fd, peer) = conn_core::sys::accept_with(&mut self.io, deadline, accept)
-            .await
-            .map_err(|e| e.during("accept").on(&self.endpoint))?;
-        // A connection reset while queued may have no address any more;
-        // it is still returned, its first read reports the reset.
-        let peer = peer.unwrap_or(match self.local {
-            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-        });
-        if self.nodelay {
-            // Only fails for a bad descriptor or option, neither possible
-            // here; a stream without it still works.
-            let _ = sockopt::set_tcp_nodelay(&fd, true);
-        }
-        Ok(TcpStream::accepted(fd, peer))
+        self.0.local().addr
     }
 }
 
@@ -379,42 +253,19 @@ impl TcpListener {
 /// (`dup`) for the one socket, both accepting from its queue.
 impl SplitListener for TcpListener {
     fn split(&self) -> Result<TcpListener> {
-        let split = match &self.options {
-            Some(options) if options.reuse_port => options.bind_one(self.local),
-            _ => self.io.duplicate().map(|io| TcpListener {
-                io,
-                local: self.local,
-                endpoint: self.endpoint.clone(),
-                nodelay: self.nodelay,
-                options: None,
-            }),
-        };
-        split.map_err(|e| Error::io(e, "split listener", &self.endpoint))
-    }
-}
-
-impl Listener for TcpListener {
-    type Conn = TcpStream;
-
-    async fn accept(&mut self, deadline: Deadline) -> Result<TcpStream> {
-        TcpListener::accept(self, deadline).await
-    }
-
-    fn local_endpoint(&self) -> Endpoint {
-        self.endpoint.clone()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io
-            .fd()
-            .expect("a TcpListener always holds its descriptor")
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.as_fd().as_raw_fd()
+        let local = self.0.local();
+        match &local.options {
+            Some(options) if options.reuse_port => options
+                .bind_one(local.addr)
+                .map_err(|e| Error::io(e, "split listener", self.endpoint())),
+            _ => {
+                let copy = TcpLocal {
+                    addr: local.addr,
+                    nodelay: local.nodelay,
+                    options: None,
+                };
+                self.0.duplicate(copy).map(TcpListener)
+            }
+        }
     }
 }

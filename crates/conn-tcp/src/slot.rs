@@ -1,12 +1,12 @@
 use crate::TcpStream;
 
 /// Caller-owned storage for one accepted connection and its buffer, reused
-/// across connections by [`TcpListener::accept_into`] (libdill's
+/// across connections by [`Listener::accept_into`] (libdill's
 /// `tcp_storage`): conn-core's shared [`Slot`](conn_core::slot::Slot) for
 /// [`TcpStream`].
 ///
 /// ```
-/// use conn_core::Deadline;
+/// use conn_core::{Deadline, Listener};
 /// use conn_tcp::{TcpListener, TcpSlot};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
@@ -22,5 +22,5 @@ use crate::TcpStream;
 /// # Ok(()) }
 /// ```
 ///
-/// [`TcpListener::accept_into`]: crate::TcpListener::accept_into
+/// [`Listener::accept_into`]: conn_core::Listener::accept_into
 pub type TcpSlot = conn_core::slot::Slot<TcpStream>;

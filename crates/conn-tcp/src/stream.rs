@@ -1,22 +1,18 @@
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use conn_core::lifecycle::{close_in_order, half_close};
-use conn_core::sys::{LazyFd, Role, SocketKind, Wait};
-use conn_core::{Connection, Deadline, Endpoint, Error, Result};
-use rustix::io::Errno;
-use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType, ipproto, sockopt};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use conn_core::socket::SocketStream;
+use conn_core::{Deadline, Error, Result};
+use rustix::net::{AddressFamily, SocketFlags, SocketType, ipproto, sockopt};
 
 use crate::ToTcpAddr;
-use crate::addr::{Target, Tcp, Unnamed, of_socket};
+use crate::addr::{Target, Tcp, of_socket};
+use crate::family::Tcp as TcpFamily;
 use crate::listener::{no_address, resolve_error};
 
+conn_core::socket_stream! {
 /// One end of a TCP connection, with connkit's lifecycle.
 ///
 /// ```
@@ -44,25 +40,24 @@ use crate::listener::{no_address, resolve_error};
 /// # Ok(()) }
 /// ```
 ///
-/// * [`done`](Connection::done) is `shutdown(SHUT_WR)`: a FIN; the peer
+/// * [`done`](conn_core::Connection::done) is `shutdown(SHUT_WR)`: a FIN; the peer
 ///   reads end-of-stream, this side goes on receiving.
-/// * [`close`](Connection::close) sends the FIN, reads and drops inbound
+/// * [`close`](conn_core::Connection::close) sends the FIN, reads and drops inbound
 ///   data until the peer's FIN, then releases the descriptor (libdill
 ///   `tcp_close`, mTCP `mtcp_close`). The descriptor is released whatever
 ///   `close` returns: `TimedOut` when the peer did not end within the
 ///   deadline, `ConnectionReset` when it reset.
-/// * [`kill`](Connection::kill) and drop close this process's descriptor and
+/// * [`kill`](conn_core::Connection::kill) and drop close this process's descriptor and
 ///   nothing else; neither calls `shutdown(2)`, so after `fork` the other
 ///   process's copy stays fully usable. The peer sees what the kernel sends
 ///   when the last copy goes (a FIN, or a reset if unread data was queued).
 /// * [`abort`](TcpStream::abort) ends at once with a reset the peer reads
 ///   as `ECONNRESET` (mTCP `mtcp_abort`).
 ///
-/// A stream joins tokio's reactor only when an operation would block (see
-/// [`conn_core::sys::LazyFd`]).
-pub struct TcpStream {
-    io: LazyFd,
-    peer: SocketAddr,
+/// The stream is conn-core's
+/// [`SocketStream`](conn_core::socket::SocketStream) for TCP: it joins
+/// tokio's reactor only when an operation would block.
+pub struct TcpStream(TcpFamily);
 }
 
 impl TcpStream {
@@ -133,21 +128,7 @@ impl TcpStream {
     /// # Ok::<(), conn_core::Error>(())
     /// ```
     pub fn from_fd(fd: OwnedFd) -> Result<TcpStream> {
-        let target = Unnamed(fd.as_raw_fd());
-        SocketKind::TCP.adopt(fd.as_fd(), Role::Connection, "adopt connection", target)?;
-        let peer =
-            of_socket(fd.as_fd(), true).map_err(|e| Error::io(e, "adopt connection", target))?;
-        Ok(TcpStream {
-            io: LazyFd::new(fd),
-            peer,
-        })
-    }
-
-    pub(crate) fn accepted(fd: OwnedFd, peer: SocketAddr) -> TcpStream {
-        TcpStream {
-            io: LazyFd::new(fd),
-            peer,
-        }
+        SocketStream::from_fd(fd).map(TcpStream)
     }
 
     /// Ends the connection at once with a reset (mTCP `mtcp_abort`): sets
@@ -175,42 +156,32 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub fn abort(self) -> Result<()> {
-        self.io
-            .with_fd(|fd| Ok(sockopt::set_socket_linger(fd, Some(Duration::ZERO))?))
-            .map_err(|e| Error::io(e, "abort", Tcp(self.peer)))
+        sockopt::set_socket_linger(self.as_fd(), Some(Duration::ZERO))
+            .map_err(|e| Error::io(e.into(), "abort", Tcp(self.peer_addr())))
     }
 
     /// The address the peer connected from, or that this side connected to.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        *self.0.peer()
     }
 
     /// This side's address (`getsockname`).
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.io
-            .with_fd(|fd| of_socket(fd, false))
-            .map_err(|e| Error::io(e, "local address", Tcp(self.peer)))
+        of_socket(self.as_fd(), false)
+            .map_err(|e| Error::io(e, "local address", Tcp(self.peer_addr())))
     }
 
     /// Sets `TCP_NODELAY` (on by default): `true` sends small writes at
     /// once instead of waiting to coalesce them (Nagle's algorithm).
     pub fn set_nodelay(&self, nodelay: bool) -> Result<()> {
-        self.io
-            .with_fd(|fd| Ok(sockopt::set_tcp_nodelay(fd, nodelay)?))
-            .map_err(|e| Error::io(e, "set TCP_NODELAY", Tcp(self.peer)))
+        sockopt::set_tcp_nodelay(self.as_fd(), nodelay)
+            .map_err(|e| Error::io(e.into(), "set TCP_NODELAY", Tcp(self.peer_addr())))
     }
 
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> Result<bool> {
-        self.io
-            .with_fd(|fd| Ok(sockopt::tcp_nodelay(fd)?))
-            .map_err(|e| Error::io(e, "get TCP_NODELAY", Tcp(self.peer)))
-    }
-
-    /// True once the stream has had to wait and so joined tokio's reactor
-    /// (which costs tokio one allocation).
-    pub fn is_registered(&self) -> bool {
-        self.io.is_registered()
+        sockopt::tcp_nodelay(self.as_fd())
+            .map_err(|e| Error::io(e.into(), "get TCP_NODELAY", Tcp(self.peer_addr())))
     }
 }
 
@@ -228,127 +199,7 @@ async fn connect_one(addr: SocketAddr, deadline: Deadline) -> Result<TcpStream> 
     )
     .map_err(io::Error::from)?;
     sockopt::set_tcp_nodelay(&fd, true).map_err(io::Error::from)?;
-    let mut io = LazyFd::new(fd);
-    match io.with_fd(|fd| Ok(rustix::net::connect(fd, &addr)?)) {
-        Ok(()) => {}
-        // EINTR: the connection goes on being established, as EINPROGRESS.
-        Err(e)
-            if matches!(
-                Errno::from_io_error(&e),
-                Some(Errno::INPROGRESS | Errno::INTR)
-            ) =>
-        {
-            deadline
-                .run(std::future::poll_fn(|cx| {
-                    io.poll_io(cx, Wait::Write, connect_finished)
-                }))
-                .await??;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(TcpStream { io, peer: addr })
-}
-
-/// Whether a non-blocking connect has finished: its error (`SO_ERROR`),
-/// `Ok` once connected, `WouldBlock` while in progress.
-fn connect_finished(fd: BorrowedFd<'_>) -> io::Result<()> {
-    sockopt::socket_error(fd)??;
-    match rustix::net::getpeername(fd) {
-        Ok(_) => Ok(()),
-        Err(Errno::NOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-impl Connection for TcpStream {
-    async fn done(&mut self, deadline: Deadline) -> Result<()> {
-        half_close(self, deadline)
-            .await
-            .map_err(|e| e.during("done").on(Tcp(self.peer)))
-    }
-
-    async fn close(mut self, deadline: Deadline) -> Result<()> {
-        let result = close_in_order(&mut self, deadline).await;
-        // The descriptor goes with `self`, whatever the handshake gave.
-        result.map_err(|e| e.during("close").on(Tcp(self.peer)))
-    }
-
-    fn kill(self) {}
-
-    fn peer_endpoint(&self) -> Option<Endpoint> {
-        Endpoint::new("tcp", self.peer).ok()
-    }
-
-    fn peer_addr(&self) -> Option<conn_core::PeerAddr> {
-        Some(conn_core::PeerAddr {
-            scheme: "tcp",
-            addr: self.peer,
-        })
-    }
-}
-
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.get_mut().io.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        // MSG_NOSIGNAL: a vanished peer is EPIPE, never SIGPIPE.
-        self.get_mut().io.poll_send(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().io.poll_send_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // shutdown(2) queues the FIN and never blocks.
-        Poll::Ready(self.io.shutdown(Shutdown::Write))
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io
-            .fd()
-            .expect("a TcpStream always holds its descriptor")
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.as_fd().as_raw_fd()
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("fd", &self.as_raw_fd())
-            .field("peer", &self.peer)
-            .field("registered", &self.is_registered())
-            .finish()
-    }
+    SocketStream::connect(fd, &addr, addr, deadline)
+        .await
+        .map(TcpStream)
 }

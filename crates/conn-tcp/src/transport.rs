@@ -3,8 +3,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use conn_core::lifecycle::SplitListener;
 use conn_core::{
-    BoxConnector, BoxListener, Connector, Deadline, Endpoint, Error, ErrorKind, Registry, Result,
-    Transport,
+    BoxConnector, BoxListener, Connector, Deadline, Endpoint, Registry, Result, Transport,
 };
 
 use crate::{TcpListener, TcpStream};
@@ -76,12 +75,6 @@ pub struct TcpConnector;
 impl Connector for TcpConnector {
     type Conn = TcpStream;
     async fn connect(&self, endpoint: &Endpoint, deadline: Deadline) -> Result<TcpStream> {
-        if endpoint.scheme() != "tcp" {
-            return Err(Error::new(ErrorKind::InvalidType)
-                .during("connect")
-                .on(endpoint)
-                .detail("the tcp connector dials tcp:// endpoints only"));
-        }
-        TcpStream::connect(endpoint.address(), deadline).await
+        TcpStream::connect(endpoint.connect_address("tcp")?, deadline).await
     }
 }

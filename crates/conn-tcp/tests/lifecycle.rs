@@ -1,20 +1,59 @@
-//! done / close / kill / abort, accept deadlines and cancellation, connect,
-//! from_fd and the registry, on real sockets against peers that are not
-//! connkit: std's blocking TcpStream / TcpListener in threads.
+//! The lifecycle suite (conn-test-support's, shared by every transport) on
+//! kernel TCP, then what only `tcp://` has, against peers that are not
+//! connkit (std's blocking TcpStream / TcpListener in threads): resets,
+//! abort, IPv6, host names, TCP_NODELAY, SO_REUSEPORT, adoption, the
+//! registry.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::thread;
 use std::time::Duration;
 
 use common::{assert_released, closed_port, fd_identity, liveness, std_peer};
 use conn_core::{Connection, Deadline, ErrorKind, Listener, Registry};
-use conn_tcp::{TcpListener, TcpSlot, TcpStream};
+use conn_tcp::{TcpConnector, TcpListener, TcpStream};
+use conn_test_support::lifecycle::{Accepting, Harness};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+/// `tcp://` on loopback for the lifecycle suite.
+struct Tcp;
+
+impl Harness for Tcp {
+    type Listener = TcpListener;
+    type Conn = TcpStream;
+    type Connector = TcpConnector;
+
+    fn bind(&self) -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+    fn connector(&self) -> TcpConnector {
+        TcpConnector
+    }
+    fn raw_fd(&self, conn: &TcpStream) -> Option<RawFd> {
+        Some(conn.as_raw_fd())
+    }
+    fn adopt(&self, fd: OwnedFd) -> conn_core::Result<TcpStream> {
+        TcpStream::from_fd(fd)
+    }
+    /// Loopback buffers grow to several MiB.
+    fn bulk(&self) -> usize {
+        8 << 20
+    }
+    fn accept_until<'a>(
+        &self,
+        listener: &'a mut TcpListener,
+        deadline: Deadline,
+        token: &'a CancellationToken,
+    ) -> Option<Accepting<'a, TcpStream>> {
+        Some(Box::pin(listener.accept_until(deadline, token)))
+    }
+}
+
+conn_test_support::lifecycle_suite!(Tcp);
 
 /// A std listener on loopback and a connkit stream connected to it, with
 /// the std end accepted.
@@ -25,66 +64,6 @@ async fn to_std_peer() -> (TcpStream, std::net::TcpStream) {
         .unwrap();
     let (peer, _) = l.accept().unwrap();
     (conn, std_peer(peer))
-}
-
-#[tokio::test]
-async fn done_lets_a_std_peer_read_end_of_stream_while_it_can_still_send() {
-    let (mut conn, mut peer) = to_std_peer().await;
-    let peer = thread::spawn(move || {
-        let mut got = Vec::new();
-        peer.read_to_end(&mut got).unwrap(); // ends at our FIN
-        assert_eq!(got, b"request");
-        peer.write_all(b"answer").unwrap(); // the peer can still send
-    });
-    conn.write_all(b"request").await.unwrap();
-    conn.done(liveness()).await.unwrap();
-    let mut answer = Vec::new();
-    conn.read_to_end(&mut answer).await.unwrap();
-    assert_eq!(answer, b"answer");
-    peer.join().unwrap();
-}
-
-#[tokio::test]
-async fn close_drains_until_the_peers_fin_returns_ok_and_releases_the_fd() {
-    let (conn, mut peer) = to_std_peer().await;
-    let fd = conn.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-    // More than the socket buffers hold: the peer's write completes only
-    // because the closing side drains it.
-    let peer = thread::spawn(move || {
-        peer.write_all(&vec![7u8; 8 << 20]).unwrap();
-        let mut rest = Vec::new();
-        peer.read_to_end(&mut rest).unwrap(); // our FIN
-        assert!(rest.is_empty());
-        // Dropping answers with the peer's own FIN.
-    });
-    conn.close(liveness()).await.unwrap();
-    assert_released(fd, &identity);
-    peer.join().unwrap();
-}
-
-#[tokio::test]
-async fn close_times_out_when_the_peer_never_sends_its_fin_and_still_releases_the_fd() {
-    let (conn, mut peer) = to_std_peer().await;
-    let fd = conn.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-
-    let err = conn
-        .close(Deadline::after(Duration::from_millis(200)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
-    assert_eq!(err.operation(), Some("close"));
-    assert_eq!(
-        err.target(),
-        Some(format!("tcp://{}", peer.local_addr().unwrap()).as_str())
-    );
-    assert_released(fd, &identity);
-
-    // Our FIN went out before we gave up.
-    let mut rest = Vec::new();
-    peer.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
 }
 
 /// Makes `stream` reset when dropped (SO_LINGER zero), as a crashing or
@@ -135,100 +114,6 @@ async fn abort_is_seen_by_the_peer_as_econnreset_and_releases_the_fd() {
     let err = peer.read(&mut [0u8; 16]).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
     assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET));
-}
-
-#[tokio::test]
-async fn kill_releases_the_fd_and_the_peer_reads_end_of_stream() {
-    let (conn, mut peer) = to_std_peer().await;
-    let fd = conn.as_raw_fd();
-    let identity = fd_identity(fd).unwrap();
-    conn.kill();
-    assert_released(fd, &identity);
-    let mut rest = Vec::new();
-    peer.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
-}
-
-#[tokio::test]
-async fn accept_with_deadline_now_times_out_at_once_when_nobody_waits() {
-    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let err = conn_test_support::at_once(listener.accept(Deadline::NOW))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TimedOut);
-    assert!(
-        err.to_string().starts_with(&format!(
-            "accept on tcp://{}: deadline passed (ETIMEDOUT)",
-            listener.local_addr()
-        )),
-        "{err}"
-    );
-
-    // ...and accepts a peer that is already waiting (the kernel completes
-    // the handshake before std's connect returns).
-    let client = std::net::TcpStream::connect(listener.local_addr()).unwrap();
-    let server = conn_test_support::at_once(listener.accept(Deadline::NOW))
-        .await
-        .unwrap();
-    assert_eq!(server.peer_addr(), client.local_addr().unwrap());
-}
-
-#[tokio::test]
-async fn accept_until_a_cancelled_token_is_canceled_and_loses_no_peer() {
-    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr();
-    let token = CancellationToken::new();
-    let waiting = {
-        let token = token.clone();
-        tokio::spawn(async move {
-            let r = listener.accept_until(Deadline::NEVER, &token).await;
-            (r, listener)
-        })
-    };
-    tokio::task::yield_now().await;
-    token.cancel();
-    let (result, mut listener) = waiting.await.unwrap();
-    let err = result.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Canceled);
-    assert_eq!(
-        err.to_string(),
-        format!("accept on tcp://{addr}: canceled (ECANCELED)")
-    );
-
-    // A token that fired already refuses at once, even with a peer waiting.
-    let _client = std::net::TcpStream::connect(addr).unwrap();
-    let err = listener
-        .accept_until(Deadline::NEVER, &token)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Canceled);
-    listener.accept(Deadline::NOW).await.unwrap();
-}
-
-#[tokio::test]
-async fn a_dropped_accept_loses_no_connection() {
-    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let r = Deadline::after(Duration::from_millis(20))
-        .run(Listener::accept(&mut listener, Deadline::NEVER))
-        .await;
-    assert_eq!(r.unwrap_err().kind(), ErrorKind::TimedOut);
-    let _client = std::net::TcpStream::connect(listener.local_addr()).unwrap();
-    Listener::accept(&mut listener, liveness()).await.unwrap();
-}
-
-#[tokio::test]
-async fn accept_into_reuses_one_slot_and_kills_what_it_held() {
-    let mut listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut slot = TcpSlot::with_buffer(64);
-    let mut first = std_peer(std::net::TcpStream::connect(listener.local_addr()).unwrap());
-    listener.accept_into(&mut slot, liveness()).await.unwrap();
-    let _second = std::net::TcpStream::connect(listener.local_addr()).unwrap();
-    listener.accept_into(&mut slot, liveness()).await.unwrap();
-    // The first connection was killed: its peer reads end-of-stream.
-    let mut rest = Vec::new();
-    first.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
-    assert!(!slot.is_empty());
 }
 
 #[tokio::test]

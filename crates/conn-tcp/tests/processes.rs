@@ -1,76 +1,24 @@
-//! Behaviour across processes: kill after fork/exec, socket activation.
-//! Each test re-runs this binary as a child (see `common::child`), which
-//! plays the role named in its environment, with the socket passed as its
-//! descriptor 3. Peers are std sockets, not connkit.
+//! Socket activation across processes (kill after fork is the lifecycle
+//! suite's, in `lifecycle.rs`). The test re-runs this binary as a child
+//! (see `common::child`), which plays the role named in its environment,
+//! with the socket passed as its descriptor 3. Peers are std sockets, not
+//! connkit.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::AsRawFd;
 
 use common::{child, child_done, liveness, pass_as_fd_3, role, run_child, std_peer};
 use conn_core::Connection;
-use conn_tcp::{TcpListener, TcpStream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use conn_tcp::TcpListener;
+use tokio::io::AsyncWriteExt;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-}
-
-#[test]
-fn kill_in_a_child_leaves_the_parents_connection_working_both_ways() {
-    const TEST: &str = "kill_in_a_child_leaves_the_parents_connection_working_both_ways";
-    if role().as_deref() == Some("kill-inherited") {
-        // SAFETY: the parent made descriptor 3 a copy of its connection for
-        // this process alone; nothing else here uses it.
-        let fd = unsafe { OwnedFd::from_raw_fd(3) };
-        let conn = TcpStream::from_fd(fd).expect("an inherited connection");
-        conn.kill();
-        child_done("kill-inherited");
-        return;
-    }
-
-    runtime().block_on(async {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut conn = TcpStream::connect(std_listener.local_addr().unwrap(), liveness())
-            .await
-            .unwrap();
-        let (peer, _) = std_listener.accept().unwrap();
-        let mut peer = std_peer(peer);
-
-        let mut cmd = child(TEST, "kill-inherited");
-        pass_as_fd_3(&mut cmd, conn.as_raw_fd());
-        run_child(cmd, "kill-inherited");
-
-        // The peer sees no end: nothing to read, not end-of-stream.
-        peer.set_nonblocking(true).unwrap();
-        let err = peer.read(&mut [0u8; 16]).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-        peer.set_nonblocking(false).unwrap();
-
-        // The parent's copy works both ways.
-        conn.write_all(b"still here").await.unwrap();
-        let mut got = [0u8; 10];
-        peer.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"still here");
-        peer.write_all(b"so am I").unwrap();
-        let mut got = [0u8; 7];
-        conn.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"so am I");
-
-        // The last copy's orderly close: the peer reads end-of-stream and
-        // answers with its own.
-        let closing = std::thread::spawn(move || {
-            let mut rest = Vec::new();
-            peer.read_to_end(&mut rest).unwrap();
-            assert!(rest.is_empty());
-        });
-        conn.close(liveness()).await.unwrap();
-        closing.join().unwrap();
-    });
 }
 
 #[test]

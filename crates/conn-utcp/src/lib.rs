@@ -42,7 +42,6 @@
 //! c.close(Deadline::NEVER).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod device;
 #[doc(hidden)]

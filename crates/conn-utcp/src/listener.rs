@@ -91,7 +91,10 @@ impl UtcpListener {
     /// `mtcp_accept`); [`Deadline::NOW`] is `TimedOut` at once when no
     /// handshake has completed.
     pub async fn accept(&mut self, deadline: Deadline) -> Result<UtcpStream> {
-        accept_on(&self.stack, self.id, Some(self.generation), deadline).await
+        let step = conn_core::lifecycle_span!("accept", "utcp", self.id);
+        let accepted = accept_on(&self.stack, self.id, Some(self.generation), deadline).await;
+        step.end(&accepted);
+        accepted
     }
 
     /// This listener's socket id.

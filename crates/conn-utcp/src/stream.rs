@@ -100,6 +100,13 @@ impl UtcpStream {
     /// port). `ConnectionRefused` when the peer resets the SYN,
     /// `TimedOut` when no answer came in time (the attempt is abandoned).
     pub async fn connect(stack: &Stack, peer: SocketAddrV4, deadline: Deadline) -> Result<Self> {
+        let step = conn_core::lifecycle_span!("connect", "utcp", endpoint_of(peer));
+        let connected = UtcpStream::connect_inner(stack, peer, deadline).await;
+        step.end(&connected);
+        connected
+    }
+
+    async fn connect_inner(stack: &Stack, peer: SocketAddrV4, deadline: Deadline) -> Result<Self> {
         let target = endpoint_of(peer);
         let (index, generation) = {
             let mut guard = stack.lock();
@@ -399,14 +406,9 @@ impl AsyncWrite for UtcpStream {
     }
 }
 
-impl Connection for UtcpStream {
-    async fn done(&mut self, deadline: Deadline) -> Result<()> {
-        conn_core::lifecycle::half_close(self, deadline)
-            .await
-            .map_err(|e| e.during("done").on(self.id))
-    }
-
-    async fn close(self, deadline: Deadline) -> Result<()> {
+impl UtcpStream {
+    /// `close`, without its span.
+    async fn close_released(self, deadline: Deadline) -> Result<()> {
         // `live` stays set: should this future be dropped half-way, drop
         // resets what is left; once released, drop finds nothing to do.
         let handle = {
@@ -425,8 +427,27 @@ impl Connection for UtcpStream {
         )
         .await
     }
+}
+
+impl Connection for UtcpStream {
+    async fn done(&mut self, deadline: Deadline) -> Result<()> {
+        let step = conn_core::lifecycle_span!("done", "utcp", self.id);
+        let result = conn_core::lifecycle::half_close(self, deadline)
+            .await
+            .map_err(|e| e.during("done").on(self.id));
+        step.end(&result);
+        result
+    }
+
+    async fn close(self, deadline: Deadline) -> Result<()> {
+        let step = conn_core::lifecycle_span!("close", "utcp", self.id);
+        let result = self.close_released(deadline).await;
+        step.end(&result);
+        result
+    }
 
     fn kill(mut self) {
+        conn_core::lifecycle_span!("kill", "utcp", self.id).end(&Ok(()));
         self.release_with_reset();
     }
 

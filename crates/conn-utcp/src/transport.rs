@@ -134,12 +134,7 @@ impl Connector for UtcpConnector {
     type Conn = UtcpStream;
 
     async fn connect(&self, endpoint: &Endpoint, deadline: Deadline) -> Result<UtcpStream> {
-        if endpoint.scheme() != "utcp" {
-            return Err(Error::new(ErrorKind::InvalidType)
-                .during("connect")
-                .on(endpoint)
-                .detail("the utcp connector dials utcp:// endpoints only"));
-        }
+        endpoint.connect_address("utcp")?;
         let addr = parse(endpoint, "connect")?;
         UtcpStream::connect(&self.stack, addr, deadline).await
     }

@@ -1,5 +1,7 @@
-//! Every lifecycle behaviour and every mTCP error rule, over a MemLink:
-//! two real smoltcp stacks in this process, no kernel in the path.
+//! utcp's own lifecycle rules (resets, TIME-WAIT, the backlog) and every
+//! mTCP error rule, over a MemLink: two real smoltcp stacks in this
+//! process, no kernel in the path. The promises every transport keeps are
+//! the lifecycle suite's, in `lifecycle.rs`.
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,42 +93,12 @@ async fn one_mebibyte_each_way_arrives_intact_on_a_multi_thread_runtime() {
 }
 
 #[tokio::test]
-async fn done_sends_fin_and_keeps_receiving() {
-    let (server, client) = pair();
-    let (_l, mut c, mut s) = connected(&server, &client).await;
-    c.done(soon()).await.unwrap();
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).await.unwrap();
-    assert!(got.is_empty());
-    s.write_all(b"after your fin").await.unwrap();
-    s.close(soon()).await.unwrap();
-    let mut answer = Vec::new();
-    c.read_to_end(&mut answer).await.unwrap();
-    assert_eq!(answer, b"after your fin");
-}
-
-#[tokio::test]
 async fn write_after_done_is_broken_pipe() {
     let (server, client) = pair();
     let (_l, mut c, _s) = connected(&server, &client).await;
     c.done(soon()).await.unwrap();
     let err = c.write_all(b"x").await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
-}
-
-#[tokio::test]
-async fn close_waits_for_the_peers_fin_and_drops_its_data() {
-    let (server, client) = pair();
-    let (_l, c, mut s) = connected(&server, &client).await;
-    let closing =
-        tokio::spawn(async move { c.close(Deadline::after(Duration::from_secs(5))).await });
-    // The client's FIN arrives; we send data it drops, then our own FIN.
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).await.unwrap();
-    s.write_all(&[1; 10_000]).await.unwrap();
-    s.done(soon()).await.unwrap();
-    closing.await.unwrap().unwrap();
-    drop(s);
 }
 
 #[tokio::test]
@@ -154,15 +126,6 @@ async fn close_times_out_when_the_peer_never_ends_and_resets_it() {
         }
     }
     assert!(reset, "the peer never saw the reset");
-}
-
-#[tokio::test]
-async fn kill_is_a_reset_the_peer_reads_as_econnreset() {
-    let (server, client) = pair();
-    let (_l, c, mut s) = connected(&server, &client).await;
-    c.kill();
-    let err = s.read(&mut [0; 16]).await.unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
 }
 
 #[tokio::test]
@@ -260,19 +223,6 @@ async fn ids_of_closed_sockets_are_reused() {
     first.close().unwrap();
     let second = UtcpListener::bind(&server, PORT + 1, 1).unwrap();
     assert_eq!(second.id(), id);
-}
-
-#[tokio::test]
-async fn accept_honours_its_deadline() {
-    let (server, _client) = pair();
-    let mut listener = UtcpListener::bind(&server, PORT, 1).unwrap();
-    let err = listener.accept(Deadline::NOW).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TimedOut);
-    let err = listener
-        .accept(Deadline::after(Duration::from_millis(50)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::TimedOut);
 }
 
 #[tokio::test]

@@ -58,6 +58,13 @@ impl fmt::Display for Ash {
     }
 }
 
+/// As its text: `"0x00000000000000ab"`.
+impl serde::Serialize for Ash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for Ash {
     type Err = Error;
 

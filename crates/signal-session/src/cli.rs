@@ -14,7 +14,7 @@ use conn_core::{Deadline, Error, ErrorKind, Result};
 use crate::client::{Client, default_socket};
 use crate::daemon::{ClusterKind, Config, Options};
 use crate::wire::NodeOutcome;
-use crate::{Ash, KillReport, Signal};
+use crate::{Ash, Signal, SignalReport};
 
 /// `session` arguments.
 ///
@@ -92,6 +92,10 @@ pub enum SessionCommand {
         /// How long an array's nodes have to answer, in milliseconds.
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u64,
+        /// Print the report as one JSON object (the local report, or
+        /// `{"nodes": [...]}` for an array) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Run sessiond in the foreground.
     Daemon(DaemonArgs),
@@ -113,6 +117,10 @@ pub struct DaemonArgs {
     /// is all of its nodes (needs the `corosync` cargo feature).
     #[arg(long, value_enum, value_name = "KIND")]
     pub cluster: Option<ClusterKind>,
+    /// Print the shutdown report (clients and peers in one) as one JSON
+    /// line, `sessiond stopped: {...}`, instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl DaemonArgs {
@@ -130,6 +138,34 @@ impl DaemonArgs {
             cluster: self.cluster,
         })
     }
+}
+
+/// Runs a sessiond with `options` until SIGTERM or SIGINT, then prints its
+/// shutdown report on stdout: `sessiond stopped: REPORT`, the report as
+/// text or (`json`) as one JSON object. `sessiond` and `connkit session
+/// daemon` both run this.
+pub async fn run_daemon(options: Options, json: bool) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed before the daemon says it listens: whoever reads that line
+    // may SIGTERM at once.
+    let mut term = signal(SignalKind::terminate()).map_err(Error::from)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::from)?;
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    let report = crate::daemon::run(options, stop).await?;
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| Error::from(e).during("print the shutdown report");
+    if json {
+        write!(out, "sessiond stopped: ").map_err(io)?;
+        print_json(&mut out, &report).map_err(io)?;
+    } else {
+        writeln!(out, "sessiond stopped: {report}").map_err(io)?;
+    }
+    out.flush().map_err(io)
 }
 
 /// Parses `TERM`, `SIGTERM`, `15` or `0`.
@@ -172,7 +208,12 @@ pub async fn run(args: SessionArgs) -> ExitCode {
     }
 }
 
-fn print_report(out: &mut impl Write, report: &KillReport) -> std::io::Result<()> {
+fn print_json(out: &mut impl Write, report: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, report)?;
+    writeln!(out)
+}
+
+fn print_report(out: &mut impl Write, report: &SignalReport) -> std::io::Result<()> {
     writeln!(out, "{report}")?;
     for (member, outcome) in &report.members {
         writeln!(out, "  {member}: {outcome}")?;
@@ -188,7 +229,8 @@ async fn execute(args: SessionArgs) -> Result<bool> {
     match args.command {
         SessionCommand::Daemon(daemon) => {
             drop(out);
-            crate::daemon::run(daemon.options(Some(server))?).await?;
+            let json = daemon.json;
+            run_daemon(daemon.options(Some(server))?, json).await?;
             Ok(true)
         }
         SessionCommand::New { ash } => {
@@ -223,27 +265,34 @@ async fn execute(args: SessionArgs) -> Result<bool> {
             array,
             atomic,
             deadline_ms,
+            json,
         } => {
             let sig = parse_signal(&signal)?.raw();
             let mut client = connect().await?;
             match array {
                 None => {
-                    let report = client.kill(ash, sig, atomic).await?;
-                    print_report(&mut out, &report).map_err(io)?;
+                    let report = client.signal(ash, sig, atomic).await?;
+                    if json {
+                        print_json(&mut out, &report).map_err(io)?;
+                    } else {
+                        print_report(&mut out, &report).map_err(io)?;
+                    }
                     Ok(report.all_reached())
                 }
                 Some(array) => {
                     let deadline = Deadline::after(Duration::from_millis(deadline_ms));
                     let report = client
-                        .kill_array(&array, ash, sig, atomic, deadline)
+                        .signal_array(&array, ash, sig, atomic, deadline)
                         .await?;
-                    let mut all = true;
+                    if json {
+                        print_json(&mut out, &report).map_err(io)?;
+                        return Ok(report.all_reached());
+                    }
                     for node in &report.nodes {
                         match &node.outcome {
                             NodeOutcome::Answered(r) => {
                                 write!(out, "node {} ({}): ", node.name, node.addr).map_err(io)?;
                                 print_report(&mut out, r).map_err(io)?;
-                                all &= r.all_reached();
                             }
                             NodeOutcome::Refused { message, .. } => {
                                 writeln!(
@@ -252,7 +301,6 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                                     node.name, node.addr
                                 )
                                 .map_err(io)?;
-                                all = false;
                             }
                             NodeOutcome::NoAnswer { message, .. } => {
                                 writeln!(
@@ -261,16 +309,14 @@ async fn execute(args: SessionArgs) -> Result<bool> {
                                     node.name, node.addr
                                 )
                                 .map_err(io)?;
-                                all = false;
                             }
                             NodeOutcome::Left { message } => {
                                 writeln!(out, "node {} ({}): {message}", node.name, node.addr)
                                     .map_err(io)?;
-                                all = false;
                             }
                         }
                     }
-                    Ok(all)
+                    Ok(report.all_reached())
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Talking to a sessiond: the [`Client`], and Array Services'
-//! `askillash_server` / `askillash_array` as [`kill_server`] and
-//! [`kill_array`].
+//! `askillash_server` / `askillash_array` as [`signal_server`] and
+//! [`signal_array`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use conn_core::{Connection, Deadline, Error, ErrorKind, Result};
 use conn_ipc::IpcStream;
 
+use conn_core::wire::Repr as _;
+
 use crate::wire::io::{read_message, write_message};
 use crate::wire::{Message, NodeOutcome, NodeResult};
-use crate::{Ash, KillReport};
+use crate::{Ash, SignalReport};
 
 /// Where a sessiond listens unless told otherwise:
 /// `$XDG_RUNTIME_DIR/sessiond.sock`, else `/tmp/sessiond.sock`.
@@ -31,12 +33,15 @@ pub fn default_socket() -> PathBuf {
 /// use std::time::Duration;
 /// use conn_core::Deadline;
 /// use signal_session::client::Client;
+/// # #[cfg(feature = "daemon")]
 /// use signal_session::daemon::{Options, run};
 ///
+/// # #[cfg(feature = "daemon")]
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// // A sessiond of our own, in this process for the example.
 /// let socket = std::env::temp_dir().join(format!("sessiond-doc-{}.sock", std::process::id()));
-/// tokio::spawn(run(Options { socket: Some(socket.clone()), ..Options::default() }));
+/// let options = Options { socket: Some(socket.clone()), ..Options::default() };
+/// tokio::spawn(run(options, std::future::pending()));
 /// let mut client = loop {
 ///     match Client::connect(&socket, Deadline::NOW).await {
 ///         Ok(c) => break c,
@@ -47,9 +52,10 @@ pub fn default_socket() -> PathBuf {
 /// let ash = client.new_session(None).await?;
 /// let pid = client.spawn(ash, &["sleep", "100"]).await?;
 /// assert_eq!(client.members(ash).await?, vec![pid]);
-/// let report = client.kill(ash, libc::SIGTERM, false).await?;
+/// let report = client.signal(ash, libc::SIGTERM, false).await?;
 /// assert_eq!(report.count(signal_session::Outcome::Signalled), 1);
 /// # Ok(()) }
+/// # #[cfg(not(feature = "daemon"))] fn main() {}
 /// ```
 #[derive(Debug)]
 pub struct Client {
@@ -82,7 +88,7 @@ pub struct Client {
 /// assert_eq!(cluster.left(), ["n3"]);
 /// assert_eq!(cluster.silent(), ["n3"]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ArrayReport {
     /// One entry per node of the array, in configuration order.
     pub nodes: Vec<NodeResult>,
@@ -90,11 +96,19 @@ pub struct ArrayReport {
 
 impl ArrayReport {
     /// The nodes that answered with a report.
-    pub fn answered(&self) -> impl Iterator<Item = (&str, &KillReport)> {
+    pub fn answered(&self) -> impl Iterator<Item = (&str, &SignalReport)> {
         self.nodes.iter().filter_map(|n| match &n.outcome {
             NodeOutcome::Answered(r) => Some((n.name.as_str(), r)),
             _ => None,
         })
+    }
+
+    /// True when every node answered and reached every member: what
+    /// `session kill --array` exits 0 on.
+    pub fn all_reached(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| matches!(&n.outcome, NodeOutcome::Answered(r) if r.all_reached()))
     }
 
     /// The names of the nodes that did not answer: none by the deadline,
@@ -228,8 +242,8 @@ impl Client {
         }
     }
 
-    /// Signals session `ash` on the daemon's node (see [`kill_server`]).
-    pub async fn kill(&mut self, ash: Ash, sig: i32, atomic: bool) -> Result<KillReport> {
+    /// Signals session `ash` on the daemon's node (see [`signal_server`]).
+    pub async fn signal(&mut self, ash: Ash, sig: i32, atomic: bool) -> Result<SignalReport> {
         let op = "kill session";
         let msg = Message::Kill {
             ash,
@@ -244,8 +258,8 @@ impl Client {
         }
     }
 
-    /// Signals session `ash` on every node of `array` (see [`kill_array`]).
-    pub async fn kill_array(
+    /// Signals session `ash` on every node of `array` (see [`signal_array`]).
+    pub async fn signal_array(
         &mut self,
         array: &str,
         ash: Ash,
@@ -282,17 +296,17 @@ impl Client {
 /// the sessiond at `server` (the default socket when `None`), with the
 /// permission rule applied to this process's ids. The whole call, connect
 /// included, must finish by `deadline`.
-pub async fn kill_server(
+pub async fn signal_server(
     server: Option<&Path>,
     ash: Ash,
     sig: i32,
     deadline: Deadline,
-) -> Result<KillReport> {
+) -> Result<SignalReport> {
     let path = server.map_or_else(default_socket, Path::to_owned);
     deadline
         .run(async {
             let mut client = Client::connect(&path, deadline).await?;
-            let report = client.kill(ash, sig, false).await?;
+            let report = client.signal(ash, sig, false).await?;
             let _ = client.close(deadline).await;
             Ok(report)
         })
@@ -304,13 +318,13 @@ pub async fn kill_server(
 /// every node of `array` in its configuration, over authenticated TCP, and
 /// reports each node's result and which did not answer by `deadline`.
 ///
-/// With `array` [`CLUSTER_ARRAY`](crate::daemon::CLUSTER_ARRAY)
+/// With `array` `"cluster"` (`daemon::CLUSTER_ARRAY`)
 /// (`"cluster"`) and a `sessiond --cluster corosync`, the array is the
 /// corosync cluster: the request goes out on CPG to every node's sessiond,
 /// and the report has one entry per node of corosync's nodelist, those
 /// whose sessiond left the group during the call
 /// ([`ArrayReport::left`]) or was not there included.
-pub async fn kill_array(
+pub async fn signal_array(
     server: Option<&Path>,
     array: &str,
     ash: Ash,
@@ -319,7 +333,9 @@ pub async fn kill_array(
 ) -> Result<ArrayReport> {
     let path = server.map_or_else(default_socket, Path::to_owned);
     let mut client = Client::connect(&path, deadline).await?;
-    let report = client.kill_array(array, ash, sig, false, deadline).await?;
+    let report = client
+        .signal_array(array, ash, sig, false, deadline)
+        .await?;
     let _ = client.close(Deadline::NOW).await;
     Ok(report)
 }

@@ -60,7 +60,7 @@ type Closing = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// let mut got = [0u8; 4];
 /// peer.read_exact(&mut got).await?;
 ///
-/// session.kill(libc::SIGTERM)?;               // graceful: close in order
+/// session.signal(libc::SIGTERM)?;             // graceful: close in order
 /// assert_eq!(peer.read(&mut got).await?, 0);  // the peer reads our end...
 /// peer.close(Deadline::NEVER).await?;         // ...and ends its own side
 /// handler.await.unwrap()?;                    // the handler saw end-of-stream
@@ -163,7 +163,7 @@ impl<C: Connection> SessionConn<C> {
         }
     }
 
-    /// This member's id, as [`KillReport`](crate::KillReport) names it.
+    /// This member's id, as [`SignalReport`](crate::SignalReport) names it.
     pub fn id(&self) -> MemberId {
         self.id
     }

@@ -18,8 +18,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::wire::io::{FrameLimits, read_frame_within};
 use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
-use crate::{Ash, KillReport, Member, Outcome, Signal};
+use crate::{Ash, Member, Outcome, Signal, SignalReport};
+use conn_core::wire::Repr as _;
 
+#[cfg(feature = "daemon")]
 pub use crate::daemon::fuzzing::{cluster, cluster_seeds};
 
 /// A stream that hands out `data` in the given cuts, one cut (or what of
@@ -79,7 +81,7 @@ fn read_all(data: &[u8], cuts: Vec<std::ops::Range<usize>>) -> Read {
 /// has reads as `Other`, which emits `EIO`).
 pub(crate) fn round_trip(bytes: &[u8]) -> Option<Message> {
     let msg = Message::parse(&Frame::new_checked(bytes).ok()?).ok()?;
-    let again = msg.to_bytes().expect("a parsed message emits");
+    let again = msg.to_vec().expect("a parsed message emits");
     assert_eq!(again.len(), msg.buffer_len());
     let back = Message::parse(&Frame::new_checked(&again[..]).expect("emitted frames check"))
         .expect("emitted frames parse");
@@ -115,7 +117,7 @@ pub fn frames(data: &[u8]) {
 /// One message of every kind, as seeds.
 pub(crate) fn sample_messages() -> Vec<(&'static str, Message)> {
     let ash = Ash::from_raw(0x0123_4567_89ab_cdef);
-    let report = KillReport {
+    let report = SignalReport {
         ash,
         signal: Signal::TERM,
         atomic: true,
@@ -208,7 +210,7 @@ pub(crate) fn sample_messages() -> Vec<(&'static str, Message)> {
                 mac: [9; 32],
                 ruid: 1000,
                 euid: 1000,
-                request: kill.to_bytes().expect("the seed emits"),
+                request: kill.to_vec().expect("the seed emits"),
             },
         ),
         (
@@ -217,7 +219,7 @@ pub(crate) fn sample_messages() -> Vec<(&'static str, Message)> {
                 call: 1,
                 ruid: 0,
                 euid: 0,
-                request: kill.to_bytes().expect("the seed emits"),
+                request: kill.to_vec().expect("the seed emits"),
             },
         ),
         (
@@ -230,7 +232,7 @@ pub(crate) fn sample_messages() -> Vec<(&'static str, Message)> {
                     kind: conn_core::ErrorKind::NoSuchSession,
                     message: "no session".into(),
                 }
-                .to_bytes()
+                .to_vec()
                 .expect("the seed emits"),
             },
         ),
@@ -243,6 +245,6 @@ pub fn frames_seeds() -> Vec<(String, Vec<u8>)> {
     stream_seeds(
         sample_messages()
             .into_iter()
-            .map(|(name, msg)| (name, msg.to_bytes().expect("seed messages emit"))),
+            .map(|(name, msg)| (name, msg.to_vec().expect("seed messages emit"))),
     )
 }

@@ -10,8 +10,8 @@
 //!   [`Signal`]s), `conn_core::layer::Shutdown` controllers and
 //!   connections ([`SessionConn`]): SIGTERM means graceful shutdown,
 //!   SIGKILL means kill.
-//! * [`kill_local`] (`askillash_local`): signal every member present now
-//!   and report each ([`KillReport`]); [`kill_local_atomic`] freezes the
+//! * [`signal_local`] (`askillash_local`): signal every member present now
+//!   and report each ([`SignalReport`]); [`signal_local_atomic`] freezes the
 //!   session first, so no fork escapes. Processes are signalled parents
 //!   before children, so none can reap its signalled children and exit
 //!   normally before its own signal comes.
@@ -22,7 +22,7 @@
 //!   array-wide kills fanned out to peer daemons over HMAC-authenticated TCP, or, with `sessiond --cluster corosync` (cargo
 //!   feature `corosync`), to every node of the corosync cluster over CPG;
 //!   [`client`] has `askillash_server` and
-//!   `askillash_array` ([`client::kill_server`], [`client::kill_array`]);
+//!   `askillash_array` ([`client::signal_server`], [`client::signal_array`]);
 //!   [`wire`] is its frame format; [`cli`] the `session` command line.
 //!
 //! # Example: stop a process tree and a server's connections together
@@ -30,7 +30,7 @@
 //! ```
 //! use std::time::Duration;
 //! use conn_core::layer::Shutdown;
-//! use signal_session::{Member, Outcome, Session, kill_local};
+//! use signal_session::{Member, Outcome, Session, signal_local};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 //! let session = Session::builder().kill_on_drop(true).create()?;
@@ -40,25 +40,25 @@
 //! let calls = Shutdown::new();
 //! let id = session.add_shutdown(&calls);
 //!
-//! let report = kill_local(session.ash(), libc::SIGTERM)?;
+//! let report = signal_local(session.ash(), libc::SIGTERM)?;
 //! assert_eq!(report.outcome(Member::Shutdown(id)), Some(Outcome::Signalled));
 //! assert!(calls.is_triggered());                    // new calls are refused now
 //! assert!(!worker.wait().await?.success());         // the process got SIGTERM
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod ash;
 mod backend;
 mod caller;
 mod cgroup;
+#[cfg(feature = "daemon")]
 pub mod cli;
 pub mod client;
 mod conn;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 #[doc(hidden)]
 pub mod fuzzing;
-mod kill;
 mod local;
 mod order;
 mod protect;
@@ -66,6 +66,7 @@ mod registry;
 mod report;
 mod session;
 mod signal;
+mod signalling;
 mod sys;
 mod tracker;
 pub mod wire;
@@ -74,8 +75,8 @@ pub use ash::Ash;
 pub use backend::{Backend, BackendChoice};
 pub use caller::{Caller, Rule};
 pub use conn::SessionConn;
-pub use kill::{kill_local, kill_local_atomic, sessions};
 pub use local::{MemberId, SessionMember};
-pub use report::{KillReport, Member, Outcome};
+pub use report::{Member, Outcome, SignalReport};
 pub use session::{Session, SessionBuilder};
 pub use signal::Signal;
+pub use signalling::{sessions, signal_local, signal_local_atomic};

@@ -14,7 +14,8 @@ use crate::session::Inner;
 use crate::{Member, Outcome, Signal};
 
 /// Names one in-process member within its session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct MemberId(pub(crate) u64);
 
 impl fmt::Display for MemberId {
@@ -124,7 +125,7 @@ fn deliver_to_shutdown(shutdown: &Shutdown, sig: Signal) -> Outcome {
 ///
 /// ```
 /// use futures::StreamExt;
-/// use signal_session::{Session, Signal, kill_local};
+/// use signal_session::{Session, Signal, signal_local};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// let session = Session::create()?;
@@ -139,8 +140,8 @@ fn deliver_to_shutdown(shutdown: &Shutdown, sig: Signal) -> Outcome {
 ///     "session gone"
 /// });
 ///
-/// kill_local(session.ash(), libc::SIGHUP)?;
-/// kill_local(session.ash(), libc::SIGTERM)?;
+/// signal_local(session.ash(), libc::SIGHUP)?;
+/// signal_local(session.ash(), libc::SIGTERM)?;
 /// assert_eq!(job.await.unwrap(), "stopped");
 /// # Ok(()) }
 /// ```
@@ -163,7 +164,7 @@ impl SessionMember {
         }
     }
 
-    /// This member's id, as [`KillReport`](crate::KillReport) names it.
+    /// This member's id, as [`SignalReport`](crate::SignalReport) names it.
     pub fn id(&self) -> MemberId {
         self.id
     }

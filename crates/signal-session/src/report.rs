@@ -6,8 +6,12 @@ use conn_core::ErrorKind;
 
 use crate::{Ash, MemberId, Signal};
 
-/// One member of a session, as a [`KillReport`] names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One member of a session, as a [`SignalReport`] names it.
+///
+/// Serializes as `{"process": PID}`, `{"task": ID}`, `{"shutdown": ID}` or
+/// `{"connection": ID}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Member {
     /// A process, by pid.
     Process(u32),
@@ -20,7 +24,11 @@ pub enum Member {
 }
 
 /// What happened to one member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Serializes as `"signalled"`, `"checked"`, `"already_gone"`,
+/// `"permission_denied"`, `"ignored"` or `{"failed": "ERRNO"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The signal was delivered.
     Signalled,
@@ -73,14 +81,14 @@ impl fmt::Display for Outcome {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
 /// let session = Session::create()?;
 /// let mut task = session.member();
-/// let report = session.kill(libc::SIGUSR1)?;
+/// let report = session.signal(libc::SIGUSR1)?;
 /// assert_eq!(report.members, vec![(Member::Task(task.id()), Outcome::Signalled)]);
 /// assert!(report.all_reached());
 /// assert_eq!(task.recv().await, Some(signal_session::Signal::USR1));
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KillReport {
+pub struct SignalReport {
     /// The session signalled.
     pub ash: Ash,
     /// The signal sent.
@@ -92,7 +100,7 @@ pub struct KillReport {
     pub members: Vec<(Member, Outcome)>,
 }
 
-impl KillReport {
+impl SignalReport {
     /// How many members had `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.members.iter().filter(|(_, o)| *o == outcome).count()
@@ -126,7 +134,33 @@ impl KillReport {
     }
 }
 
-impl fmt::Display for KillReport {
+/// `{"ash", "signal": {"number", "name"}, "atomic", "all_reached",
+/// "members": [{"member", "outcome"}, ...]}`, as `session kill --json`
+/// prints it.
+impl serde::Serialize for SignalReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            member: &'a Member,
+            outcome: &'a Outcome,
+        }
+        let members: Vec<Line<'_>> = self
+            .members
+            .iter()
+            .map(|(member, outcome)| Line { member, outcome })
+            .collect();
+        let mut s = serializer.serialize_struct("SignalReport", 5)?;
+        s.serialize_field("ash", &self.ash)?;
+        s.serialize_field("signal", &self.signal)?;
+        s.serialize_field("atomic", &self.atomic)?;
+        s.serialize_field("all_reached", &self.all_reached())?;
+        s.serialize_field("members", &members)?;
+        s.end()
+    }
+}
+
+impl fmt::Display for SignalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,

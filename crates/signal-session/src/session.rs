@@ -19,7 +19,7 @@ use crate::sys::pidfd::become_subreaper;
 use crate::sys::procfs;
 use crate::tracker::PidSet;
 use crate::{
-    Ash, Backend, BackendChoice, Caller, KillReport, MemberId, Rule, SessionConn, SessionMember,
+    Ash, Backend, BackendChoice, Caller, MemberId, Rule, SessionConn, SessionMember, SignalReport,
 };
 
 /// A session: processes, tasks and connections that are signalled as one
@@ -30,14 +30,14 @@ use crate::{
 /// to the session too. Tasks join with [`Session::member`], shutdown
 /// controllers with [`Session::add_shutdown`], connections with
 /// [`Session::add_connection`]. The session is found by its [`Ash`] from
-/// anywhere in the process ([`kill_local`](crate::kill_local)) until it is
+/// anywhere in the process ([`signal_local`](crate::signal_local)) until it is
 /// dropped; dropping it releases its surviving processes, or kills them if
 /// built with [`SessionBuilder::kill_on_drop`].
 ///
 /// # Examples
 ///
 /// ```
-/// use signal_session::{Outcome, Session, kill_local};
+/// use signal_session::{Outcome, Session, signal_local};
 /// use tokio::process::Command;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
@@ -53,7 +53,7 @@ use crate::{
 /// # for _ in 0..400 { if session.pids()?.len() == 2 { break } tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
 /// assert_eq!(session.pids()?.len(), 2);
 ///
-/// let report = kill_local(session.ash(), libc::SIGKILL)?;
+/// let report = signal_local(session.ash(), libc::SIGKILL)?;
 /// assert_eq!(report.count(Outcome::Signalled), 2);
 /// assert!(!sh.wait().await?.success());
 /// # Ok(()) }
@@ -354,9 +354,9 @@ impl Session {
         self.inner.local().remove(id)
     }
 
-    /// Signals every member present now (see [`kill_local`](crate::kill_local)).
-    pub fn kill(&self, sig: i32) -> Result<KillReport> {
-        self.inner.kill(sig, false, None)
+    /// Signals every member present now (see [`signal_local`](crate::signal_local)).
+    pub fn signal(&self, sig: i32) -> Result<SignalReport> {
+        self.inner.signal(sig, false, None)
     }
 
     /// Signals the members on behalf of `caller`, applying the kernel's
@@ -364,7 +364,7 @@ impl Session {
     /// caller may not signal is reported [`Outcome::PermissionDenied`](crate::Outcome::PermissionDenied)
     /// and gets nothing, the others are signalled. This is what a daemon
     /// that runs as root uses for its clients. `atomic` as in
-    /// [`Session::kill_atomic`], but refused (`PermissionDenied`, nothing
+    /// [`Session::signal_atomic`], but refused (`PermissionDenied`, nothing
     /// frozen or sent) unless the caller may signal every member, since
     /// freezing touches them all.
     ///
@@ -377,35 +377,35 @@ impl Session {
     /// sleep.arg("100");
     /// let child = session.spawn(sleep)?;
     /// let stranger = Caller { ruid: 4242, euid: 4242 };
-    /// let report = session.kill_for(&stranger, libc::SIGTERM, false)?;
+    /// let report = session.signal_for(&stranger, libc::SIGTERM, false)?;
     /// let expected = if Caller::current().euid == 4242 { Outcome::Signalled } else { Outcome::PermissionDenied };
     /// assert_eq!(report.outcome(signal_session::Member::Process(child.id().unwrap())), Some(expected));
     /// # Ok(()) }
     /// ```
-    pub fn kill_for(&self, caller: &Caller, sig: i32, atomic: bool) -> Result<KillReport> {
-        self.kill_for_under(caller, Rule::Kernel, sig, atomic)
+    pub fn signal_for(&self, caller: &Caller, sig: i32, atomic: bool) -> Result<SignalReport> {
+        self.signal_for_under(caller, Rule::Kernel, sig, atomic)
     }
 
-    /// [`Session::kill_for`] under `rule` instead of the kernel's.
-    pub fn kill_for_under(
+    /// [`Session::signal_for`] under `rule` instead of the kernel's.
+    pub fn signal_for_under(
         &self,
         caller: &Caller,
         rule: Rule,
         sig: i32,
         atomic: bool,
-    ) -> Result<KillReport> {
+    ) -> Result<SignalReport> {
         let permit = Permit {
             caller: *caller,
             rule,
         };
-        self.inner.kill(sig, atomic, Some(&permit))
+        self.inner.signal(sig, atomic, Some(&permit))
     }
 
     /// Signals every member with the session frozen, so that no process
     /// forked during the call escapes (see
-    /// [`kill_local_atomic`](crate::kill_local_atomic)).
-    pub fn kill_atomic(&self, sig: i32) -> Result<KillReport> {
-        self.inner.kill(sig, true, None)
+    /// [`signal_local_atomic`](crate::signal_local_atomic)).
+    pub fn signal_atomic(&self, sig: i32) -> Result<SignalReport> {
+        self.inner.signal(sig, true, None)
     }
 }
 

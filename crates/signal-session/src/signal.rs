@@ -102,6 +102,18 @@ impl Signal {
     }
 }
 
+/// `{"number": 15, "name": "SIGTERM"}` (`name` null for a number with
+/// none).
+impl serde::Serialize for Signal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Signal", 2)?;
+        s.serialize_field("number", &self.0)?;
+        s.serialize_field("name", &self.name())?;
+        s.end()
+    }
+}
+
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {

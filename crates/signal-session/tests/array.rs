@@ -1,69 +1,41 @@
-//! kill_array across three sessiond processes on loopback: each node's
+//! signal_array across three sessiond processes on loopback: each node's
 //! report, the nodes that do not answer, and a wrong secret refused.
 
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::sessiond::{Sessiond, root_or_skip, sessionctl, unique};
 use common::{alive, eventually};
 use conn_core::{Deadline, ErrorKind};
-use signal_session::client::{Client, kill_array};
+use conn_test_support::TempFile;
+use signal_session::client::{Client, signal_array};
 use std::io::{Read, Write};
 
+use conn_core::wire::Repr as _;
 use signal_session::wire::{Frame, Message, NodeOutcome};
 use signal_session::{Ash, Outcome};
 
 const SECRET: &str = "correct horse battery staple\n";
 
-/// A file removed when the test ends.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(what: &str, contents: &str) -> TempFile {
-        let path = unique(what);
-        std::fs::write(&path, contents).unwrap();
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// A peer daemon listening on a loopback port of its own choosing.
 fn peer(secret: &Path) -> Sessiond {
-    let config = TempFile::new("peer.toml", &format!("secret_file = {:?}\n", secret));
-    let daemon = Sessiond::start(&[
-        "--config",
-        config.0.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let config = TempFile::new("peer.toml", format!("secret_file = {:?}\n", secret), 0o644);
+    let daemon = Sessiond::start(&["--config", config.arg(), "--listen", "127.0.0.1:0"]);
     assert!(daemon.tcp.is_some());
     daemon
-}
-
-/// A free loopback port now (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn read_frame(stream: &mut std::net::TcpStream) -> Message {
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).unwrap();
-    let head = Frame::new_unchecked(&header[..]);
-    head.check_header().unwrap();
-    let len = head.payload_len();
+    let len = conn_core::wire::frame_len::<signal_session::wire::Sessiond>(&header)
+        .unwrap()
+        .unwrap();
     let mut bytes = header.to_vec();
-    bytes.resize(8 + len, 0);
+    bytes.resize(len, 0);
     stream.read_exact(&mut bytes[8..]).unwrap();
     Message::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap()
 }
@@ -84,10 +56,10 @@ async fn sleeper_in(daemon: &Sessiond, ash: Option<Ash>) -> (Ash, u32) {
 
 #[tokio::test]
 async fn kill_array_reports_every_node_and_the_one_that_does_not_answer() {
-    let secret = TempFile::new("secret", SECRET);
-    let wrong = TempFile::new("wrong-secret", "not the array's secret at all\n");
-    let b = peer(&secret.0);
-    let rogue = peer(&wrong.0);
+    let secret = TempFile::new("secret", SECRET, 0o600);
+    let wrong = TempFile::new("wrong-secret", "not the array's secret at all\n", 0o600);
+    let b = peer(secret.path());
+    let rogue = peer(wrong.path());
     // A dead node: its address refuses, and stays refused (held bound,
     // never listening) for the whole test.
     let (_dead, c_addr) = conn_test_support::refused_tcp_addr();
@@ -95,10 +67,14 @@ async fn kill_array_reports_every_node_and_the_one_that_does_not_answer() {
     let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mute_addr = mute.local_addr().unwrap().to_string();
 
-    let a_addr = format!("127.0.0.1:{}", free_port());
+    // a's own address is in its array, so the port must be known before
+    // its config is written: the test binds it and hands the socket to
+    // sessiond by socket activation, so nobody can take it in between.
+    let a_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a_addr = a_listener.local_addr().unwrap().to_string();
     let config = TempFile::new(
         "a.toml",
-        &format!(
+        format!(
             r#"secret_file = {secret:?}
 listen = "{a_addr}"
 
@@ -111,18 +87,60 @@ lab = [
 mute = [ {{ name = "m", addr = "{mute_addr}" }} ]
 rogue = [ {{ name = "r", addr = "{r}" }} ]
 "#,
-            secret = secret.0,
+            secret = secret.path(),
             b = b.tcp.as_ref().unwrap(),
             r = rogue.tcp.as_ref().unwrap(),
         ),
+        0o644,
     );
-    let a = Sessiond::start(&["--config", config.0.to_str().unwrap(), "--listen", &a_addr]);
+    let a = Sessiond::start_activated(
+        &a_listener,
+        &["--config", config.arg(), "--listen", &a_addr],
+    );
 
     // One array session: the same handle on a and b, a sleep in each.
     let (ash, on_a) = sleeper_in(&a, None).await;
     let (_, on_b) = sleeper_in(&b, Some(ash)).await;
 
-    let report = kill_array(
+    // Checked first (signal 0), as JSON: one object, a node each, the
+    // dead one without an answer; exit 1 as the text form.
+    let out = sessionctl(
+        &a.socket,
+        None,
+        &[
+            "kill",
+            &ash.to_string(),
+            "-s",
+            "0",
+            "--array",
+            "lab",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{json}");
+    assert_eq!(nodes[0]["name"], "a", "{json}");
+    assert_eq!(
+        nodes[0]["outcome"]["answered"]["ash"],
+        ash.to_string(),
+        "{json}"
+    );
+    assert_eq!(
+        nodes[0]["outcome"]["answered"]["signal"]["number"], 0,
+        "{json}"
+    );
+    let checked = &nodes[0]["outcome"]["answered"]["members"][0];
+    assert_eq!(checked["member"]["process"], on_a, "{json}");
+    assert_eq!(checked["outcome"], "checked", "{json}");
+    assert_eq!(nodes[2]["name"], "c", "{json}");
+    assert_eq!(
+        nodes[2]["outcome"]["no_answer"]["kind"], "ECONNREFUSED",
+        "{json}"
+    );
+
+    let report = signal_array(
         Some(&a.socket),
         "lab",
         ash,
@@ -177,14 +195,14 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         for daemon in [&a, &b] {
             client(daemon)
                 .await
-                .kill(roots, libc::SIGKILL, false)
+                .signal(roots, libc::SIGKILL, false)
                 .await
                 .unwrap();
         }
     }
 
     // A node that accepts but never answers is reported at the deadline.
-    let report = kill_array(
+    let report = signal_array(
         Some(&a.socket),
         "mute",
         ash,
@@ -207,7 +225,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
 
     // A daemon holding another secret refuses, and signals nothing.
     let (_, on_rogue) = sleeper_in(&rogue, Some(ash)).await;
-    let report = kill_array(
+    let report = signal_array(
         Some(&a.socket),
         "rogue",
         ash,
@@ -230,7 +248,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         rogue.log()
     );
     let mut r = client(&rogue).await;
-    r.kill(ash, libc::SIGKILL, false).await.unwrap();
+    r.signal(ash, libc::SIGKILL, false).await.unwrap();
 
     // A request without the MAC, straight to a peer's port: refused.
     let (plain, on_b) = sleeper_in(&b, None).await;
@@ -247,7 +265,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
         array: None,
         deadline_ms: 0,
     };
-    raw.write_all(&kill.to_bytes().unwrap()).unwrap();
+    raw.write_all(&kill.to_vec().unwrap()).unwrap();
     let answer = read_frame(&mut raw);
     assert!(
         matches!(
@@ -262,12 +280,12 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     assert!(alive(on_b), "an unauthenticated kill signals nothing");
     client(&b)
         .await
-        .kill(plain, libc::SIGKILL, false)
+        .signal(plain, libc::SIGKILL, false)
         .await
         .unwrap();
 
     // An array the configuration does not know is NotFound.
-    let err = kill_array(
+    let err = signal_array(
         Some(&a.socket),
         "nope",
         ash,
@@ -279,7 +297,7 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     // Nor is "cluster" an array for a sessiond not started in a cluster;
     // the error says what would make it one.
-    let err = kill_array(
+    let err = signal_array(
         Some(&a.socket),
         "cluster",
         ash,
@@ -290,4 +308,30 @@ rogue = [ {{ name = "r", addr = "{r}" }} ]
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("--cluster corosync"), "{err}");
+}
+
+#[test]
+fn a_secret_file_others_may_read_keeps_sessiond_from_starting() {
+    let open = TempFile::new("open-secret", SECRET, 0o644);
+    let config = TempFile::new(
+        "open.toml",
+        format!("secret_file = {:?}\n", open.path()),
+        0o644,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .arg("--socket")
+        .arg(unique("sock"))
+        .args(["--config", config.arg(), "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run sessiond");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "sessiond started with an open secret: {stderr}"
+    );
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        stderr.contains(&open.path().display().to_string()),
+        "{stderr}"
+    );
 }

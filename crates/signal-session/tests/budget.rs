@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::sessiond::{Sessiond, unique};
 use conn_core::Deadline;
+use conn_core::wire::Repr as _;
 use conn_test_support::proc::wait_rss_at_most;
 use conn_test_support::{fd_count, rss_kib};
 use signal_session::client::Client;
@@ -40,7 +41,7 @@ fn wait_fds(pid: u32, what: &str, ok: impl Fn(usize) -> bool) -> usize {
 fn partial_max_frame(socket: &Path, body: &[u8]) -> (UnixStream, bool) {
     let mut s = UnixStream::connect(socket).expect("connect");
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    let list = Message::List.to_bytes().unwrap();
+    let list = Message::List.to_vec().unwrap();
     let mut head = list[..4].to_vec();
     head.extend_from_slice(&(MAX_PAYLOAD as u32).to_be_bytes());
     let sent = s.write_all(&head).is_ok() && s.write_all(body).is_ok();

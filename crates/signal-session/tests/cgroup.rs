@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{alive, cgroup_session, eventually, sh};
-use signal_session::{Backend, Outcome, Session, kill_local_atomic};
+use signal_session::{Backend, Outcome, Session, signal_local_atomic};
 
 fn cgroup_dir(session: &Session) -> PathBuf {
     match session.backend() {
@@ -72,7 +72,7 @@ async fn atomic_sigkill_leaves_no_survivor_of_a_fork_loop() {
     let mut forker = session.spawn(sh("while :; do sleep 100 & done")).unwrap();
     eventually("the loop has forked a crowd", || procs(&dir).len() >= 20).await;
 
-    let report = kill_local_atomic(session.ash(), libc::SIGKILL).unwrap();
+    let report = signal_local_atomic(session.ash(), libc::SIGKILL).unwrap();
     assert!(report.atomic);
     assert!(report.count(Outcome::Signalled) >= 20, "{report}");
     forker.wait().await.unwrap();
@@ -89,7 +89,7 @@ async fn atomic_sigterm_freezes_signals_and_thaws_a_fork_loop_to_nothing() {
     let mut forker = session.spawn(sh("while :; do sleep 100 & done")).unwrap();
     eventually("the loop has forked a crowd", || procs(&dir).len() >= 20).await;
 
-    let report = session.kill_atomic(libc::SIGTERM).unwrap();
+    let report = session.signal_atomic(libc::SIGTERM).unwrap();
     assert!(report.count(Outcome::Signalled) >= 20, "{report}");
     assert!(report.all_reached(), "{report}");
     let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap();

@@ -12,7 +12,7 @@ use common::sessiond::{Sessiond, sessionctl};
 use common::{PATIENCE, alive, eventually};
 use conn_core::{Deadline, ErrorKind};
 use conn_cpg::testbed::{self, Cluster};
-use signal_session::client::{ArrayReport, Client, kill_array};
+use signal_session::client::{ArrayReport, Client, signal_array};
 use signal_session::wire::NodeOutcome;
 use signal_session::{Ash, Outcome};
 
@@ -77,7 +77,7 @@ async fn client(daemon: &Sessiond) -> Client {
 
 /// A kill through node `from`'s sessiond to the whole cluster.
 async fn kill_cluster(bed: &Testbed, from: usize, ash: Ash, sig: i32) -> ArrayReport {
-    kill_array(
+    signal_array(
         Some(&bed.daemons[from].socket),
         "cluster",
         ash,
@@ -236,7 +236,7 @@ async fn a_sessiond_that_leaves_the_group_during_the_call_is_reported_left_and_s
     // SAFETY: kill reads only its integer arguments.
     unsafe { libc::kill(stopped as i32, libc::SIGSTOP) };
     // Still a member, silent: the deadline ends the wait for it.
-    let report = kill_array(
+    let report = signal_array(
         Some(&bed.daemons[0].socket),
         "cluster",
         ash,
@@ -261,7 +261,7 @@ async fn a_sessiond_that_leaves_the_group_during_the_call_is_reported_left_and_s
     let call = tokio::spawn({
         let socket = bed.daemons[0].socket.clone();
         async move {
-            kill_array(
+            signal_array(
                 Some(&socket),
                 "cluster",
                 ash,

@@ -7,7 +7,7 @@ use conn_core::layer::Shutdown;
 use conn_core::mem::{MemListener, MemStream};
 use conn_core::{Connection, Deadline, Error, ErrorKind, Listener};
 use futures::StreamExt;
-use signal_session::{Member, Outcome, Session, Signal, kill_local};
+use signal_session::{Member, Outcome, Session, Signal, signal_local};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::task::JoinSet;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
@@ -21,14 +21,14 @@ async fn a_task_member_hears_every_signal_in_order_and_leaves_when_dropped() {
     let mut first = session.member();
     let second = session.member();
 
-    session.kill(libc::SIGHUP).unwrap();
-    session.kill(libc::SIGUSR1).unwrap();
+    session.signal(libc::SIGHUP).unwrap();
+    session.signal(libc::SIGUSR1).unwrap();
     assert_eq!(first.next().await, Some(Signal::HUP));
     assert_eq!(first.next().await, Some(Signal::USR1));
 
     let second_id = second.id();
     drop(second);
-    let report = session.kill(0).unwrap();
+    let report = session.signal(0).unwrap();
     assert_eq!(
         report.members,
         vec![(Member::Task(first.id()), Outcome::Checked)]
@@ -59,7 +59,7 @@ async fn sigterm_triggers_a_shutdown_member_and_sigkill_aborts_its_calls() {
     .await
     .unwrap();
 
-    let report = kill_local(session.ash(), libc::SIGTERM).unwrap();
+    let report = signal_local(session.ash(), libc::SIGTERM).unwrap();
     assert_eq!(
         report.outcome(Member::Shutdown(id)),
         Some(Outcome::Signalled)
@@ -73,10 +73,10 @@ async fn sigterm_triggers_a_shutdown_member_and_sigkill_aborts_its_calls() {
         "SIGTERM lets the call in flight go on"
     );
 
-    let report = kill_local(session.ash(), libc::SIGUSR1).unwrap();
+    let report = signal_local(session.ash(), libc::SIGUSR1).unwrap();
     assert_eq!(report.outcome(Member::Shutdown(id)), Some(Outcome::Ignored));
 
-    kill_local(session.ash(), libc::SIGKILL).unwrap();
+    signal_local(session.ash(), libc::SIGKILL).unwrap();
     let err = tokio::time::timeout(PATIENCE, stuck)
         .await
         .unwrap()
@@ -138,7 +138,7 @@ async fn a_server_drains_its_connections_by_sigterm_to_their_session() {
     let task = tokio::spawn(async move { echo_server(&session, listener).await });
     let clients = connect_and_echo("session-drain", 3).await;
 
-    let report = kill_local(server_ash, libc::SIGTERM).unwrap();
+    let report = signal_local(server_ash, libc::SIGTERM).unwrap();
     assert_eq!(report.count(Outcome::Signalled), 4, "{report}"); // 3 connections + the accept loop
     let connections = report
         .members
@@ -180,7 +180,7 @@ async fn sigkill_kills_member_connections_without_telling_the_peer() {
     });
     tokio::task::yield_now().await;
 
-    let report = session.kill(libc::SIGKILL).unwrap();
+    let report = session.signal(libc::SIGKILL).unwrap();
     assert_eq!(
         report.outcome(Member::Connection(id)),
         Some(Outcome::Signalled)
@@ -206,7 +206,7 @@ async fn sigkill_kills_member_connections_without_telling_the_peer() {
     assert_eq!(err.kind(), ErrorKind::BrokenPipe);
 
     // A killed connection is gone for later signals.
-    let report = session.kill(libc::SIGTERM).unwrap();
+    let report = session.signal(libc::SIGTERM).unwrap();
     assert_eq!(
         report.outcome(Member::Connection(id)),
         Some(Outcome::AlreadyGone)
@@ -219,7 +219,7 @@ async fn sigterm_lets_a_reply_in_progress_finish_before_closing_in_order() {
     let (ours, mut peer) = MemStream::pair();
     let mut conn = session.add_connection(ours, PATIENCE);
 
-    session.kill(libc::SIGTERM).unwrap();
+    session.signal(libc::SIGTERM).unwrap();
     assert!(conn.is_draining());
     // The handler was busy: its reply still goes out...
     conn.write_all(b"reply").await.unwrap();

@@ -1,5 +1,5 @@
 //! Processes in sessions, on both backends: membership of forks and
-//! orphans, adoption, and `kill_local`'s checks and report.
+//! orphans, adoption, and `signal_local`'s checks and report.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use common::{a_kernel_thread, alive, eventually, ppid, sessions, sh};
 use conn_core::ErrorKind;
-use signal_session::{Ash, Member, Outcome, kill_local, kill_local_atomic};
+use signal_session::{Ash, Member, Outcome, signal_local, signal_local_atomic};
 
 #[tokio::test]
 async fn a_spawned_process_and_everything_it_forks_are_members() {
@@ -23,7 +23,7 @@ async fn a_spawned_process_and_everything_it_forks_are_members() {
         let pids = session.pids().unwrap();
         assert!(pids.contains(&shell_pid), "{backend}: {pids:?}");
 
-        let report = kill_local(session.ash(), libc::SIGTERM).unwrap();
+        let report = signal_local(session.ash(), libc::SIGTERM).unwrap();
         assert_eq!(report.pids(), pids, "{backend}");
         assert_eq!(report.count(Outcome::Signalled), 3, "{backend}: {report}");
         // The shell was signalled before its sleeps (parents first), so it
@@ -66,7 +66,7 @@ async fn a_double_forked_orphan_stays_in_the_session() {
         .await;
         let orphan = orphaned().unwrap();
 
-        let report = session.kill(libc::SIGKILL).unwrap();
+        let report = session.signal(libc::SIGKILL).unwrap();
         assert_eq!(
             report.outcome(Member::Process(orphan)),
             Some(Outcome::Signalled),
@@ -95,7 +95,7 @@ async fn an_adopted_process_brings_its_children_along() {
         assert_eq!(pids.len(), 2, "{backend}: {pids:?}");
         assert!(pids.contains(&pid));
 
-        let report = kill_local(session.ash(), libc::SIGKILL).unwrap();
+        let report = signal_local(session.ash(), libc::SIGKILL).unwrap();
         assert_eq!(report.count(Outcome::Signalled), 2, "{backend}: {report}");
         outsider.wait().await.unwrap();
         eventually("the adopted tree is gone", || {
@@ -121,7 +121,7 @@ async fn signal_zero_checks_every_member_and_sends_nothing() {
     for session in sessions() {
         let mut sleeper = session.spawn(common::sleep()).unwrap();
         let pid = sleeper.id().unwrap();
-        let report = kill_local(session.ash(), 0).unwrap();
+        let report = signal_local(session.ash(), 0).unwrap();
         assert_eq!(
             report.members,
             vec![(Member::Process(pid), Outcome::Checked)]
@@ -140,7 +140,7 @@ async fn an_invalid_signal_number_is_invalid_type_and_sends_nothing() {
     for session in sessions() {
         let mut sleeper = session.spawn(common::sleep()).unwrap();
         for bad in [-1, 65, 1000] {
-            let err = session.kill(bad).unwrap_err();
+            let err = session.signal(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidType);
             assert!(
                 err.to_string()
@@ -156,8 +156,8 @@ async fn an_invalid_signal_number_is_invalid_type_and_sends_nothing() {
 fn an_unknown_session_is_no_such_session() {
     let ash: Ash = "0x0000000000000bad".parse().unwrap();
     for err in [
-        kill_local(ash, libc::SIGTERM).unwrap_err(),
-        kill_local_atomic(ash, libc::SIGTERM).unwrap_err(),
+        signal_local(ash, libc::SIGTERM).unwrap_err(),
+        signal_local_atomic(ash, libc::SIGTERM).unwrap_err(),
     ] {
         assert_eq!(err.kind(), ErrorKind::NoSuchSession);
         assert_eq!(err.errno(), libc::ESRCH);
@@ -219,7 +219,7 @@ async fn a_member_of_another_user_is_reported_denied_while_the_rest_are_signalle
             // credentials change for this thread alone, which ends here.
             let rc = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 0) };
             assert_eq!(rc, 0);
-            kill_local(ash, libc::SIGTERM)
+            signal_local(ash, libc::SIGTERM)
         })
         .join()
         .unwrap()
@@ -248,10 +248,10 @@ async fn a_member_of_another_user_is_reported_denied_while_the_rest_are_signalle
 async fn atomic_signalling_on_the_pidfd_backend_is_not_supported() {
     let _serial = common::serial().await;
     let session = common::pidfd_session();
-    let err = session.kill_atomic(libc::SIGKILL).unwrap_err();
+    let err = session.signal_atomic(libc::SIGKILL).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotSupported);
     assert!(err.to_string().contains("cgroup v2"), "{err}");
-    let err = kill_local_atomic(session.ash(), libc::SIGTERM).unwrap_err();
+    let err = signal_local_atomic(session.ash(), libc::SIGTERM).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotSupported);
 }
 
@@ -265,7 +265,7 @@ async fn a_dropped_session_is_unregistered_and_kills_on_drop_when_asked() {
         drop(session);
         assert!(!signal_session::sessions().contains(&ash));
         assert_eq!(
-            kill_local(ash, 0).unwrap_err().kind(),
+            signal_local(ash, 0).unwrap_err().kind(),
             ErrorKind::NoSuchSession
         );
         assert!(!sleeper.wait().await.unwrap().success());

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use common::sessiond::{Sessiond, root_or_skip, sessionctl};
 use common::{a_kernel_thread, alive, eventually};
+use conn_core::wire::Repr as _;
 use conn_core::{Deadline, ErrorKind};
-use signal_session::client::{Client, kill_server};
+use signal_session::client::{Client, signal_server};
 use signal_session::wire::{Frame, Message};
 use signal_session::{Ash, Member, Outcome};
 
@@ -32,6 +33,47 @@ fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+#[test]
+fn kill_json_names_each_member_and_its_outcome_and_sessiond_json_its_reports() {
+    let mut daemon = Sessiond::start(&["--json"]);
+    let new = sessionctl(&daemon.socket, None, &["new"]);
+    assert!(new.status.success(), "{}", text(&new));
+    let ash = String::from_utf8(new.stdout).unwrap().trim().to_owned();
+    let spawned = sessionctl(&daemon.socket, None, &["spawn", &ash, "--", "sleep", "100"]);
+    assert!(spawned.status.success(), "{}", text(&spawned));
+    let pid: u64 = String::from_utf8(spawned.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    let out = sessionctl(
+        &daemon.socket,
+        None,
+        &["kill", &ash, "-s", "TERM", "--json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ash"], ash, "{json}");
+    assert_eq!(json["signal"]["name"], "SIGTERM", "{json}");
+    assert_eq!(json["signal"]["number"], libc::SIGTERM, "{json}");
+    assert_eq!(json["atomic"], false, "{json}");
+    assert_eq!(json["all_reached"], true, "{json}");
+    assert_eq!(json["members"][0]["member"]["process"], pid, "{json}");
+    assert_eq!(json["members"][0]["outcome"], "signalled", "{json}");
+
+    let (status, rest) = daemon.terminate();
+    assert!(status.success(), "{rest}");
+    let report = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("sessiond stopped: "))
+        .unwrap_or_else(|| panic!("no report line in:\n{rest}"));
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+    assert!(report["accepted"].as_u64().unwrap() >= 3, "{report}");
+    assert_eq!(report["killed"], 0, "{report}");
+    assert_eq!(report["threads"], 1, "{report}");
 }
 
 #[tokio::test]
@@ -76,7 +118,7 @@ async fn a_session_made_by_a_short_lived_client_outlives_it_and_is_killed_per_me
     assert_eq!(pids.len(), 2, "the shell and its sleep: {pids:?}");
     assert!(pids.contains(&shell));
 
-    let report = kill_server(
+    let report = signal_server(
         Some(&daemon.socket),
         ash,
         libc::SIGTERM,
@@ -206,9 +248,9 @@ async fn nobody_may_signal_its_own_processes_and_not_roots() {
     assert!(alive(ours));
 
     // Root may signal everyone.
-    let report = root.kill(roots, libc::SIGKILL, false).await.unwrap();
+    let report = root.signal(roots, libc::SIGKILL, false).await.unwrap();
     assert_eq!(report.count(Outcome::Signalled), 2, "{report}");
-    let report = root.kill(mixed, libc::SIGKILL, false).await.unwrap();
+    let report = root.signal(mixed, libc::SIGKILL, false).await.unwrap();
     assert_eq!(
         report.outcome(Member::Process(ours)),
         Some(Outcome::Signalled)
@@ -247,7 +289,7 @@ async fn sessiond_survives_garbage_early_close_and_unknown_sessions() {
         matches!(
             msg,
             Message::Error {
-                kind: ErrorKind::MessageTooLong,
+                kind: ErrorKind::Protocol,
                 ..
             }
         ),
@@ -263,7 +305,7 @@ async fn sessiond_survives_garbage_early_close_and_unknown_sessions() {
     // An unknown session is ESRCH, and the daemon answers on.
     let mut c = client(&daemon).await;
     let err = c
-        .kill(Ash::from_raw(0xbad), libc::SIGTERM, false)
+        .signal(Ash::from_raw(0xbad), libc::SIGTERM, false)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoSuchSession);
@@ -271,7 +313,7 @@ async fn sessiond_survives_garbage_early_close_and_unknown_sessions() {
     let err = c.members(Ash::from_raw(0xbad)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoSuchSession);
     let fresh = c.new_session(None).await.unwrap();
-    let err = c.kill(fresh, 1000, false).await.unwrap_err();
+    let err = c.signal(fresh, 1000, false).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidType, "{err}");
     assert!(!c.list().await.unwrap().is_empty());
 
@@ -287,10 +329,7 @@ async fn sigterm_shuts_sessiond_down_gracefully_and_removes_its_socket() {
     c.list().await.unwrap();
     let (status, stdout) = daemon.terminate();
     assert!(status.success(), "{status}: {}", daemon.log());
-    assert!(
-        stdout.contains("sessiond stopped: clients accepted 1"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("sessiond stopped: accepted 1"), "{stdout}");
     assert!(!daemon.socket.exists());
 }
 
@@ -483,7 +522,7 @@ async fn not_even_root_may_adopt_pid_0_init_kernel_threads_sessiond_or_its_ances
         text(&out)
     );
     assert!(alive(sessiond) && alive(member), "nothing was sent");
-    let report = kill_server(
+    let report = signal_server(
         Some(&daemon.socket),
         ash,
         libc::SIGKILL,

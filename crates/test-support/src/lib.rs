@@ -1,4 +1,5 @@
-//! Helpers the transports' integration tests share: descriptor identities
+//! Helpers the transports' integration tests share: the [`lifecycle`]
+//! conformance suite every transport runs, descriptor identities
 //! (to prove a descriptor was released) and child processes that re-run the
 //! test binary in a role, with a descriptor passed as fd 3 (to test what
 //! another process holding a copy of a connection sees); and, in [`proc`],
@@ -210,5 +211,6 @@ impl Drop for TempFile {
     }
 }
 
+pub mod lifecycle;
 pub mod proc;
 pub use proc::{fd_count, rss_kib};

@@ -12,14 +12,17 @@ use rustix::net::{
 use tokio::io::Interest;
 use tokio::net::UnixStream;
 
+use bytes::BytesMut;
+
 use super::wire::{HEADER_LEN, MAX_FDS, Repr, next_frame};
+use crate::wire::Repr as _;
 use crate::{Error, ErrorKind, Result};
 
 /// A handover connection with what it has read and not yet parsed.
 #[derive(Debug)]
 pub(super) struct Channel {
     stream: UnixStream,
-    buf: Vec<u8>,
+    buf: BytesMut,
     fds: Vec<OwnedFd>,
 }
 
@@ -27,7 +30,7 @@ impl Channel {
     pub(super) fn new(stream: UnixStream) -> Channel {
         Channel {
             stream,
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             fds: Vec::new(),
         }
     }
@@ -38,7 +41,7 @@ impl Channel {
 
     /// Sends `repr`, with `fds` beside its first byte.
     pub(super) async fn send(&self, repr: &Repr, fds: &[BorrowedFd<'_>]) -> Result<()> {
-        let bytes = repr.emit()?;
+        let bytes = repr.to_vec()?;
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut sent = 0;
         while sent < bytes.len() {

@@ -1,5 +1,6 @@
-//! The handover frames on the wire: [`Frame`] is a checked view over bytes,
-//! [`Repr`] the parsed meaning of one frame, which also emits itself.
+//! The handover frames on the wire, built with the [wire kit](crate::wire):
+//! [`Frame`] is a checked view over bytes, [`Repr`] the parsed meaning of
+//! one frame, which also emits itself.
 //!
 //! Every frame is `magic "HO" | version: u8 | kind: u8 | length: u32 BE |
 //! payload`, the length at most [`MAX_PAYLOAD`]. An `Offer`'s payload is a
@@ -7,14 +8,13 @@
 //! UTF-8 bytes; its descriptors travel beside it as `SCM_RIGHTS`, one per
 //! name, in the same order. A `Refused` payload is the reason in UTF-8.
 
-use crate::{Error, ErrorKind, Result};
+use bytes::BytesMut;
 
-/// The two bytes every frame starts with.
-pub const MAGIC: [u8; 2] = *b"HO";
-/// The only version spoken.
-pub const VERSION: u8 = 1;
+use crate::Result;
+use crate::wire::{self, Format, Layout, Problem, Reader, WireError, Writer};
+
 /// Bytes before the payload.
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = Handover::LAYOUT.header_len();
 /// The largest payload accepted: names and reasons are short, and a length
 /// beyond this is garbage, not a reason to allocate.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -22,126 +22,60 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// sized for it).
 pub const MAX_FDS: usize = 64;
 
-mod field {
-    use std::ops::Range;
-    pub const MAGIC: Range<usize> = 0..2;
-    pub const VERSION: usize = 2;
-    pub const KIND: usize = 3;
-    pub const LENGTH: Range<usize> = 4..8;
+/// The handover's frame format.
+#[derive(Debug)]
+pub struct Handover;
+
+impl Format for Handover {
+    const PROTOCOL: &'static str = "handover";
+    const LAYOUT: Layout = Layout::Tagged {
+        magic: *b"HO",
+        version: 1,
+    };
+    const MAX_BODY: usize = MAX_PAYLOAD;
+    type Kind = Kind;
 }
 
-/// The kinds of frame.
-mod kind {
-    pub const TAKE: u8 = 1;
-    pub const OFFER: u8 = 2;
-    pub const CONFIRM: u8 = 3;
-    pub const REFUSED: u8 = 4;
+crate::wire_kinds! {
+    /// The kinds of handover frame.
+    pub enum Kind {
+        /// [`Repr::Take`]
+        Take = 1 => "take",
+        /// [`Repr::Offer`]
+        Offer = 2 => "offer",
+        /// [`Repr::Confirm`]
+        Confirm = 3 => "confirm",
+        /// [`Repr::Refused`]
+        Refused = 4 => "refused",
+    }
 }
 
-fn malformed(what: impl Into<std::borrow::Cow<'static, str>>) -> Error {
-    Error::new(ErrorKind::Protocol)
-        .during("parse handover frame")
-        .detail(what)
-}
-
-/// A zero-copy view over one frame.
-///
-/// [`Frame::new_checked`] verifies the magic, the version, a payload length
-/// within [`MAX_PAYLOAD`] and that the buffer holds all of it, so every
-/// accessor after it is in bounds.
+/// A checked view over one handover frame.
 ///
 /// ```
 /// use conn_core::handover::wire::Frame;
 ///
 /// let bytes = [b'H', b'O', 1, 4, 0, 0, 0, 2, b'n', b'o'];
 /// let frame = Frame::new_checked(&bytes[..]).unwrap();
-/// assert_eq!(frame.payload(), b"no");
+/// assert_eq!(frame.body(), b"no");
 /// // A length that promises more than is there is refused, never over-read.
 /// assert!(Frame::new_checked(&bytes[..9]).is_err());
 /// ```
-#[derive(Debug, Clone)]
-pub struct Frame<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wraps `buffer` after checking the header and that the whole payload
-    /// is present.
-    pub fn new_checked(buffer: T) -> Result<Frame<T>> {
-        let frame = Frame { buffer };
-        let total = frame.check_header()?;
-        let have = frame.buffer.as_ref().len();
-        if have < total {
-            return Err(malformed(format!(
-                "the header announces {total} bytes, only {have} are here"
-            )));
-        }
-        Ok(frame)
-    }
-
-    /// Checks the header of `buffer` alone (it may hold only part of the
-    /// payload) and returns the frame's whole length.
-    pub fn checked_len(buffer: T) -> Result<usize> {
-        Frame { buffer }.check_header()
-    }
-
-    /// Checks the header alone and returns the frame's whole length, header
-    /// and payload: enough to know how much more to read.
-    pub fn check_header(&self) -> Result<usize> {
-        let data = self.buffer.as_ref();
-        if data.len() < HEADER_LEN {
-            return Err(malformed(format!(
-                "{} bytes are too short for a header",
-                data.len()
-            )));
-        }
-        if data[field::MAGIC] != MAGIC {
-            return Err(malformed(format!(
-                "bad magic {:02x?}, expected \"HO\"",
-                &data[field::MAGIC]
-            )));
-        }
-        if data[field::VERSION] != VERSION {
-            return Err(malformed(format!(
-                "version {} is not spoken here (expected {VERSION})",
-                data[field::VERSION]
-            )));
-        }
-        let b = &data[field::LENGTH];
-        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        if len > MAX_PAYLOAD {
-            return Err(Error::new(ErrorKind::MessageTooLong)
-                .during("parse handover frame")
-                .detail(format!("payload of {len} bytes exceeds {MAX_PAYLOAD}")));
-        }
-        Ok(HEADER_LEN + len)
-    }
-
-    /// The kind byte.
-    pub fn kind(&self) -> u8 {
-        self.buffer.as_ref()[field::KIND]
-    }
-
-    /// The payload (in bounds: checked by [`Frame::new_checked`]).
-    pub fn payload(&self) -> &[u8] {
-        let b = &self.buffer.as_ref()[field::LENGTH];
-        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + len]
-    }
-}
+pub type Frame<'a> = wire::Frame<'a, Handover>;
 
 /// What one frame means.
 ///
 /// ```
 /// use conn_core::handover::wire::{Frame, Repr};
+/// use conn_core::wire::Repr as _;
 ///
 /// let repr = Repr::Offer { names: vec!["tcp://0.0.0.0:80".into(), "ipc:///run/app.sock".into()] };
-/// let bytes = repr.emit()?;
+/// let bytes = repr.to_vec()?;
 /// assert_eq!(Repr::parse(&Frame::new_checked(&bytes[..])?)?, repr);
 /// // A name count that promises more names than the payload holds is an error.
 /// let lying = [b'H', b'O', 1, 2, 0, 0, 0, 2, 0, 9];
 /// assert!(Repr::parse(&Frame::new_checked(&lying[..])?).is_err());
-/// # Ok::<(), conn_core::Error>(())
+/// # Ok::<(), conn_core::wire::WireError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repr {
@@ -162,96 +96,74 @@ pub enum Repr {
     },
 }
 
-impl Repr {
-    /// Parses a checked frame.
-    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<Repr> {
-        let payload = frame.payload();
-        let empty = |repr: Repr| {
-            if payload.is_empty() {
-                Ok(repr)
-            } else {
-                Err(malformed(format!("{repr:?} carries no payload")))
-            }
-        };
-        match frame.kind() {
-            kind::TAKE => empty(Repr::Take),
-            kind::CONFIRM => empty(Repr::Confirm),
-            kind::OFFER => {
-                let mut rest = payload;
-                let count = take_u16(&mut rest)? as usize;
-                if count > MAX_FDS {
-                    return Err(malformed(format!(
-                        "an offer of {count} listeners exceeds {MAX_FDS}"
-                    )));
-                }
-                let mut names = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let len = take_u16(&mut rest)? as usize;
-                    if rest.len() < len {
-                        return Err(malformed(format!(
-                            "a name of {len} bytes, only {} are left",
-                            rest.len()
-                        )));
-                    }
-                    let (name, tail) = rest.split_at(len);
-                    names.push(utf8(name)?);
-                    rest = tail;
-                }
-                if !rest.is_empty() {
-                    return Err(malformed(format!("{} bytes after the names", rest.len())));
-                }
-                Ok(Repr::Offer { names })
-            }
-            kind::REFUSED => Ok(Repr::Refused {
-                why: utf8(payload)?,
-            }),
-            other => Err(malformed(format!("unknown frame kind {other}"))),
+impl wire::Repr<'_> for Repr {
+    type Format = Handover;
+
+    fn kind(&self) -> Kind {
+        match self {
+            Repr::Take => Kind::Take,
+            Repr::Offer { .. } => Kind::Offer,
+            Repr::Confirm => Kind::Confirm,
+            Repr::Refused { .. } => Kind::Refused,
         }
     }
 
-    /// The frame's bytes. `MessageTooLong` when the payload would exceed
-    /// [`MAX_PAYLOAD`] (or an offer [`MAX_FDS`] names, or a name 65535 bytes).
-    pub fn emit(&self) -> Result<Vec<u8>> {
-        let too_long = |what: String| {
-            Error::new(ErrorKind::MessageTooLong)
-                .during("emit handover frame")
-                .detail(what)
+    fn parse(frame: &Frame<'_>) -> std::result::Result<Repr, WireError> {
+        let kind = frame.checked_kind()?;
+        let mut r = Reader::new(Handover::PROTOCOL, frame.body()).in_kind(kind.name());
+        let repr = match kind {
+            Kind::Take => Repr::Take,
+            Kind::Confirm => Repr::Confirm,
+            Kind::Offer => {
+                let count = usize::from(r.u16()?);
+                if count > MAX_FDS {
+                    return Err(r.error(Problem::TooLong {
+                        what: "an offer's listeners",
+                        len: count,
+                        max: MAX_FDS,
+                    }));
+                }
+                let count = r.fit(count, 2)?;
+                let names = (0..count)
+                    .map(|_| r.str16().map(str::to_owned))
+                    .collect::<std::result::Result<_, _>>()?;
+                Repr::Offer { names }
+            }
+            Kind::Refused => Repr::Refused {
+                why: r.rest_str()?.to_owned(),
+            },
         };
-        let mut payload = Vec::new();
-        let kind = match self {
-            Repr::Take => kind::TAKE,
-            Repr::Confirm => kind::CONFIRM,
+        r.finish()?;
+        Ok(repr)
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            Repr::Take | Repr::Confirm => 0,
+            Repr::Offer { names } => 2 + names.iter().map(|n| 2 + n.len()).sum::<usize>(),
+            Repr::Refused { why } => why.len(),
+        }
+    }
+
+    fn emit_body(&self, w: &mut Writer<'_>) -> std::result::Result<(), WireError> {
+        match self {
+            Repr::Take | Repr::Confirm => Ok(()),
             Repr::Offer { names } => {
                 if names.len() > MAX_FDS {
-                    return Err(too_long(format!(
-                        "{} listeners, at most {MAX_FDS}",
-                        names.len()
-                    )));
+                    return Err(WireError::new(
+                        Handover::PROTOCOL,
+                        Problem::TooLong {
+                            what: "an offer's listeners",
+                            len: names.len(),
+                            max: MAX_FDS,
+                        },
+                    ));
                 }
-                payload.extend_from_slice(&(names.len() as u16).to_be_bytes());
-                for name in names {
-                    let len = u16::try_from(name.len())
-                        .map_err(|_| too_long(format!("a name of {} bytes", name.len())))?;
-                    payload.extend_from_slice(&len.to_be_bytes());
-                    payload.extend_from_slice(name.as_bytes());
-                }
-                kind::OFFER
+                w.u16(w.len("an offer's listeners", names.len())?)?;
+                names.iter().try_for_each(|n| w.str16(n))
             }
-            Repr::Refused { why } => {
-                payload.extend_from_slice(why.as_bytes());
-                kind::REFUSED
-            }
-        };
-        if payload.len() > MAX_PAYLOAD {
-            return Err(too_long(format!("a payload of {} bytes", payload.len())));
+            Repr::Refused { why } => w.bytes(why.as_bytes()),
         }
-        let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
-        bytes.extend_from_slice(&MAGIC);
-        bytes.push(VERSION);
-        bytes.push(kind);
-        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        bytes.extend_from_slice(&payload);
-        Ok(bytes)
     }
 }
 
@@ -261,46 +173,31 @@ impl Repr {
 /// never a reason to wait for (or allocate) more.
 ///
 /// ```
+/// use bytes::BytesMut;
 /// use conn_core::handover::wire::{Repr, next_frame};
+/// use conn_core::wire::Repr as _;
 ///
-/// let mut buf = Repr::Confirm.emit()?;
+/// let mut buf = BytesMut::from(&Repr::Confirm.to_vec()?[..]);
 /// buf.extend_from_slice(b"HO"); // the start of the next frame
 /// assert_eq!(next_frame(&mut buf)?, Some(Repr::Confirm));
 /// assert_eq!(next_frame(&mut buf)?, None);
-/// assert_eq!(buf, b"HO");
+/// assert_eq!(&buf[..], b"HO");
 /// buf.extend_from_slice(&[1, 2, 0xff, 0xff, 0xff, 0xff]);
 /// assert!(next_frame(&mut buf).is_err());
 /// # Ok::<(), conn_core::Error>(())
 /// ```
-pub fn next_frame(buf: &mut Vec<u8>) -> Result<Option<Repr>> {
-    if buf.len() < HEADER_LEN {
-        return Ok(None);
+pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Repr>> {
+    match wire::split_frame::<Handover>(buf)? {
+        Some(bytes) => Ok(Some(<Repr as wire::Repr>::decode(&bytes)?)),
+        None => Ok(None),
     }
-    let total = Frame::checked_len(&buf[..])?;
-    if buf.len() < total {
-        return Ok(None);
-    }
-    let repr = Repr::parse(&Frame::new_checked(&buf[..total])?)?;
-    buf.drain(..total);
-    Ok(Some(repr))
-}
-
-fn take_u16(rest: &mut &[u8]) -> Result<u16> {
-    if rest.len() < 2 {
-        return Err(malformed("the payload ends inside a length"));
-    }
-    let (b, tail) = rest.split_at(2);
-    *rest = tail;
-    Ok(u16::from_be_bytes([b[0], b[1]]))
-}
-
-fn utf8(bytes: &[u8]) -> Result<String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| malformed("a string is not UTF-8"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
+    use crate::wire::Repr as _;
 
     #[test]
     fn every_repr_round_trips() {
@@ -315,7 +212,7 @@ mod tests {
                 why: "uid 65534 is not uid 0".into(),
             },
         ] {
-            let bytes = repr.emit().unwrap();
+            let bytes = repr.to_vec().unwrap();
             assert_eq!(
                 Repr::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap(),
                 repr
@@ -328,7 +225,7 @@ mod tests {
         let bytes = Repr::Offer {
             names: vec!["tcp://[::]:8080".into(), "ipc:///x".into()],
         }
-        .emit()
+        .to_vec()
         .unwrap();
         for end in 0..bytes.len() {
             assert!(
@@ -347,7 +244,7 @@ mod tests {
 
     #[test]
     fn bad_headers_are_refused_by_name() {
-        let ok = Repr::Take.emit().unwrap();
+        let ok = Repr::Take.to_vec().unwrap();
         let mut bad = ok.clone();
         bad[0] = b'X';
         assert!(
@@ -367,8 +264,8 @@ mod tests {
         let mut bad = ok.clone();
         bad[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
-            Frame::new_checked(&bad[..]).unwrap_err().kind(),
-            ErrorKind::MessageTooLong
+            crate::Error::from(Frame::new_checked(&bad[..]).unwrap_err()).kind(),
+            ErrorKind::Protocol
         );
         let mut bad = ok;
         bad[3] = 77;
@@ -387,8 +284,8 @@ mod tests {
     fn an_offer_of_more_listeners_than_fit_is_refused_both_ways() {
         let names = vec![String::from("x"); MAX_FDS + 1];
         assert_eq!(
-            Repr::Offer { names }.emit().unwrap_err().kind(),
-            ErrorKind::MessageTooLong
+            crate::Error::from(Repr::Offer { names }.to_vec().unwrap_err()).kind(),
+            ErrorKind::Protocol
         );
         let mut bytes = vec![b'H', b'O', 1, 2, 0, 0, 0, 2];
         bytes.extend_from_slice(&((MAX_FDS + 1) as u16).to_be_bytes());

@@ -15,6 +15,7 @@ use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::slot::Slot;
 use crate::{Deadline, Endpoint, Result};
 
 /// One established byte stream, whatever carries it.
@@ -152,20 +153,40 @@ pub trait Listener: Send + 'static {
     fn accept(&mut self, deadline: Deadline) -> impl Future<Output = Result<Self::Conn>> + Send;
 
     /// Accepts into caller-owned storage (libdill `ipc_accept_mem`): the
-    /// connection is placed in `slot`, and a steady accept loop that reuses
-    /// one slot needs no fresh storage for it. A connection still in the slot
-    /// is killed first.
+    /// connection is placed in `slot`, whose buffer is kept for it, and a
+    /// steady accept loop that reuses one slot needs no fresh storage for
+    /// either. A connection still in the slot is killed first (even when
+    /// the accept then fails).
+    ///
+    /// ```
+    /// use conn_core::{Connection, Deadline, Listener, slot::Slot, mem::{MemListener, MemStream}};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let mut listener = MemListener::bind("accept-into-doc")?;
+    /// let mut slot = Slot::with_buffer(512); // allocated once, reused
+    /// for _ in 0..3 {
+    ///     let mut client = MemStream::connect("accept-into-doc", Deadline::NEVER).await?;
+    ///     client.write_all(b"hi").await?;
+    ///     client.done(Deadline::NEVER).await?;
+    ///
+    ///     listener.accept_into(&mut slot, Deadline::NEVER).await?;
+    ///     let (conn, buf) = slot.parts();
+    ///     let n = conn.unwrap().read(buf).await?;
+    ///     assert_eq!(&buf[..n], b"hi");
+    ///     slot.close(Deadline::NEVER).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     fn accept_into<'s>(
         &mut self,
-        slot: &'s mut Option<Self::Conn>,
+        slot: &'s mut Slot<Self::Conn>,
         deadline: Deadline,
     ) -> impl Future<Output = Result<&'s mut Self::Conn>> + Send {
         async move {
-            if let Some(old) = slot.take() {
-                old.kill();
-            }
+            slot.kill();
             let conn = self.accept(deadline).await?;
-            Ok(slot.insert(conn))
+            Ok(slot.put(conn))
         }
     }
 

@@ -105,14 +105,17 @@ impl Listener for MemListener {
     type Conn = MemStream;
 
     async fn accept(&mut self, deadline: Deadline) -> Result<MemStream> {
-        match deadline.run(self.backlog.recv()).await {
+        let step = crate::lifecycle_span!("accept", "mem", &self.endpoint);
+        let accepted = match deadline.run(self.backlog.recv()).await {
             Ok(Some(conn)) => Ok(conn),
             // We hold a sender ourselves, so the channel cannot close.
             Ok(None) => Err(Error::new(ErrorKind::BadHandle)
                 .during("accept")
                 .on(&self.endpoint)),
             Err(e) => Err(e.during("accept").on(&self.endpoint)),
-        }
+        };
+        step.end(&accepted);
+        accepted
     }
 
     fn local_endpoint(&self) -> Endpoint {

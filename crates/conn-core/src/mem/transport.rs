@@ -4,7 +4,7 @@ use super::{MemListener, MemStream};
 use crate::lifecycle::SplitListener;
 use crate::lifecycle::dynamic::{BoxConnector, BoxListener};
 use crate::registry::Transport;
-use crate::{Connector, Deadline, Endpoint, Error, ErrorKind, Result};
+use crate::{Connector, Deadline, Endpoint, Result};
 
 /// The `mem://` transport, for the [`Registry`](crate::Registry).
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,12 +47,6 @@ pub struct MemConnector;
 impl Connector for MemConnector {
     type Conn = MemStream;
     async fn connect(&self, endpoint: &Endpoint, deadline: Deadline) -> Result<MemStream> {
-        if endpoint.scheme() != "mem" {
-            return Err(Error::new(ErrorKind::InvalidType)
-                .during("connect")
-                .on(endpoint)
-                .detail("the mem connector dials mem:// endpoints only"));
-        }
-        MemStream::connect(endpoint.address(), deadline).await
+        MemStream::connect(endpoint.connect_address("mem")?, deadline).await
     }
 }

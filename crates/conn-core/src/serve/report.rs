@@ -10,6 +10,10 @@ pub const ERROR_SAMPLE: usize = 16;
 
 /// What a serve loop did, returned when it stops.
 ///
+/// With the `serde` feature it serializes: every count by name, `errors`
+/// as `{"total", "by_kind": {"EPROTO": n, ...}, "sample": ["...", ...]}`
+/// and the drain as `drain_secs`.
+///
 /// Every accepted connection ends in exactly one of four ways: closed in
 /// order (its handler finished), killed at the drain deadline, cut by its
 /// peer (reset, dropped or timed out on the other side), or failed with an
@@ -61,6 +65,7 @@ pub struct ShutdownReport {
 /// Handlers count them through [`Work`](super::Work); a handler that does
 /// not leaves every field 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct RequestCounts {
     /// Requests begun.
@@ -178,6 +183,25 @@ impl ShutdownReport {
         self.drain = self.drain.max(other.drain);
         self.threads += other.threads;
     }
+
+    /// Adds the report of another listener served on the same threads (a
+    /// daemon's Unix socket and its TCP port): as [`merge`](Self::merge),
+    /// but the threads are not counted twice.
+    ///
+    /// ```
+    /// use conn_core::ShutdownReport;
+    ///
+    /// let (mut clients, mut peers) = (ShutdownReport::default(), ShutdownReport::default());
+    /// (clients.accepted, clients.threads) = (3, 1);
+    /// (peers.accepted, peers.threads) = (2, 1);
+    /// clients.merge_listener(peers);
+    /// assert_eq!((clients.accepted, clients.threads), (5, 1));
+    /// ```
+    pub fn merge_listener(&mut self, other: ShutdownReport) {
+        let threads = self.threads.max(other.threads);
+        self.merge(other);
+        self.threads = threads;
+    }
 }
 
 impl fmt::Display for ShutdownReport {
@@ -227,5 +251,92 @@ impl fmt::Display for ShutdownReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serialize {
+    //! Reports as JSON (and any serde format): names as the text report
+    //! has them, kinds by errno name, the drain in seconds.
+
+    use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
+
+    use super::{ErrorTally, ShutdownReport};
+
+    impl Serialize for ShutdownReport {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut s = serializer.serialize_struct("ShutdownReport", 10)?;
+            s.serialize_field("accepted", &self.accepted)?;
+            s.serialize_field("closed", &self.closed)?;
+            s.serialize_field("killed", &self.killed)?;
+            s.serialize_field("cut_by_peer", &self.cut_by_peer)?;
+            s.serialize_field("errors", &self.errors)?;
+            s.serialize_field("requests", &self.requests)?;
+            s.serialize_field("accept_errors", &self.accept_errors)?;
+            s.serialize_field("fd_limit_episodes", &self.fd_limit_episodes)?;
+            s.serialize_field("drain_secs", &self.drain.as_secs_f64())?;
+            s.serialize_field("threads", &self.threads)?;
+            s.end()
+        }
+    }
+
+    impl Serialize for ErrorTally {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            /// The kinds as a map in the order first seen.
+            struct ByKind<'a>(&'a [(crate::ErrorKind, u64)]);
+            impl Serialize for ByKind<'_> {
+                fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    let mut m = serializer.serialize_map(Some(self.0.len()))?;
+                    for (kind, n) in self.0 {
+                        m.serialize_entry(kind.errno_name(), n)?;
+                    }
+                    m.end()
+                }
+            }
+            let sample: Vec<String> = self.sample.iter().map(ToString::to_string).collect();
+            let mut s = serializer.serialize_struct("ErrorTally", 3)?;
+            s.serialize_field("total", &self.total)?;
+            s.serialize_field("by_kind", &ByKind(&self.by_kind))?;
+            s.serialize_field("sample", &sample)?;
+            s.end()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::time::Duration;
+
+        use crate::{Error, ErrorKind, ShutdownReport};
+
+        #[test]
+        fn a_report_serializes_every_count_its_errors_by_kind_and_the_drain_in_seconds() {
+            let mut report = ShutdownReport {
+                accepted: 5,
+                closed: 2,
+                killed: 1,
+                cut_by_peer: 1,
+                drain: Duration::from_millis(1500),
+                threads: 2,
+                ..ShutdownReport::default()
+            };
+            report.requests.started = 7;
+            report.requests.finished_after_signal = 3;
+            report
+                .errors
+                .push(Error::new(ErrorKind::Protocol).during("read frame"));
+            let json = serde_json::to_value(&report).unwrap();
+            assert_eq!(json["accepted"], 5);
+            assert_eq!(json["closed"], 2);
+            assert_eq!(json["killed"], 1);
+            assert_eq!(json["cut_by_peer"], 1);
+            assert_eq!(json["threads"], 2);
+            assert_eq!(json["drain_secs"], 1.5);
+            assert_eq!(json["requests"]["started"], 7);
+            assert_eq!(json["requests"]["finished_after_signal"], 3);
+            assert_eq!(json["errors"]["total"], 1);
+            assert_eq!(json["errors"]["by_kind"]["EPROTO"], 1);
+            let sample = json["errors"]["sample"][0].as_str().unwrap();
+            assert!(sample.contains("read frame"), "{sample}");
+        }
     }
 }

@@ -265,6 +265,19 @@ where
 
     // Graceful shutdown: stop accepting now, ask connections to end, wait
     // for them until the drain deadline, kill the rest.
+    let empty = tracing::field::Empty;
+    let step = crate::trace::Step::begin(tracing::debug_span!(
+        target: "conn_core::lifecycle",
+        "drain",
+        transport = endpoint.scheme(),
+        endpoint = %endpoint,
+        outcome = empty,
+        duration_us = empty,
+        accepted = empty,
+        closed = empty,
+        killed = empty,
+        cut_by_peer = empty,
+    ));
     drop(listener);
     let start = tokio::time::Instant::now();
     graceful.fire();
@@ -285,5 +298,12 @@ where
     }
     tally.report.drain = start.elapsed();
     tally.report.requests = work.counts();
+    let report = &tally.report;
+    let span = step.span();
+    span.record("accepted", report.accepted);
+    span.record("closed", report.closed);
+    span.record("killed", report.killed);
+    span.record("cut_by_peer", report.cut_by_peer);
+    step.end(&Ok(()));
     Ok(tally.report)
 }

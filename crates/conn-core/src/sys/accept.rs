@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
-use rustix::net::SocketFlags;
+use rustix::net::{SocketAddrAny, SocketFlags};
 
 use super::{LazyFd, Wait};
 use crate::{Deadline, Error, ErrorKind, Result};
@@ -20,31 +20,20 @@ pub fn accept_nonblocking(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     }
 }
 
-/// Waits on the listening socket `io` for the next peer until `deadline`,
-/// with [`accept_nonblocking`]. See [`accept_with`].
-///
-/// ```
-/// use std::os::fd::OwnedFd;
-/// use conn_core::{Deadline, ErrorKind, sys::{LazyFd, accept}};
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
-/// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-/// std_listener.set_nonblocking(true)?;
-/// let addr = std_listener.local_addr()?;
-/// let mut io = LazyFd::new(OwnedFd::from(std_listener));
-/// assert_eq!(accept(&mut io, Deadline::NOW).await.unwrap_err().kind(), ErrorKind::TimedOut);
-/// let _peer = std::net::TcpStream::connect(addr)?;
-/// let _conn: OwnedFd = accept(&mut io, Deadline::NOW).await?;
-/// # Ok(()) }
-/// ```
-pub async fn accept(io: &mut LazyFd, deadline: Deadline) -> Result<OwnedFd> {
-    accept_with(io, deadline, accept_nonblocking).await
+/// The same, also returning the peer's address when the kernel has one
+/// (a connection reset while queued may have none any more).
+pub fn accept_from(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddrAny>)> {
+    loop {
+        match rustix::net::acceptfrom_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// Waits on the listening socket `io` for the next peer until `deadline`,
 /// accepting with `accept` (a non-blocking call that reports "no peer yet"
-/// as `WouldBlock`, e.g. [`accept_nonblocking`] or one that also returns
-/// the peer's address).
+/// as `WouldBlock`, e.g. [`accept_nonblocking`] or [`accept_from`]).
 ///
 /// The call is tried first, even before the reactor has seen the peer, so
 /// [`Deadline::NOW`] accepts a peer already waiting (libdill's deadline 0
@@ -75,5 +64,30 @@ pub async fn accept_with<R>(
             }
         }
         other => other.map_err(Error::from),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::OwnedFd;
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn deadline_now_gives_up_at_once_and_still_takes_a_waiting_peer() {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let mut io = LazyFd::new(OwnedFd::from(std_listener));
+        let err = accept_with(&mut io, Deadline::NOW, accept_nonblocking)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        let (_conn, from) = accept_with(&mut io, Deadline::NOW, accept_from)
+            .await
+            .unwrap();
+        let from = std::net::SocketAddr::try_from(from.unwrap()).unwrap();
+        assert_eq!(from, peer.local_addr().unwrap());
     }
 }

@@ -18,23 +18,6 @@ pub enum Role {
 
 /// The kind of stream socket a transport adopts: its address families and,
 /// where the family alone does not say it, its protocol.
-///
-/// ```
-/// use std::os::fd::AsFd;
-/// use conn_core::{ErrorKind, sys::{Role, SocketKind}};
-///
-/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-/// SocketKind::TCP.adopt(listener.as_fd(), Role::Listening, "adopt listener", "fd")?;
-///
-/// let err = SocketKind::UNIX.adopt(listener.as_fd(), Role::Listening, "adopt listener", "fd").unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::InvalidType);
-/// assert_eq!(err.to_string(), "adopt listener on fd: invalid argument or handle type (EINVAL): not a Unix-domain socket");
-///
-/// let file = std::fs::File::open("/dev/null")?;
-/// let err = SocketKind::TCP.adopt(file.as_fd(), Role::Connection, "adopt connection", "fd").unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::NotSocket);
-/// # Ok::<(), conn_core::Error>(())
-/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct SocketKind {
     /// What errors call it: "not a {name} socket".
@@ -66,7 +49,7 @@ impl SocketKind {
     /// `NotSocket` when `fd` is not a socket; `InvalidType` when it has
     /// another family, type, protocol or role. Errors name `op` and
     /// `target`.
-    pub fn adopt(
+    pub(crate) fn adopt(
         &self,
         fd: BorrowedFd<'_>,
         role: Role,
@@ -104,5 +87,33 @@ impl SocketKind {
         }
         rustix::io::ioctl_fionbio(fd, true).map_err(fail)?;
         Ok(family)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn the_wrong_family_is_invalid_type_and_a_file_is_not_a_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        SocketKind::TCP
+            .adopt(listener.as_fd(), Role::Listening, "adopt listener", "fd")
+            .unwrap();
+        let err = SocketKind::UNIX
+            .adopt(listener.as_fd(), Role::Listening, "adopt listener", "fd")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidType);
+        assert_eq!(
+            err.to_string(),
+            "adopt listener on fd: invalid argument or handle type (EINVAL): not a Unix-domain socket"
+        );
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = SocketKind::TCP
+            .adopt(file.as_fd(), Role::Connection, "adopt connection", "fd")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotSocket);
     }
 }

@@ -11,18 +11,6 @@ use crate::{Error, ErrorKind, Result};
 /// is checked first on every poll, so a fired token wins over a ready
 /// operation. The error carries no operation or target; the caller names
 /// them.
-///
-/// ```
-/// use conn_core::{ErrorKind, sys::until_cancelled};
-/// use tokio_util::sync::CancellationToken;
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let token = CancellationToken::new();
-/// token.cancel();
-/// let err = until_cancelled(&token, std::future::pending::<conn_core::Result<()>>()).await.unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::Canceled);
-/// # }
-/// ```
 pub async fn until_cancelled<T>(
     token: &CancellationToken,
     operation: impl Future<Output = Result<T>>,
@@ -37,4 +25,19 @@ pub async fn until_cancelled<T>(
         }
     };
     done.unwrap_or_else(|| Err(Error::new(ErrorKind::Canceled)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fired_token_wins_without_polling_the_operation() {
+        let token = CancellationToken::new();
+        token.cancel();
+        let err = until_cancelled(&token, std::future::pending::<Result<()>>())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Canceled);
+    }
 }

@@ -36,24 +36,6 @@ pub enum Wait {
 /// Dropping a `LazyFd` closes this process's descriptor and does nothing
 /// else: no `shutdown(2)`, so after `fork` the other process's copy stays
 /// fully usable. That is the transports' `kill`.
-///
-/// ```
-/// use std::os::fd::OwnedFd;
-/// use conn_core::sys::{LazyFd, Wait};
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
-/// let (a, b) = std::os::unix::net::UnixStream::pair()?;
-/// a.set_nonblocking(true)?;
-/// let mut a = LazyFd::new(OwnedFd::from(a));
-/// std::io::Write::write_all(&mut &b, b"x")?;
-///
-/// // Data is there: the read succeeds without joining the reactor.
-/// let mut buf = [0u8; 1];
-/// let n = std::future::poll_fn(|cx| a.poll_io(cx, Wait::Read, |fd| Ok(rustix::io::read(fd, &mut buf)?))).await?;
-/// assert_eq!(n, 1);
-/// assert!(!a.is_registered());
-/// # Ok(()) }
-/// ```
 #[derive(Debug)]
 pub struct LazyFd {
     state: State,
@@ -204,5 +186,26 @@ impl LazyFd {
                 State::Released => return Poll::Ready(Err(rustix::io::Errno::BADF.into())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_that_does_not_block_never_joins_the_reactor() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut a = LazyFd::new(OwnedFd::from(a));
+        std::io::Write::write_all(&mut &b, b"x").unwrap();
+        let mut buf = [0u8; 1];
+        let n = std::future::poll_fn(|cx| {
+            a.poll_io(cx, Wait::Read, |fd| Ok(rustix::io::read(fd, &mut buf)?))
+        })
+        .await
+        .unwrap();
+        assert_eq!(n, 1);
+        assert!(!a.is_registered());
     }
 }

@@ -63,6 +63,10 @@ struct Args {
     /// The CPG group the clustered daemons meet in.
     #[arg(long, default_value = "connkit-mailboxd", requires = "cluster")]
     cluster_group: String,
+    /// At shutdown, print the report on stdout as one JSON object (see
+    /// `conn_core::ShutdownReport`) besides logging it.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -104,6 +108,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    let json = args.json;
     let acl = match args.acl.as_deref().map(Acl::load).transpose() {
         Ok(acl) => acl,
         Err(e) => {
@@ -172,6 +177,12 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(report) => {
             tracing::info!(%report, "mailboxd stopped");
+            if json {
+                match serde_json::to_string(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => eprintln!("mailboxd: the report as JSON: {e}"),
+                }
+            }
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {

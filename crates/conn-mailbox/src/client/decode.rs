@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::wire::{Frame, HEADER_LEN, Kind, Nonce, Repr, Tag};
+use conn_core::wire::Repr as _;
+
+use crate::wire::{HEADER_LEN, Kind, Nonce, Repr, Tag};
 use crate::{Cause, Event, GroupName, MailboxError, Membership, Message};
 
 /// What a daemon frame is to the client.
@@ -26,7 +28,7 @@ pub(crate) fn decode(frame: Bytes) -> Result<Decoded, MailboxError> {
     if frame.get(HEADER_LEN - 1) == Some(&(Kind::Message as u8)) {
         return Ok(Decoded::Event(Event::Message(Message::from_frame(frame)?)));
     }
-    let repr = Repr::parse(&Frame::new_unchecked(&frame[..]))
+    let repr = Repr::decode(&frame[..])
         .map_err(|e| MailboxError::Protocol(format!("from the daemon: {e}")))?;
     Ok(match repr {
         Repr::Welcome { private_group } => Decoded::Welcome(private_group.into()),

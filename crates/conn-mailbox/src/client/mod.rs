@@ -25,6 +25,8 @@ use crate::error::Code;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
 };
+use conn_core::wire::Repr as _;
+
 use crate::wire::{Names, Repr, next_frame};
 use crate::{Event, MailboxError, Secret, Service};
 use decode::Decoded;
@@ -39,8 +41,10 @@ type Writer = Arc<Mutex<WriteHalf<BoxConnection>>>;
 /// ```
 /// # use std::time::Duration;
 /// use conn_core::Deadline;
+/// # #[cfg(feature = "daemon")]
 /// use conn_mailbox::{Event, Mailbox, Service, daemon::{DaemonConfig, run}};
 ///
+/// # #[cfg(feature = "daemon")]
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let socket = std::env::temp_dir().join(format!("mailbox-doc-{}.sock", std::process::id()));
 /// # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -60,6 +64,7 @@ type Writer = Arc<Mutex<WriteHalf<BoxConnection>>>;
 /// b.kill();
 /// # stop.send(()).unwrap(); daemon.await??;
 /// # Ok(()) }
+/// # #[cfg(not(feature = "daemon"))] fn main() {}
 /// ```
 pub struct Mailbox {
     rd: ReadHalf<BoxConnection>,
@@ -190,7 +195,7 @@ impl Mailbox {
             membership,
             name: private_name,
         };
-        mbox.send_frame(&hello.to_vec()).await?;
+        mbox.send_frame(&hello.to_vec()?).await?;
         let frame = mbox.first_frame(deadline).await?;
         match decode::decode(frame)? {
             Decoded::Welcome(pg) => mbox.private_group = pg,
@@ -254,7 +259,7 @@ impl Mailbox {
             nonce: ours,
             mac: crate::auth::client_mac(secret, &theirs, &ours).sign(),
         };
-        self.send_frame(&answer.to_vec()).await?;
+        self.send_frame(&answer.to_vec()?).await?;
         let refused =
             |detail: &str| unauthenticated(addr, &format!("refused the secret: {detail}"));
         match self.first_frame(deadline).await {
@@ -328,7 +333,7 @@ impl Mailbox {
             return Err(MailboxError::IllegalGroup(group.into()));
         }
         let req = self.req();
-        self.request(Repr::Join { req, group }.to_vec(), req, deadline)
+        self.request(Repr::Join { req, group }.to_vec()?, req, deadline)
             .await
     }
 
@@ -338,7 +343,7 @@ impl Mailbox {
             return Err(MailboxError::IllegalGroup(group.into()));
         }
         let req = self.req();
-        self.request(Repr::Leave { req, group }.to_vec(), req, deadline)
+        self.request(Repr::Leave { req, group }.to_vec()?, req, deadline)
             .await
     }
 
@@ -402,7 +407,7 @@ impl Mailbox {
         {
             let mut w = wr.lock().await;
             deadline
-                .run(w.write_all(&Repr::Disconnect.to_vec()))
+                .run(w.write_all(&Repr::Disconnect.to_vec()?))
                 .await
                 .map_err(|e| e.during("disconnect"))?
                 .map_err(|e| closed_or(e.into()))?;
@@ -650,7 +655,7 @@ fn encode_multicast(
         groups: Names::from(groups),
         payload: data,
     }
-    .to_vec())
+    .to_vec()?)
 }
 
 /// Compile-time check: a mailbox's futures may move between threads

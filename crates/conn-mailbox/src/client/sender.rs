@@ -34,9 +34,11 @@ pub struct Outgoing {
 /// ```
 /// # use std::time::Duration;
 /// use conn_core::Deadline;
+/// # #[cfg(feature = "daemon")]
 /// use conn_mailbox::{Mailbox, Outgoing, Service, daemon::{DaemonConfig, run}};
 /// use tower::ServiceExt;
 ///
+/// # #[cfg(feature = "daemon")]
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let socket = std::env::temp_dir().join(format!("mailbox-sender-doc-{}.sock", std::process::id()));
 /// # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -53,6 +55,7 @@ pub struct Outgoing {
 /// mbox.kill();
 /// # stop.send(()).unwrap(); daemon.await??;
 /// # Ok(()) }
+/// # #[cfg(not(feature = "daemon"))] fn main() {}
 /// ```
 #[derive(Clone)]
 pub struct MailboxSender {

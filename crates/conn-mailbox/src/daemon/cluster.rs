@@ -314,12 +314,16 @@ impl Exchange {
         tracing::info!(members = config.len(), ?config, "cluster: state exchange");
         self.round = Some(Round::new(config.clone()));
         let mut batch = vec![BATCH_VERSION];
-        Op::Sync {
+        let sync = Op::Sync {
             daemon: self.router.daemon_name(),
             config,
             groups: self.router.snapshot(),
+        };
+        if let Err(e) = sync.emit_into(&mut batch) {
+            // Every name in our state was checked against the limits when
+            // it came in: a Sync that cannot be emitted is this daemon's bug.
+            tracing::error!(error = %e, "cluster: our Sync cannot be emitted");
         }
-        .emit_into(&mut batch);
         batch
     }
 
@@ -418,7 +422,8 @@ mod tests {
             client,
             group,
         }
-        .emit_into(&mut batch);
+        .emit_into(&mut batch)
+        .unwrap();
         batch
     }
 
@@ -562,7 +567,8 @@ mod tests {
                 config: vec![key(A), key(B)],
                 groups: rb.snapshot(),
             }
-            .emit_into(&mut batch);
+            .emit_into(&mut batch)
+            .unwrap();
             batch
         };
         let own = a

@@ -1,11 +1,12 @@
 #![cfg_attr(not(feature = "corosync"), allow(dead_code))]
-//! The operations clustered daemons multicast to one another on CPG, in the
-//! wire/ pattern: an [`Op`] parses from bytes (every length checked before
-//! use) and emits itself. Several ops ride in one CPG message, a *batch*:
-//! a version byte, then `u32` length-prefixed ops.
+//! The operations clustered daemons multicast to one another on CPG, built
+//! with the [wire kit](conn_core::wire): an [`Op`] parses from a checked
+//! frame (every length checked before use) and emits itself. Several ops
+//! ride in one CPG message, a *batch*: a version byte, then ops, each a
+//! frame of the kit's length-first layout (`length:u32 tag:u8 body`).
 //!
 //! ```text
-//! op        = tag:u8 body
+//! op        = len:u32 tag:u8 body
 //! Join  (1) = req:u32 client:str group:str
 //! Leave (2) = req:u32 client:str group:str
 //! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str*n payload:bytes
@@ -22,6 +23,8 @@
 //! ids are at most [`MAX_VIEW`]; its `daemon` is the sender's `--name`, a
 //! legal private name (the suffix of its clients' private groups).
 
+use conn_core::wire::{self, Format, Layout, Problem, Reader, Repr as _, WireError, Writer};
+
 use crate::Cause;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
@@ -35,6 +38,35 @@ pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
 /// The batch format's version byte.
 pub(crate) const BATCH_VERSION: u8 = 1;
+
+/// The cluster ops' frame format. A batch is already whole in memory when
+/// it is parsed, so an op is bounded only by its `u32` length (a Sync
+/// carries a daemon's whole state).
+#[derive(Debug)]
+pub(crate) struct ClusterOps;
+
+impl Format for ClusterOps {
+    const PROTOCOL: &'static str = "mailbox cluster op";
+    const LAYOUT: Layout = Layout::LengthKind;
+    const MAX_BODY: usize = u32::MAX as usize - 1;
+    type Kind = Tag;
+}
+
+conn_core::wire_kinds! {
+    /// The ops' tags.
+    pub(crate) enum Tag {
+        /// [`Op::Join`]
+        Join = 1 => "join",
+        /// [`Op::Leave`]
+        Leave = 2 => "leave",
+        /// [`Op::Multicast`]
+        Multicast = 3 => "multicast",
+        /// [`Op::Gone`]
+        Gone = 4 => "gone",
+        /// [`Op::Sync`]
+        Sync = 5 => "sync",
+    }
+}
 
 /// One group as a daemon's state holds it, in a [`Op::Sync`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,76 +112,29 @@ pub(crate) enum Op<'a> {
     },
 }
 
-/// Bytes that are no op (a daemon of another version, or corruption).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Malformed(pub(crate) &'static str);
-
-impl std::fmt::Display for Malformed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "malformed cluster op: {}", self.0)
+/// A client's private group, `#name#daemon` within the limits.
+fn client<'a>(r: &mut Reader<'a>) -> Result<&'a str, WireError> {
+    let s = r.str16()?;
+    if s.starts_with('#') && legal_destination(s) {
+        Ok(s)
+    } else {
+        Err(r.bad("client is not a private group"))
     }
 }
 
-/// A checked cursor: every read checks the length first.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Malformed> {
-        if self.0.len() < n {
-            return Err(Malformed(what));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8, Malformed> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, Malformed> {
-        Ok(u16::from_be_bytes(self.take(2, what)?.try_into().unwrap()))
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, Malformed> {
-        Ok(u32::from_be_bytes(self.take(4, what)?.try_into().unwrap()))
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, Malformed> {
-        Ok(u64::from_be_bytes(self.take(8, what)?.try_into().unwrap()))
-    }
-    fn str(&mut self, what: &'static str) -> Result<&'a str, Malformed> {
-        let n = self.u16(what)? as usize;
-        std::str::from_utf8(self.take(n, what)?).map_err(|_| Malformed(what))
-    }
-    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], Malformed> {
-        let n = self.u32(what)? as usize;
-        self.take(n, what)
-    }
-    /// A client's private group, `#name#daemon` within the limits.
-    fn client(&mut self) -> Result<&'a str, Malformed> {
-        let s = self.str("client")?;
-        if s.starts_with('#') && legal_destination(s) {
-            Ok(s)
-        } else {
-            Err(Malformed("client is not a private group"))
-        }
-    }
-    /// A group's name within the limits.
-    fn group(&mut self) -> Result<&'a str, Malformed> {
-        let s = self.str("group")?;
-        if legal_group_name(s) {
-            Ok(s)
-        } else {
-            Err(Malformed("illegal group name"))
-        }
+/// A group's name within the limits.
+fn group<'a>(r: &mut Reader<'a>) -> Result<&'a str, WireError> {
+    let s = r.str16()?;
+    if legal_group_name(s) {
+        Ok(s)
+    } else {
+        Err(r.bad("illegal group name"))
     }
 }
 
 /// The daemon suffix of a private group `#name#daemon`.
 pub(crate) fn home_of(client: &str) -> &str {
     client.rsplit_once('#').map_or("", |(_, d)| d)
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
 }
 
 impl<'a> Op<'a> {
@@ -164,41 +149,59 @@ impl<'a> Op<'a> {
             Op::Sync { .. } => None,
         }
     }
+}
 
-    /// Parses one op; all of `bytes` must be used.
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Op<'a>, Malformed> {
-        let mut r = Reader(bytes);
-        let op = match r.u8("tag")? {
-            1 | 2 => {
-                let tag = bytes[0];
-                let req = r.u32("req")?;
-                let client = r.client()?;
-                let group = r.group()?;
-                if tag == 1 {
+impl<'a> wire::Repr<'a> for Op<'a> {
+    type Format = ClusterOps;
+
+    fn kind(&self) -> Tag {
+        match self {
+            Op::Join { .. } => Tag::Join,
+            Op::Leave { .. } => Tag::Leave,
+            Op::Multicast { .. } => Tag::Multicast,
+            Op::Gone { .. } => Tag::Gone,
+            Op::Sync { .. } => Tag::Sync,
+        }
+    }
+
+    /// Parses one op; all of its body must be used.
+    fn parse(frame: &wire::Frame<'a, ClusterOps>) -> Result<Op<'a>, WireError> {
+        let tag = frame.checked_kind()?;
+        let mut r = Reader::new(ClusterOps::PROTOCOL, frame.body()).in_kind(tag.name());
+        let op = match tag {
+            Tag::Join | Tag::Leave => {
+                let req = r.u32()?;
+                let client = client(&mut r)?;
+                let group = group(&mut r)?;
+                if tag == Tag::Join {
                     Op::Join { req, client, group }
                 } else {
                     Op::Leave { req, client, group }
                 }
             }
-            3 => {
-                let client = r.client()?;
-                let service = r.u32("service")?;
-                let msg_type = r.u16("type")? as i16;
-                let n = r.u16("group count")? as usize;
+            Tag::Multicast => {
+                let client = client(&mut r)?;
+                let service = r.u32()?;
+                let msg_type = r.i16()?;
+                let n = usize::from(r.u16()?);
                 if n == 0 || n > MAX_GROUPS_PER_MESSAGE {
-                    return Err(Malformed("group count"));
+                    return Err(r.bad("group count"));
                 }
-                let mut groups = Vec::with_capacity(n);
+                let mut groups = Vec::with_capacity(r.fit(n, 2)?);
                 for _ in 0..n {
-                    let g = r.str("group")?;
+                    let g = r.str16()?;
                     if !legal_destination(g) {
-                        return Err(Malformed("illegal destination"));
+                        return Err(r.bad("illegal destination"));
                     }
                     groups.push(g);
                 }
-                let payload = r.bytes("payload")?;
+                let payload = r.bytes32()?;
                 if payload.len() > MAX_MESSAGE {
-                    return Err(Malformed("payload too long"));
+                    return Err(r.error(Problem::TooLong {
+                        what: "a payload",
+                        len: payload.len(),
+                        max: MAX_MESSAGE,
+                    }));
                 }
                 Op::Multicast {
                     client,
@@ -208,34 +211,35 @@ impl<'a> Op<'a> {
                     payload,
                 }
             }
-            4 => {
-                let client = r.client()?;
-                let cause = Cause::from_u8(r.u8("cause")?).ok_or(Malformed("cause"))?;
+            Tag::Gone => {
+                let client = client(&mut r)?;
+                let cause = Cause::from_u8(r.u8()?).ok_or_else(|| r.bad("cause"))?;
                 Op::Gone { client, cause }
             }
-            5 => {
-                let daemon = r.str("daemon")?;
+            Tag::Sync => {
+                let daemon = r.str16()?;
                 if !legal_private_name(daemon) {
-                    return Err(Malformed("illegal daemon name"));
+                    return Err(r.bad("illegal daemon name"));
                 }
                 let daemon = daemon.to_owned();
-                let n = r.u16("member count")? as usize;
-                let mut config = Vec::new();
+                let n = usize::from(r.u16()?);
+                let mut config = Vec::with_capacity(r.fit(n, 8)?);
                 for _ in 0..n {
-                    config.push(r.u64("member")?);
+                    config.push(r.u64()?);
                 }
-                let g = r.u32("group count")? as usize;
-                let mut groups = Vec::new();
+                let g = r.u32()? as usize;
+                // Each group takes at least its name's length, view and count.
+                let mut groups = Vec::with_capacity(r.fit(g, 2 + 8 + 4)?);
                 for _ in 0..g {
-                    let name = r.group()?.to_owned();
-                    let view = r.u64("view")?;
+                    let name = group(&mut r)?.to_owned();
+                    let view = r.u64()?;
                     if view > MAX_VIEW {
-                        return Err(Malformed("view"));
+                        return Err(r.bad("view"));
                     }
-                    let m = r.u32("member count")? as usize;
-                    let mut members = Vec::new();
+                    let m = r.u32()? as usize;
+                    let mut members = Vec::with_capacity(r.fit(m, 2 + 8)?);
                     for _ in 0..m {
-                        members.push((r.client()?.to_owned(), r.u64("home")?));
+                        members.push((client(&mut r)?.to_owned(), r.u64()?));
                     }
                     groups.push(SyncGroup {
                         name,
@@ -249,28 +253,60 @@ impl<'a> Op<'a> {
                     groups,
                 }
             }
-            _ => return Err(Malformed("unknown tag")),
         };
-        if !r.0.is_empty() {
-            return Err(Malformed("trailing bytes"));
-        }
+        r.finish()?;
         Ok(op)
     }
 
-    /// Appends the op, length-prefixed, to a batch.
-    pub(crate) fn emit_into(&self, out: &mut Vec<u8>) {
-        let at = out.len();
-        out.extend_from_slice(&[0; 4]);
+    fn body_len(&self) -> usize {
+        let str16 = |s: &str| 2 + s.len();
+        match self {
+            Op::Join { client, group, .. } | Op::Leave { client, group, .. } => {
+                4 + str16(client) + str16(group)
+            }
+            Op::Multicast {
+                client,
+                groups,
+                payload,
+                ..
+            } => {
+                str16(client)
+                    + 4
+                    + 2
+                    + 2
+                    + groups.iter().map(|g| str16(g)).sum::<usize>()
+                    + 4
+                    + payload.len()
+            }
+            Op::Gone { client, .. } => str16(client) + 1,
+            Op::Sync {
+                daemon,
+                config,
+                groups,
+            } => {
+                str16(daemon)
+                    + 2
+                    + 8 * config.len()
+                    + 4
+                    + groups
+                        .iter()
+                        .map(|g| {
+                            str16(&g.name)
+                                + 8
+                                + 4
+                                + g.members.iter().map(|(c, _)| str16(c) + 8).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            }
+        }
+    }
+
+    fn emit_body(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
         match self {
             Op::Join { req, client, group } | Op::Leave { req, client, group } => {
-                out.push(if matches!(self, Op::Join { .. }) {
-                    1
-                } else {
-                    2
-                });
-                out.extend_from_slice(&req.to_be_bytes());
-                put_str(out, client);
-                put_str(out, group);
+                w.u32(*req)?;
+                w.str16(client)?;
+                w.str16(group)
             }
             Op::Multicast {
                 client,
@@ -279,68 +315,87 @@ impl<'a> Op<'a> {
                 groups,
                 payload,
             } => {
-                out.push(3);
-                put_str(out, client);
-                out.extend_from_slice(&service.to_be_bytes());
-                out.extend_from_slice(&msg_type.to_be_bytes());
-                out.extend_from_slice(&(groups.len() as u16).to_be_bytes());
+                w.str16(client)?;
+                w.u32(*service)?;
+                w.i16(*msg_type)?;
+                w.u16(w.len("a multicast's groups", groups.len())?)?;
                 for g in groups {
-                    put_str(out, g);
+                    w.str16(g)?;
                 }
-                out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-                out.extend_from_slice(payload);
+                w.bytes32(payload)
             }
             Op::Gone { client, cause } => {
-                out.push(4);
-                put_str(out, client);
-                out.push(cause.to_u8());
+                w.str16(client)?;
+                w.u8(cause.to_u8())
             }
             Op::Sync {
                 daemon,
                 config,
                 groups,
             } => {
-                out.push(5);
-                put_str(out, daemon);
-                out.extend_from_slice(&(config.len() as u16).to_be_bytes());
+                w.str16(daemon)?;
+                w.u16(w.len("a configuration's members", config.len())?)?;
                 for m in config {
-                    out.extend_from_slice(&m.to_be_bytes());
+                    w.u64(*m)?;
                 }
-                out.extend_from_slice(&(groups.len() as u32).to_be_bytes());
+                w.u32(w.len("a state's groups", groups.len())?)?;
                 for g in groups {
-                    put_str(out, &g.name);
-                    out.extend_from_slice(&g.view.to_be_bytes());
-                    out.extend_from_slice(&(g.members.len() as u32).to_be_bytes());
+                    w.str16(&g.name)?;
+                    w.u64(g.view)?;
+                    w.u32(w.len("a group's members", g.members.len())?)?;
                     for (c, home) in &g.members {
-                        put_str(out, c);
-                        out.extend_from_slice(&home.to_be_bytes());
+                        w.str16(c)?;
+                        w.u64(*home)?;
                     }
                 }
+                Ok(())
             }
         }
-        let len = (out.len() - at - 4) as u32;
-        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
 }
 
-/// The ops of one batch, each checked as it is reached.
-pub(crate) fn ops(batch: &[u8]) -> impl Iterator<Item = Result<Op<'_>, Malformed>> {
-    let mut r = Reader(batch);
-    let mut failed = r.u8("version") != Ok(BATCH_VERSION);
+impl Op<'_> {
+    /// Appends the op, length-prefixed, to a batch; on an error (a name
+    /// too long for its `u16` length) the batch is as it was.
+    pub(crate) fn emit_into(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let at = out.len();
+        out.resize(at + self.buffer_len(), 0);
+        self.emit(&mut out[at..])
+            .map(drop)
+            .inspect_err(|_| out.truncate(at))
+    }
+}
+
+/// The ops of one batch, each checked as it is reached; the first error
+/// ends the batch.
+pub(crate) fn ops(batch: &[u8]) -> impl Iterator<Item = Result<Op<'_>, WireError>> {
+    let version_error = match batch.first() {
+        Some(&BATCH_VERSION) => None,
+        _ => Some(ClusterOps::error(Problem::BadField("batch version"))),
+    };
+    let mut rest = batch.get(1..).unwrap_or_default();
+    let mut failed = version_error;
     std::iter::from_fn(move || {
-        if failed {
-            failed = false;
-            r.0 = &[];
-            return Some(Err(Malformed("batch version")));
+        if let Some(e) = failed.take() {
+            rest = &[];
+            return Some(Err(e));
         }
-        if r.0.is_empty() {
+        if rest.is_empty() {
             return None;
         }
-        Some(
-            r.bytes("op length")
-                .and_then(Op::parse)
-                .inspect_err(|_| r.0 = &[]),
-        )
+        let one = match wire::frame_len::<ClusterOps>(rest) {
+            Ok(Some(total)) if total <= rest.len() => {
+                let (op, after) = rest.split_at(total);
+                rest = after;
+                Op::decode(op)
+            }
+            Ok(_) => Err(ClusterOps::error(Problem::Truncated { at: 0 })),
+            Err(e) => Err(e),
+        };
+        if one.is_err() {
+            rest = &[];
+        }
+        Some(one)
     })
 }
 
@@ -348,10 +403,18 @@ pub(crate) fn ops(batch: &[u8]) -> impl Iterator<Item = Result<Op<'_>, Malformed
 mod tests {
     use super::*;
 
+    fn bad(what: &'static str) -> Problem {
+        Problem::BadField(what)
+    }
+
+    fn problem(r: Result<Op<'_>, WireError>) -> Problem {
+        r.unwrap_err().problem().clone()
+    }
+
     fn round_trip(op: Op<'_>) {
         let mut batch = vec![BATCH_VERSION];
-        op.emit_into(&mut batch);
-        op.emit_into(&mut batch);
+        op.emit_into(&mut batch).unwrap();
+        op.emit_into(&mut batch).unwrap();
         let back: Vec<_> = ops(&batch).collect::<Result<_, _>>().unwrap();
         assert_eq!(back, vec![op.clone(), op]);
     }
@@ -390,11 +453,11 @@ mod tests {
         });
     }
 
-    /// One op as a batch's bytes would hold it, without the length.
+    /// One op as a batch's bytes would hold it.
     fn op_bytes(op: &Op<'_>) -> Vec<u8> {
         let mut out = Vec::new();
-        op.emit_into(&mut out);
-        out.split_off(4)
+        op.emit_into(&mut out).unwrap();
+        out
     }
 
     #[test]
@@ -470,7 +533,7 @@ mod tests {
             },
         ];
         for op in refused {
-            assert!(Op::parse(&op_bytes(&op)).is_err(), "accepted {op:?}");
+            assert!(Op::decode(&op_bytes(&op)).is_err(), "accepted {op:?}");
         }
         let fine = Op::Multicast {
             client: "#a#n3",
@@ -479,7 +542,7 @@ mod tests {
             groups: vec!["g"; 128],
             payload: b"x",
         };
-        assert_eq!(Op::parse(&op_bytes(&fine)), Ok(fine.clone()));
+        assert_eq!(Op::decode(&op_bytes(&fine)), Ok(fine.clone()));
     }
 
     #[test]
@@ -493,15 +556,12 @@ mod tests {
                 members: vec![("#c#n3".into(), 3)],
             }],
         };
+        assert_eq!(problem(Op::decode(&op_bytes(&sync(u64::MAX)))), bad("view"));
         assert_eq!(
-            Op::parse(&op_bytes(&sync(u64::MAX))),
-            Err(Malformed("view"))
+            problem(Op::decode(&op_bytes(&sync(MAX_VIEW + 1)))),
+            bad("view")
         );
-        assert_eq!(
-            Op::parse(&op_bytes(&sync(MAX_VIEW + 1))),
-            Err(Malformed("view"))
-        );
-        assert_eq!(Op::parse(&op_bytes(&sync(MAX_VIEW))), Ok(sync(MAX_VIEW)));
+        assert_eq!(Op::decode(&op_bytes(&sync(MAX_VIEW))), Ok(sync(MAX_VIEW)));
     }
 
     #[test]
@@ -512,11 +572,32 @@ mod tests {
             client: "#a#n1",
             group: "g",
         }
-        .emit_into(&mut batch);
+        .emit_into(&mut batch)
+        .unwrap();
         for cut in 2..batch.len() {
             assert!(ops(&batch[..cut]).any(|r| r.is_err()), "cut at {cut}");
         }
         assert!(ops(&[9]).next().unwrap().is_err());
-        assert_eq!(Op::parse(&[42]), Err(Malformed("unknown tag")));
+        assert_eq!(
+            problem(Op::decode(&[0, 0, 0, 1, 42])),
+            Problem::UnknownKind(42)
+        );
+    }
+
+    #[test]
+    fn a_name_too_long_for_its_length_is_an_error_to_emit_and_the_batch_stays() {
+        let long = "g".repeat(usize::from(u16::MAX) + 1);
+        let mut batch = vec![BATCH_VERSION];
+        let op = Op::Join {
+            req: 1,
+            client: "#a#n1",
+            group: &long,
+        };
+        let err = op.emit_into(&mut batch).unwrap_err();
+        assert!(
+            matches!(err.problem(), Problem::TooLong { max: 65535, .. }),
+            "{err}"
+        );
+        assert_eq!(batch, [BATCH_VERSION]);
     }
 }

@@ -15,7 +15,9 @@ use super::router::{ClientId, Router};
 use super::{DaemonConfig, Secret};
 use crate::Cause;
 use crate::error::Code;
-use crate::wire::{Frame, READ_ROOM, Repr, WireError, frame_len, next_frame};
+use conn_core::wire::{Format, Problem, Repr as _};
+
+use crate::wire::{Mailbox, READ_ROOM, Repr, WireError, frame_bytes, frame_len, next_frame};
 use conn_core::budget::{Budget, Charge, OverBudget, TrimWhenGone, trim_heap};
 
 /// How long an orderly close may take before the connection is dropped.
@@ -69,7 +71,7 @@ async fn refuse_and_close<C: Connection>(mut conn: C, code: Code, detail: &str) 
         detail,
     };
     let _ = Deadline::after(CLOSE_WITHIN)
-        .run(conn.write_all(&refusal.to_vec()))
+        .run(conn.write_all(&frame_bytes(&refusal)))
         .await;
     let _ = conn.close(Deadline::after(CLOSE_WITHIN)).await;
 }
@@ -83,7 +85,7 @@ async fn send_within<C: Connection>(
     what: &str,
 ) -> Result<(), Unproved> {
     let error = match Deadline::after(within)
-        .run(conn.write_all(&frame.to_vec()))
+        .run(conn.write_all(&frame_bytes(&frame)))
         .await
     {
         Ok(Ok(())) => return Ok(()),
@@ -148,7 +150,7 @@ async fn authenticate<C: Connection>(
         }
         Ok(ReadEnd::Frame(f)) => f,
     };
-    let theirs = match Repr::parse(&Frame::new_unchecked(&answer[..])) {
+    let theirs = match Repr::decode(&answer[..]) {
         Ok(Repr::Answer { nonce, mac }) => {
             if !crate::auth::client_mac(secret, &ours, &nonce).verify(&mac) {
                 let why = "wrong answer to the challenge: the client does not hold this \
@@ -187,7 +189,9 @@ async fn read_hello<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> Rea
         match frame_len(buf) {
             Err(e) => return ReadEnd::Bad(e),
             Ok(Some(total)) if total > HELLO_ROOM => {
-                return ReadEnd::Bad(WireError::BadField("a first frame longer than any hello"));
+                return ReadEnd::Bad(Mailbox::error(Problem::BadField(
+                    "a first frame longer than any hello",
+                )));
             }
             Ok(Some(total)) if buf.len() >= total => {
                 return ReadEnd::Frame(buf.split_to(total).freeze());
@@ -279,7 +283,7 @@ pub(crate) async fn serve_client<C: Connection>(
             return Ok(());
         }
     };
-    let (name, membership) = match Repr::parse(&Frame::new_unchecked(&frame[..])) {
+    let (name, membership) = match Repr::decode(&frame[..]) {
         Ok(Repr::Connect {
             version: Repr::VERSION,
             name,
@@ -301,7 +305,7 @@ pub(crate) async fn serve_client<C: Connection>(
                 code: Code::Protocol as u16,
                 detail: &why,
             };
-            let _ = conn.write_all(&refusal.to_vec()).await;
+            let _ = conn.write_all(&frame_bytes(&refusal)).await;
             conn.kill();
             return Ok(());
         }
@@ -477,7 +481,7 @@ impl Reader<'_> {
     /// Hands one frame to the router; false when the client is done.
     fn route(&self, frame: &[u8]) -> bool {
         let (router, id) = (self.router, self.id);
-        match Repr::parse(&Frame::new_unchecked(frame)) {
+        match Repr::decode(frame) {
             Ok(Repr::Multicast {
                 service,
                 msg_type,
@@ -495,7 +499,7 @@ impl Reader<'_> {
                     router,
                     id,
                     self.client,
-                    WireError::BadField(kind_name(&other)),
+                    Mailbox::error(Problem::BadField(kind_name(&other))),
                 );
                 return false;
             }

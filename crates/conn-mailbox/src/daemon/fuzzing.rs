@@ -75,7 +75,7 @@ fn check_batch(batch: &[u8]) -> bool {
     };
     let mut again = vec![BATCH_VERSION];
     for op in &parsed {
-        op.emit_into(&mut again);
+        op.emit_into(&mut again).expect("a parsed op emits");
     }
     assert_eq!(again, batch, "a batch re-emits to other bytes: {parsed:?}");
     let back: Vec<Op<'_>> = ops(&again)
@@ -238,7 +238,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     ];
     let record = |tag: u8, op: &Op<'_>| {
         let mut batch = vec![BATCH_VERSION];
-        op.emit_into(&mut batch);
+        op.emit_into(&mut batch).expect("seed ops emit");
         let mut r = vec![tag];
         r.extend_from_slice(&(batch.len() as u16).to_be_bytes());
         r.extend_from_slice(&batch);

@@ -290,10 +290,7 @@ pub async fn run(
                     .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
                     let (a, b) = tokio::join!(ipc_serve.into_future(), tcp_serve.into_future());
                     let (mut a, b) = (a?, b?);
-                    // Two listeners of one thread: the drain is the
-                    // longer, the threads stay one.
-                    a.merge(b);
-                    a.threads = 1;
+                    a.merge_listener(b);
                     a
                 }
             })

@@ -97,7 +97,7 @@ pub(crate) type Refusal = (Code, String);
 
 /// `repr` as a frame to queue: one allocation, shared by every outbox it goes to.
 fn to_frame(repr: &Repr<'_>) -> Bytes {
-    Bytes::from(repr.to_vec())
+    crate::wire::frame_bytes(repr)
 }
 
 fn reply(req: u32, code: u16, detail: &str) -> Bytes {

@@ -2,21 +2,24 @@
 
 use std::fmt;
 
-use super::WireError;
+use conn_core::wire::{Format, Reader, WireError, Writer};
+
+use super::Mailbox;
 
 /// The names of a frame: a multicast's destinations, a membership's
 /// members. On the wire, a `u16` count then each name as a `u8` length and
 /// that many UTF-8 bytes.
 ///
 /// Parsed, it is a checked view over the frame's bytes: every length and
-/// every name's UTF-8 was checked once by [`Repr::parse`](super::Repr::parse),
+/// every name's UTF-8 was checked once by [`Repr::parse`](conn_core::wire::Repr::parse),
 /// and nothing was allocated. To emit, it borrows the caller's list.
 ///
 /// ```
 /// use conn_mailbox::wire::{Frame, Names, Repr};
+/// use conn_core::wire::Repr as _;
 ///
 /// let groups = ["chat", "#bob#local"];
-/// let bytes = Repr::Multicast { service: 0x10, msg_type: 0, groups: Names::from(&groups), payload: b"hi" }.to_vec();
+/// let bytes = Repr::Multicast { service: 0x10, msg_type: 0, groups: Names::from(&groups), payload: b"hi" }.to_vec()?;
 /// let Repr::Multicast { groups: parsed, .. } = Repr::parse(&Frame::new_checked(&bytes[..])?)? else { unreachable!() };
 /// assert_eq!(parsed.len(), 2);
 /// assert_eq!(parsed.iter().collect::<Vec<_>>(), groups);
@@ -38,23 +41,20 @@ impl<'a> Names<'a> {
     /// Reads a list from the front of `buf`; returns it and the bytes after it.
     /// Every name is checked to lie within `buf` and to be UTF-8.
     pub(crate) fn parse(buf: &'a [u8]) -> Result<(Names<'a>, &'a [u8]), WireError> {
-        let Some((count, mut rest)) = buf.split_first_chunk::<2>() else {
-            return Err(WireError::Truncated);
-        };
-        let count = u16::from_be_bytes(*count);
-        let start = rest;
+        let mut r = Reader::new(Mailbox::PROTOCOL, buf);
+        let names = Names::read(&mut r)?;
+        Ok((names, r.rest()))
+    }
+
+    /// Reads a list off `r`, every name checked once, nothing allocated.
+    pub(crate) fn read(r: &mut Reader<'a>) -> Result<Names<'a>, WireError> {
+        let start = r.clone();
+        let count = r.u16()?;
         for _ in 0..count {
-            let Some((&n, after)) = rest.split_first() else {
-                return Err(WireError::Truncated);
-            };
-            let Some((name, after)) = after.split_at_checked(n as usize) else {
-                return Err(WireError::Truncated);
-            };
-            std::str::from_utf8(name).map_err(|_| WireError::BadString)?;
-            rest = after;
+            r.str8()?;
         }
-        let encoded = &buf[..2 + start.len() - rest.len()];
-        Ok((Names(Inner::Wire { count, encoded }), rest))
+        let encoded = start.clone().take(start.remaining() - r.remaining())?;
+        Ok(Names(Inner::Wire { count, encoded }))
     }
 
     /// The list's bytes in the frame it was parsed from, count included;
@@ -95,17 +95,15 @@ impl<'a> Names<'a> {
         }
     }
 
-    /// Appends the list in its wire form. Callers check counts and name
-    /// lengths against the limits first (a received list is copied as it is).
-    pub(super) fn emit(&self, out: &mut impl bytes::BufMut) {
+    /// Writes the list in its wire form: an error for more names than a
+    /// `u16` counts or a name over 255 bytes (a received list is copied as
+    /// it is).
+    pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
         match self.0 {
-            Inner::Wire { encoded, .. } => out.put_slice(encoded),
+            Inner::Wire { encoded, .. } => w.bytes(encoded),
             Inner::List(l) => {
-                let n = u16::try_from(l.len()).expect("name counts are checked");
-                out.put_u16(n);
-                for s in l {
-                    super::repr::put_str(out, s);
-                }
+                w.u16(w.len("a list of names", l.len())?)?;
+                l.iter().try_for_each(|s| w.str8(s))
             }
         }
     }

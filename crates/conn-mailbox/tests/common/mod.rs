@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ pub struct Daemon {
     pub child: Child,
     pub socket: PathBuf,
     pub log: PathBuf,
+    /// Where its stdout goes (the `--json` report).
+    pub out: PathBuf,
 }
 
 pub fn unique(tag: &str) -> String {
@@ -33,16 +35,22 @@ impl Daemon {
         let dir = std::env::temp_dir();
         let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
+        let out = dir.join(format!("{name}.out"));
         let child = Command::new(env!("CARGO_BIN_EXE_mailboxd"))
             .arg("--socket")
             .arg(&socket)
             .args(args)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start mailboxd");
-        let d = Daemon { child, socket, log };
+        let d = Daemon {
+            child,
+            socket,
+            log,
+            out,
+        };
         // The socket file appears a moment before the daemon listens: wait
         // until a connection gets through.
         let start = Instant::now();
@@ -55,6 +63,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(5));
         }
         d
+    }
+
+    /// What it printed on stdout so far.
+    pub fn out_text(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {
@@ -109,6 +122,7 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.out);
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
         }

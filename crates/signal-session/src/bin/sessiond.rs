@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    let json = cli.daemon.json;
     let options = match cli.daemon.options(cli.socket) {
         Ok(options) => options,
         Err(e) => {
@@ -36,7 +37,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match signal_session::daemon::run(options).await {
+    match signal_session::cli::run_daemon(options, json).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sessiond: {e}");

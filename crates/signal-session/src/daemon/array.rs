@@ -3,11 +3,13 @@
 //! node serves, and the one outcome every node's answer becomes.
 
 use conn_core::{Deadline, Error, ErrorKind, Result};
-use tokio::sync::{mpsc, oneshot};
+#[cfg(feature = "corosync")]
+use tokio::sync::oneshot;
 
 use super::state::Daemon;
-use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
+use crate::wire::{Message, NodeOutcome, NodeResult};
 use crate::{Ash, Caller};
+use conn_core::wire::Repr as _;
 
 /// What each node of an array is asked: signal its members of `ash` for
 /// `caller`, under its own permission rule.
@@ -36,21 +38,21 @@ impl NodeRequest {
     /// The request as it travels: a [`Message::Kill`] frame for this node
     /// only (the user's ids travel beside it).
     pub(crate) fn frame(&self) -> Result<Vec<u8>> {
-        Message::Kill {
+        Ok(Message::Kill {
             ash: self.ash,
             sig: self.sig,
             atomic: self.atomic,
             array: None,
             deadline_ms: 0,
         }
-        .to_bytes()
+        .to_vec()?)
     }
 
     /// A request that arrived from another daemon; only a kill on this node
     /// is accepted that way, never a spawn, an adoption, or a kill that
     /// fans out again.
     pub(crate) fn from_frame(caller: Caller, frame: &[u8]) -> Result<NodeRequest> {
-        match Message::parse(&Frame::new_checked(frame)?)? {
+        match Message::decode(frame)? {
             Message::Kill {
                 ash,
                 sig,
@@ -83,7 +85,7 @@ impl NodeRequest {
         } = *self;
         tracing::info!(%ash, sig, ruid = caller.ruid, euid = caller.euid, "kill for the array");
         daemon
-            .kill(caller, ash, sig, atomic)
+            .signal(caller, ash, sig, atomic)
             .map(Message::Report)
             .unwrap_or_else(|e| Message::error(&e))
     }
@@ -105,10 +107,9 @@ pub(crate) fn outcome(answer: Message) -> NodeOutcome {
 /// with `--cluster corosync`.
 pub const CLUSTER_ARRAY: &str = "cluster";
 
-/// An array-wide kill handed to the thread that holds this sessiond's CPG
-/// membership.
-// Read only by the cluster thread, which exists with the `corosync` feature.
-#[cfg_attr(not(feature = "corosync"), allow(dead_code))]
+/// An array-wide signal handed to the thread that holds this sessiond's
+/// CPG membership.
+#[cfg(feature = "corosync")]
 pub(crate) struct ClusterCall {
     pub(crate) request: NodeRequest,
     pub(crate) deadline: Deadline,
@@ -116,20 +117,42 @@ pub(crate) struct ClusterCall {
 }
 
 /// The way to the cluster thread.
-pub(crate) type ClusterLink = mpsc::UnboundedSender<ClusterCall>;
+#[cfg(feature = "corosync")]
+pub(crate) type ClusterLink = tokio::sync::mpsc::UnboundedSender<ClusterCall>;
+
+/// Built without the `corosync` feature there is no cluster thread, and so
+/// no way to one: a `ClusterLink` cannot be made, and `--cluster` is refused
+/// before the daemon starts.
+#[cfg(not(feature = "corosync"))]
+pub(crate) type ClusterLink = std::convert::Infallible;
 
 /// Signals `request` on every node: the corosync cluster when `array` is
 /// [`CLUSTER_ARRAY`] and this sessiond is in one, else the configured TCP
 /// array of that name. Either way one report, one entry per node.
-pub(crate) async fn kill_array(
+pub(crate) async fn signal_array(
     daemon: &Daemon,
     array: &str,
     request: NodeRequest,
     deadline: Deadline,
 ) -> Result<Vec<NodeResult>> {
-    let Some(link) = daemon.cluster.as_ref().filter(|_| array == CLUSTER_ARRAY) else {
-        return super::remote::fan_out(daemon, array, request, deadline).await;
-    };
+    match daemon.cluster.as_ref().filter(|_| array == CLUSTER_ARRAY) {
+        Some(link) => ask_cluster(link, request, deadline).await,
+        None => super::remote::fan_out(daemon, array, request, deadline).await,
+    }
+}
+
+#[cfg(not(feature = "corosync"))]
+async fn ask_cluster(link: &ClusterLink, _: NodeRequest, _: Deadline) -> Result<Vec<NodeResult>> {
+    match *link {}
+}
+
+/// Hands the signal to the cluster thread and waits for its report.
+#[cfg(feature = "corosync")]
+async fn ask_cluster(
+    link: &ClusterLink,
+    request: NodeRequest,
+    deadline: Deadline,
+) -> Result<Vec<NodeResult>> {
     let gone = || {
         Error::new(ErrorKind::NotConnected)
             .during("kill array session")

@@ -37,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 use super::array::{self, ClusterCall, NodeRequest};
 use super::state::Daemon;
 use crate::Caller;
-use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
+use conn_core::wire::Repr as _;
+
+use crate::wire::{Message, NodeOutcome, NodeResult};
 
 /// The CPG group every clustered sessiond joins.
 pub const GROUP: &str = super::CLUSTER_GROUP;
@@ -175,13 +177,13 @@ impl Cluster {
         let id = self.next_call;
         self.next_call += 1;
         let ask = call.request.frame().and_then(|request| {
-            Message::ClusterAsk {
+            Ok(Message::ClusterAsk {
                 call: id,
                 ruid: call.request.caller.ruid,
                 euid: call.request.caller.euid,
                 request,
             }
-            .to_bytes()
+            .to_vec()?)
         });
         let sent = match ask {
             Ok(bytes) => self.group.send(&bytes).await,
@@ -205,7 +207,7 @@ impl Cluster {
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::Message { from, bytes } => {
-                let msg = Frame::new_checked(&bytes[..]).and_then(|f| Message::parse(&f));
+                let msg = Message::decode(&bytes[..]);
                 match msg {
                     Ok(Message::ClusterAsk {
                         call,
@@ -246,18 +248,18 @@ impl Cluster {
         let answer = NodeRequest::from_frame(caller, request)
             .map(|r| r.serve(&self.daemon))
             .unwrap_or_else(|e| Message::error(&e));
-        let sent = answer.to_bytes().and_then(|answer| {
+        let sent = answer.to_vec().and_then(|answer| {
             Message::ClusterAnswer {
                 call,
                 node: from.node,
                 pid: from.pid,
                 answer,
             }
-            .to_bytes()
+            .to_vec()
         });
         let sent = match sent {
             Ok(bytes) => self.group.send(&bytes).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         if let Err(e) = sent {
             tracing::warn!("answering {from}'s array kill: {e}");
@@ -268,7 +270,7 @@ impl Cluster {
         let Some(p) = self.pending.get_mut(&call) else {
             return; // a call already over (its deadline passed)
         };
-        let outcome = match Frame::new_checked(answer).and_then(|f| Message::parse(&f)) {
+        let outcome = match Message::decode(answer) {
             Ok(answer) => array::outcome(answer),
             Err(e) => NodeOutcome::NoAnswer {
                 kind: ErrorKind::Protocol,

@@ -152,13 +152,13 @@ impl Config {
         })
     }
 
-    /// Reads the shared secret, if a file is configured (16 bytes or more,
-    /// trailing line ends removed; the file's mode is not checked, as it
-    /// never was here).
+    /// Reads the shared secret, if a file is configured: 16 bytes or more,
+    /// trailing line ends removed, in a file only its owner may read
+    /// (`PermissionDenied` otherwise; see [`conn_core::auth::Secret::load`]).
     pub fn secret(&self) -> Result<Option<conn_core::auth::Secret>> {
         let Some(path) = &self.secret_file else {
             return Ok(None);
         };
-        conn_core::auth::Secret::load_any_mode(path).map(Some)
+        conn_core::auth::Secret::load(path).map(Some)
     }
 }

@@ -10,6 +10,7 @@ use super::state::Daemon;
 use crate::Caller;
 use crate::fuzzing::{round_trip, sample_messages};
 use crate::wire::{Message, NodeOutcome};
+use conn_core::wire::Repr as _;
 
 /// The cluster target: `data` is one CPG message (or a peer's request),
 /// handled as `daemon/cluster.rs` and `daemon/remote.rs` do, by a daemon
@@ -67,9 +68,9 @@ fn ask(call: u64, caller: Caller, request: &[u8]) {
         call,
         node: 1,
         pid: 2,
-        answer: answer.to_bytes().expect("an answer emits"),
+        answer: answer.to_vec().expect("an answer emits"),
     }
-    .to_bytes()
+    .to_vec()
     .expect("an answer's frame emits");
     let Some(Message::ClusterAnswer { answer, .. }) = round_trip(&multicast) else {
         panic!("a multicast answer does not read back");
@@ -102,6 +103,6 @@ fn answer_outcome(answer: &[u8]) -> NodeOutcome {
 pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     sample_messages()
         .into_iter()
-        .map(|(name, msg)| (name.to_owned(), msg.to_bytes().expect("seeds emit")))
+        .map(|(name, msg)| (name.to_owned(), msg.to_vec().expect("seeds emit")))
         .collect()
 }

@@ -11,7 +11,8 @@ use conn_ipc::IpcStream;
 use super::array::{self, NodeRequest};
 use super::state::{Client, Daemon};
 use crate::Caller;
-use crate::wire::Frame;
+use conn_core::wire::Repr as _;
+
 use crate::wire::Message;
 use crate::wire::io::{FrameLimits, READ_ROOM, read_frame_within, write_message};
 
@@ -44,7 +45,7 @@ async fn read_request(
         read.await
     };
     let parsed = match bytes {
-        Ok(Some(bytes)) => Message::parse(&Frame::new_checked(&bytes[..])?).map(Some),
+        Ok(Some(bytes)) => Message::decode(&bytes[..]).map(Some).map_err(Error::from),
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
@@ -118,7 +119,7 @@ pub(crate) async fn serve_client(
             } => {
                 let deadline = Deadline::after(Duration::from_millis(u64::from(deadline_ms)));
                 let report = match NodeRequest::new(client.caller, ash, sig, atomic) {
-                    Ok(request) => array::kill_array(&daemon, &array, request, deadline).await,
+                    Ok(request) => array::signal_array(&daemon, &array, request, deadline).await,
                     Err(e) => Err(e),
                 };
                 report

@@ -27,7 +27,12 @@
 //!   pass over all sessions every `sweep_ms` (default 1 s), not a watch
 //!   per session.
 //! * With `listen` and `secret_file` configured, peer daemons reach it over
-//!   TCP to kill on this node for an array-wide kill (see `remote`).
+//!   TCP to kill on this node for an array-wide kill (see `remote`). The
+//!   secret file must be private to its owner (mode 600, as ssh wants a
+//!   private key), or sessiond refuses to start.
+//! * Socket activation: listening sockets passed by a service manager
+//!   (`LISTEN_FDS`) are used as they are: a Unix-domain one in place of
+//!   `--socket`, an inet one in place of `listen`.
 //! * With `--cluster corosync` (cargo feature `corosync`) it joins the CPG
 //!   group [`CLUSTER_GROUP`] through the local corosync, and the array
 //!   named [`CLUSTER_ARRAY`] is the whole cluster: a kill goes out on CPG
@@ -36,8 +41,9 @@
 //!   left the group during the call (see `cluster`). Both ways share one
 //!   request and one report ([`crate::wire::NodeResult`]).
 //! * A client sending bytes that are not a frame is logged and dropped;
-//!   the daemon goes on. SIGTERM or SIGINT shut it down gracefully
-//!   through conn-core's `serve`.
+//!   the daemon goes on. [`run`]'s `shutdown` future (SIGTERM or SIGINT in
+//!   the binaries) shuts it down gracefully through conn-core's `serve`,
+//!   and one `ShutdownReport` of clients and peers comes back.
 
 mod array;
 mod auth;
@@ -53,10 +59,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conn_core::{Result, serve};
+use conn_core::{Result, ShutdownReport, serve};
 use conn_ipc::IpcListener;
 use conn_tcp::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tower::service_fn;
 
@@ -99,10 +104,17 @@ pub struct Options {
 /// How long shutdown waits for open connections.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// Runs a sessiond until SIGTERM or SIGINT. Prints `sessiond listening on
+/// Runs a sessiond until `shutdown` resolves, then drains its clients and
+/// peers (for up to 2 s each) and returns one report of both listeners
+/// ([`ShutdownReport::merge_listener`]). Prints `sessiond listening on
 /// ipc:PATH` (and `... on tcp:ADDR`) on stdout once it accepts, so whoever
-/// started it knows where it is, a port 0 resolved.
-pub async fn run(options: Options) -> Result<()> {
+/// started it knows where it is, a port 0 resolved. The same shape as
+/// mailboxd's `conn_mailbox::daemon::run`; [`crate::cli::run_daemon`] runs
+/// it until SIGTERM or SIGINT and prints the report.
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<ShutdownReport> {
     let mut config = options.config;
     let socket = options
         .socket
@@ -117,6 +129,13 @@ pub async fn run(options: Options) -> Result<()> {
     let _leave = stop.clone().drop_guard();
     // The cluster first: a sessiond that cannot join fails before it
     // takes its socket.
+    #[cfg(not(feature = "corosync"))]
+    if options.cluster.is_some() {
+        return Err(conn_core::Error::new(conn_core::ErrorKind::NotSupported)
+            .during("join the cluster")
+            .detail("this sessiond was built without the `corosync` cargo feature"));
+    }
+    #[cfg(feature = "corosync")]
     let (link, calls) = match options.cluster {
         Some(_) => {
             if config.arrays.contains_key(CLUSTER_ARRAY) {
@@ -132,24 +151,42 @@ pub async fn run(options: Options) -> Result<()> {
         }
         None => (None, None),
     };
+    #[cfg(not(feature = "corosync"))]
+    let (link, cluster) = (None, None::<std::thread::JoinHandle<()>>);
     let daemon = Arc::new(Daemon::new(config, secret, link));
+    #[cfg(feature = "corosync")]
     let cluster = match calls {
         Some(calls) => Some(join_cluster(daemon.clone(), calls, stop.clone())?),
         None => None,
     };
-    let ipc = IpcListener::options().mode(0o666).bind(&socket)?;
-    let tcp = match (&daemon.config.listen, &daemon.secret) {
-        (Some(addr), Some(_)) => Some(TcpListener::bind(addr.as_str())?),
-        (Some(addr), None) => {
+    let passed = Passed::take()?;
+    let (ipc, ipc_at) = match passed.ipc {
+        Some(ipc) => {
+            let at = ipc.endpoint().to_string();
+            (ipc, at)
+        }
+        None => (
+            IpcListener::options().mode(0o666).bind(&socket)?,
+            format!("ipc:{}", socket.display()),
+        ),
+    };
+    let tcp = match (passed.tcp, &daemon.config.listen, &daemon.secret) {
+        (Some(tcp), _, Some(_)) => Some(tcp),
+        (None, Some(addr), Some(_)) => Some(TcpListener::bind(addr.as_str())?),
+        (Some(tcp), _, None) => {
+            let addr = tcp.local_addr();
+            tracing::warn!(
+                "not listening on the passed socket {addr}: no secret_file, and peers must authenticate"
+            );
+            None
+        }
+        (None, Some(addr), None) => {
             tracing::warn!("not listening on {addr}: no secret_file, and peers must authenticate");
             None
         }
-        _ => None,
+        (None, None, _) => None,
     };
-    announce(format_args!(
-        "sessiond listening on ipc:{}",
-        socket.display()
-    ));
+    announce(format_args!("sessiond listening on {ipc_at}"));
     if let Some(tcp) = &tcp {
         announce(format_args!(
             "sessiond listening on tcp:{}",
@@ -157,15 +194,13 @@ pub async fn run(options: Options) -> Result<()> {
         ));
     }
 
-    let mut term = signal(SignalKind::terminate()).map_err(conn_core::Error::from)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(conn_core::Error::from)?;
     let trigger = stop.clone();
     tokio::spawn(async move {
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            () = shutdown => tracing::info!("shutting down"),
+            // Ended otherwise (a lost cluster): nothing more to wait for.
+            () = trigger.cancelled() => {}
         }
-        tracing::info!("shutting down");
         trigger.cancel();
     });
 
@@ -196,17 +231,60 @@ pub async fn run(options: Options) -> Result<()> {
             .into_future(),
         )
     });
-    let report = local.await.map_err(conn_core::Error::from)??;
-    announce(format_args!("sessiond stopped: clients {report}"));
+    let mut report = local.await.map_err(conn_core::Error::from)??;
     if let Some(remote) = remote {
-        let report = remote.await.map_err(conn_core::Error::from)??;
-        announce(format_args!("sessiond stopped: peers {report}"));
+        report.merge_listener(remote.await.map_err(conn_core::Error::from)??);
     }
     if let Some(cluster) = cluster {
         // `stop` has fired: the thread leaves the group and ends.
         let _ = tokio::task::spawn_blocking(move || cluster.join()).await;
     }
-    Ok(())
+    Ok(report)
+}
+
+/// The listening sockets a service manager passed (`LISTEN_FDS`, see
+/// [`conn_core::activation`]): a Unix-domain one is the clients' socket in
+/// place of `--socket`, an inet one the peers' TCP listener in place of
+/// `listen`. With it a socket unit (or a test) owns the address, so nothing
+/// races sessiond for it.
+#[derive(Default)]
+struct Passed {
+    ipc: Option<IpcListener>,
+    tcp: Option<TcpListener>,
+}
+
+impl Passed {
+    fn take() -> Result<Passed> {
+        use rustix::net::AddressFamily;
+        let mut passed = Passed::default();
+        for named in conn_core::activation::listen_fds_with_names()? {
+            let family = rustix::net::getsockname(&named.fd)
+                .map(|addr| addr.address_family())
+                .map_err(|e| {
+                    conn_core::Error::from(std::io::Error::from(e))
+                        .during("take passed sockets")
+                        .on(format_args!("LISTEN_FDS socket {:?}", named.name))
+                })?;
+            let taken = match family {
+                AddressFamily::UNIX if passed.ipc.is_none() => {
+                    passed.ipc = Some(IpcListener::from_fd(named.fd)?);
+                    true
+                }
+                AddressFamily::INET | AddressFamily::INET6 if passed.tcp.is_none() => {
+                    passed.tcp = Some(TcpListener::from_fd(named.fd)?);
+                    true
+                }
+                _ => false,
+            };
+            if !taken {
+                return Err(conn_core::Error::new(conn_core::ErrorKind::InvalidType)
+                    .during("take passed sockets")
+                    .on(format_args!("LISTEN_FDS socket {:?}", named.name))
+                    .detail("sessiond takes one Unix-domain and one TCP listening socket; this one is neither or a second"));
+            }
+        }
+        Ok(passed)
+    }
 }
 
 /// Retires empty sessions every `sweep_ms` until `stop`: one pass over all
@@ -238,17 +316,6 @@ fn join_cluster(
         me.pid
     ));
     Ok(thread)
-}
-
-#[cfg(not(feature = "corosync"))]
-fn join_cluster(
-    _: Arc<Daemon>,
-    _: tokio::sync::mpsc::UnboundedReceiver<array::ClusterCall>,
-    _: CancellationToken,
-) -> Result<std::thread::JoinHandle<()>> {
-    Err(conn_core::Error::new(conn_core::ErrorKind::NotSupported)
-        .during("join the cluster")
-        .detail("this sessiond was built without the `corosync` cargo feature"))
 }
 
 /// A line on stdout for whoever started the daemon; one who stopped

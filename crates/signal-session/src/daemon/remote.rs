@@ -20,7 +20,8 @@ use super::auth;
 use super::state::Daemon;
 use crate::Caller;
 use crate::wire::io::{read_frame, read_message, write_message};
-use crate::wire::{Frame, Message, NodeOutcome, NodeResult};
+use crate::wire::{Message, NodeOutcome, NodeResult};
+use conn_core::wire::Repr as _;
 
 /// How long a peer has to answer the challenge.
 const AUTH_PATIENCE: Duration = Duration::from_secs(5);
@@ -158,7 +159,7 @@ async fn ask_node(
             .on(addr)
             .detail("the peer hung up without an answer")
     })?;
-    let answer = Message::parse(&Frame::new_checked(&answer[..])?)?;
+    let answer = Message::decode(&answer[..])?;
     conn.kill();
     Ok(answer)
 }

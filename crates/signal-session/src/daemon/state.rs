@@ -8,6 +8,8 @@ use conn_core::{Error, ErrorKind, Result};
 
 use super::config::Config;
 use crate::session::lock;
+use conn_core::wire::Repr as _;
+
 use crate::wire::Message;
 use crate::{Ash, Caller, Session};
 
@@ -137,7 +139,7 @@ impl Daemon {
     }
 
     /// Answers a request that stays on this node. Array-wide kills are
-    /// the caller's (see `array::kill_array`).
+    /// the caller's (see `array::signal_array`).
     pub(crate) fn handle(&self, client: Client, msg: Message) -> Message {
         let answer = match msg {
             Message::NewSession { ash } => self.new_session(&client.caller, ash),
@@ -154,7 +156,7 @@ impl Daemon {
                 array: None,
                 ..
             } => self
-                .kill(client.caller, ash, sig, atomic)
+                .signal(client.caller, ash, sig, atomic)
                 .map(Message::Report),
             other => Err(Error::new(ErrorKind::InvalidType)
                 .during("handle request")
@@ -163,13 +165,13 @@ impl Daemon {
         answer.unwrap_or_else(|e| Message::error(&e))
     }
 
-    pub(crate) fn kill(
+    pub(crate) fn signal(
         &self,
         caller: Caller,
         ash: Ash,
         sig: i32,
         atomic: bool,
-    ) -> Result<crate::KillReport> {
+    ) -> Result<crate::SignalReport> {
         let op = if atomic {
             "kill session atomically"
         } else {
@@ -177,7 +179,7 @@ impl Daemon {
         };
         let rule = self.config.permission;
         self.with_session(&caller, ash, op, |s| {
-            s.kill_for_under(&caller, rule, sig, atomic)
+            s.signal_for_under(&caller, rule, sig, atomic)
         })
     }
 

@@ -1,84 +1,56 @@
 //! The messages sessiond and its clients exchange (the `Repr` side).
 
-use conn_core::{Error, ErrorKind, Result};
+use conn_core::wire::{self, Format, Reader, WireError, Writer};
+use conn_core::{Error, ErrorKind};
 
-use super::codec::{Reader, Writer};
-use super::frame::{Frame, HEADER_LEN, MAX_PAYLOAD};
-use crate::{Ash, KillReport, Member, MemberId, Outcome, Signal};
+use super::{Frame, Sessiond};
+use crate::{Ash, Member, MemberId, Outcome, Signal, SignalReport};
 
-/// The kind byte of each message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Kind {
-    /// [`Message::NewSession`]
-    NewSession = 1,
-    /// [`Message::Spawn`]
-    Spawn = 2,
-    /// [`Message::Adopt`]
-    Adopt = 3,
-    /// [`Message::List`]
-    List = 4,
-    /// [`Message::Members`]
-    Members = 5,
-    /// [`Message::Kill`]
-    Kill = 6,
-    /// [`Message::Created`]
-    Created = 64,
-    /// [`Message::Spawned`]
-    Spawned = 65,
-    /// [`Message::Done`]
-    Done = 66,
-    /// [`Message::Sessions`]
-    Sessions = 67,
-    /// [`Message::Pids`]
-    Pids = 68,
-    /// [`Message::Report`]
-    Report = 69,
-    /// [`Message::ArrayReport`]
-    ArrayReport = 70,
-    /// [`Message::Error`]
-    Error = 71,
-    /// [`Message::Challenge`]
-    Challenge = 96,
-    /// [`Message::Remote`]
-    Remote = 97,
-    /// [`Message::ClusterAsk`]
-    ClusterAsk = 98,
-    /// [`Message::ClusterAnswer`]
-    ClusterAnswer = 99,
-}
-
-impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
-        use Kind::*;
-        [
-            NewSession,
-            Spawn,
-            Adopt,
-            List,
-            Members,
-            Kill,
-            Created,
-            Spawned,
-            Done,
-            Sessions,
-            Pids,
-            Report,
-            ArrayReport,
-            Error,
-            Challenge,
-            Remote,
-            ClusterAsk,
-            ClusterAnswer,
-        ]
-        .into_iter()
-        .find(|k| *k as u8 == b)
+conn_core::wire_kinds! {
+    /// The kind byte of each message.
+    pub enum Kind {
+        /// [`Message::NewSession`]
+        NewSession = 1 => "new-session",
+        /// [`Message::Spawn`]
+        Spawn = 2 => "spawn",
+        /// [`Message::Adopt`]
+        Adopt = 3 => "adopt",
+        /// [`Message::List`]
+        List = 4 => "list",
+        /// [`Message::Members`]
+        Members = 5 => "members",
+        /// [`Message::Kill`]
+        Kill = 6 => "kill",
+        /// [`Message::Created`]
+        Created = 64 => "created",
+        /// [`Message::Spawned`]
+        Spawned = 65 => "spawned",
+        /// [`Message::Done`]
+        Done = 66 => "done",
+        /// [`Message::Sessions`]
+        Sessions = 67 => "sessions",
+        /// [`Message::Pids`]
+        Pids = 68 => "pids",
+        /// [`Message::Report`]
+        Report = 69 => "report",
+        /// [`Message::ArrayReport`]
+        ArrayReport = 70 => "array report",
+        /// [`Message::Error`]
+        Error = 71 => "error",
+        /// [`Message::Challenge`]
+        Challenge = 96 => "challenge",
+        /// [`Message::Remote`]
+        Remote = 97 => "remote",
+        /// [`Message::ClusterAsk`]
+        ClusterAsk = 98 => "cluster ask",
+        /// [`Message::ClusterAnswer`]
+        ClusterAnswer = 99 => "cluster answer",
     }
 }
 
 /// One node's part of an array-wide kill, whichever way the array is
 /// reached (TCP to configured peers, or the corosync cluster over CPG).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct NodeResult {
     /// The node's name: in the array configuration, or in corosync's
     /// nodelist for the cluster.
@@ -91,10 +63,14 @@ pub struct NodeResult {
 }
 
 /// What one node of an array answered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializes as `{"answered": REPORT}`, `{"refused": {"kind", "message"}}`,
+/// `{"no_answer": {"kind", "message"}}` or `{"left": {"message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NodeOutcome {
     /// The node signalled its members: its report.
-    Answered(KillReport),
+    Answered(SignalReport),
     /// The node answered with an error (no such session there, refused
     /// authentication, ...).
     Refused {
@@ -127,12 +103,16 @@ pub enum NodeOutcome {
 /// ```
 /// use signal_session::Ash;
 /// use signal_session::wire::{Frame, Message};
+/// use conn_core::wire::Repr as _;
 ///
 /// let msg = Message::Kill { ash: Ash::from_raw(7), sig: 15, atomic: true, array: None, deadline_ms: 500 };
 /// let mut buf = vec![0; msg.buffer_len()];
-/// msg.emit(&mut Frame::new_unchecked(&mut buf[..]));
-/// let back = Message::parse(&Frame::new_checked(&buf[..]).unwrap()).unwrap();
+/// assert_eq!(msg.emit(&mut buf)?, buf.len());
+/// let back = Message::parse(&Frame::new_checked(&buf[..])?)?;
 /// assert_eq!(back, msg);
+/// // A buffer too short is an error, never a panic.
+/// assert!(msg.emit(&mut buf[..9]).is_err());
+/// # Ok::<(), conn_core::wire::WireError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -193,7 +173,7 @@ pub enum Message {
     /// A session's processes.
     Pids(Vec<u32>),
     /// What a kill did on this node.
-    Report(KillReport),
+    Report(SignalReport),
     /// What a kill did on each node of an array.
     ArrayReport(Vec<NodeResult>),
     /// The request failed.
@@ -251,8 +231,20 @@ pub enum Message {
 }
 
 impl Message {
+    /// An error answer for `err`.
+    pub fn error(err: &Error) -> Message {
+        Message::Error {
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl wire::Repr<'_> for Message {
+    type Format = Sessiond;
+
     /// The kind byte.
-    pub fn kind(&self) -> Kind {
+    fn kind(&self) -> Kind {
         match self {
             Message::NewSession { .. } => Kind::NewSession,
             Message::Spawn { .. } => Kind::Spawn,
@@ -275,35 +267,24 @@ impl Message {
         }
     }
 
-    /// An error answer for `err`.
-    pub fn error(err: &Error) -> Message {
-        Message::Error {
-            kind: err.kind(),
-            message: err.to_string(),
-        }
-    }
-
     /// Parses a checked frame.
-    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<Message> {
-        let kind = Kind::from_u8(frame.kind()).ok_or_else(|| {
-            Error::new(ErrorKind::Protocol)
-                .during("parse sessiond message")
-                .detail(format!("unknown message kind {}", frame.kind()))
-        })?;
-        let mut r = Reader::new(frame.payload(), kind_name(kind));
+    fn parse(frame: &Frame<'_>) -> Result<Message, WireError> {
+        let kind = frame.checked_kind()?;
+        let mut r = Reader::new(Sessiond::PROTOCOL, frame.body()).in_kind(kind.name());
         let msg = match kind {
             Kind::NewSession => Message::NewSession {
-                ash: r
-                    .bool()?
-                    .then_some(())
-                    .map(|()| r.u64())
-                    .transpose()?
-                    .map(Ash::from_raw),
+                ash: if r.bool()? {
+                    Some(Ash::from_raw(r.u64()?))
+                } else {
+                    None
+                },
             },
             Kind::Spawn => {
                 let ash = Ash::from_raw(r.u64()?);
-                let n = r.count(4)?;
-                let argv = (0..n).map(|_| r.string()).collect::<Result<Vec<_>>>()?;
+                let n = count(&mut r, 4)?;
+                let argv = (0..n)
+                    .map(|_| string(&mut r))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if argv.is_empty() {
                     return Err(r.bad("no program to run"));
                 }
@@ -321,7 +302,11 @@ impl Message {
                 ash: Ash::from_raw(r.u64()?),
                 sig: r.i32()?,
                 atomic: r.bool()?,
-                array: if r.bool()? { Some(r.string()?) } else { None },
+                array: if r.bool()? {
+                    Some(string(&mut r)?)
+                } else {
+                    None
+                },
                 deadline_ms: r.u32()?,
             },
             Kind::Created => Message::Created {
@@ -330,38 +315,38 @@ impl Message {
             Kind::Spawned => Message::Spawned { pid: r.u32()? },
             Kind::Done => Message::Done,
             Kind::Sessions => {
-                let n = r.count(8)?;
+                let n = count(&mut r, 8)?;
                 Message::Sessions(
                     (0..n)
                         .map(|_| r.u64().map(Ash::from_raw))
-                        .collect::<Result<_>>()?,
+                        .collect::<Result<_, _>>()?,
                 )
             }
             Kind::Pids => {
-                let n = r.count(4)?;
-                Message::Pids((0..n).map(|_| r.u32()).collect::<Result<_>>()?)
+                let n = count(&mut r, 4)?;
+                Message::Pids((0..n).map(|_| r.u32()).collect::<Result<_, _>>()?)
             }
             Kind::Report => Message::Report(parse_report(&mut r)?),
             Kind::ArrayReport => {
-                let n = r.count(9)?;
+                let n = count(&mut r, 9)?;
                 let mut nodes = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let name = r.string()?;
-                    let addr = r.string()?;
+                    let name = string(&mut r)?;
+                    let addr = string(&mut r)?;
                     let outcome = match r.u8()? {
                         0 => NodeOutcome::Answered(parse_report(&mut r)?),
                         1 => NodeOutcome::Refused {
                             kind: ErrorKind::from_errno(r.i32()?),
-                            message: r.string()?,
+                            message: string(&mut r)?,
                         },
                         2 => NodeOutcome::NoAnswer {
                             kind: ErrorKind::from_errno(r.i32()?),
-                            message: r.string()?,
+                            message: string(&mut r)?,
                         },
                         3 => NodeOutcome::Left {
-                            message: r.string()?,
+                            message: string(&mut r)?,
                         },
-                        b => return Err(r.bad(format!("unknown node outcome {b}"))),
+                        _ => return Err(r.bad("unknown node outcome")),
                     };
                     nodes.push(NodeResult {
                         name,
@@ -373,54 +358,90 @@ impl Message {
             }
             Kind::Error => Message::Error {
                 kind: ErrorKind::from_errno(r.i32()?),
-                message: r.string()?,
+                message: string(&mut r)?,
             },
             Kind::Challenge => Message::Challenge { nonce: r.array()? },
             Kind::Remote => Message::Remote {
                 mac: r.array()?,
                 ruid: r.u32()?,
                 euid: r.u32()?,
-                request: r.byte_string()?.to_vec(),
+                request: r.bytes32()?.to_vec(),
             },
             Kind::ClusterAsk => Message::ClusterAsk {
                 call: r.u64()?,
                 ruid: r.u32()?,
                 euid: r.u32()?,
-                request: r.byte_string()?.to_vec(),
+                request: r.bytes32()?.to_vec(),
             },
             Kind::ClusterAnswer => Message::ClusterAnswer {
                 call: r.u64()?,
                 node: r.u32()?,
                 pid: r.u32()?,
-                answer: r.byte_string()?.to_vec(),
+                answer: r.bytes32()?.to_vec(),
             },
         };
         r.finish()?;
         Ok(msg)
     }
 
-    fn payload(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+    fn body_len(&self) -> usize {
+        let string = |s: &str| 4 + s.len();
+        match self {
+            Message::NewSession { ash } => 1 + if ash.is_some() { 8 } else { 0 },
+            Message::Spawn { argv, .. } => 8 + 4 + argv.iter().map(|a| string(a)).sum::<usize>(),
+            Message::Adopt { .. } => 8 + 4,
+            Message::List | Message::Done => 0,
+            Message::Members { .. } | Message::Created { .. } => 8,
+            Message::Kill { array, .. } => 8 + 4 + 1 + 1 + array.as_deref().map_or(0, string) + 4,
+            Message::Spawned { .. } => 4,
+            Message::Sessions(ashes) => 4 + 8 * ashes.len(),
+            Message::Pids(pids) => 4 + 4 * pids.len(),
+            Message::Report(report) => report_len(report),
+            Message::ArrayReport(nodes) => {
+                4 + nodes
+                    .iter()
+                    .map(|n| {
+                        string(&n.name)
+                            + string(&n.addr)
+                            + 1
+                            + match &n.outcome {
+                                NodeOutcome::Answered(report) => report_len(report),
+                                NodeOutcome::Refused { message, .. }
+                                | NodeOutcome::NoAnswer { message, .. } => 4 + string(message),
+                                NodeOutcome::Left { message } => string(message),
+                            }
+                    })
+                    .sum::<usize>()
+            }
+            Message::Error { message, .. } => 4 + string(message),
+            Message::Challenge { .. } => 32,
+            Message::Remote { request, .. } => 32 + 4 + 4 + 4 + request.len(),
+            Message::ClusterAsk { request, .. } => 8 + 4 + 4 + 4 + request.len(),
+            Message::ClusterAnswer { answer, .. } => 8 + 4 + 4 + 4 + answer.len(),
+        }
+    }
+
+    fn emit_body(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
         match self {
             Message::NewSession { ash } => {
-                w.bool(ash.is_some());
+                w.bool(ash.is_some())?;
                 if let Some(ash) = ash {
-                    w.u64(ash.raw());
+                    w.u64(ash.raw())?;
                 }
             }
             Message::Spawn { ash, argv } => {
-                w.u64(ash.raw());
-                w.u32(argv.len() as u32);
+                w.u64(ash.raw())?;
+                w.u32(w.len("argv", argv.len())?)?;
                 for a in argv {
-                    w.string(a);
+                    w.str32(a)?;
                 }
             }
             Message::Adopt { ash, pid } => {
-                w.u64(ash.raw());
-                w.u32(*pid);
+                w.u64(ash.raw())?;
+                w.u32(*pid)?;
             }
             Message::List | Message::Done => {}
-            Message::Members { ash } | Message::Created { ash } => w.u64(ash.raw()),
+            Message::Members { ash } | Message::Created { ash } => w.u64(ash.raw())?,
             Message::Kill {
                 ash,
                 sig,
@@ -428,71 +449,71 @@ impl Message {
                 array,
                 deadline_ms,
             } => {
-                w.u64(ash.raw());
-                w.i32(*sig);
-                w.bool(*atomic);
-                w.bool(array.is_some());
+                w.u64(ash.raw())?;
+                w.i32(*sig)?;
+                w.bool(*atomic)?;
+                w.bool(array.is_some())?;
                 if let Some(a) = array {
-                    w.string(a);
+                    w.str32(a)?;
                 }
-                w.u32(*deadline_ms);
+                w.u32(*deadline_ms)?;
             }
-            Message::Spawned { pid } => w.u32(*pid),
+            Message::Spawned { pid } => w.u32(*pid)?,
             Message::Sessions(ashes) => {
-                w.u32(ashes.len() as u32);
+                w.u32(w.len("sessions", ashes.len())?)?;
                 for a in ashes {
-                    w.u64(a.raw());
+                    w.u64(a.raw())?;
                 }
             }
             Message::Pids(pids) => {
-                w.u32(pids.len() as u32);
+                w.u32(w.len("pids", pids.len())?)?;
                 for p in pids {
-                    w.u32(*p);
+                    w.u32(*p)?;
                 }
             }
-            Message::Report(report) => emit_report(&mut w, report),
+            Message::Report(report) => emit_report(w, report)?,
             Message::ArrayReport(nodes) => {
-                w.u32(nodes.len() as u32);
+                w.u32(w.len("nodes", nodes.len())?)?;
                 for n in nodes {
-                    w.string(&n.name);
-                    w.string(&n.addr);
+                    w.str32(&n.name)?;
+                    w.str32(&n.addr)?;
                     match &n.outcome {
                         NodeOutcome::Answered(report) => {
-                            w.u8(0);
-                            emit_report(&mut w, report);
+                            w.u8(0)?;
+                            emit_report(w, report)?;
                         }
                         NodeOutcome::Refused { kind, message } => {
-                            w.u8(1);
-                            w.i32(kind.errno());
-                            w.string(message);
+                            w.u8(1)?;
+                            w.i32(kind.errno())?;
+                            w.str32(message)?;
                         }
                         NodeOutcome::NoAnswer { kind, message } => {
-                            w.u8(2);
-                            w.i32(kind.errno());
-                            w.string(message);
+                            w.u8(2)?;
+                            w.i32(kind.errno())?;
+                            w.str32(message)?;
                         }
                         NodeOutcome::Left { message } => {
-                            w.u8(3);
-                            w.string(message);
+                            w.u8(3)?;
+                            w.str32(message)?;
                         }
                     }
                 }
             }
             Message::Error { kind, message } => {
-                w.i32(kind.errno());
-                w.string(message);
+                w.i32(kind.errno())?;
+                w.str32(message)?;
             }
-            Message::Challenge { nonce } => w.bytes(nonce),
+            Message::Challenge { nonce } => w.bytes(nonce)?,
             Message::Remote {
                 mac,
                 ruid,
                 euid,
                 request,
             } => {
-                w.bytes(mac);
-                w.u32(*ruid);
-                w.u32(*euid);
-                w.byte_string(request);
+                w.bytes(mac)?;
+                w.u32(*ruid)?;
+                w.u32(*euid)?;
+                w.bytes32(request)?;
             }
             Message::ClusterAsk {
                 call,
@@ -500,10 +521,10 @@ impl Message {
                 euid,
                 request,
             } => {
-                w.u64(*call);
-                w.u32(*ruid);
-                w.u32(*euid);
-                w.byte_string(request);
+                w.u64(*call)?;
+                w.u32(*ruid)?;
+                w.u32(*euid)?;
+                w.bytes32(request)?;
             }
             Message::ClusterAnswer {
                 call,
@@ -511,72 +532,39 @@ impl Message {
                 pid,
                 answer,
             } => {
-                w.u64(*call);
-                w.u32(*node);
-                w.u32(*pid);
-                w.byte_string(answer);
+                w.u64(*call)?;
+                w.u32(*node)?;
+                w.u32(*pid)?;
+                w.bytes32(answer)?;
             }
         }
-        w.out
-    }
-
-    /// The bytes the whole frame takes.
-    pub fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.payload().len()
-    }
-
-    /// Writes the frame into `frame`, which must be [`Message::buffer_len`]
-    /// bytes or more.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
-        let payload = self.payload();
-        frame.set_header(self.kind() as u8, payload.len());
-        frame.payload_mut().copy_from_slice(&payload);
-    }
-
-    /// The whole frame as bytes; `MessageTooLong` past [`MAX_PAYLOAD`].
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let payload = self.payload();
-        if payload.len() > MAX_PAYLOAD {
-            return Err(Error::new(ErrorKind::MessageTooLong)
-                .during("emit sessiond message")
-                .detail(format!("{} bytes of payload", payload.len())));
-        }
-        let mut buf = vec![0; HEADER_LEN + payload.len()];
-        let mut frame = Frame::new_unchecked(&mut buf[..]);
-        frame.set_header(self.kind() as u8, payload.len());
-        frame.payload_mut().copy_from_slice(&payload);
-        Ok(buf)
+        Ok(())
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::NewSession => "new-session",
-        Kind::Spawn => "spawn",
-        Kind::Adopt => "adopt",
-        Kind::List => "list",
-        Kind::Members => "members",
-        Kind::Kill => "kill",
-        Kind::Created => "created",
-        Kind::Spawned => "spawned",
-        Kind::Done => "done",
-        Kind::Sessions => "sessions",
-        Kind::Pids => "pids",
-        Kind::Report => "report",
-        Kind::ArrayReport => "array report",
-        Kind::Error => "error",
-        Kind::Challenge => "challenge",
-        Kind::Remote => "remote",
-        Kind::ClusterAsk => "cluster ask",
-        Kind::ClusterAnswer => "cluster answer",
-    }
+/// A `u32` count of items of at least `min_item` bytes each, which must
+/// fit in what is left.
+fn count(r: &mut Reader<'_>, min_item: usize) -> Result<usize, WireError> {
+    let n = r.u32()? as usize;
+    r.fit(n, min_item)
 }
 
-fn emit_report(w: &mut Writer, report: &KillReport) {
-    w.u64(report.ash.raw());
-    w.i32(report.signal.raw());
-    w.bool(report.atomic);
-    w.u32(report.members.len() as u32);
+/// A `u32`-length UTF-8 string, owned.
+fn string(r: &mut Reader<'_>) -> Result<String, WireError> {
+    r.str32().map(str::to_owned)
+}
+
+/// Bytes a report takes: its header, then 14 per member (tag, id, code,
+/// errno).
+fn report_len(report: &SignalReport) -> usize {
+    8 + 4 + 1 + 4 + 14 * report.members.len()
+}
+
+fn emit_report(w: &mut Writer<'_>, report: &SignalReport) -> Result<(), WireError> {
+    w.u64(report.ash.raw())?;
+    w.i32(report.signal.raw())?;
+    w.bool(report.atomic)?;
+    w.u32(w.len("members", report.members.len())?)?;
     for (member, outcome) in &report.members {
         let (tag, id) = match member {
             Member::Process(pid) => (0, u64::from(*pid)),
@@ -584,8 +572,8 @@ fn emit_report(w: &mut Writer, report: &KillReport) {
             Member::Shutdown(id) => (2, id.0),
             Member::Connection(id) => (3, id.0),
         };
-        w.u8(tag);
-        w.u64(id);
+        w.u8(tag)?;
+        w.u64(id)?;
         let (code, errno) = match outcome {
             Outcome::Signalled => (0, 0),
             Outcome::Checked => (1, 0),
@@ -594,16 +582,17 @@ fn emit_report(w: &mut Writer, report: &KillReport) {
             Outcome::Ignored => (4, 0),
             Outcome::Failed(kind) => (5, kind.errno()),
         };
-        w.u8(code);
-        w.i32(errno);
+        w.u8(code)?;
+        w.i32(errno)?;
     }
+    Ok(())
 }
 
-fn parse_report(r: &mut Reader<'_>) -> Result<KillReport> {
+fn parse_report(r: &mut Reader<'_>) -> Result<SignalReport, WireError> {
     let ash = Ash::from_raw(r.u64()?);
-    let signal = Signal::new(r.i32()?).map_err(|e| r.bad(e.to_string()))?;
+    let signal = Signal::new(r.i32()?).map_err(|_| r.bad("a signal number out of range"))?;
     let atomic = r.bool()?;
-    let n = r.count(14)?;
+    let n = count(r, 14)?;
     let mut members = Vec::with_capacity(n);
     for _ in 0..n {
         let tag = r.u8()?;
@@ -613,7 +602,7 @@ fn parse_report(r: &mut Reader<'_>) -> Result<KillReport> {
             1 => Member::Task(MemberId(id)),
             2 => Member::Shutdown(MemberId(id)),
             3 => Member::Connection(MemberId(id)),
-            t => return Err(r.bad(format!("unknown member kind {t}"))),
+            _ => return Err(r.bad("unknown member kind")),
         };
         let code = r.u8()?;
         let errno = r.i32()?;
@@ -624,11 +613,11 @@ fn parse_report(r: &mut Reader<'_>) -> Result<KillReport> {
             3 => Outcome::PermissionDenied,
             4 => Outcome::Ignored,
             5 => Outcome::Failed(ErrorKind::from_errno(errno)),
-            c => return Err(r.bad(format!("unknown outcome {c}"))),
+            _ => return Err(r.bad("unknown outcome")),
         };
         members.push((member, outcome));
     }
-    Ok(KillReport {
+    Ok(SignalReport {
         ash,
         signal,
         atomic,
@@ -638,17 +627,19 @@ fn parse_report(r: &mut Reader<'_>) -> Result<KillReport> {
 
 #[cfg(test)]
 mod tests {
+    use conn_core::wire::{Problem, Repr as _};
+
     use super::*;
 
     fn round_trip(msg: Message) {
-        let bytes = msg.to_bytes().unwrap();
+        let bytes = msg.to_vec().unwrap();
         assert_eq!(bytes.len(), msg.buffer_len());
         let back = Message::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap();
         assert_eq!(back, msg);
     }
 
-    fn report() -> KillReport {
-        KillReport {
+    fn report() -> SignalReport {
+        SignalReport {
             ash: Ash::from_raw(0x1234),
             signal: Signal::TERM,
             atomic: false,
@@ -757,7 +748,7 @@ mod tests {
             0xff,
         ];
         let err = Message::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert_eq!(Error::from(err.clone()).kind(), ErrorKind::Protocol);
         assert!(err.to_string().contains("does not fit"), "{err}");
     }
 
@@ -766,20 +757,39 @@ mod tests {
         for (bytes, says) in [
             (
                 vec![b'S', b'D', 1, 200, 0, 0, 0, 0],
-                "unknown message kind 200",
+                "unknown frame kind 200",
             ),
             (
                 vec![b'S', b'D', 1, Kind::Adopt as u8, 0, 0, 0, 2, 0, 0],
-                "ends early",
+                "(adopt): truncated at byte 0",
             ),
             (
                 vec![b'S', b'D', 1, Kind::List as u8, 0, 0, 0, 1, 9],
-                "left over",
+                "1 bytes after the last field",
             ),
         ] {
             let err = Message::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Protocol);
+            assert_eq!(Error::from(err.clone()).kind(), ErrorKind::Protocol);
             assert!(err.to_string().contains(says), "{err}");
         }
+    }
+
+    #[test]
+    fn a_string_too_long_for_its_frame_is_an_error_to_emit() {
+        let msg = Message::Error {
+            kind: ErrorKind::Other,
+            message: "x".repeat(super::super::MAX_PAYLOAD),
+        };
+        let err = msg.to_vec().unwrap_err();
+        assert!(matches!(err.problem(), Problem::TooLong { .. }), "{err}");
+        assert_eq!(Error::from(err).kind(), ErrorKind::Protocol);
+        let mut short = [0u8; 8];
+        assert!(matches!(
+            Message::Spawned { pid: 1 }
+                .emit(&mut short)
+                .unwrap_err()
+                .problem(),
+            Problem::NoRoom { need: 12, have: 8 }
+        ));
     }
 }

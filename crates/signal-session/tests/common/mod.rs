@@ -2,6 +2,7 @@
 //! shell commands, and liveness waits with generous deadlines.
 #![allow(dead_code)]
 
+#[cfg(feature = "daemon")]
 pub mod sessiond;
 
 use std::time::Duration;

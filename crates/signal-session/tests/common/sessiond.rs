@@ -32,6 +32,24 @@ impl Sessiond {
         Sessiond::start_with(Command::new(env!("CARGO_BIN_EXE_sessiond")), args)
     }
 
+    /// Starts sessiond with `listener` passed by socket activation
+    /// (descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` its own pid, as systemd
+    /// passes it), so the test holds the port from before the daemon's
+    /// config is written until the end: never bound, released and bound
+    /// again.
+    pub fn start_activated(listener: &std::net::TcpListener, args: &[&str]) -> Sessiond {
+        use std::os::fd::AsRawFd;
+        let mut command = Command::new("sh");
+        // The shell's pid is the daemon's: it execs sessiond.
+        command.args([
+            "-c",
+            r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#,
+            env!("CARGO_BIN_EXE_sessiond"),
+        ]);
+        conn_test_support::pass_as_fd_3(&mut command, listener.as_raw_fd());
+        Sessiond::start_with(command, args)
+    }
+
     /// Starts `command` (sessiond, perhaps behind `ip netns exec`, which
     /// execs it: the child is the daemon) with these extra arguments.
     pub fn start_with(mut command: Command, args: &[&str]) -> Sessiond {

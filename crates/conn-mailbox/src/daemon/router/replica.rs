@@ -37,7 +37,11 @@ impl Link {
             pending.push_back(Vec::with_capacity(4096));
             pending.back_mut().unwrap().push(BATCH_VERSION);
         }
-        op.emit_into(pending.back_mut().unwrap());
+        if let Err(e) = op.emit_into(pending.back_mut().unwrap()) {
+            // The names were checked against the limits before; an op that
+            // cannot be emitted is this daemon's bug, not a reason to panic.
+            tracing::error!(error = %e, ?op, "cluster: an op that cannot be emitted dropped");
+        }
         drop(pending);
         if first {
             self.wake.notify_one();
@@ -504,6 +508,8 @@ impl State {
 mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
+
+    use conn_core::wire::Repr as _;
 
     use super::*;
 

@@ -1,9 +1,15 @@
 use proptest::prelude::*;
 
-use super::super::{Frame, Repr, WireError, frame_len};
+use conn_core::wire::{Problem, Repr as _, WireError};
+
+use super::super::{Frame, Repr, frame_len};
+
+fn problem<T: std::fmt::Debug>(r: Result<T, WireError>) -> Problem {
+    r.unwrap_err().problem().clone()
+}
 
 fn roundtrip(repr: Repr<'_>) {
-    let bytes = repr.to_vec();
+    let bytes = repr.to_vec().unwrap();
     assert_eq!(bytes.len(), repr.buffer_len(), "{repr:?}");
     let frame = Frame::new_checked(&bytes[..]).expect("emitted frames are whole");
     assert_eq!(Repr::parse(&frame).expect("emitted frames parse"), repr);
@@ -67,13 +73,15 @@ fn auth_frames_have_exactly_their_lengths() {
             let mut f = ((len + 1) as u32).to_be_bytes().to_vec();
             f.push(kind);
             f.extend(std::iter::repeat_n(0xaa, len));
-            let got = Repr::parse(&Frame::new_checked(&f[..]).unwrap());
+            let got = problem(Repr::parse(&Frame::new_checked(&f[..]).unwrap()));
             let want = if len < body {
-                WireError::Truncated
+                Problem::Truncated {
+                    at: 32 * (len / 32),
+                }
             } else {
-                WireError::Trailing(1)
+                Problem::Trailing(1)
             };
-            assert_eq!(got, Err(want), "kind {kind} with {len} bytes");
+            assert_eq!(got, want, "kind {kind} with {len} bytes");
         }
     }
     // The fields land where they belong.
@@ -81,7 +89,8 @@ fn auth_frames_have_exactly_their_lengths() {
         nonce: [1; 32],
         mac: [2; 32],
     }
-    .to_vec();
+    .to_vec()
+    .unwrap();
     assert_eq!(&bytes[..5], &[0, 0, 0, 65, 6]);
     assert_eq!(
         (&bytes[5..37], &bytes[37..]),
@@ -91,38 +100,116 @@ fn auth_frames_have_exactly_their_lengths() {
 
 #[test]
 fn clear_errors_for_bad_bytes() {
-    assert_eq!(frame_len(&[0, 0, 0, 0]), Err(WireError::BadLength(0)));
+    assert!(matches!(
+        problem(frame_len(&[0, 0, 0, 0])),
+        Problem::BadLength { len: 0, .. }
+    ));
+    let huge = ((super::super::MAX_FRAME_BODY + 1) as u32).to_be_bytes();
+    assert!(matches!(
+        problem(frame_len(&huge)),
+        Problem::BadLength { .. }
+    ));
     assert_eq!(
-        Frame::new_checked(&[0u8, 0, 0][..]).unwrap_err(),
-        WireError::Truncated
+        problem(Frame::new_checked(&[0u8, 0, 0][..])),
+        Problem::Truncated { at: 0 }
     );
     let f = [0u8, 0, 0, 1, 99];
     assert_eq!(
-        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
-        Err(WireError::UnknownKind(99))
+        problem(Repr::parse(&Frame::new_checked(&f[..]).unwrap())),
+        Problem::UnknownKind(99)
     );
     // A group count far beyond the body.
     let f = [0u8, 0, 0, 9, 4, 0, 0, 0, 2, 0, 1, 0xff, 0xff];
     assert_eq!(
-        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
-        Err(WireError::Truncated)
+        problem(Repr::parse(&Frame::new_checked(&f[..]).unwrap())),
+        Problem::Truncated { at: 8 }
     );
     // A string longer than what follows.
     let f = [0u8, 0, 0, 3, 16, 5, b'a'];
+    let err = Repr::parse(&Frame::new_checked(&f[..]).unwrap()).unwrap_err();
+    assert_eq!(err.problem(), &Problem::Truncated { at: 1 });
     assert_eq!(
-        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
-        Err(WireError::Truncated)
+        err.to_string(),
+        "mailbox frame (welcome): truncated at byte 1 of the body"
     );
     // Bytes after a disconnect.
     let f = [0u8, 0, 0, 2, 5, 0];
     assert_eq!(
-        Repr::parse(&Frame::new_checked(&f[..]).unwrap()),
-        Err(WireError::Trailing(1))
+        problem(Repr::parse(&Frame::new_checked(&f[..]).unwrap())),
+        Problem::Trailing(1)
     );
-    assert!(
-        WireError::BadLength(0)
-            .to_string()
-            .contains("frame length 0")
+    assert_eq!(
+        conn_core::Error::from(err).kind(),
+        conn_core::ErrorKind::Protocol
+    );
+}
+
+#[test]
+fn emitting_a_name_over_255_bytes_is_an_error_not_a_panic() {
+    let long = "g".repeat(256);
+    let too_long = |r: Result<Vec<u8>, WireError>| {
+        matches!(
+            problem(r),
+            Problem::TooLong {
+                len: 256,
+                max: 255,
+                ..
+            }
+        )
+    };
+    assert!(too_long(
+        Repr::Join {
+            req: 1,
+            group: &long
+        }
+        .to_vec()
+    ));
+    assert!(too_long(
+        Repr::Multicast {
+            service: 0x10,
+            msg_type: 0,
+            groups: (&["g", long.as_str()]).into(),
+            payload: b"",
+        }
+        .to_vec()
+    ));
+    assert!(too_long(
+        Repr::Membership {
+            cause: 1,
+            view: 1,
+            group: "g",
+            changed: &long,
+            members: (&["#a#l"]).into(),
+        }
+        .to_vec()
+    ));
+    let mut short = [0u8; 4];
+    assert!(matches!(
+        problem(Repr::Disconnect.emit(&mut short)),
+        Problem::NoRoom { need: 5, have: 4 }
+    ));
+}
+
+#[test]
+fn a_frame_the_daemon_cannot_emit_is_queued_as_a_refusal() {
+    let long = "g".repeat(256);
+    let refusal = Repr::Reply {
+        req: 0,
+        code: crate::error::Code::Protocol as u16,
+        detail: "",
+    };
+    assert_eq!(
+        &super::frame_bytes(&Repr::Welcome {
+            private_group: &long
+        })[..],
+        &refusal.to_vec().unwrap()[..]
+    );
+    let welcome = Repr::Welcome {
+        private_group: "#a#l",
+    };
+    assert_eq!(
+        &super::frame_bytes(&welcome)[..],
+        &welcome.to_vec().unwrap()[..]
     );
 }
 
@@ -149,7 +236,7 @@ proptest! {
             if let Ok(repr) = Repr::parse(&frame) {
                 every_name_reads(&repr);
                 prop_assert_eq!(repr.buffer_len(), bytes.len());
-                prop_assert_eq!(repr.to_vec(), bytes.clone());
+                prop_assert_eq!(repr.to_vec().unwrap(), bytes.clone());
             }
         }
     }
@@ -163,7 +250,7 @@ proptest! {
         let frame = Frame::new_checked(&bytes[..]).unwrap();
         if let Ok(repr) = Repr::parse(&frame) {
             every_name_reads(&repr);
-            prop_assert_eq!(repr.to_vec(), bytes.clone());
+            prop_assert_eq!(repr.to_vec().unwrap(), bytes.clone());
         }
     }
 }

@@ -1,13 +1,14 @@
-//! Frames out of a byte stream: the one reader both the client and the
-//! daemon use, so neither trusts a length it has not checked.
+//! Frames out of a byte stream that is read ahead: the one splitter every
+//! reader with a buffer uses, so none trusts a length it has not checked.
 
 use bytes::{Bytes, BytesMut};
 
-use super::{WireError, frame_len};
+use super::{Format, WireError, frame_len};
 
-/// The size a stream buffer is given: a burst of small frames arrives in
-/// one system call (a reader that takes 4 KiB at a time pays one `read(2)`
-/// per few dozen 100-byte frames).
+/// The size a stream buffer is given, and the room
+/// [`read_frame`](super::read_frame) starts a frame with: a burst of small
+/// frames arrives in one system call (a reader that takes 4 KiB at a time
+/// pays one `read(2)` per few dozen 100-byte frames).
 pub const READ_ROOM: usize = 64 * 1024;
 
 /// The least room a read gets before the buffer is made over.
@@ -33,28 +34,35 @@ const MIN_ROOM: usize = 16 * 1024;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use conn_mailbox::wire::{MAX_FRAME_BODY, READ_ROOM, Repr, next_frame};
+/// use conn_core::wire::{Format, Layout, READ_ROOM, split_frame};
+/// struct Demo;
+/// impl Format for Demo {
+///     const PROTOCOL: &'static str = "demo";
+///     const LAYOUT: Layout = Layout::LengthKind;
+///     const MAX_BODY: usize = 1 << 20;
+///     type Kind = u8;
+/// }
 ///
-/// let mut buf = BytesMut::from(&Repr::Disconnect.to_vec()[..]);
+/// let mut buf = BytesMut::from(&[0, 0, 0, 1, 5][..]);
 /// buf.extend_from_slice(&[0, 0]); // half of the next frame's length
-/// assert_eq!(&next_frame(&mut buf)?.unwrap()[..], &Repr::Disconnect.to_vec()[..]);
-/// assert!(next_frame(&mut buf)?.is_none());
+/// assert_eq!(&split_frame::<Demo>(&mut buf)?.unwrap()[..], &[0, 0, 0, 1, 5]);
+/// assert!(split_frame::<Demo>(&mut buf)?.is_none());
 /// assert!(buf.capacity() - buf.len() >= 1024);
 /// buf.clear();
 /// // A maximum-size frame announced: the room is READ_ROOM, not a megabyte.
-/// buf.extend_from_slice(&(MAX_FRAME_BODY as u32).to_be_bytes());
-/// assert!(next_frame(&mut buf)?.is_none());
+/// buf.extend_from_slice(&(1u32 << 20).to_be_bytes());
+/// assert!(split_frame::<Demo>(&mut buf)?.is_none());
 /// assert!(buf.capacity() <= 2 * READ_ROOM);
 /// buf.clear();
 /// buf.extend_from_slice(&[0xff; 4]); // a length no frame may have
-/// assert!(next_frame(&mut buf).is_err());
-/// # Ok::<(), conn_mailbox::wire::WireError>(())
+/// assert!(split_frame::<Demo>(&mut buf).is_err());
+/// # Ok::<(), conn_core::wire::WireError>(())
 /// ```
-pub fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, WireError> {
-    let need = match frame_len(buf)? {
+pub fn split_frame<F: Format>(buf: &mut BytesMut) -> Result<Option<Bytes>, WireError> {
+    let need = match frame_len::<F>(buf)? {
         Some(total) if buf.len() >= total => return Ok(Some(buf.split_to(total).freeze())),
         Some(total) => total - buf.len(),
-        None => 4 - buf.len(),
+        None => F::LAYOUT.length_end().saturating_sub(buf.len()),
     };
     make_room(buf, need);
     Ok(None)
@@ -79,16 +87,27 @@ fn make_room(buf: &mut BytesMut, need: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Repr;
+    use crate::wire::Layout;
 
+    const MAX_BODY: usize = 1 << 20;
+
+    struct Demo;
+    impl Format for Demo {
+        const PROTOCOL: &'static str = "demo";
+        const LAYOUT: Layout = Layout::LengthKind;
+        const MAX_BODY: usize = MAX_BODY;
+        type Kind = u8;
+    }
+
+    fn next_frame(buf: &mut BytesMut) -> Result<Option<Bytes>, WireError> {
+        split_frame::<Demo>(buf)
+    }
+
+    /// `n` frames of kind 1 whose bodies are `body` bytes.
     fn frames(n: usize, body: usize) -> Vec<u8> {
-        let payload = vec![7u8; body];
-        let one = Repr::Reply {
-            req: 1,
-            code: 0,
-            detail: std::str::from_utf8(&payload).unwrap(),
-        }
-        .to_vec();
+        let mut one = ((body + 1) as u32).to_be_bytes().to_vec();
+        one.push(1);
+        one.resize(5 + body, 7);
         one.repeat(n)
     }
 
@@ -134,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_buffer_grows_with_what_arrived_not_with_what_was_announced() {
-        let frame = frames(1, crate::wire::MAX_FRAME_BODY - 64);
+        let frame = frames(1, MAX_BODY - 64);
         let mut buf = BytesMut::new();
         let mut at = 0;
         while at < frame.len() - 1 {

@@ -8,7 +8,7 @@ use crate::order::parents_first;
 use crate::session::{Inner, Procs, lock};
 use crate::sys::{PidFd, Sent, procfs};
 use crate::tracker::permits;
-use crate::{Ash, KillReport, Member, Outcome, Signal};
+use crate::{Ash, Member, Outcome, Signal, SignalReport};
 
 /// Sends `sig` to every member of session `ash` present at the moment of
 /// the call (Array Services' `askillash_local`): each process through a
@@ -22,7 +22,7 @@ use crate::{Ash, KillReport, Member, Outcome, Signal};
 ///   holds a protected process (pid 0 or 1, a kernel thread, this process
 ///   or one of its ancestors) is `PermissionDenied`, and nothing is sent:
 ///   such a session may hold the whole machine.
-/// * Otherwise the call succeeds, and the [`KillReport`] says per member
+/// * Otherwise the call succeeds, and the [`SignalReport`] says per member
 ///   whether it was signalled, already gone, or not permitted.
 ///
 /// Processes are signalled parents before children, so none can reap its
@@ -30,40 +30,40 @@ use crate::{Ash, KillReport, Member, Outcome, Signal};
 /// that exited before its turn is reported [`Outcome::AlreadyGone`].
 ///
 /// Not atomic with respect to forks: a process forked while the call runs
-/// may miss the signal. [`kill_local_atomic`] closes that gap.
+/// may miss the signal. [`signal_local_atomic`] closes that gap.
 ///
 /// # Examples
 ///
 /// ```
 /// use conn_core::ErrorKind;
-/// use signal_session::{Ash, Session, kill_local};
+/// use signal_session::{Ash, Session, signal_local};
 ///
 /// let session = Session::create().unwrap();
 /// let _member = session.member();
-/// assert!(kill_local(session.ash(), 0).unwrap().all_reached()); // a valid handle
+/// assert!(signal_local(session.ash(), 0).unwrap().all_reached()); // a valid handle
 ///
-/// let err = kill_local(session.ash(), 1000).unwrap_err();
+/// let err = signal_local(session.ash(), 1000).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::InvalidType);
 ///
 /// let ash = session.ash();
 /// drop(session);
-/// let err = kill_local(ash, libc::SIGTERM).unwrap_err();
+/// let err = signal_local(ash, libc::SIGTERM).unwrap_err();
 /// assert_eq!(err.kind(), ErrorKind::NoSuchSession);
 /// assert!(err.to_string().starts_with(&format!("kill session on session {ash}")));
 /// ```
-pub fn kill_local(ash: Ash, sig: i32) -> Result<KillReport> {
-    crate::registry::lookup(ash, "kill session")?.kill(sig, false, None)
+pub fn signal_local(ash: Ash, sig: i32) -> Result<SignalReport> {
+    crate::registry::lookup(ash, "kill session")?.signal(sig, false, None)
 }
 
-/// [`kill_local`] with the session frozen while it is signalled, so a
+/// [`signal_local`] with the session frozen while it is signalled, so a
 /// process forked during the call is signalled too: freeze the session's
 /// cgroup (and wait until the kernel reports it frozen), signal every
 /// member, thaw. SIGKILL uses the kernel's `cgroup.kill`, which takes
 /// forks in progress along.
 ///
 /// Needs the cgroup v2 backend: on the pidfd backend it is `NotSupported`.
-pub fn kill_local_atomic(ash: Ash, sig: i32) -> Result<KillReport> {
-    crate::registry::lookup(ash, "kill session atomically")?.kill(sig, true, None)
+pub fn signal_local_atomic(ash: Ash, sig: i32) -> Result<SignalReport> {
+    crate::registry::lookup(ash, "kill session atomically")?.signal(sig, true, None)
 }
 
 /// The handles of the live sessions in this process.
@@ -72,12 +72,12 @@ pub fn sessions() -> Vec<Ash> {
 }
 
 impl Inner {
-    pub(crate) fn kill(
+    pub(crate) fn signal(
         &self,
         sig: i32,
         atomic: bool,
         caller: Option<&Permit>,
-    ) -> Result<KillReport> {
+    ) -> Result<SignalReport> {
         let op = if atomic {
             "kill session atomically"
         } else {
@@ -130,7 +130,7 @@ impl Inner {
         };
         let mut members = processes.map_err(|e| e.during(op).on(&target))?;
         members.extend(self.local().deliver(sig));
-        Ok(KillReport {
+        Ok(SignalReport {
             ash: self.ash,
             signal: sig,
             atomic,
