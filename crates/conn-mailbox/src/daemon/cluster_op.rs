@@ -1,4 +1,3 @@
-#![cfg_attr(not(feature = "corosync"), allow(dead_code))]
 //! The operations clustered daemons multicast to one another on CPG, built
 //! with the [wire kit](conn_core::wire): an [`Op`] parses from a checked
 //! frame (every length checked before use) and emits itself. Several ops

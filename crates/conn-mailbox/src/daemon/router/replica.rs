@@ -1,4 +1,3 @@
-#![cfg_attr(not(feature = "corosync"), allow(dead_code))]
 //! The router in a cluster: the operations every daemon applies in CPG's
 //! one agreed order, to one replicated group state.
 //!
