@@ -107,10 +107,11 @@ fn concurrent_senders_on_three_nodes_see_one_order_and_every_membership_at_the_s
             .collect();
         assert_eq!(mine, (0..EACH).collect::<Vec<_>>(), "sender {sender}");
     }
-    // The senders interleave: one order across concurrent senders, not a
-    // concatenation.
+    // How much the senders interleaved is corosync's scheduling, not a
+    // promise (a fast machine may deliver each sender's burst whole): it
+    // is printed, not asserted.
     let switches = orders[0].windows(2).filter(|w| w[0].0 != w[1].0).count();
-    assert!(switches > 2, "no interleaving seen: {switches} switches");
+    println!("{switches} switches between senders in the agreed order");
 }
 
 #[test]
