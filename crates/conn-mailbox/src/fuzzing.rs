@@ -92,6 +92,9 @@ fn one_frame(bytes: Bytes) {
         ) => {
             assert_eq!((req, code, detail.as_str()), (r, c, d))
         }
+        (Ok(Decoded::Challenge(got)), Ok(Repr::Challenge { nonce })) => {
+            assert_eq!(got, nonce)
+        }
         (Ok(decoded), parsed) => {
             panic!("the client decoded {decoded:?} from a frame that parses as {parsed:?}")
         }
