@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz [--seconds N] [--jobs J] [--work DIR] [TARGET...]`:
-//! runs the cargo-fuzz targets of `fuzz/` with nightly, each for N seconds
+//! runs the cargo-fuzz targets of `fuzz/` with nightly (or, where no nightly
+//! can be had, stable with `RUSTC_BOOTSTRAP=1`), each for N seconds
 //! (default 60), at most J at a time (default 1), and prints for each its
 //! execs, exec/s, coverage (libFuzzer's `cov:` and `ft:`), corpus size and
 //! crashes. `--keep-going` runs libFuzzer in fork mode, which saves a
@@ -99,10 +100,30 @@ pub fn ensure_nightly() -> bool {
     installed && nightly_available()
 }
 
+/// The toolchain cargo-fuzz builds with: nightly when there is one (or
+/// rustup can install it); else stable with `RUSTC_BOOTSTRAP=1`, which
+/// accepts the `-Z` flags cargo-fuzz passes (sanitizer runtimes ship with
+/// stable's standard library too), so a machine that can get no nightly
+/// still fuzzes instead of skipping. `CONNKIT_FUZZ_TOOLCHAIN=stable`
+/// asks for the fallback (to test it).
+pub fn toolchain() -> &'static str {
+    static CHOSEN: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    CHOSEN.get_or_init(|| {
+        let forced = std::env::var("CONNKIT_FUZZ_TOOLCHAIN").is_ok_and(|t| t == "stable");
+        if !forced && ensure_nightly() {
+            return "nightly";
+        }
+        println!(
+            "fuzz: !!! no nightly toolchain: building the fuzz targets with stable and RUSTC_BOOTSTRAP=1"
+        );
+        "stable"
+    })
+}
+
 /// Installs cargo-fuzz if `cargo fuzz` does not run (as test-all does
 /// cargo-deny).
 pub fn ensure_cargo_fuzz() -> bool {
-    crate::steps::ensure_cargo_tool(Some("nightly"), "fuzz", "cargo-fuzz", 1)
+    crate::steps::ensure_cargo_tool(Some(toolchain()), "fuzz", "cargo-fuzz", 1)
 }
 
 /// The arguments and the targets they name, once nightly and cargo-fuzz
@@ -118,10 +139,7 @@ fn prepare(task: &str, args: &[String]) -> Option<(Args, Vec<String>)> {
             return None;
         }
     };
-    if !ensure_nightly() {
-        println!("{task}: FAILED: no nightly toolchain, and rustup could not install one");
-        return None;
-    }
+    toolchain();
     if !ensure_cargo_fuzz() {
         println!("{task}: FAILED: cargo-fuzz could not be installed");
         return None;
@@ -135,11 +153,16 @@ fn prepare(task: &str, args: &[String]) -> Option<(Args, Vec<String>)> {
     }
 }
 
-/// `cargo +nightly fuzz <sub>` on `fuzz/`, with the fuzz build's own
-/// target directory.
+/// `cargo +TOOLCHAIN fuzz <sub>` on `fuzz/` ([`toolchain`]), with the fuzz
+/// build's own target directory.
 fn cargo_fuzz(sub: &str) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.args(["+nightly", "fuzz", sub, "--fuzz-dir"])
+    let toolchain = toolchain();
+    if toolchain == "stable" {
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    }
+    cmd.arg(format!("+{toolchain}"))
+        .args(["fuzz", sub, "--fuzz-dir"])
         .arg(root().join("fuzz"))
         .current_dir(root());
     if sub != "list" {
@@ -371,12 +394,13 @@ pub fn run(args: &[String]) -> bool {
         return false;
     };
     println!(
-        "fuzz: building {} targets with cargo +nightly fuzz",
-        targets.len()
+        "fuzz: building {} targets with cargo +{} fuzz",
+        targets.len(),
+        toolchain()
     );
     let built = cargo_fuzz("build").status().is_ok_and(|s| s.success());
     if !built {
-        println!("fuzz: FAILED: cargo +nightly fuzz build");
+        println!("fuzz: FAILED: cargo +{} fuzz build", toolchain());
         return false;
     }
     let mut all_ok = true;
