@@ -90,3 +90,47 @@ async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finish
     );
     assert_eq!(report.requests.cut_at_deadline, 0, "{report}");
 }
+
+/// A connection the drain finds before its first request began (accepted,
+/// its request still on the way: in a handover, the old process may have
+/// taken it from the queue it shares with the new) is not ended empty: its
+/// request, arriving just after the signal, is answered, and then the
+/// connection ends in order.
+#[tokio::test]
+async fn a_connection_accepted_before_the_signal_whose_request_comes_after_is_still_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = connkit::tcp::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr();
+    let stats = Arc::new(Stats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(std::future::IntoFuture::into_future(
+        Http::new()
+            .serve(listener, Routes::new(stats.clone()))
+            .with_graceful_shutdown(
+                async {
+                    stopped.await.ok();
+                },
+                Duration::from_secs(10),
+            ),
+    ));
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Accepted (the serve loop runs while this task sleeps), nothing sent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: connkit\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).to_lowercase();
+    assert!(response.starts_with("http/1.1 200"), "{response:?}");
+    drop(client); // our end, which the server's orderly close waits for
+    let report = server.await.unwrap().unwrap();
+    assert_eq!(
+        (report.accepted, report.closed, report.killed),
+        (1, 1, 0),
+        "{report}"
+    );
+}

@@ -95,6 +95,7 @@ fn one_frame(bytes: Bytes) {
         (Ok(Decoded::Challenge(got)), Ok(Repr::Challenge { nonce })) => {
             assert_eq!(got, nonce)
         }
+        (Ok(Decoded::Proof(got)), Ok(Repr::Proof { mac })) => assert_eq!(got, mac),
         (Ok(decoded), parsed) => {
             panic!("the client decoded {decoded:?} from a frame that parses as {parsed:?}")
         }

@@ -248,14 +248,33 @@ where
     tokio::pin!(cancelled);
     let mut registered: Option<std::task::Waker> = None;
     let mut asked_to_end = false;
+    // A connection the drain finds before its first request began: it was
+    // accepted (in a handover, perhaps by the old process, from a queue it
+    // shares with the new) and its request is on the way. Ended at once, its
+    // client would see an empty reply; it gets FIRST_REQUEST_GRACE for the
+    // request to begin, which is then answered with `Connection: close`.
+    let mut first_request_grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let fresh = || work.started() == 0;
 
     let served = std::future::poll_fn(|cx| {
-        if !asked_to_end && graceful.is_shutting_down() {
-            asked_to_end = true;
-            http.as_mut().graceful_shutdown();
+        if !asked_to_end && first_request_grace.is_none() && graceful.is_shutting_down() {
+            if fresh() {
+                first_request_grace = Some(Box::pin(tokio::time::sleep(FIRST_REQUEST_GRACE)));
+            } else {
+                asked_to_end = true;
+                http.as_mut().graceful_shutdown();
+            }
         }
         if let Poll::Ready(result) = http.as_mut().poll(cx) {
             return Poll::Ready(Ok(result));
+        }
+        if let Some(grace) = first_request_grace.as_mut() {
+            if !asked_to_end && (!fresh() || grace.as_mut().poll(cx).is_ready()) {
+                asked_to_end = true;
+                http.as_mut().graceful_shutdown();
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
         }
         // Closing already: its own deadline bounds the wait for the peer's
         // end, and neither the drain nor a timeout has anything to add. A
@@ -268,8 +287,7 @@ where
         // waker changes; in between the atomic load above tells.
         if registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
             if cancelled.as_mut().poll(cx).is_ready() {
-                asked_to_end = true;
-                http.as_mut().graceful_shutdown();
+                // Seen at the top of the next turn, as the flag is.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -320,6 +338,10 @@ where
             .detail("no request within the header timeout")),
     }
 }
+
+/// How long a connection the drain finds before its first request began
+/// is given for that request to begin (see `first_request_grace`).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(200);
 
 /// What hyper's error says about the connection.
 fn classify(e: BoxError, asked_to_end: bool) -> Result<()> {
