@@ -19,14 +19,21 @@ const CONNECTIONS: usize = 1000;
 /// machine in a debug build (3 s was not: opening took longer there).
 const STREAM: &str = "/slow?ms=10000";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finishes() {
-    raise_fd_limit();
+/// The demo routes on a tcp port of their own, draining for `drain` once
+/// the returned sender fires (or drops): its address, its stats, the
+/// sender and the serve task.
+fn demo_server(
+    drain: Duration,
+) -> (
+    std::net::SocketAddr,
+    Arc<Stats>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<connkit::core::Result<connkit::core::ShutdownReport>>,
+) {
     let listener = connkit::tcp::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr();
     let stats = Arc::new(Stats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let drain = Duration::from_secs(30);
     let server = tokio::spawn(std::future::IntoFuture::into_future(
         Http::new()
             .serve(listener, Routes::new(stats.clone()))
@@ -37,6 +44,14 @@ async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finish
                 drain,
             ),
     ));
+    (addr, stats, stop, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finishes() {
+    raise_fd_limit();
+    let drain = Duration::from_secs(30);
+    let (addr, stats, stop, server) = demo_server(drain);
 
     let mut clients = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
@@ -99,20 +114,7 @@ async fn a_thousand_http2_connections_get_goaway_at_once_and_every_stream_finish
 #[tokio::test]
 async fn a_connection_accepted_before_the_signal_whose_request_comes_after_is_still_answered() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = connkit::tcp::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr();
-    let stats = Arc::new(Stats::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(std::future::IntoFuture::into_future(
-        Http::new()
-            .serve(listener, Routes::new(stats.clone()))
-            .with_graceful_shutdown(
-                async {
-                    stopped.await.ok();
-                },
-                Duration::from_secs(10),
-            ),
-    ));
+    let (addr, _stats, stop, server) = demo_server(Duration::from_secs(10));
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     // Accepted (the serve loop runs while this task sleeps), nothing sent.
     tokio::time::sleep(Duration::from_millis(100)).await;
