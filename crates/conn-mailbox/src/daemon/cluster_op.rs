@@ -8,10 +8,17 @@
 //! op        = len:u32 tag:u8 body
 //! Join  (1) = req:u32 client:str group:str
 //! Leave (2) = req:u32 client:str group:str
-//! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str*n payload:bytes
+//! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str8*n payload:bytes
 //! Gone  (4) = client:str cause:u8
 //! Sync  (5) = daemon:str n:u16 member:u64*n  g:u32 (name:str view:u64 m:u32 (client:str home:u64)*m)*g
-//! str = len:u16 utf-8;  bytes = len:u32 raw;  all big-endian
+//! str = len:u16 utf-8;  str8 = len:u8 utf-8;  bytes = len:u32 raw;  all big-endian
+//! ```
+//!
+//! A multicast's destinations are in the mailbox wire's own list form
+//! ([`Names`]), so the list a client sent is copied into the op, and the op's
+//! into the frames for this daemon's clients, without being rebuilt.
+//!
+//! ```text
 //! ```
 //!
 //! The names an op carries are checked as a client's are (a `client` is a
@@ -28,6 +35,7 @@ use crate::Cause;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
 };
+use crate::wire::Names;
 
 /// The largest view id a Sync may carry. Views grow by one per change
 /// from 0, so none reaches it; one past it is corrupt, and one near
@@ -36,7 +44,7 @@ use crate::limits::{
 pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
 /// The batch format's version byte.
-pub(crate) const BATCH_VERSION: u8 = 1;
+pub(crate) const BATCH_VERSION: u8 = 2;
 
 /// The cluster ops' frame format. A batch is already whole in memory when
 /// it is parsed, so an op is bounded only by its `u32` length (a Sync
@@ -93,7 +101,7 @@ pub(crate) enum Op<'a> {
         client: &'a str,
         service: u32,
         msg_type: i16,
-        groups: Vec<&'a str>,
+        groups: Names<'a>,
         payload: &'a [u8],
     },
     Gone {
@@ -182,17 +190,12 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 let client = client(&mut r)?;
                 let service = r.u32()?;
                 let msg_type = r.i16()?;
-                let n = usize::from(r.u16()?);
-                if n == 0 || n > MAX_GROUPS_PER_MESSAGE {
+                let groups = Names::read(&mut r)?;
+                if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
                     return Err(r.bad("group count"));
                 }
-                let mut groups = Vec::with_capacity(r.fit(n, 2)?);
-                for _ in 0..n {
-                    let g = r.str16()?;
-                    if !legal_destination(g) {
-                        return Err(r.bad("illegal destination"));
-                    }
-                    groups.push(g);
+                if !groups.iter().all(legal_destination) {
+                    return Err(r.bad("illegal destination"));
                 }
                 let payload = r.bytes32()?;
                 if payload.len() > MAX_MESSAGE {
@@ -268,15 +271,7 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 groups,
                 payload,
                 ..
-            } => {
-                str16(client)
-                    + 4
-                    + 2
-                    + 2
-                    + groups.iter().map(|g| str16(g)).sum::<usize>()
-                    + 4
-                    + payload.len()
-            }
+            } => str16(client) + 4 + 2 + groups.buffer_len() + 4 + payload.len(),
             Op::Gone { client, .. } => str16(client) + 1,
             Op::Sync {
                 daemon,
@@ -317,10 +312,7 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 w.str16(client)?;
                 w.u32(*service)?;
                 w.i16(*msg_type)?;
-                w.u16(w.len("a multicast's groups", groups.len())?)?;
-                for g in groups {
-                    w.str16(g)?;
-                }
+                groups.emit(w)?;
                 w.bytes32(payload)
             }
             Op::Gone { client, cause } => {
@@ -434,7 +426,7 @@ mod tests {
             client: "#a#n1",
             service: 0x10,
             msg_type: -3,
-            groups: vec!["g", "#b#n2"],
+            groups: Names::from(&["g", "#b#n2"]),
             payload: b"hello",
         });
         round_trip(Op::Gone {
@@ -462,6 +454,11 @@ mod tests {
     #[test]
     fn an_op_with_names_no_client_could_send_is_refused() {
         let long = "g".repeat(300);
+        // Within a str8, past a group name's limit.
+        let long_name = "g".repeat(200);
+        let long_list = [long_name.as_str()];
+        let too_many = ["g"; 129];
+        let most = ["g"; 128];
         let refused = [
             // A group name past a frame's u8 length (mailboxd panicked
             // building the membership frame for it).
@@ -488,21 +485,21 @@ mod tests {
                 client: "#a#n3",
                 service: 0x10,
                 msg_type: 0,
-                groups: vec![],
+                groups: Names::from(&[]),
                 payload: b"x",
             },
             Op::Multicast {
                 client: "#a#n3",
                 service: 0x10,
                 msg_type: 0,
-                groups: vec!["g"; 129],
+                groups: Names::from(&too_many),
                 payload: b"x",
             },
             Op::Multicast {
                 client: "#a#n3",
                 service: 0x10,
                 msg_type: 0,
-                groups: vec![&long],
+                groups: Names::from(&long_list),
                 payload: b"x",
             },
             Op::Sync {
@@ -538,7 +535,7 @@ mod tests {
             client: "#a#n3",
             service: 0x10,
             msg_type: 0,
-            groups: vec!["g"; 128],
+            groups: Names::from(&most),
             payload: b"x",
         };
         assert_eq!(Op::decode(&op_bytes(&fine)), Ok(fine.clone()));

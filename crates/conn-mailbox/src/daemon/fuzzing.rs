@@ -212,7 +212,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
                 client: "#c#n3",
                 service: crate::Service::AGREED.bits(),
                 msg_type: 3,
-                groups: vec!["g", "#a#n1"],
+                groups: crate::wire::Names::from(&["g", "#a#n1"]),
                 payload: b"hello",
             },
         ),

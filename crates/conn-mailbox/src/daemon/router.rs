@@ -7,6 +7,11 @@
 //! total order every member sees, across all groups, membership messages
 //! included. On the daemon's current-thread runtime the lock is never
 //! contended; a router *task* would instead cost a task switch per message.
+//!
+//! A lone daemon and a cluster member differ in one thing only, where an
+//! operation that passed its checks is put in order ([`order`]): the lone
+//! daemon applies it at once, the cluster member when CPG delivers it. Both
+//! apply it with the same code ([`State::apply`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,15 +28,19 @@ use crate::limits::{
 };
 use crate::wire::{Names, Repr};
 
+mod order;
 mod replica;
 use crate::{Cause, Service};
+pub(crate) use order::Link;
+use order::{Alone, Sequencer, Turn};
 pub(crate) use replica::Synced;
 
 /// A connected client's number.
 pub(crate) type ClientId = u64;
 
 struct Client {
-    private_group: String,
+    /// `#name#daemon`, shared with the ops that name it.
+    private_group: Arc<str>,
     uid: Option<u32>,
     membership: bool,
     groups: BTreeSet<String>,
@@ -40,8 +49,8 @@ struct Client {
     /// (`node << 32 | pid`) of the daemon a remote client is connected to.
     /// A remote client has an outbox that is already ended (pushes go nowhere).
     home: Option<u64>,
-    /// A local client whose removal went out on the cluster and is not yet
-    /// applied: it sends nothing more and is removed once again by nobody.
+    /// A local client whose removal is sequenced and not yet applied (in a
+    /// cluster, until CPG delivers it): it sends nothing more.
     gone: bool,
 }
 
@@ -66,25 +75,15 @@ struct State {
     /// Private group to client, every client this daemon knows (in a
     /// cluster, remote ones too).
     by_group: HashMap<String, ClientId>,
-    /// Set in a cluster: operations go out there and come back applied.
-    cluster: Option<Link>,
+    /// Where operations are put in order: [`Alone`], or in a cluster its
+    /// [`Link`] to CPG.
+    order: Box<dyn Sequencer>,
     /// In a cluster, the daemons' names by CPG member, as their Syncs gave
     /// them (this daemon's own from the start): a daemon's ops may name its
     /// own clients only.
     daemons: HashMap<u64, String>,
     /// Ops refused for naming a client that is not their sender's.
     refused: u64,
-}
-
-/// Where a clustered router sends its operations, and who it is there.
-pub(crate) struct Link {
-    /// Batches of encoded operations not yet handed to CPG; ops are
-    /// encoded straight into the last one.
-    pub(crate) pending: Arc<Mutex<std::collections::VecDeque<Vec<u8>>>>,
-    /// Wakes the CPG task when the first batch appears.
-    pub(crate) wake: Arc<tokio::sync::Notify>,
-    /// This daemon's CPG member, `node << 32 | pid`.
-    pub(crate) me: u64,
 }
 
 /// The router, shared by every connection task.
@@ -117,7 +116,7 @@ impl Router {
                 shutting_down: false,
                 fallen: Vec::new(),
                 by_group: HashMap::new(),
-                cluster: None,
+                order: Box::new(Alone),
                 daemons: HashMap::new(),
                 refused: 0,
             }),
@@ -147,14 +146,14 @@ impl Router {
         if st.names.contains_key(name) {
             return Err((Code::NotUnique, name.into()));
         }
-        let private_group = format!("#{name}#{}", st.daemon_name);
+        let private_group: Arc<str> = format!("#{name}#{}", st.daemon_name).into();
         let id = st.next_id;
         st.next_id += 1;
         outbox.push(to_frame(&Repr::Welcome {
             private_group: &private_group,
         }));
         st.names.insert(name.into(), id);
-        st.by_group.insert(private_group.clone(), id);
+        st.by_group.insert(private_group.to_string(), id);
         st.clients.insert(
             id,
             Client {
@@ -167,7 +166,7 @@ impl Router {
                 gone: false,
             },
         );
-        Ok((id, private_group))
+        Ok((id, private_group.to_string()))
     }
 
     /// Joins `group`; the reply, then the membership message, go out.
@@ -175,32 +174,20 @@ impl Router {
         let mut guard = self.lock();
         let st = &mut *guard;
         let refusal = st.check_join(id, group);
-        let Some(client) = st.clients.get(&id) else {
+        let Some(client) = st.clients.get(&id).filter(|c| !c.gone) else {
             return;
         };
-        if let (None, Some(link)) = (&refusal, &st.cluster) {
-            if !client.gone {
-                link.send(&Op::Join {
-                    req,
-                    client: &client.private_group,
-                    group,
-                });
-            }
-            return;
-        }
         match refusal {
             Some((code, detail)) => {
                 client.outbox.push(reply(req, code as u16, &detail));
             }
-            None if client.groups.contains(group) => {
-                client.outbox.push(reply(req, 0, group));
-            }
             None => {
-                client.outbox.push(reply(req, 0, group));
-                let changed = client.private_group.clone();
-                st.clients.get_mut(&id).unwrap().groups.insert(group.into());
-                st.groups.entry(group.into()).or_default().members.push(id);
-                st.announce(group, &changed, Cause::Join, None);
+                let client = client.private_group.clone();
+                st.sequence(Op::Join {
+                    req,
+                    client: &client,
+                    group,
+                });
             }
         }
         st.drop_fallen();
@@ -210,33 +197,20 @@ impl Router {
     pub(crate) fn leave(&self, id: ClientId, req: u32, group: &str) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let Some(client) = st.clients.get_mut(&id) else {
+        let Some(client) = st.clients.get(&id).filter(|c| !c.gone) else {
             return;
         };
-        if let Some(link) = &st.cluster {
-            if !client.gone {
-                link.send(&Op::Leave {
-                    req,
-                    client: &client.private_group,
-                    group,
-                });
-            }
-            return;
-        }
-        if !client.groups.remove(group) {
-            client
-                .outbox
-                .push(reply(req, Code::IllegalGroup as u16, group));
-            return;
-        }
-        client.outbox.push(reply(req, 0, group));
-        let changed = client.private_group.clone();
-        st.remove_member(group, id);
-        st.announce(group, &changed, Cause::Leave, Some(id));
+        let client = client.private_group.clone();
+        st.sequence(Op::Leave {
+            req,
+            client: &client,
+            group,
+        });
         st.drop_fallen();
     }
 
-    /// Sequences one multicast and queues it to every recipient.
+    /// Checks one multicast and sequences it; applied, it is queued to
+    /// every recipient.
     pub(crate) fn multicast(
         &self,
         id: ClientId,
@@ -247,63 +221,21 @@ impl Router {
     ) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let Some(client) = st.clients.get(&id) else {
+        let Some(client) = st.clients.get(&id).filter(|c| !c.gone) else {
             return;
         };
         if let Err((code, detail)) = st.check_multicast(client.uid, service, groups, payload) {
             client.outbox.push(reply(0, code as u16, &detail));
             return;
         }
-        if let Some(link) = &st.cluster {
-            if !client.gone {
-                link.send(&Op::Multicast {
-                    client: &client.private_group,
-                    service,
-                    msg_type,
-                    groups: groups.iter().collect(),
-                    payload,
-                });
-            }
-            return;
-        }
-        let mut to: Vec<ClientId> = Vec::new();
-        for g in groups.iter() {
-            if let Some(rest) = g.strip_prefix('#') {
-                let target = rest
-                    .split_once('#')
-                    .filter(|(_, d)| *d == st.daemon_name)
-                    .and_then(|(n, _)| st.names.get(n));
-                to.extend(target);
-            } else if let Some(group) = st.groups.get(g) {
-                to.extend_from_slice(&group.members);
-            }
-        }
-        to.sort_unstable();
-        to.dedup();
-        let level = Service::from_bits(service);
-        if level.self_discard() {
-            to.retain(|r| *r != id);
-        }
-        if to.is_empty() {
-            return; // nobody to deliver to: no frame to build
-        }
-        let frame = to_frame(&Repr::Message {
+        let client = client.private_group.clone();
+        st.sequence(Op::Multicast {
+            client: &client,
             service,
             msg_type,
-            sender: &client.private_group,
             groups,
             payload,
         });
-        for r in to {
-            let Some(c) = st.clients.get(&r) else {
-                continue;
-            };
-            if c.outbox.push(frame.clone()) == Push::Full && !level.is_unreliable() {
-                // Unreliable messages are simply missed by a full receiver;
-                // any other level drops the receiver instead.
-                st.fallen.push(r);
-            }
-        }
         st.drop_fallen();
     }
 
@@ -312,11 +244,7 @@ impl Router {
     pub(crate) fn remove(&self, id: ClientId, cause: Cause, end: End) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.cluster.is_some() {
-            st.depart(id, cause, end);
-        } else {
-            st.remove_client(id, cause, end);
-        }
+        st.depart(id, cause, end);
         st.drop_fallen();
     }
 
@@ -352,8 +280,8 @@ impl Router {
         st.names.clear();
         st.by_group.clear();
         // In a cluster the daemon now leaves CPG; the others see cause
-        // disconnect for its clients. Nothing more is sent or applied here.
-        st.cluster = None;
+        // disconnect for its clients. Nothing more is sent (no client is
+        // left to send) or applied (`shutting_down`) here.
     }
 
     /// Number of connected clients (for logs and tests).
@@ -363,6 +291,144 @@ impl Router {
 }
 
 impl State {
+    /// Hands `op`, made by one of this daemon's clients, to the order, and
+    /// applies it if it is its turn.
+    fn sequence(&mut self, op: Op<'_>) {
+        if self.order.sequence(&op) == Turn::Now {
+            let me = self.order.member();
+            self.apply(me, op);
+        }
+    }
+
+    /// Applies one sequenced op from the daemon `from` (this one's own
+    /// member for its own clients' ops): the replies to this daemon's
+    /// clients, the state change, and the deliveries to this daemon's
+    /// members.
+    fn apply(&mut self, from: u64, op: Op<'_>) {
+        match op {
+            Op::Join { req, client, group } => {
+                let Some(id) = self.client_for(client, from) else {
+                    return;
+                };
+                let local = self.is_local(id);
+                let c = self.clients.get_mut(&id).unwrap();
+                if local {
+                    c.outbox.push(reply(req, 0, group));
+                }
+                if c.groups.insert(group.into()) {
+                    self.groups
+                        .entry(group.into())
+                        .or_default()
+                        .members
+                        .push(id);
+                    self.announce(group, client, Cause::Join, None);
+                }
+            }
+            Op::Leave { req, client, group } => {
+                let Some(id) = self.client_for(client, from) else {
+                    return;
+                };
+                let local = self.is_local(id);
+                let c = self.clients.get_mut(&id).unwrap();
+                if !c.groups.remove(group) {
+                    if local {
+                        c.outbox.push(reply(req, Code::IllegalGroup as u16, group));
+                    }
+                    self.forget_if_idle(id);
+                    return;
+                }
+                if local {
+                    c.outbox.push(reply(req, 0, group));
+                }
+                self.remove_member(group, id);
+                self.announce(group, client, Cause::Leave, local.then_some(id));
+                self.forget_if_idle(id);
+            }
+            Op::Multicast {
+                client,
+                service,
+                msg_type,
+                groups,
+                payload,
+            } => self.deliver(client, service, msg_type, groups, payload),
+            Op::Gone { client, cause } => {
+                if let Some(id) = self.by_group.get(client).copied() {
+                    // Its outbox ended when it departed here, or (a remote
+                    // client) never had one to end.
+                    self.remove_client(id, cause, End::Goodbye);
+                }
+            }
+            Op::Sync { .. } => {} // the CPG task gathers these
+        }
+    }
+
+    /// A local client goes: its connection ends now (with `end`), and its
+    /// removal is sequenced, to be applied (and announced) in order. A
+    /// client already gone is left alone.
+    fn depart(&mut self, id: ClientId, cause: Cause, end: End) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        c.outbox.end(end);
+        if c.gone {
+            return;
+        }
+        c.gone = true;
+        let client = c.private_group.clone();
+        self.sequence(Op::Gone {
+            client: &client,
+            cause,
+        });
+    }
+
+    /// Delivers a sequenced multicast to this daemon's own recipients.
+    fn deliver(
+        &mut self,
+        sender: &str,
+        service: u32,
+        msg_type: i16,
+        groups: Names<'_>,
+        payload: &[u8],
+    ) {
+        let me = self.by_group.get(sender).copied();
+        let mut to: Vec<ClientId> = Vec::new();
+        for g in groups.iter() {
+            if g.starts_with('#') {
+                if let Some(id) = self.by_group.get(g).filter(|id| self.is_local(**id)) {
+                    to.push(*id);
+                }
+            } else if let Some(group) = self.groups.get(g) {
+                to.extend(group.members.iter().filter(|m| self.is_local(**m)));
+            }
+        }
+        to.sort_unstable();
+        to.dedup();
+        let level = Service::from_bits(service);
+        if level.self_discard() {
+            to.retain(|r| Some(*r) != me);
+        }
+        if to.is_empty() {
+            return; // nobody here: no frame to build (a sender's own echo, mostly)
+        }
+        let frame = to_frame(&Repr::Message {
+            service,
+            msg_type,
+            sender,
+            groups,
+            payload,
+        });
+        for r in to {
+            let Some(c) = self.clients.get(&r) else {
+                continue;
+            };
+            if c.outbox.push(frame.clone()) == Push::Full && !level.is_unreliable() {
+                // Unreliable messages are simply missed by a full receiver;
+                // any other level drops the receiver instead.
+                self.fallen.push(r);
+            }
+        }
+    }
+
     fn check_join(&self, id: ClientId, group: &str) -> Option<Refusal> {
         let client = self.clients.get(&id)?;
         if !legal_group_name(group) {
@@ -429,7 +495,7 @@ impl State {
         }
         let names: Vec<&str> = members
             .iter()
-            .filter_map(|m| self.clients.get(m).map(|c| c.private_group.as_str()))
+            .filter_map(|m| self.clients.get(m).map(|c| &*c.private_group))
             .collect();
         let frame = to_frame(&Repr::Membership {
             cause: cause.to_u8(),
@@ -477,7 +543,7 @@ impl State {
     fn take_out(&mut self, id: ClientId, end: End) -> Option<Client> {
         let client = self.clients.remove(&id)?;
         client.outbox.end(end);
-        self.by_group.remove(&client.private_group);
+        self.by_group.remove(&*client.private_group);
         if let Some(name) = client
             .private_group
             .strip_prefix('#')
@@ -504,7 +570,7 @@ impl State {
             for g in client.groups {
                 by_group
                     .entry(g)
-                    .or_insert_with(|| client.private_group.clone());
+                    .or_insert_with(|| client.private_group.to_string());
             }
         }
         for (g, first) in by_group {
@@ -522,11 +588,7 @@ impl State {
             let (frames, bytes) = c.outbox.depth();
             let reason =
                 format!("fell behind: {frames} messages, {bytes} bytes queued (the limit)");
-            if self.cluster.is_some() {
-                self.depart(id, Cause::Network, End::Drop(reason));
-            } else {
-                self.remove_client(id, Cause::Network, End::Drop(reason));
-            }
+            self.depart(id, Cause::Network, End::Drop(reason));
         }
     }
 }

@@ -88,7 +88,7 @@ impl<'a> Names<'a> {
     }
 
     /// Bytes [`Names::emit`] writes.
-    pub(super) fn buffer_len(&self) -> usize {
+    pub(crate) fn buffer_len(&self) -> usize {
         match self.0 {
             Inner::Wire { encoded, .. } => encoded.len(),
             Inner::List(l) => 2 + l.iter().map(|s| 1 + s.len()).sum::<usize>(),
@@ -98,7 +98,7 @@ impl<'a> Names<'a> {
     /// Writes the list in its wire form: an error for more names than a
     /// `u16` counts or a name over 255 bytes (a received list is copied as
     /// it is).
-    pub(super) fn emit(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
+    pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
         match self.0 {
             Inner::Wire { encoded, .. } => w.bytes(encoded),
             Inner::List(l) => {

@@ -3,7 +3,7 @@
 //!
 //! A clustered daemon does not apply its clients' joins, leaves, multicasts
 //! and departures when they arrive: it checks them (names, limits, access
-//! list) and sends them out on CPG ([`Link::send`]). Every daemon, the
+//! list) and sends them out on CPG (its [`Link`]). Every daemon, the
 //! sender too, applies the delivered stream here, to the same state in the
 //! same order, and delivers to its own clients only. Remote clients are
 //! entries without an outbox; a multicast reaches the remote members of a
@@ -12,70 +12,24 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Client, ClientId, Group, Link, Router, State, reply, to_frame};
-use crate::daemon::cluster_op::{BATCH_VERSION, Op, SyncGroup, home_of};
-use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
-use crate::error::Code;
-use crate::wire::{Names, Repr};
-use crate::{Cause, Service};
+use super::{Client, ClientId, Group, Link, Router, State};
+use crate::Cause;
+use crate::daemon::cluster_op::{Op, SyncGroup, home_of};
+use crate::daemon::outbox::{End, Outbox, QueueLimits};
 
 /// One daemon's Sync as a state exchange gathered it: its CPG member, its
 /// name and its groups.
 pub(crate) type Synced = (u64, String, Vec<SyncGroup>);
 
-/// A batch takes more ops until it holds this much (corosync fragments
-/// larger messages itself; this bounds one CPG message).
-pub(crate) const BATCH_MAX: usize = 128 * 1024;
-
-impl Link {
-    /// Encodes `op` into the batch the CPG task sends next.
-    pub(crate) fn send(&self, op: &Op<'_>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let first = pending.is_empty();
-        if pending.back().is_none_or(|b| b.len() >= BATCH_MAX) {
-            pending.push_back(Vec::with_capacity(4096));
-            pending.back_mut().unwrap().push(BATCH_VERSION);
-        }
-        if let Err(e) = op.emit_into(pending.back_mut().unwrap()) {
-            // The names were checked against the limits before; an op that
-            // cannot be emitted is this daemon's bug, not a reason to panic.
-            tracing::error!(error = %e, ?op, "cluster: an op that cannot be emitted dropped");
-        }
-        drop(pending);
-        if first {
-            self.wake.notify_one();
-        }
-    }
-}
-
 impl State {
-    /// A local client goes: its connection ends now, and the removal goes
-    /// out on the cluster, to be applied (and announced) in order.
-    pub(super) fn depart(&mut self, id: ClientId, cause: Cause, end: End) {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return;
-        };
-        c.outbox.end(end);
-        if c.gone {
-            return;
-        }
-        c.gone = true;
-        if let Some(link) = &self.cluster {
-            link.send(&Op::Gone {
-                client: &c.private_group,
-                cause,
-            });
-        }
-    }
-
     /// The client `name` homed at `home`, made if a remote one is new.
     /// `None` for a local client that is no longer here.
-    fn client_for(&mut self, name: &str, home: u64) -> Option<ClientId> {
+    pub(super) fn client_for(&mut self, name: &str, home: u64) -> Option<ClientId> {
         if let Some(id) = self.by_group.get(name) {
             return Some(*id);
         }
-        if self.cluster.as_ref().is_some_and(|l| l.me == home) {
-            return None;
+        if home == self.order.member() {
+            return None; // a client of this daemon that is gone
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -99,7 +53,7 @@ impl State {
 
     /// A remote client in no group is forgotten (it is reached through its
     /// own daemon only).
-    fn forget_if_idle(&mut self, id: ClientId) {
+    pub(super) fn forget_if_idle(&mut self, id: ClientId) {
         if self
             .clients
             .get(&id)
@@ -109,18 +63,19 @@ impl State {
         }
     }
 
-    fn is_local(&self, id: ClientId) -> bool {
+    pub(super) fn is_local(&self, id: ClientId) -> bool {
         self.clients.get(&id).is_some_and(|c| c.home.is_none())
     }
 }
 
 impl Router {
-    /// Makes this router a cluster member: from now on operations go to `link`.
+    /// Makes this router a cluster member: from now on operations go to
+    /// `link` and come back through [`Router::apply`].
     pub(crate) fn set_cluster(&self, link: Link) {
         let mut st = self.lock();
         let own = st.daemon_name.clone();
         st.daemons.insert(link.me, own);
-        st.cluster = Some(link);
+        st.order = Box::new(link);
     }
 
     /// This daemon's `--name`, for its Sync.
@@ -139,8 +94,8 @@ impl Router {
     pub(crate) fn apply(&self, from: u64, op: Op<'_>) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.cluster.is_none() {
-            return; // shut down
+        if st.shutting_down {
+            return;
         }
         // A daemon speaks for its own clients only: one naming another's
         // would apply at that one's home (where the client is local) and
@@ -158,55 +113,7 @@ impl Router {
                 return;
             }
         }
-        match op {
-            Op::Join { req, client, group } => {
-                let Some(id) = st.client_for(client, from) else {
-                    return;
-                };
-                let local = st.is_local(id);
-                let c = st.clients.get_mut(&id).unwrap();
-                if local {
-                    c.outbox.push(reply(req, 0, group));
-                }
-                if c.groups.insert(group.into()) {
-                    st.groups.entry(group.into()).or_default().members.push(id);
-                    st.announce(group, client, Cause::Join, None);
-                }
-            }
-            Op::Leave { req, client, group } => {
-                let Some(id) = st.client_for(client, from) else {
-                    return;
-                };
-                let local = st.is_local(id);
-                let c = st.clients.get_mut(&id).unwrap();
-                if !c.groups.remove(group) {
-                    if local {
-                        c.outbox.push(reply(req, Code::IllegalGroup as u16, group));
-                    }
-                    st.forget_if_idle(id);
-                    return;
-                }
-                if local {
-                    c.outbox.push(reply(req, 0, group));
-                }
-                st.remove_member(group, id);
-                st.announce(group, client, Cause::Leave, local.then_some(id));
-                st.forget_if_idle(id);
-            }
-            Op::Multicast {
-                client,
-                service,
-                msg_type,
-                groups,
-                payload,
-            } => st.deliver(client, service, msg_type, &groups, payload),
-            Op::Gone { client, cause } => {
-                if let Some(id) = st.by_group.get(client).copied() {
-                    st.remove_client(id, cause, End::Drop(format!("gone ({})", cause.as_str())));
-                }
-            }
-            Op::Sync { .. } => {} // the CPG task gathers these
-        }
+        st.apply(from, op);
         st.drop_fallen();
     }
 
@@ -223,7 +130,7 @@ impl Router {
     pub(crate) fn daemons_left(&self, left: &[(u64, Cause)]) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.cluster.is_none() {
+        if st.shutting_down {
             return;
         }
         for cause in [Cause::Disconnect, Cause::Network] {
@@ -236,7 +143,7 @@ impl Router {
                 .clients
                 .iter()
                 .filter(|(_, c)| c.home.is_some_and(|h| homes.contains(&h)))
-                .map(|(id, c)| (c.private_group.clone(), *id))
+                .map(|(id, c)| (c.private_group.to_string(), *id))
                 .collect();
             gone.sort();
             let ids: Vec<ClientId> = gone.into_iter().map(|(_, id)| id).collect();
@@ -248,7 +155,7 @@ impl Router {
     /// This daemon's whole group state, for a [`Op::Sync`].
     pub(crate) fn snapshot(&self) -> Vec<SyncGroup> {
         let st = self.lock();
-        let me = st.cluster.as_ref().map_or(0, |l| l.me);
+        let me = st.order.member();
         let mut groups: Vec<SyncGroup> = st
             .groups
             .iter()
@@ -259,7 +166,7 @@ impl Router {
                     .members
                     .iter()
                     .filter_map(|m| st.clients.get(m))
-                    .map(|c| (c.private_group.clone(), c.home.unwrap_or(me)))
+                    .map(|c| (c.private_group.to_string(), c.home.unwrap_or(me)))
                     .collect(),
             })
             .collect();
@@ -296,9 +203,10 @@ impl Router {
     pub(crate) fn merge(&self, syncs: &[Synced], left: &HashMap<u64, Cause>) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        let Some(me) = st.cluster.as_ref().map(|l| l.me) else {
+        if st.shutting_down {
             return;
-        };
+        }
+        let me = st.order.member();
         // Names stay known past a departure: what a daemon sent before it
         // left may still be replayed after this merge.
         for (m, daemon, _) in syncs {
@@ -445,7 +353,7 @@ fn in_merged_order(g: &mut Group, clients: &HashMap<ClientId, Client>, list: &[(
         .members
         .iter()
         .map(|m| {
-            let name = clients.get(m).map(|c| c.private_group.as_str());
+            let name = clients.get(m).map(|c| &*c.private_group);
             (
                 *m,
                 name.and_then(|c| list.iter().position(|(n, _)| *n == c)),
@@ -455,60 +363,15 @@ fn in_merged_order(g: &mut Group, clients: &HashMap<ClientId, Client>, list: &[(
     g.members.sort_by_key(|m| at[m]);
 }
 
-impl State {
-    /// Delivers a sequenced multicast to this daemon's own recipients.
-    fn deliver(
-        &mut self,
-        sender: &str,
-        service: u32,
-        msg_type: i16,
-        groups: &[&str],
-        payload: &[u8],
-    ) {
-        let me = self.by_group.get(sender).copied();
-        let mut to: Vec<ClientId> = Vec::new();
-        for g in groups {
-            if g.starts_with('#') {
-                if let Some(id) = self.by_group.get(*g).filter(|id| self.is_local(**id)) {
-                    to.push(*id);
-                }
-            } else if let Some(group) = self.groups.get(*g) {
-                to.extend(group.members.iter().filter(|m| self.is_local(**m)));
-            }
-        }
-        to.sort_unstable();
-        to.dedup();
-        let service = Service::from_bits(service);
-        if service.self_discard() {
-            to.retain(|r| Some(*r) != me);
-        }
-        if to.is_empty() {
-            return; // nobody here: no frame to build (a sender's own echo, mostly)
-        }
-        let frame = to_frame(&Repr::Message {
-            service: service.bits(),
-            msg_type,
-            sender,
-            groups: Names::from(groups),
-            payload,
-        });
-        for r in to {
-            let Some(c) = self.clients.get(&r) else {
-                continue;
-            };
-            if c.outbox.push(frame.clone()) == Push::Full && !service.is_unreliable() {
-                self.fallen.push(r);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
     use conn_core::wire::Repr as _;
+
+    use crate::Service;
+    use crate::wire::Repr;
 
     use super::*;
 
@@ -821,7 +684,7 @@ mod tests {
                 client: "#a#n1",
                 service: Service::AGREED.bits(),
                 msg_type: 0,
-                groups: vec!["g"],
+                groups: crate::wire::Names::from(&["g"]),
                 payload: b"not from n1",
             },
             Op::Gone {
