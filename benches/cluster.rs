@@ -16,7 +16,6 @@ mod common;
 
 use std::cell::Cell;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use common::{Row, measuring, write_table};
 use conn_core::Deadline;
 use conn_cpg::testbed::{self, Cluster};
 use conn_cpg::{CpgGroup, Event as CpgEvent};
+use conn_mailbox::testbed::ClusterDaemon;
 use conn_mailbox::{Event, Mailbox, Service};
 
 const WINDOW: u64 = 256;
@@ -52,19 +52,8 @@ fn settings() -> Settings {
 
 const SIZES: [usize; 2] = [100, 10 * 1024];
 
-struct Daemons(Vec<Child>, Vec<PathBuf>);
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for s in &self.1 {
-            let _ = std::fs::remove_file(s);
-        }
-    }
-}
+/// The two clustered mailboxd of a bench run, gone with it.
+type Daemons = Vec<ClusterDaemon>;
 
 fn mailboxd() -> PathBuf {
     // target/<profile>/deps/cluster-HASH -> target/<profile>/mailboxd
@@ -73,31 +62,15 @@ fn mailboxd() -> PathBuf {
 }
 
 fn start_daemons(cluster: &Cluster) -> Daemons {
-    let mut d = Daemons(Vec::new(), Vec::new());
-    for i in 0..2 {
-        let socket = std::env::temp_dir().join(format!("{}-bench-n{}.sock", cluster.name(), i + 1));
-        let child = cluster
-            .node(i)
-            .command(mailboxd())
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--name", &format!("n{}", i + 1), "--cluster", "corosync"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start mailboxd (build it first: cargo build --release -p conn-mailbox --features corosync)");
-        d.0.push(child);
-        let start = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "mailboxd did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d.1.push(socket);
-    }
-    d
+    (0..2)
+        .map(|i| {
+            let mut d = ClusterDaemon::spawn_in(&mailboxd(), cluster, i);
+            if let Err(e) = d.wait_ready(Duration::from_secs(60)) {
+                panic!("mailboxd on node {}: {e}", i + 1);
+            }
+            d
+        })
+        .collect()
 }
 
 /// Joins CPG group `name` through node `node`'s corosync, registered with
@@ -133,14 +106,22 @@ fn deadline() -> Deadline {
 }
 
 async fn mailboxes(d: &Daemons, tag: &str) -> (Mailbox, Mailbox) {
-    let (a, _) = Mailbox::connect(&d.1[0], &format!("a{tag}"), 0, false, deadline())
+    let (a, _) = Mailbox::connect(&d[0].socket, &format!("a{tag}"), 0, false, deadline())
         .await
         .unwrap();
-    let (mut b, _) = Mailbox::connect(&d.1[1], &format!("b{tag}"), 0, false, deadline())
+    let (mut b, _) = Mailbox::connect(&d[1].socket, &format!("b{tag}"), 0, false, deadline())
         .await
         .unwrap();
     b.join("tp", deadline()).await.unwrap();
     (a, b)
+}
+
+/// Waits until message `sent` is at most `WINDOW` ahead of the `got`
+/// received, so a throughput run measures delivery, not queueing.
+async fn within_window(sent: u64, got: &Cell<u64>) {
+    while sent - got.get() >= WINDOW {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Messages/s from `a` (node 1) to `b`'s group (node 2) through mailboxd.
@@ -151,9 +132,7 @@ async fn mbx_throughput(d: &Daemons, size: usize, n: u64) -> f64 {
     let start = Instant::now();
     let sender = async {
         for sent in 0..n {
-            while sent - got.get() >= WINDOW {
-                tokio::task::yield_now().await;
-            }
+            within_window(sent, &got).await;
             a.multicast(Service::AGREED, &["tp"], 0, &payload)
                 .await
                 .unwrap();
@@ -185,9 +164,7 @@ async fn cpg_throughput(cluster: &Cluster, group: &str, size: usize, n: u64) -> 
     let start = Instant::now();
     let sender = async {
         for sent in 0..n {
-            while sent - got.get() >= WINDOW {
-                tokio::task::yield_now().await;
-            }
+            within_window(sent, &got).await;
             a.send(&payload).await.unwrap();
             // Our own copies come back too; take them in.
             while let Ok(Some(_)) = a.try_next() {}
@@ -217,10 +194,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// Ping-pong round trips (µs) through mailboxd: node 1 to node 2 and back,
 /// as private-group unicasts.
 async fn mbx_rtt(d: &Daemons, size: usize, pings: usize) -> Vec<f64> {
-    let (mut a, _) = Mailbox::connect(&d.1[0], "pa", 0, false, deadline())
+    let (mut a, _) = Mailbox::connect(&d[0].socket, "pa", 0, false, deadline())
         .await
         .unwrap();
-    let (mut b, _) = Mailbox::connect(&d.1[1], "pb", 0, false, deadline())
+    let (mut b, _) = Mailbox::connect(&d[1].socket, "pb", 0, false, deadline())
         .await
         .unwrap();
     let payload = vec![1u8; size];

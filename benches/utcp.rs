@@ -148,17 +148,24 @@ async fn memlink(rows: &mut Vec<Row>) {
         (c, s)
     };
 
-    let (o, p) = alternate(
-        || async {
-            let (c, s) = upair().await;
-            bulk(c, s).await
-        },
-        || async {
-            let (c, s) = kpair().await;
-            bulk(c, s).await
-        },
-    )
-    .await;
+    // One workload (generic over the stream) on a fresh pair of each kind.
+    macro_rules! on_both {
+        ($work:ident) => {
+            alternate(
+                || async {
+                    let (c, s) = upair().await;
+                    $work(c, s).await
+                },
+                || async {
+                    let (c, s) = kpair().await;
+                    $work(c, s).await
+                },
+            )
+            .await
+        };
+    }
+
+    let (o, p) = on_both!(bulk);
     rows.push(Row {
         what: "MemLink vs loopback: bulk 16 MiB".into(),
         ours: o,
@@ -168,17 +175,7 @@ async fn memlink(rows: &mut Vec<Row>) {
         met: true,
     });
 
-    let (o, p) = alternate(
-        || async {
-            let (c, s) = upair().await;
-            rr(c, s).await
-        },
-        || async {
-            let (c, s) = kpair().await;
-            rr(c, s).await
-        },
-    )
-    .await;
+    let (o, p) = on_both!(rr);
     rows.push(Row {
         what: "MemLink vs loopback: 64 B request/response".into(),
         ours: o,

@@ -4,11 +4,11 @@
 //!
 //! Run as root with corosync installed: `cluster_demo PATH-TO-MAILBOXD`.
 
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use conn_core::Deadline;
 use conn_cpg::testbed::{self, Cluster};
+use conn_mailbox::testbed::ClusterDaemon;
 use conn_mailbox::{Cause, Event, Mailbox, Service};
 
 fn deadline() -> Deadline {
@@ -55,21 +55,6 @@ fn says(text: &str) -> impl Fn(&Event) -> bool + '_ {
     move |ev| matches!(ev, Event::Message(m) if m.data() == text.as_bytes())
 }
 
-/// The daemons and their socket files, gone with the demo whatever happens.
-struct Daemons(Vec<Child>, Vec<std::path::PathBuf>);
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for s in &self.1 {
-            let _ = std::fs::remove_file(s);
-        }
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mailboxd = std::env::args()
         .nth(1)
@@ -81,41 +66,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cluster = Cluster::start(3)?;
     cluster.wait_until_formed(Duration::from_secs(60))?;
     println!("cluster-demo: formed: {}", cluster.name());
-    let mut daemons = Daemons(Vec::new(), Vec::new());
-    let mut sockets = Vec::new();
+    // Killed, their sockets and logs removed, with the demo whatever happens.
+    let mut daemons = Vec::new();
     for i in 0..3 {
-        let socket = std::env::temp_dir().join(format!("{}-n{}.sock", cluster.name(), i + 1));
-        let child = cluster
-            .node(i)
-            .command(&mailboxd)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--name", &format!("n{}", i + 1), "--cluster", "corosync"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()?;
-        daemons.0.push(child);
-        daemons.1.push(socket.clone());
-        let start = std::time::Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            if start.elapsed() > Duration::from_secs(60) {
-                return Err("mailboxd did not come up".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut d = ClusterDaemon::spawn_in(mailboxd.as_ref(), &cluster, i);
+        d.wait_ready(Duration::from_secs(60))?;
         println!(
             "cluster-demo: mailboxd n{} up in {}",
             i + 1,
             cluster.node(i).netns()
         );
-        sockets.push(socket);
+        daemons.push(d);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let members = rt.block_on(async {
         let mut members: Vec<Member> = Vec::new();
-        for (socket, name) in sockets.iter().zip(["alice", "bob", "carol"]) {
+        for (socket, name) in daemons
+            .iter()
+            .map(|d| &d.socket)
+            .zip(["alice", "bob", "carol"])
+        {
             let (mut mbox, me) = Mailbox::connect(socket, name, 0, true, deadline()).await?;
             mbox.join("demo", deadline()).await?;
             members.push(Member {

@@ -29,6 +29,8 @@ pub mod fuzzing;
 pub mod limits;
 mod name;
 mod service;
+#[cfg(feature = "corosync")]
+pub mod testbed;
 pub mod wire;
 
 pub use client::{ConnectOptions, Mailbox, MailboxSender, Outgoing, Result};

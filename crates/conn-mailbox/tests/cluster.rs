@@ -13,7 +13,7 @@ use conn_cpg::testbed::{self, Cluster};
 use conn_mailbox::{Cause, Event, Mailbox, Membership, Service};
 
 mod common;
-use common::cluster::ClusterDaemon as Daemon;
+use common::cluster::{ClusterDaemon as Daemon, mailboxd};
 
 /// How long a cluster event may take (corosync's token is 1 s here; a lost
 /// node is declared after a few of them).
@@ -43,7 +43,7 @@ fn cluster() -> Option<Cluster> {
 /// Starts `mailboxd --cluster corosync` named `n{i+1}` on node `i` and
 /// waits until it accepts clients (it does once it holds the state).
 fn start(cluster: &Cluster, i: usize) -> Daemon {
-    let mut d = Daemon::spawn_in(cluster, i);
+    let mut d = Daemon::spawn_in(mailboxd(), cluster, i);
     ready(&mut d, i);
     d
 }
@@ -324,7 +324,9 @@ fn a_killed_daemon_is_cause_network_a_new_one_takes_the_state_and_a_stopped_one_
 fn daemons_started_at_once_agree_on_state_views_and_order() {
     let Some(cluster) = cluster() else { return };
     // All three exchange state while the others still join.
-    let mut daemons: Vec<Daemon> = (0..3).map(|i| Daemon::spawn_in(&cluster, i)).collect();
+    let mut daemons: Vec<Daemon> = (0..3)
+        .map(|i| Daemon::spawn_in(mailboxd(), &cluster, i))
+        .collect();
     for (i, d) in daemons.iter_mut().enumerate() {
         ready(d, i);
     }

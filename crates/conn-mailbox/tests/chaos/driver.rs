@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::checker::{
     self, Anomaly, Client, Dropped, End, Event, Fault, FaultKind, History, Ms, MsgId, Record,
 };
-use crate::common::cluster::ClusterDaemon;
+use crate::common::cluster::{ClusterDaemon, mailboxd};
 
 const NODES: usize = 3;
 const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
@@ -502,6 +502,7 @@ impl Bed {
             let mut d = {
                 let cluster = self.cluster.lock().unwrap();
                 ClusterDaemon::spawn(
+                    mailboxd(),
                     cluster.node(node),
                     &format!("n{}", node + 1),
                     &group,
