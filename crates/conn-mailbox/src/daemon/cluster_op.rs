@@ -18,9 +18,6 @@
 //! ([`Names`]), so the list a client sent is copied into the op, and the op's
 //! into the frames for this daemon's clients, without being rebuilt.
 //!
-//! ```text
-//! ```
-//!
 //! The names an op carries are checked as a client's are (a `client` is a
 //! private group `#name#daemon`, a `group` a legal group name, a multicast
 //! has 1 to 128 legal destinations and a payload within the limit): what

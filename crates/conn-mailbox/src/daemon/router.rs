@@ -146,18 +146,18 @@ impl Router {
         if st.names.contains_key(name) {
             return Err((Code::NotUnique, name.into()));
         }
-        let private_group: Arc<str> = format!("#{name}#{}", st.daemon_name).into();
+        let private_group = format!("#{name}#{}", st.daemon_name);
         let id = st.next_id;
         st.next_id += 1;
         outbox.push(to_frame(&Repr::Welcome {
             private_group: &private_group,
         }));
         st.names.insert(name.into(), id);
-        st.by_group.insert(private_group.to_string(), id);
+        st.by_group.insert(private_group.clone(), id);
         st.clients.insert(
             id,
             Client {
-                private_group: private_group.clone(),
+                private_group: Arc::from(private_group.as_str()),
                 uid,
                 membership,
                 groups: BTreeSet::new(),
@@ -166,7 +166,7 @@ impl Router {
                 gone: false,
             },
         );
-        Ok((id, private_group.to_string()))
+        Ok((id, private_group))
     }
 
     /// Joins `group`; the reply, then the membership message, go out.
