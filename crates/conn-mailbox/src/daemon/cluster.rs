@@ -9,16 +9,11 @@
 //! crash, a cut link) with cause network.
 //!
 //! State transfer: after every configuration with joiners, every daemon
-//! that CPG showed it multicasts a [`Op::Mark`]. The first Mark delivered
-//! is the *cut*: there every member takes its group state into its
-//! [`Op::Sync`] and buffers everything else until it holds the Sync of
-//! every member; then all install the same merged state
-//! ([`Router::merge`]) and replay the buffer. The cut is one place of the
-//! stream for every member, also for one whose CPG showed it no change at
-//! all, so every Sync is a state at the same place, and every message is
-//! applied before the merge at every daemon or after it at every daemon. A
-//! fresh daemon so takes the state at the cut after its join; two halves
-//! of a healed partition see each other's members join.
+//! multicasts its group state ([`Op::Sync`]) and buffers everything else
+//! until it holds the Sync of every member; then all install the same
+//! merged state ([`Router::merge`]) and replay the buffer. A fresh daemon so
+//! takes the state at the place of its join in the stream; two halves of a
+//! healed partition see each other's members join.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -59,11 +54,6 @@ struct Round {
     /// expected here, with that configuration: they count once CPG says
     /// here that the member left (chaos seed 2182).
     early: BTreeMap<u64, (Vec<u64>, SyncBody)>,
-    /// Whether the cut was delivered: our Sync is out, and the stream
-    /// waits in `held` until the merge. Before it the stream is applied
-    /// as it comes, as it is at every member, including one that CPG
-    /// showed no change (chaos seed 2180).
-    cut: bool,
 }
 
 impl Round {
@@ -73,7 +63,6 @@ impl Round {
             config,
             got: BTreeMap::new(),
             early: BTreeMap::new(),
-            cut: false,
         }
     }
 
@@ -110,7 +99,7 @@ impl Round {
     }
 
     fn complete(&self) -> bool {
-        self.cut && self.expected.iter().all(|m| self.got.contains_key(m))
+        self.expected.iter().all(|m| self.got.contains_key(m))
     }
 }
 
@@ -193,17 +182,6 @@ impl Node {
     }
 }
 
-/// One op alone in a batch.
-fn batch(op: &Op<'_>) -> Vec<u8> {
-    let mut batch = vec![BATCH_VERSION];
-    if let Err(e) = op.emit_into(&mut batch) {
-        // Every name in our state was checked against the limits when it
-        // came in: a Sync that cannot be emitted is this daemon's bug.
-        tracing::error!(error = %e, "cluster: our op cannot be emitted");
-    }
-    batch
-}
-
 /// What CPG delivers, applied to the router: the state exchanges and the
 /// stream between them. Apart from CPG's I/O, so that a test can feed it
 /// CPG's events as corosync delivered them.
@@ -232,83 +210,59 @@ impl Exchange {
         }
     }
 
-    /// A message CPG delivered from `from`; our Sync to multicast if it is
-    /// the cut of a state exchange here.
+    /// A message CPG delivered from `from`; the Sync to multicast if it
+    /// starts a round here.
     fn message(&mut self, from: u64, bytes: Vec<u8>) -> Option<Vec<u8>> {
         if !self.started {
             return None; // before our join: not ours
         }
-        // A Mark or a Sync travels alone in its batch.
-        let control = match ops(&bytes).next() {
-            Some(Ok(Op::Mark { config })) => Some(Err(config)),
+        // A Sync travels alone in its batch.
+        let sync = match ops(&bytes).next() {
             Some(Ok(Op::Sync {
                 daemon,
                 config,
                 groups,
-            })) => Some(Ok((config, (daemon, groups)))),
+            })) => Some((config, (daemon, groups))),
             _ => None,
         };
-        match control {
-            Some(Err(config)) => return self.mark(from, &config),
-            Some(Ok((config, sync))) => match &mut self.round {
-                Some(round) if round.cut => {
-                    round.offer(from, config, sync);
-                    self.finish_round();
-                }
-                // Every Sync follows its sender's cut, which is ours too:
-                // one before ours is of an earlier round.
-                _ => tracing::info!(from, ?config, "cluster: a Sync of another round skipped"),
-            },
-            None => match &self.round {
-                Some(round) if round.cut => self.held.push_back(Held::Batch(from, bytes)),
-                _ => self.apply(from, &bytes),
-            },
-        }
-        None
-    }
-
-    /// A Mark from `from` for its configuration `config`: the cut if a
-    /// round here waits for one; our Sync then.
-    fn mark(&mut self, from: u64, config: &[u64]) -> Option<Vec<u8>> {
-        match &self.round {
-            // A later Mark of a round already cut. CPG keeps each sender's
-            // order, so a member's Mark comes before its Sync: none is left
-            // once the round is done.
-            Some(round) if round.cut => return None,
-            Some(_) => {}
+        let mut ours = None;
+        if let Some((config, _)) = &sync {
             // A member's CPG gave it a configuration with joiners that ours
             // did not show us (chaos seed 2180: node 2 saw node 3 go and
-            // come back, node 3 never saw node 2 go): its exchange waits
-            // for our Sync, so its Mark is our cut too.
-            None if config.contains(&self.me) && self.members.contains(&from) => {
+            // come back, node 3 never saw node 2 go): it waits for our
+            // Sync, so we answer for our own configuration and hold what
+            // follows, as at a change of our own.
+            if self.round.is_none() && config.contains(&self.me) && self.members.contains(&from) {
                 tracing::info!(
                     from,
                     ?config,
-                    "cluster: a Mark starts a state exchange here"
+                    "cluster: a Sync starts a state exchange here"
                 );
-                self.round = Some(Round::new(self.members.clone()));
+                ours = Some(self.start_round());
             }
-            None => return None,
         }
-        Some(self.cut())
+        match (&mut self.round, sync) {
+            (Some(round), Some((config, body))) => {
+                round.offer(from, config, body);
+                self.finish_round();
+            }
+            (Some(_), None) => self.held.push_back(Held::Batch(from, bytes)),
+            (None, _) => self.apply(from, &bytes),
+        }
+        ours
     }
 
-    /// The stream of a daemon that holds the state (a fresh one has none
-    /// until its first merge: what came before its cut is in the Syncs).
     fn apply(&self, from: u64, batch: &[u8]) {
-        if !self.synced {
-            return;
-        }
         for op in ops(batch) {
             match op {
-                Ok(Op::Sync { .. } | Op::Mark { .. }) => {} // travel alone
+                Ok(Op::Sync { .. }) => {} // of a finished or foreign round
                 Ok(op) => self.router.apply(from, op),
                 Err(e) => tracing::warn!(from, error = %e, "cluster: batch skipped"),
             }
         }
     }
 
-    /// A configuration change; our Mark to multicast if it starts a round.
+    /// A configuration change; the Sync to multicast if it starts a round.
     fn membership(&mut self, change: &Membership) -> Option<Vec<u8>> {
         if !self.started {
             if !change.joined.iter().any(|(m, _)| key(*m) == self.me) {
@@ -332,12 +286,11 @@ impl Exchange {
             }
             left.push((key(*m), cause));
         }
-        // All who left in this change go together; after the cut, with
-        // the rest of the stream.
+        // All who left in this change go together.
         if !left.is_empty() {
-            match &self.round {
-                Some(round) if round.cut => self.held.push_back(Held::Left(left)),
-                _ => self.router.daemons_left(&left),
+            match self.round {
+                Some(_) => self.held.push_back(Held::Left(left)),
+                None => self.router.daemons_left(&left),
             }
         }
         if change.joined.is_empty() {
@@ -349,29 +302,29 @@ impl Exchange {
         // to its members only, so they apply it now, before their state
         // goes out in the new round's Sync (the new members never see it;
         // the merge reconciles).
-        if self.round.take().is_some_and(|r| r.cut) {
+        if self.round.take().is_some() {
             self.replay_held();
         }
-        let config = self.members.clone();
-        tracing::info!(members = config.len(), ?config, "cluster: state exchange");
-        let mark = batch(&Op::Mark {
-            config: config.clone(),
-        });
-        self.round = Some(Round::new(config));
-        Some(mark)
+        Some(self.start_round())
     }
 
-    /// The cut of the round under way: our state, as it is here now, goes
-    /// out in our Sync, and the stream is held until the merge.
-    fn cut(&mut self) -> Vec<u8> {
-        let round = self.round.as_mut().expect("a round to cut");
-        round.cut = true;
-        tracing::info!(config = ?round.config, "cluster: the state exchange's cut");
-        batch(&Op::Sync {
+    /// Starts a round for CPG's current configuration; our Sync for it.
+    fn start_round(&mut self) -> Vec<u8> {
+        let config = self.members.clone();
+        tracing::info!(members = config.len(), ?config, "cluster: state exchange");
+        self.round = Some(Round::new(config.clone()));
+        let mut batch = vec![BATCH_VERSION];
+        let sync = Op::Sync {
             daemon: self.router.daemon_name(),
-            config: round.config.clone(),
+            config,
             groups: self.router.snapshot(),
-        })
+        };
+        if let Err(e) = sync.emit_into(&mut batch) {
+            // Every name in our state was checked against the limits when
+            // it came in: a Sync that cannot be emitted is this daemon's bug.
+            tracing::error!(error = %e, "cluster: our Sync cannot be emitted");
+        }
+        batch
     }
 
     /// Once every expected Sync is in: merge, then replay what was held.
@@ -402,9 +355,7 @@ impl Exchange {
         self.replay_held();
     }
 
-    /// Applies what a state exchange held back, in its order (a fresh
-    /// daemon's superseded round applies none of it: its state comes from
-    /// the next round's Syncs, taken after it).
+    /// Applies what a state exchange held back, in its order.
     fn replay_held(&mut self) {
         while let Some(held) = self.held.pop_front() {
             match held {
@@ -441,14 +392,6 @@ mod tests {
             r.register(client, true, None, outbox).unwrap();
         }
         r
-    }
-
-    /// A clustered router with a client `client`, and that client's outbox.
-    fn router_with(name: &str, me: Member, client: &str) -> (Arc<Router>, Arc<Outbox>) {
-        let r = router(name, me, None);
-        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
-        r.register(client, true, None, Arc::clone(&outbox)).unwrap();
-        (r, outbox)
     }
 
     /// A daemon that has been running: past its join and its first state.
@@ -506,52 +449,6 @@ mod tests {
         }
     }
 
-    /// Delivers one CPG message to every daemon in `all`; the batches
-    /// they answer with (their Syncs at a cut), with their senders.
-    fn deliver(
-        all: &mut [(Member, &mut Exchange)],
-        from: Member,
-        bytes: &[u8],
-    ) -> Vec<(Member, Vec<u8>)> {
-        all.iter_mut()
-            .filter_map(|(m, x)| x.message(key(from), bytes.to_vec()).map(|b| (*m, b)))
-            .collect()
-    }
-
-    /// What a client was sent, one line each: `msg <sender>` or
-    /// `view <group> <members>`.
-    fn seen(outbox: &Outbox) -> Vec<String> {
-        use crate::client::decode::{Decoded, decode};
-        outbox
-            .take_queued()
-            .into_iter()
-            .filter_map(|f| match decode(f).unwrap() {
-                Decoded::Event(crate::Event::Message(m)) => Some(format!("msg {}", m.sender())),
-                Decoded::Event(crate::Event::Membership(v)) => Some(format!(
-                    "view {} {}",
-                    v.group,
-                    v.members
-                        .iter()
-                        .map(|m| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn multicast_batch(client: &str, group: &str) -> Vec<u8> {
-        let groups = [group];
-        batch(&Op::Multicast {
-            client,
-            service: crate::Service::AGREED.bits(),
-            msg_type: 0,
-            groups: crate::wire::Names::from(&groups),
-            payload: b"m",
-        })
-    }
-
     #[test]
     fn a_state_exchange_completes_when_one_daemon_lists_a_restarted_daemons_old_pid_until_it_leaves()
      {
@@ -567,34 +464,30 @@ mod tests {
         let (mut b, mut c) = (running(rb.clone(), B), running(rc.clone(), C));
         let mut a2 = Exchange::new(ra2.clone(), key(A2));
 
-        let mark_b = b
+        let sync_b = b
             .membership(&change(
                 &[A, A2, B, C],
                 &[],
                 &[(A2, Reason::Join), (C, Reason::NodeUp)],
             ))
             .expect("a change with joiners starts a round");
-        let mark_c = c
+        let sync_c = c
             .membership(&change(
                 &[A2, B, C],
                 &[(A, Reason::NodeDown)],
                 &[(A2, Reason::Join), (B, Reason::NodeUp)],
             ))
             .expect("a round at n3");
-        let mark_a2 = a2
+        let sync_a2 = a2
             .membership(&change(&[A2, B, C], &[], &[(A2, Reason::Join)]))
             .expect("a round at the new daemon");
-        let mut all = [(B, &mut b), (C, &mut c), (A2, &mut a2)];
-        let syncs = deliver(&mut all, B, &mark_b);
-        assert_eq!(syncs.len(), 3, "the first Mark is every daemon's cut");
-        for mark in [(C, &mark_c), (A2, &mark_a2)] {
-            assert!(
-                deliver(&mut all, mark.0, mark.1).is_empty(),
-                "one cut a round"
-            );
-        }
-        for (from, sync) in &syncs {
-            deliver(&mut all, *from, sync);
+        let deliver = |all: &mut [&mut Exchange], from: Member, bytes: &[u8]| {
+            for x in all.iter_mut() {
+                x.message(key(from), bytes.to_vec());
+            }
+        };
+        for (from, sync) in [(B, &sync_b), (C, &sync_c), (A2, &sync_a2)] {
+            deliver(&mut [&mut b, &mut c, &mut a2], from, sync);
         }
         assert!(b.round.is_some(), "n2 still waits for the old pid's Sync");
         assert!(
@@ -608,11 +501,7 @@ mod tests {
             );
         }
         // The stream flows again, to the same state everywhere.
-        deliver(
-            &mut [(B, &mut b), (C, &mut c), (A2, &mut a2)],
-            C,
-            &join_batch("#c#n3", "h"),
-        );
+        deliver(&mut [&mut b, &mut c, &mut a2], C, &join_batch("#c#n3", "h"));
         let state = rb.snapshot();
         assert_eq!(state, rc.snapshot());
         assert_eq!(state, ra2.snapshot());
@@ -628,107 +517,41 @@ mod tests {
         assert_eq!(members("h"), Some(vec!["#c#n3"]));
     }
 
-    /// Chaos seed 2180: corosync stopped on nodes 1 and 3 in turn. Node 2
-    /// saw nodes 1 and 3 go, then node 3 join again; node 3 only saw node
-    /// 1 go. Returns n2 and n3 past those changes, and n2's Mark.
-    fn one_sided_change(rb: &Arc<Router>, rc: &Arc<Router>) -> (Exchange, Exchange, Vec<u8>) {
-        abc_in_g(&[rb, rc]);
+    #[test]
+    fn a_sync_from_a_member_that_saw_us_join_starts_the_exchange_where_cpg_showed_no_joiner() {
+        // Chaos seed 2180: corosync stopped on nodes 1 and 3 in turn. Node
+        // 2 saw nodes 1 and 3 go, then node 3 join again; node 3 only saw
+        // node 1 go. n2 waited for n3's Sync, n3 never sent one, and n2
+        // held everything until node 1's next mailboxd joined: it then
+        // applied what it held to its own, unmerged state and the two
+        // diverged.
+        let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
+        abc_in_g(&[&rb, &rc]);
         let (mut b, mut c) = (running(rb.clone(), B), running(rc.clone(), C));
         let gone = [(A, Reason::NodeDown), (C, Reason::NodeDown)];
         assert!(b.membership(&change(&[B], &gone, &[])).is_none());
-        let mark_b = b
+        let sync_b = b
             .membership(&change(&[B, C], &[], &[(C, Reason::NodeUp)]))
             .expect("n2 sees a joiner");
         assert!(
             c.membership(&change(&[B, C], &[(A, Reason::NodeDown)], &[]))
                 .is_none()
         );
-        (b, c, mark_b)
-    }
-
-    #[test]
-    fn a_mark_from_a_member_that_saw_us_join_is_our_cut_where_cpg_showed_no_joiner() {
-        // n2 waited for n3's Sync, n3 never sent one, and n2 held
-        // everything until node 1's next mailboxd joined: it then applied
-        // what it held to its own, unmerged state and the two diverged.
-        let (rb, rc) = (router("n2", B, Some("b")), router("n3", C, Some("c")));
-        let (mut b, mut c, mark_b) = one_sided_change(&rb, &rc);
-        let mut both = [(B, &mut b), (C, &mut c)];
-        let syncs = deliver(&mut both, B, &mark_b);
-        assert_eq!(
-            syncs.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
-            [B, C],
-            "n3 answers n2's Mark with its Sync, as n2 does"
-        );
-        for (from, sync) in &syncs {
-            assert!(deliver(&mut both, *from, sync).is_empty());
+        assert!(b.message(key(B), sync_b.clone()).is_none());
+        let sync_c = c
+            .message(key(B), sync_b)
+            .expect("n3 answers n2's Sync with its own");
+        for x in [&mut b, &mut c] {
+            assert!(x.message(key(C), sync_c.clone()).is_none());
+            assert!(x.round.is_none(), "the exchange is done");
         }
-        assert!(
-            b.round.is_none() && c.round.is_none(),
-            "the exchange is done"
-        );
         // The stream flows again, to the same state at both.
-        deliver(
-            &mut [(B, &mut b), (C, &mut c)],
-            B,
-            &join_batch("#b#n2", "h"),
-        );
+        for x in [&mut b, &mut c] {
+            x.message(key(B), join_batch("#b#n2", "h"));
+        }
         let state = rb.snapshot();
         assert_eq!(state, rc.snapshot());
         assert!(state.iter().any(|g| g.name == "h"), "{state:?}");
-    }
-
-    #[test]
-    fn a_message_between_a_one_sided_change_and_the_cut_is_delivered_before_the_merge_at_both() {
-        // Chaos seed 2180, its virtual synchrony anomaly: n2 held what CPG
-        // delivered between its change and its Sync and applied it after
-        // the merge, n3 (no change here) applied it at once, before: c's
-        // message landed in different views at the two.
-        let (rb, ob) = router_with("n2", B, "b");
-        let (rc, oc) = router_with("n3", C, "c");
-        let (mut b, mut c, mark_b) = one_sided_change(&rb, &rc);
-        seen(&ob);
-        seen(&oc);
-        let mut both = [(B, &mut b), (C, &mut c)];
-        deliver(&mut both, C, &multicast_batch("#c#n3", "g"));
-        let syncs = deliver(&mut both, B, &mark_b);
-        for (from, sync) in &syncs {
-            deliver(&mut both, *from, sync);
-        }
-        assert_eq!(
-            seen(&ob),
-            ["msg #c#n3", "view g #b#n2,#c#n3"],
-            "at n2 the message comes in the view without c, before c joins again"
-        );
-        assert_eq!(seen(&oc), ["msg #c#n3"], "n3 saw nobody go");
-    }
-
-    #[test]
-    fn a_fresh_daemon_applies_nothing_before_its_cut_and_all_of_the_stream_after_it() {
-        let (ra, _oa) = router_with("n1", A, "a");
-        abc_in_g(&[&ra]);
-        let rb = router("n2", B, None);
-        let mut a = running(ra.clone(), A);
-        let mut b = Exchange::new(rb.clone(), key(B));
-        let joined = change(&[A, B], &[], &[(B, Reason::Join)]);
-        let mark_a = a.membership(&joined).unwrap();
-        b.membership(&joined).unwrap();
-        let mut both = [(A, &mut a), (B, &mut b)];
-        // Before the cut: a applies it, and its state carries it to b.
-        deliver(&mut both, A, &join_batch("#a#n1", "before"));
-        let syncs = deliver(&mut both, A, &mark_a);
-        // After the cut: held at both, applied after the merge.
-        deliver(&mut both, A, &join_batch("#a#n1", "after"));
-        for (from, sync) in &syncs {
-            deliver(&mut both, *from, sync);
-        }
-        assert!(b.synced);
-        let state = ra.snapshot();
-        assert_eq!(state, rb.snapshot());
-        for g in ["before", "after"] {
-            let members = state.iter().find(|s| s.name == g).map(|s| s.members.len());
-            assert_eq!(members, Some(1), "{g}: {state:?}");
-        }
     }
 
     #[test]
@@ -737,15 +560,20 @@ mod tests {
         // [A, B, C] must wait for n2's next one.
         let (ra, rb) = (router("n1", A, Some("a")), router("n2", B, Some("b")));
         let mut a = running(ra, A);
-        let earlier = batch(&Op::Sync {
-            daemon: "n2".into(),
-            config: vec![key(A), key(B)],
-            groups: rb.snapshot(),
-        });
-        let mark = a
+        let earlier = {
+            let mut batch = vec![BATCH_VERSION];
+            Op::Sync {
+                daemon: "n2".into(),
+                config: vec![key(A), key(B)],
+                groups: rb.snapshot(),
+            }
+            .emit_into(&mut batch)
+            .unwrap();
+            batch
+        };
+        let own = a
             .membership(&change(&[A, B, C], &[], &[(C, Reason::Join)]))
             .unwrap();
-        let own = a.message(key(A), mark).expect("our Mark is our cut");
         a.message(key(A), own);
         a.message(key(B), earlier);
         let round = a.round.as_ref().unwrap();

@@ -11,7 +11,6 @@
 //! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str8*n payload:bytes
 //! Gone  (4) = client:str cause:u8
 //! Sync  (5) = daemon:str n:u16 member:u64*n  g:u32 (name:str view:u64 m:u32 (client:str home:u64)*m)*g
-//! Mark  (6) = n:u16 member:u64*n
 //! str = len:u16 utf-8;  str8 = len:u8 utf-8;  bytes = len:u32 raw;  all big-endian
 //! ```
 //!
@@ -42,7 +41,7 @@ use crate::wire::Names;
 pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
 /// The batch format's version byte.
-pub(crate) const BATCH_VERSION: u8 = 3;
+pub(crate) const BATCH_VERSION: u8 = 2;
 
 /// The cluster ops' frame format. A batch is already whole in memory when
 /// it is parsed, so an op is bounded only by its `u32` length (a Sync
@@ -70,8 +69,6 @@ conn_core::wire_kinds! {
         Gone = 4 => "gone",
         /// [`Op::Sync`]
         Sync = 5 => "sync",
-        /// [`Op::Mark`]
-        Mark = 6 => "mark",
     }
 }
 
@@ -108,21 +105,14 @@ pub(crate) enum Op<'a> {
         client: &'a str,
         cause: Cause,
     },
-    /// A daemon's whole group state, sent by every member at the cut of a
-    /// state exchange (the first [`Op::Mark`] delivered after a CPG
-    /// configuration with joiners); `config` names that configuration,
+    /// A daemon's whole group state, sent by every member after a CPG
+    /// configuration with joiners; `config` names that configuration,
     /// `daemon` the sender's name (the replica then knows whose clients
     /// its ops may name).
     Sync {
         daemon: String,
         config: Vec<u64>,
         groups: Vec<SyncGroup>,
-    },
-    /// Sent by every daemon that CPG showed a configuration with joiners
-    /// (`config`, its members): the first one delivered is the place in
-    /// the stream where every member takes the state its Sync carries.
-    Mark {
-        config: Vec<u64>,
     },
 }
 
@@ -146,24 +136,6 @@ fn group<'a>(r: &mut Reader<'a>) -> Result<&'a str, WireError> {
     }
 }
 
-/// A CPG configuration's members: a `u16` count, then each as a `u64`.
-fn members(r: &mut Reader<'_>) -> Result<Vec<u64>, WireError> {
-    let n = usize::from(r.u16()?);
-    let mut config = Vec::with_capacity(r.fit(n, 8)?);
-    for _ in 0..n {
-        config.push(r.u64()?);
-    }
-    Ok(config)
-}
-
-fn emit_members(w: &mut Writer<'_>, config: &[u64]) -> Result<(), WireError> {
-    w.u16(w.len("a configuration's members", config.len())?)?;
-    for m in config {
-        w.u64(*m)?;
-    }
-    Ok(())
-}
-
 /// The daemon suffix of a private group `#name#daemon`.
 pub(crate) fn home_of(client: &str) -> &str {
     client.rsplit_once('#').map_or("", |(_, d)| d)
@@ -171,14 +143,14 @@ pub(crate) fn home_of(client: &str) -> &str {
 
 impl<'a> Op<'a> {
     /// The client an op is about, and the name of the daemon it is homed
-    /// at (its private group's suffix); `None` for a Sync or a Mark.
+    /// at (its private group's suffix); `None` for a Sync.
     pub(crate) fn client(&self) -> Option<(&'a str, &'a str)> {
         match self {
             Op::Join { client, .. }
             | Op::Leave { client, .. }
             | Op::Multicast { client, .. }
             | Op::Gone { client, .. } => Some((client, home_of(client))),
-            Op::Sync { .. } | Op::Mark { .. } => None,
+            Op::Sync { .. } => None,
         }
     }
 }
@@ -193,7 +165,6 @@ impl<'a> wire::Repr<'a> for Op<'a> {
             Op::Multicast { .. } => Tag::Multicast,
             Op::Gone { .. } => Tag::Gone,
             Op::Sync { .. } => Tag::Sync,
-            Op::Mark { .. } => Tag::Mark,
         }
     }
 
@@ -250,7 +221,11 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                     return Err(r.bad("illegal daemon name"));
                 }
                 let daemon = daemon.to_owned();
-                let config = members(&mut r)?;
+                let n = usize::from(r.u16()?);
+                let mut config = Vec::with_capacity(r.fit(n, 8)?);
+                for _ in 0..n {
+                    config.push(r.u64()?);
+                }
                 let g = r.u32()? as usize;
                 // Each group takes at least its name's length, view and count.
                 let mut groups = Vec::with_capacity(r.fit(g, 2 + 8 + 4)?);
@@ -277,9 +252,6 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                     groups,
                 }
             }
-            Tag::Mark => Op::Mark {
-                config: members(&mut r)?,
-            },
         };
         r.finish()?;
         Ok(op)
@@ -317,7 +289,6 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                         })
                         .sum::<usize>()
             }
-            Op::Mark { config } => 2 + 8 * config.len(),
         }
     }
 
@@ -351,7 +322,10 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 groups,
             } => {
                 w.str16(daemon)?;
-                emit_members(w, config)?;
+                w.u16(w.len("a configuration's members", config.len())?)?;
+                for m in config {
+                    w.u64(*m)?;
+                }
                 w.u32(w.len("a state's groups", groups.len())?)?;
                 for g in groups {
                     w.str16(&g.name)?;
@@ -364,7 +338,6 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 }
                 Ok(())
             }
-            Op::Mark { config } => emit_members(w, config),
         }
     }
 }
@@ -465,9 +438,6 @@ mod tests {
                 view: 4,
                 members: vec![("#a#n1".into(), 1 << 32 | 5)],
             }],
-        });
-        round_trip(Op::Mark {
-            config: vec![1 << 32 | 5, 2 << 32 | 9],
         });
     }
 

@@ -149,7 +149,7 @@ fn deliver(n: &[Daemon; 2], from: u64, batch: &[u8]) {
     for d in n {
         for op in ops(batch) {
             match op {
-                Ok(Op::Sync { .. } | Op::Mark { .. }) => {}
+                Ok(Op::Sync { .. }) => {}
                 Ok(op) => d.router.apply(from, op),
                 Err(_) => {}
             }
@@ -221,12 +221,6 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
             Op::Gone {
                 client: "#c#n3",
                 cause: Cause::Disconnect,
-            },
-        ),
-        (
-            "mark",
-            Op::Mark {
-                config: vec![1, 2, 3],
             },
         ),
         (

@@ -358,7 +358,7 @@ impl State {
                     self.remove_client(id, cause, End::Goodbye);
                 }
             }
-            Op::Sync { .. } | Op::Mark { .. } => {} // the CPG task handles these
+            Op::Sync { .. } => {} // the CPG task gathers these
         }
     }
 
