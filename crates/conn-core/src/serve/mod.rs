@@ -8,6 +8,7 @@ mod per_core;
 mod report;
 mod server;
 mod signal;
+mod tasks;
 mod work;
 
 pub use accept::{AcceptBackoff, AcceptVerdict, accept_verdict};

@@ -2,13 +2,13 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::task::{JoinError, JoinSet};
 use tower_service::Service;
 
 use super::Work;
 use super::accept::{AcceptBackoff, AcceptVerdict, accept_verdict};
+use super::tasks::Tasks;
 use super::{Graceful, Incoming, ShutdownReport};
-use crate::{Deadline, Error, ErrorKind, Listener, Result};
+use crate::{Deadline, Error, Listener, Result};
 
 /// Serves every connection `listener` accepts with a clone of `service`.
 ///
@@ -139,39 +139,6 @@ where
     }
 }
 
-/// The state the loop keeps while it runs and drains.
-struct Tally {
-    report: ShutdownReport,
-}
-
-impl Tally {
-    fn finished(&mut self, outcome: std::result::Result<Result<()>, JoinError>) {
-        match outcome {
-            Ok(Ok(())) => self.report.closed += 1,
-            Ok(Err(e)) if cut_by_peer(e.kind()) => self.report.cut_by_peer += 1,
-            Ok(Err(e)) => self.report.errors.push(e),
-            Err(e) if e.is_cancelled() => self.report.killed += 1,
-            Err(e) => self
-                .report
-                .errors
-                .push(Error::from(e).during("serve connection")),
-        }
-    }
-}
-
-/// A handler that ends with one of these lost its peer: the connection was
-/// not closed in order, and the server did nothing wrong.
-fn cut_by_peer(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-            | ErrorKind::NotConnected
-            | ErrorKind::UnexpectedEof
-    )
-}
-
 pub(super) async fn run<L, S, F>(
     mut listener: L,
     mut service: S,
@@ -188,13 +155,17 @@ where
     let endpoint = listener.local_endpoint();
     let graceful = Graceful::default();
     let work = Work::new(graceful.clone());
-    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
-    let mut tally = Tally {
-        report: ShutdownReport {
-            threads: 1,
-            ..ShutdownReport::default()
-        },
+    let tasks = Tasks::default();
+    let mut report = ShutdownReport {
+        threads: 1,
+        ..ShutdownReport::default()
     };
+    // A loop alone on its thread (a current-thread runtime, as per-core
+    // serving runs) lets each new connection run before the next accept;
+    // on a multi-thread runtime an idle worker takes it at once, and the
+    // yield would only delay the next accept.
+    let yield_after_accept = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread;
     let mut backoff = AcceptBackoff::new();
     // Looked at before every accept: polled only once it has woken.
     let mut signal = super::signal::WokenOnly::new(signal);
@@ -204,7 +175,6 @@ where
         tokio::select! {
             biased;
             () = &mut signal => break 'accepting,
-            Some(done) = tasks.join_next() => { tally.finished(done); continue 'accepting; }
             ready = std::future::poll_fn(|cx| service.poll_ready(cx)) => {
                 if let Err(e) = ready {
                     return Err(e.into().during("serve").on(&endpoint));
@@ -215,7 +185,6 @@ where
         let conn = tokio::select! {
             biased;
             () = &mut signal => break 'accepting,
-            Some(done) = tasks.join_next() => { tally.finished(done); continue 'accepting; }
             accepted = listener.accept(Deadline::NEVER) => accepted,
         };
         match conn {
@@ -223,29 +192,31 @@ where
                 if backoff.recovered() {
                     tracing::info!(%endpoint, "accepting again: descriptors are available");
                 }
-                tally.report.accepted += 1;
-                let incoming =
-                    Incoming::new(conn, graceful.clone(), work.clone(), tally.report.accepted);
+                report.accepted += 1;
+                let incoming = Incoming::new(conn, graceful.clone(), work.clone(), report.accepted);
                 let fut = service.call(incoming);
-                tasks.spawn(async move { fut.await.map_err(Into::into) });
+                tasks.spawn(fut);
                 // Let the new connection run before taking the next peer: it
                 // is served sooner, and where several threads accept from one
                 // queue (per-core serving), a thread busy with its
                 // connections leaves the next peers to an idle one instead of
                 // draining a burst into its own queue.
-                tokio::task::yield_now().await;
+                if yield_after_accept {
+                    tokio::task::yield_now().await;
+                }
             }
             Err(e) => {
-                tally.report.accept_errors += 1;
+                report.accept_errors += 1;
                 match accept_verdict(&e) {
                     AcceptVerdict::Retry => {
                         tracing::debug!(%endpoint, error = %e, "accept failed; retrying")
                     }
                     AcceptVerdict::Fatal => return Err(e.during("accept").on(&endpoint)),
                     AcceptVerdict::Backoff => {
+                        let seen = tasks.ended();
                         let (pause, new_episode) = backoff.pause();
                         if new_episode {
-                            tally.report.fd_limit_episodes += 1;
+                            report.fd_limit_episodes += 1;
                             tracing::warn!(%endpoint, error = %e,
                                 "accept paused: out of descriptors or memory; resuming as connections end");
                         }
@@ -254,7 +225,7 @@ where
                         tokio::select! {
                             biased;
                             () = &mut signal => break 'accepting,
-                            Some(done) = tasks.join_next() => tally.finished(done),
+                            () = tasks.ended_past(seen) => {}
                             () = tokio::time::sleep(pause) => {}
                         }
                     }
@@ -282,28 +253,20 @@ where
     let start = tokio::time::Instant::now();
     graceful.fire();
     let deadline = Deadline::after(drain);
-    let drained = deadline
-        .run(async {
-            while let Some(done) = tasks.join_next().await {
-                tally.finished(done);
-            }
-        })
-        .await;
+    let drained = deadline.run(tasks.all_ended()).await;
     if drained.is_err() {
         work.deadline_passed();
-        tasks.abort_all();
-        while let Some(done) = tasks.join_next().await {
-            tally.finished(done);
-        }
+        tasks.kill_all();
+        tasks.all_ended().await;
     }
-    tally.report.drain = start.elapsed();
-    tally.report.requests = work.counts();
-    let report = &tally.report;
+    tasks.tally_into(&mut report);
+    report.drain = start.elapsed();
+    report.requests = work.counts();
     let span = step.span();
     span.record("accepted", report.accepted);
     span.record("closed", report.closed);
     span.record("killed", report.killed);
     span.record("cut_by_peer", report.cut_by_peer);
     step.end(&Ok(()));
-    Ok(tally.report)
+    Ok(report)
 }

@@ -304,3 +304,60 @@ async fn the_line_handler_ends_an_idle_connection_when_shutdown_begins_on_mock_i
     let half_closed = *half_closed.get().expect("the handler half-closed");
     assert_eq!(half_closed, signal, "half-closed when shutdown began");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_serve_loop_dropped_before_it_finishes_takes_its_connections_with_it() {
+    let server = tokio::spawn(
+        serve(MemListener::bind("serve-dropped").unwrap(), lines(sleepy())).into_future(),
+    );
+    let mut open = client("serve-dropped").await;
+    assert_eq!(ask(&mut open, "hello").await, "hello\n");
+    open.get_mut().write_all(b"sleep 60000\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    server.abort();
+    assert!(server.await.unwrap_err().is_cancelled());
+    // The connection's handler went with the loop: its stream ends at once,
+    // long before the call it was running would have answered.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), open.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends with its loop")
+        .unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_is_counted_once_however_fast_it_ends() {
+    // Connections that end at once race the loop storing their abort
+    // handles; each must still be counted exactly once, and none left open.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        serve(
+            MemListener::bind("serve-fast-ends").unwrap(),
+            lines(sleepy()),
+        )
+        .with_graceful_shutdown(
+            async {
+                stopped.await.ok();
+            },
+            Duration::from_secs(5),
+        )
+        .into_future(),
+    );
+    for _ in 0..500 {
+        let c = MemStream::connect("serve-fast-ends", Deadline::NEVER)
+            .await
+            .unwrap();
+        c.close(Deadline::NEVER).await.unwrap();
+    }
+    stop.send(()).unwrap();
+    let report = server.await.unwrap().unwrap();
+    assert_eq!(report.accepted, 500, "{report}");
+    assert_eq!(
+        report.closed + report.cut_by_peer + report.errors.total(),
+        500,
+        "{report}"
+    );
+    assert_eq!(report.killed, 0, "{report}");
+}
