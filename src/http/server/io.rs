@@ -76,7 +76,18 @@ pub(super) struct ClosingIo<C> {
     outcome: Arc<CloseCell>,
     /// Nothing has been read yet: the first bytes tell the protocol.
     first_read: bool,
+    /// What the first read took beyond what hyper asked for, and how much
+    /// of it hyper has had (see `poll_read`).
+    ahead: [u8; READ_AHEAD],
+    ahead_at: u16,
+    ahead_end: u16,
 }
+
+/// How much the connection's first read takes when hyper asks for less.
+/// hyper-util's protocol detection asks for the 24 bytes of HTTP/2's
+/// preface first, and hyper then for the rest of the request: read at once,
+/// a typical first request costs one `read(2)` instead of two.
+const READ_AHEAD: usize = 1024;
 
 enum State {
     Open,
@@ -101,6 +112,9 @@ impl<C> ClosingIo<C> {
             within,
             outcome,
             first_read: true,
+            ahead: [0; READ_AHEAD],
+            ahead_at: 0,
+            ahead_end: 0,
         }
     }
 }
@@ -112,12 +126,30 @@ impl<C: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClosingIo<C> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.ahead_at < this.ahead_end {
+            let (at, end) = (usize::from(this.ahead_at), usize::from(this.ahead_end));
+            let n = (end - at).min(buf.remaining());
+            buf.put_slice(&this.ahead[at..at + n]);
+            this.ahead_at += n as u16;
+            return Poll::Ready(Ok(()));
+        }
         if !this.first_read {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        let read = &buf.filled()[before..];
+        let read = if buf.remaining() < READ_AHEAD {
+            let mut ahead = ReadBuf::new(&mut this.ahead);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut ahead))?;
+            let got = ahead.filled().len();
+            let n = got.min(buf.remaining());
+            buf.put_slice(&this.ahead[..n]);
+            // Both fit in u16: READ_AHEAD is 1024.
+            (this.ahead_at, this.ahead_end) = (n as u16, got as u16);
+            &this.ahead[..got]
+        } else {
+            let before = buf.filled().len();
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            &buf.filled()[before..]
+        };
         if !read.is_empty() {
             this.first_read = false;
             let n = read.len().min(H2_PREFACE_START.len());
@@ -217,5 +249,45 @@ impl<C> ClosingIo<C> {
         self.outcome.set(outcome);
         self.state = State::Closed;
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// hyper-util asks for the 24 bytes of the HTTP/2 preface first; the
+    /// rest of what that read took reaches hyper's next read unchanged.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_first_read_takes_ahead_and_hands_every_byte_on_in_order() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let request: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        client.write_all(&request).await.unwrap();
+        drop(client);
+        let cell = Arc::new(CloseCell::default());
+        let mut io = ClosingIo::new(server, Duration::from_secs(1), cell.clone());
+        let mut got = vec![0u8; 24];
+        io.read_exact(&mut got).await.unwrap();
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        got.extend(rest);
+        assert_eq!(got, request);
+        assert!(!cell.is_http2());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_preface_read_ahead_is_still_seen_as_http2() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        client
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        let cell = Arc::new(CloseCell::default());
+        let mut io = ClosingIo::new(server, Duration::from_secs(1), cell.clone());
+        let mut got = [0u8; 4];
+        io.read_exact(&mut got).await.unwrap();
+        assert!(cell.is_http2());
     }
 }

@@ -35,8 +35,8 @@ pub fn accept_from(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr
 /// accepting with `accept` (a non-blocking call that reports "no peer yet"
 /// as `WouldBlock`, e.g. [`accept_nonblocking`] or [`accept_from`]).
 ///
-/// The call is tried first, even before the reactor has seen the peer, so
-/// [`Deadline::NOW`] accepts a peer already waiting (libdill's deadline 0
+/// An expired deadline still tries the call once, even before the reactor
+/// has seen the peer, so [`Deadline::NOW`] accepts a peer already waiting (libdill's deadline 0
 /// still performs the operation when it can) and otherwise returns
 /// `TimedOut` at once. Resource errors keep their kind (`ProcessFdLimit`,
 /// `SystemFdLimit`, `OutOfMemory`). Errors carry no operation or target;
@@ -49,22 +49,24 @@ pub async fn accept_with<R>(
     deadline: Deadline,
     mut accept: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
 ) -> Result<R> {
-    let first = io.with_fd(&mut accept);
-    match first {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            if deadline.is_expired() {
+    if deadline.is_expired() {
+        // One try, the peer already waiting or none.
+        return match io.with_fd(&mut accept) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 Err(Error::new(ErrorKind::TimedOut).detail("no peer is waiting"))
-            } else {
-                deadline
-                    .run(std::future::poll_fn(|cx| {
-                        io.poll_io(cx, Wait::Read, &mut accept)
-                    }))
-                    .await
-                    .and_then(|r| r.map_err(Error::from))
             }
-        }
-        other => other.map_err(Error::from),
+            other => other.map_err(Error::from),
+        };
     }
+    // The call is tried at once while the descriptor is unregistered; once
+    // registered, only when the reactor has said a peer may be waiting
+    // (else a busy loop spends an `EAGAIN` before each wait).
+    deadline
+        .run(std::future::poll_fn(|cx| {
+            io.poll_io(cx, Wait::Read, &mut accept)
+        }))
+        .await
+        .and_then(|r| r.map_err(Error::from))
 }
 
 #[cfg(test)]

@@ -46,7 +46,15 @@ enum State {
     /// Not (yet) known to tokio's reactor.
     Raw(OwnedFd),
     /// Registered with the reactor of the runtime that first had to wait.
-    Registered(AsyncFd<OwnedFd>),
+    /// `untried` is the direction no call has been made in since: the
+    /// reactor knows nothing of it until its first event, so its next call
+    /// is tried at once instead of waiting for the reactor's turn (a
+    /// connection registered by its read answers without waiting for its
+    /// first writable event).
+    Registered {
+        afd: AsyncFd<OwnedFd>,
+        untried: Option<Wait>,
+    },
     /// Only while `register` moves the descriptor (a failed registration
     /// hands it back), so seen outside it only after a panic there.
     Released,
@@ -64,14 +72,14 @@ impl LazyFd {
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.state {
             State::Raw(fd) => Some(fd.as_fd()),
-            State::Registered(afd) => Some(afd.get_ref().as_fd()),
+            State::Registered { afd, .. } => Some(afd.get_ref().as_fd()),
             State::Released => None,
         }
     }
 
     /// True once an operation had to wait and so joined tokio's reactor.
     pub fn is_registered(&self) -> bool {
-        matches!(self.state, State::Registered(_))
+        matches!(self.state, State::Registered { .. })
     }
 
     /// Runs `op` on the descriptor, `EBADF` if it is gone.
@@ -89,8 +97,9 @@ impl LazyFd {
         self.with_fd(|fd| Ok(LazyFd::new(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)))
     }
 
-    /// Joins the current runtime's reactor.
-    fn register(&mut self) -> io::Result<()> {
+    /// Joins the current runtime's reactor, after a call waiting for `wait`
+    /// found the descriptor not ready.
+    fn register(&mut self, wait: Wait) -> io::Result<()> {
         if let State::Raw(_) = self.state {
             let State::Raw(fd) = std::mem::replace(&mut self.state, State::Released) else {
                 unreachable!("checked above")
@@ -101,7 +110,13 @@ impl LazyFd {
             // owns it is dropped (or hands it back below); its
             // `as_raw_fd` always returns that one descriptor.
             match unsafe { AsyncFd::register(fd) } {
-                Ok(afd) => self.state = State::Registered(afd),
+                Ok(afd) => {
+                    let untried = Some(match wait {
+                        Wait::Read => Wait::Write,
+                        Wait::Write => Wait::Read,
+                    });
+                    self.state = State::Registered { afd, untried }
+                }
                 Err(e) => {
                     let (fd, err) = e.into_parts();
                     self.state = State::Raw(fd);
@@ -164,14 +179,25 @@ impl LazyFd {
                     // readiness check below spends it.)
                     let coop = ready!(tokio::task::coop::poll_proceed(cx));
                     match op(fd.as_fd()) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register()?,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register(wait)?,
                         done => {
                             coop.made_progress();
                             return Poll::Ready(done);
                         }
                     }
                 }
-                State::Registered(afd) => {
+                State::Registered { afd, untried } => {
+                    if *untried == Some(wait) {
+                        *untried = None;
+                        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                        match op(afd.get_ref().as_fd()) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            done => {
+                                coop.made_progress();
+                                return Poll::Ready(done);
+                            }
+                        }
+                    }
                     let mut guard = match wait {
                         Wait::Read => ready!(afd.poll_read_ready(cx))?,
                         Wait::Write => ready!(afd.poll_write_ready(cx))?,

@@ -156,4 +156,30 @@ mod tests {
         assert!(!fd.is_registered(), "data was always there");
         assert!(reads < 4096, "the other task never ran");
     }
+
+    /// A read that must wait registers the descriptor; the send that
+    /// answers it goes out in the same turn, without waiting for the
+    /// reactor to report the new registration writable.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_send_after_the_registering_read_goes_out_without_a_reactor_turn() {
+        let (mut fd, mut peer) = pair();
+        let sent = std::future::poll_fn(|cx| {
+            let mut storage = [0u8; 16];
+            let mut buf = ReadBuf::new(&mut storage);
+            assert!(
+                fd.poll_read(cx, &mut buf).is_pending(),
+                "nothing to read yet"
+            );
+            assert!(fd.is_registered());
+            Poll::Ready(fd.poll_send(cx, b"answer"))
+        })
+        .await;
+        match sent {
+            Poll::Ready(Ok(6)) => {}
+            other => panic!("the send waited or failed: {other:?}"),
+        }
+        let mut got = [0u8; 6];
+        std::io::Read::read_exact(&mut peer, &mut got).unwrap();
+        assert_eq!(&got, b"answer");
+    }
 }
