@@ -51,7 +51,8 @@ fn settings() -> (usize, u64) {
     if measuring() { (3, 5) } else { (1, 1) }
 }
 
-/// The application both HTTP servers serve: a couple of tiny routes.
+/// The application both HTTP servers serve: a couple of tiny routes, made
+/// into services once (`with_state(())`, as `axum::serve` does itself).
 fn app() -> Router {
     Router::new()
         .route("/", get(|| async { "hello, world\n" }))
@@ -64,6 +65,7 @@ fn app() -> Router {
                 )
             }),
         )
+        .with_state(())
 }
 
 /// A server running on a runtime of its own; stopping it fires its
@@ -527,7 +529,7 @@ fn main() {
         "http",
         "HTTP: connkit::http::serve vs axum::serve and tonic's Server (benches/http.rs)",
         &format!(
-            "The same axum Router (`GET /`, 13 bytes) over TCP on 127.0.0.1, connkit (conn-tcp) vs `axum::serve` (tokio TcpListener, \
+            "The same axum Router (`GET /`, 13 bytes; `with_state(())`, as axum::serve applies it) over TCP on 127.0.0.1, connkit (conn-tcp) vs `axum::serve` (tokio TcpListener, \
              TCP_NODELAY set as conn-tcp does): wrk -t1 -c{CONNECTIONS} --latency, keep-alive and `Connection: close`; \
              h2load -c {CONNECTIONS} -m {STREAMS}. Then tonic-health's Check over a Unix socket, connkit (conn-ipc, tonic Routes) \
              vs tonic's `Server::builder()` on tokio's UnixListener, driven by one tonic client in the bench process \

@@ -38,9 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let endpoint = connkit::core::Listener::local_endpoint(&listener);
     println!("listening on {endpoint}");
 
-    let app = Router::new()
+    // `with_state(())` makes the handlers services once, as axum::serve
+    // does, rather than on every request.
+    let app: Router = Router::new()
         .route("/", get(|| async { "hello from axum over connkit\n" }))
-        .route("/whoami", get(whoami));
+        .route("/whoami", get(whoami))
+        .with_state(());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

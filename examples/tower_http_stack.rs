@@ -59,7 +59,9 @@ async fn main() -> Result<(), Error> {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 "done\n"
             }),
-        );
+        )
+        // Handlers made into services once, as axum::serve does.
+        .with_state::<()>(());
     let shutdown = Shutdown::new();
     let app = ServiceBuilder::new()
         .layer(TraceLayer::new_for_http())

@@ -26,7 +26,7 @@ pub struct SettingsArgs {
     pub idle_timeout_ms: u64,
     /// Ping HTTP/2 connections this often (closing those that do not
     /// answer within the same time); 0: no pings.
-    #[arg(long, value_name = "MS", default_value_t = 20_000)]
+    #[arg(long, value_name = "MS", default_value_t = 0)]
     pub h2_ping_ms: u64,
     /// Connections served at once; past it accept waits [default: the
     /// descriptor limit less 64].
