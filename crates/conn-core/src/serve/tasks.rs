@@ -47,6 +47,9 @@ struct Shared {
     errors: Mutex<ErrorTally>,
 }
 
+/// Slots of the abort-handle table kept once every connection has gone.
+const RETAINED_SLOTS: usize = 1024;
+
 /// A handler that ends with one of these lost its peer: the connection was
 /// not closed in order, and the server did nothing wrong.
 fn cut_by_peer(kind: ErrorKind) -> bool {
@@ -217,11 +220,54 @@ impl Drop for Guard {
         if !self.ended {
             s.killed.fetch_add(1, SeqCst);
         }
-        lock(&s.running).try_remove(self.key);
+        {
+            let mut running = lock(&s.running);
+            running.try_remove(self.key);
+            // A burst of connections leaves no table its size behind.
+            if running.is_empty() && running.capacity() > RETAINED_SLOTS {
+                running.shrink_to_fit();
+            }
+        }
         s.ended.fetch_add(1, SeqCst);
         s.open.fetch_sub(1, SeqCst);
         if s.watched.load(SeqCst) {
             s.notify.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_handle_table_shrinks_once_a_burst_has_gone() {
+        let tasks = Tasks::default();
+        let (release, released) = tokio::sync::watch::channel(false);
+        for _ in 0..3000 {
+            let mut released = released.clone();
+            tasks.spawn(async move {
+                let _ = released.wait_for(|r| *r).await;
+                Ok::<(), Error>(())
+            });
+        }
+        assert!(lock(&tasks.shared.running).capacity() >= 3000);
+        release.send(true).unwrap();
+        tasks.all_ended().await;
+        assert!(lock(&tasks.shared.running).capacity() <= RETAINED_SLOTS);
+        let mut report = ShutdownReport::default();
+        tasks.tally_into(&mut report);
+        assert_eq!((report.closed, report.killed), (3000, 0));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_task_killed_before_it_ever_ran_is_counted_killed() {
+        let tasks = Tasks::default();
+        tasks.spawn(std::future::pending::<Result<()>>());
+        tasks.kill_all();
+        tasks.all_ended().await;
+        let mut report = ShutdownReport::default();
+        tasks.tally_into(&mut report);
+        assert_eq!((report.closed, report.killed), (0, 1));
     }
 }
