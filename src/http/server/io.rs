@@ -79,8 +79,8 @@ pub(super) struct ClosingIo<C> {
     /// What the first read took beyond what hyper asked for, and how much
     /// of it hyper has had (see `poll_read`).
     ahead: [u8; READ_AHEAD],
-    ahead_at: u16,
-    ahead_end: u16,
+    ahead_at: usize,
+    ahead_end: usize,
 }
 
 /// How much the connection's first read takes when hyper asks for less.
@@ -127,10 +127,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClosingIo<C> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.ahead_at < this.ahead_end {
-            let (at, end) = (usize::from(this.ahead_at), usize::from(this.ahead_end));
+            let (at, end) = (this.ahead_at, this.ahead_end);
             let n = (end - at).min(buf.remaining());
             buf.put_slice(&this.ahead[at..at + n]);
-            this.ahead_at += n as u16;
+            this.ahead_at += n;
             return Poll::Ready(Ok(()));
         }
         if !this.first_read {
@@ -142,8 +142,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClosingIo<C> {
             let got = ahead.filled().len();
             let n = got.min(buf.remaining());
             buf.put_slice(&this.ahead[..n]);
-            // Both fit in u16: READ_AHEAD is 1024.
-            (this.ahead_at, this.ahead_end) = (n as u16, got as u16);
+            (this.ahead_at, this.ahead_end) = (n, got);
             &this.ahead[..got]
         } else {
             let before = buf.filled().len();

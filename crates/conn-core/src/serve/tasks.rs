@@ -34,9 +34,10 @@ struct Shared {
     /// ends. A slot is reserved before the spawn, so a task that ends before
     /// its handle is stored finds its slot and frees it.
     running: Mutex<Slab<Option<AbortHandle>>>,
-    /// Tasks spawned whose futures have not been dropped yet.
-    open: AtomicU64,
-    /// Tasks whose futures have been dropped.
+    /// Tasks spawned.
+    spawned: AtomicU64,
+    /// Tasks whose futures have been dropped; all have ended when it
+    /// reaches `spawned`.
     ended: AtomicU64,
     /// Set while the loop waits for an end: only then do ends notify.
     watched: AtomicBool,
@@ -77,7 +78,7 @@ impl Tasks {
         E: Into<Error>,
     {
         let key = lock(&self.shared.running).insert(None);
-        self.shared.open.fetch_add(1, SeqCst);
+        self.shared.spawned.fetch_add(1, SeqCst);
         let tracked = Tracked {
             inner: fut,
             guard: Guard {
@@ -107,7 +108,8 @@ impl Tasks {
 
     /// Resolves once every task spawned has ended.
     pub(super) async fn all_ended(&self) {
-        self.wait(|s| s.open.load(SeqCst) == 0).await
+        self.wait(|s| s.ended.load(SeqCst) == s.spawned.load(SeqCst))
+            .await
     }
 
     async fn wait(&self, done: impl Fn(&Shared) -> bool) {
@@ -204,13 +206,14 @@ impl Guard {
         self.ended = true;
         let s = &*self.shared;
         match outcome {
-            Ok(()) => s.closed.fetch_add(1, SeqCst),
-            Err(e) if cut_by_peer(e.kind()) => s.cut_by_peer.fetch_add(1, SeqCst),
-            Err(e) => {
-                lock(&s.errors).push(e);
-                0
+            Ok(()) => {
+                s.closed.fetch_add(1, SeqCst);
             }
-        };
+            Err(e) if cut_by_peer(e.kind()) => {
+                s.cut_by_peer.fetch_add(1, SeqCst);
+            }
+            Err(e) => lock(&s.errors).push(e),
+        }
     }
 }
 
@@ -229,7 +232,6 @@ impl Drop for Guard {
             }
         }
         s.ended.fetch_add(1, SeqCst);
-        s.open.fetch_sub(1, SeqCst);
         if s.watched.load(SeqCst) {
             s.notify.notify_waiters();
         }

@@ -36,8 +36,8 @@ pub fn accept_from(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, Option<SocketAddr
 /// as `WouldBlock`, e.g. [`accept_nonblocking`] or [`accept_from`]).
 ///
 /// An expired deadline still tries the call once, even before the reactor
-/// has seen the peer, so [`Deadline::NOW`] accepts a peer already waiting (libdill's deadline 0
-/// still performs the operation when it can) and otherwise returns
+/// has seen the peer, so [`Deadline::NOW`] accepts a peer already waiting
+/// (libdill's deadline 0 still performs the operation when it can) and otherwise returns
 /// `TimedOut` at once. Resource errors keep their kind (`ProcessFdLimit`,
 /// `SystemFdLimit`, `OutOfMemory`). Errors carry no operation or target;
 /// the caller names them.

@@ -172,30 +172,19 @@ impl LazyFd {
         loop {
             match &mut self.state {
                 State::Raw(fd) => {
-                    // tokio's cooperative budget, as its own sockets spend
-                    // it: a task that always finds this descriptor ready
-                    // still yields now and then, so it cannot starve the
-                    // other tasks of its thread. (Registered, the reactor's
-                    // readiness check below spends it.)
-                    let coop = ready!(tokio::task::coop::poll_proceed(cx));
-                    match op(fd.as_fd()) {
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.register(wait)?,
-                        done => {
-                            coop.made_progress();
-                            return Poll::Ready(done);
-                        }
+                    // Unregistered, every call is tried at once (and spends
+                    // tokio's budget, as the readiness check does below).
+                    match ready!(try_now(cx, fd.as_fd(), &mut op)) {
+                        Some(done) => return Poll::Ready(done),
+                        None => self.register(wait)?,
                     }
                 }
                 State::Registered { afd, untried } => {
                     if *untried == Some(wait) {
+                        let tried = ready!(try_now(cx, afd.get_ref().as_fd(), &mut op));
                         *untried = None;
-                        let coop = ready!(tokio::task::coop::poll_proceed(cx));
-                        match op(afd.get_ref().as_fd()) {
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                            done => {
-                                coop.made_progress();
-                                return Poll::Ready(done);
-                            }
+                        if let Some(done) = tried {
+                            return Poll::Ready(done);
                         }
                     }
                     let mut guard = match wait {
@@ -211,6 +200,24 @@ impl LazyFd {
                 }
                 State::Released => return Poll::Ready(Err(rustix::io::Errno::BADF.into())),
             }
+        }
+    }
+}
+
+/// One call of `op` now, under tokio's cooperative budget as its own
+/// sockets spend it (a task that always finds the descriptor ready still
+/// yields now and then): `None` if it would block.
+fn try_now<R>(
+    cx: &mut Context<'_>,
+    fd: BorrowedFd<'_>,
+    op: &mut impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+) -> Poll<Option<io::Result<R>>> {
+    let coop = ready!(tokio::task::coop::poll_proceed(cx));
+    match op(fd) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Ready(None),
+        done => {
+            coop.made_progress();
+            Poll::Ready(Some(done))
         }
     }
 }
