@@ -93,10 +93,10 @@ fn cpg_on(cluster: &Cluster, node: usize, name: &str) -> CpgGroup {
 
 async fn until_two(g: &mut CpgGroup) {
     loop {
-        if let CpgEvent::Membership(m) = g.next().await.unwrap() {
-            if m.members.len() == 2 {
-                return;
-            }
+        if let CpgEvent::Membership(m) = g.next().await.unwrap()
+            && m.members.len() == 2
+        {
+            return;
         }
     }
 }
@@ -173,10 +173,10 @@ async fn cpg_throughput(cluster: &Cluster, group: &str, size: usize, n: u64) -> 
     };
     let receiver = async {
         while got.get() < n {
-            if let CpgEvent::Message { from: f, .. } = b.next().await.unwrap() {
-                if f == from {
-                    got.set(got.get() + 1);
-                }
+            if let CpgEvent::Message { from: f, .. } = b.next().await.unwrap()
+                && f == from
+            {
+                got.set(got.get() + 1);
             }
         }
         start.elapsed()
@@ -236,18 +236,18 @@ async fn cpg_rtt(cluster: &Cluster, group: &str, size: usize, pings: usize) -> V
         let t0 = Instant::now();
         a.send(&payload).await.unwrap();
         loop {
-            if let CpgEvent::Message { from, bytes } = b.next().await.unwrap() {
-                if from == ma {
-                    b.send(&bytes).await.unwrap();
-                    break;
-                }
+            if let CpgEvent::Message { from, bytes } = b.next().await.unwrap()
+                && from == ma
+            {
+                b.send(&bytes).await.unwrap();
+                break;
             }
         }
         loop {
-            if let CpgEvent::Message { from, .. } = a.next().await.unwrap() {
-                if from == mb {
-                    break;
-                }
+            if let CpgEvent::Message { from, .. } = a.next().await.unwrap()
+                && from == mb
+            {
+                break;
             }
         }
         rtts.push(t0.elapsed().as_secs_f64() * 1e6);

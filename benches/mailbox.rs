@@ -235,11 +235,11 @@ async fn redis_round(path: &Path, size: usize, count: u64) -> Round {
         subs.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(count as usize);
             while (lat.len() as u64) < count {
-                if let Resp::Array(mut items) = read_resp(&mut s, &mut buf).await {
-                    if let Some(Resp::Bulk(data)) = items.pop() {
-                        lat.push(flow.latency(&data));
-                        flow.got(i);
-                    }
+                if let Resp::Array(mut items) = read_resp(&mut s, &mut buf).await
+                    && let Some(Resp::Bulk(data)) = items.pop()
+                {
+                    lat.push(flow.latency(&data));
+                    flow.got(i);
                 }
             }
             lat

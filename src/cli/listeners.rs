@@ -112,16 +112,16 @@ pub fn adopt(
 ) -> Result<Listeners> {
     let op = "adopt listeners";
     let threads = threads.max(1);
-    if from == Origin::Predecessor {
-        if let Some(other) = fds.iter().find(|fd| !serves(endpoint, &fd.name)) {
-            return Err(Error::new(ErrorKind::InvalidType)
-                .during(op)
-                .on(endpoint)
-                .detail(format!(
-                    "offered {}, but this process serves {endpoint}",
-                    other.name
-                )));
-        }
+    if from == Origin::Predecessor
+        && let Some(other) = fds.iter().find(|fd| !serves(endpoint, &fd.name))
+    {
+        return Err(Error::new(ErrorKind::InvalidType)
+            .during(op)
+            .on(endpoint)
+            .detail(format!(
+                "offered {}, but this process serves {endpoint}",
+                other.name
+            )));
     }
     if fds.len() != 1 && fds.len() != threads {
         return Err(Error::new(ErrorKind::InvalidType)

@@ -111,10 +111,10 @@ fn failed_test(line: &str) -> Option<&str> {
 /// Reads cargo test's `test result: ok. 41 passed; 0 failed; ...`, and the
 /// plain `N passed, N failed` that harness-less test binaries print.
 fn parse_test_result(line: &str) -> Option<(u64, u64)> {
-    if let Some((p, f)) = line.trim().split_once(" passed, ") {
-        if let (Ok(p), Some(Ok(f))) = (p.parse(), f.strip_suffix(" failed").map(str::parse)) {
-            return Some((p, f));
-        }
+    if let Some((p, f)) = line.trim().split_once(" passed, ")
+        && let (Ok(p), Some(Ok(f))) = (p.parse(), f.strip_suffix(" failed").map(str::parse))
+    {
+        return Some((p, f));
     }
     let rest = line.trim().strip_prefix("test result: ")?;
     let number_before = |word: &str| -> Option<u64> {

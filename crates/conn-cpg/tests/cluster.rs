@@ -50,10 +50,10 @@ fn on_node<T: Send + 'static>(
 async fn until_members(group: &mut CpgGroup, n: usize) {
     tokio::time::timeout(WITHIN, async {
         loop {
-            if let Event::Membership(change) = group.next().await.unwrap() {
-                if change.members.len() == n {
-                    return;
-                }
+            if let Event::Membership(change) = group.next().await.unwrap()
+                && change.members.len() == n
+            {
+                return;
             }
         }
     })

@@ -88,10 +88,11 @@ impl Drop for SocketFile {
         }
         // Remove the file only while the path still names the one we
         // created; a newer listener may have replaced it.
-        if let Ok(st) = rustix::fs::lstat(self.path.as_path()) {
-            if st.st_dev == self.dev && st.st_ino == self.ino {
-                let _ = rustix::fs::unlink(self.path.as_path());
-            }
+        if let Ok(st) = rustix::fs::lstat(self.path.as_path())
+            && st.st_dev == self.dev
+            && st.st_ino == self.ino
+        {
+            let _ = rustix::fs::unlink(self.path.as_path());
         }
     }
 }

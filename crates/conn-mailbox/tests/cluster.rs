@@ -78,10 +78,12 @@ async fn next(m: &mut Mailbox) -> Event {
 /// messages on the way are skipped.
 async fn wait_change(m: &mut Mailbox, group: &str, cause: Cause, who: &str) -> Membership {
     loop {
-        if let Event::Membership(ms) = next(m).await {
-            if ms.group == group && ms.cause == cause && ms.changed == who {
-                return ms;
-            }
+        if let Event::Membership(ms) = next(m).await
+            && ms.group == group
+            && ms.cause == cause
+            && ms.changed == who
+        {
+            return ms;
         }
     }
 }

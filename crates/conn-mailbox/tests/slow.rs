@@ -63,10 +63,10 @@ async fn flooded_member_that_never_reads_is_dropped() {
         .await
         .unwrap();
     loop {
-        if let Event::Message(m) = next(&mut watch).await {
-            if m.msg_type() == 9 {
-                break;
-            }
+        if let Event::Message(m) = next(&mut watch).await
+            && m.msg_type() == 9
+        {
+            break;
         }
     }
     // The slow member finds its session ended once it reads what got through.

@@ -153,10 +153,8 @@ where
             Kind::Service(body) => body.is_end_stream(),
             Kind::Error(body) => body.is_end_stream(),
         };
-        if ended {
-            if let Some(guard) = self.guard.take() {
-                guard.finish();
-            }
+        if ended && let Some(guard) = self.guard.take() {
+            guard.finish();
         }
         ended
     }

@@ -250,10 +250,10 @@ impl Drop for Offer {
         // Close the socket first, then remove the file, and only while the
         // path still names the file this offer created.
         drop(self.listener.take());
-        if let Ok(st) = rustix::fs::lstat(&self.path) {
-            if (st.st_dev, st.st_ino) == self.file {
-                let _ = rustix::fs::unlink(&self.path);
-            }
+        if let Ok(st) = rustix::fs::lstat(&self.path)
+            && (st.st_dev, st.st_ino) == self.file
+        {
+            let _ = rustix::fs::unlink(&self.path);
         }
     }
 }

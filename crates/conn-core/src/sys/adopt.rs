@@ -73,10 +73,10 @@ impl SocketKind {
         if ty != SocketType::STREAM {
             return Err(invalid("not a stream socket".into()));
         }
-        if let Some(protocol) = self.protocol {
-            if sockopt::socket_protocol(fd).map_err(fail)? != Some(protocol) {
-                return Err(not_this());
-            }
+        if let Some(protocol) = self.protocol
+            && sockopt::socket_protocol(fd).map_err(fail)? != Some(protocol)
+        {
+            return Err(not_this());
         }
         match (sockopt::socket_acceptconn(fd).map_err(fail)?, role) {
             (true, Role::Connection) => {

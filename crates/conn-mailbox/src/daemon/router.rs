@@ -506,10 +506,10 @@ impl State {
         });
         let mut fallen = Vec::new();
         for m in &members {
-            if let Some(c) = self.clients.get(m).filter(|c| c.membership) {
-                if c.outbox.push(frame.clone()) == Push::Full {
-                    fallen.push(*m);
-                }
+            if let Some(c) = self.clients.get(m).filter(|c| c.membership)
+                && c.outbox.push(frame.clone()) == Push::Full
+            {
+                fallen.push(*m);
             }
         }
         if let Some(c) = leaver

@@ -547,17 +547,16 @@ pub fn integrity(h: &History) -> Vec<Anomaly> {
                         service: ss,
                         ..
                     } = &h.clients[s].events[se].event
+                        && (sg != groups || ss != service)
                     {
-                        if sg != groups || ss != service {
-                            out.push(Anomaly::new(
-                                "integrity",
-                                format!(
-                                    "{} delivered {}:{} with other groups or service than sent",
-                                    client.name, id.sender, id.seq
-                                ),
-                                vec![(c, e), (s, se)],
-                            ));
-                        }
+                        out.push(Anomaly::new(
+                            "integrity",
+                            format!(
+                                "{} delivered {}:{} with other groups or service than sent",
+                                client.name, id.sender, id.seq
+                            ),
+                            vec![(c, e), (s, se)],
+                        ));
                     }
                 }
             }
@@ -593,14 +592,14 @@ pub fn no_duplicates(h: &History) -> Vec<Anomaly> {
     for (c, client) in h.clients.iter().enumerate() {
         let mut seen: HashMap<&MsgId, usize> = HashMap::new();
         for (e, r) in client.events.iter().enumerate() {
-            if let Event::Delivered { id, .. } = &r.event {
-                if let Some(first) = seen.insert(id, e) {
-                    out.push(Anomaly::new(
-                        "no_duplicates",
-                        format!("{} delivered {}:{} twice", client.name, id.sender, id.seq),
-                        vec![(c, first), (c, e)],
-                    ));
-                }
+            if let Event::Delivered { id, .. } = &r.event
+                && let Some(first) = seen.insert(id, e)
+            {
+                out.push(Anomaly::new(
+                    "no_duplicates",
+                    format!("{} delivered {}:{} twice", client.name, id.sender, id.seq),
+                    vec![(c, first), (c, e)],
+                ));
             }
         }
     }
@@ -639,27 +638,27 @@ pub fn fifo(h: &History) -> Vec<Anomaly> {
                 if !fifo_level(*service) {
                     continue;
                 }
-                if let Some(&(seq, le)) = last.get(id.sender.as_str()) {
-                    if id.seq < seq {
-                        let mut evidence = vec![(c, le), (c, e)];
-                        for m in [
-                            MsgId {
-                                sender: id.sender.clone(),
-                                seq,
-                            },
-                            id.clone(),
-                        ] {
-                            evidence.extend(sent.get(&m));
-                        }
-                        out.push(Anomaly::new(
-                            "fifo",
-                            format!(
-                                "{} delivered {}:{} after {}:{}",
-                                client.name, id.sender, id.seq, id.sender, seq
-                            ),
-                            evidence,
-                        ));
+                if let Some(&(seq, le)) = last.get(id.sender.as_str())
+                    && id.seq < seq
+                {
+                    let mut evidence = vec![(c, le), (c, e)];
+                    for m in [
+                        MsgId {
+                            sender: id.sender.clone(),
+                            seq,
+                        },
+                        id.clone(),
+                    ] {
+                        evidence.extend(sent.get(&m));
                     }
+                    out.push(Anomaly::new(
+                        "fifo",
+                        format!(
+                            "{} delivered {}:{} after {}:{}",
+                            client.name, id.sender, id.seq, id.sender, seq
+                        ),
+                        evidence,
+                    ));
                 }
                 last.insert(&id.sender, (id.seq, e));
             }

@@ -533,10 +533,10 @@ impl Bed {
     }
 
     fn corosync_signal(&self, node: usize, sig: Signal) {
-        if let Some(pid) = self.cluster.lock().unwrap().corosync_pid(node) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(pid, sig);
-            }
+        if let Some(pid) = self.cluster.lock().unwrap().corosync_pid(node)
+            && let Some(pid) = rustix::process::Pid::from_raw(pid as i32)
+        {
+            let _ = rustix::process::kill_process(pid, sig);
         }
     }
 
@@ -806,14 +806,14 @@ async fn run_schedule(bed: &Arc<Bed>, schedule: &Schedule) -> Outcome {
     // A client still connected whose flush never completed: the cluster
     // did not settle (its members disagree, or one is stuck).
     for c in &history.clients {
-        if let End::Lost(why) = &c.end {
-            if why.starts_with("the final flush") {
-                anomalies.push(Anomaly {
-                    property: "settle",
-                    what: format!("{}: {why}", c.name),
-                    evidence: vec![],
-                });
-            }
+        if let End::Lost(why) = &c.end
+            && why.starts_with("the final flush")
+        {
+            anomalies.push(Anomaly {
+                property: "settle",
+                what: format!("{}: {why}", c.name),
+                evidence: vec![],
+            });
         }
     }
     let dir = bed.dir.lock().unwrap().clone();

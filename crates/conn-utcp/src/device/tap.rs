@@ -192,19 +192,19 @@ impl Tap {
             }
         };
         let frame = &self.rx[..n as usize];
-        if let (false, Some((share, me))) = (from_sibling, &self.share) {
-            if frame.get(12..14) == Some(&ETHERTYPE_ARP[..]) {
-                for (i, (inbox, notify)) in share.inboxes.iter().enumerate() {
-                    if i != *me {
-                        // Bounded: a sibling that lags loses ARP frames,
-                        // as a busy NIC would, and asks again.
-                        if let Ok(mut inbox) = inbox.lock() {
-                            if inbox.len() < ARP_INBOX {
-                                inbox.push_back(frame.to_vec());
-                            }
-                        }
-                        notify.notify_one();
+        if let (false, Some((share, me))) = (from_sibling, &self.share)
+            && frame.get(12..14) == Some(&ETHERTYPE_ARP[..])
+        {
+            for (i, (inbox, notify)) in share.inboxes.iter().enumerate() {
+                if i != *me {
+                    // Bounded: a sibling that lags loses ARP frames,
+                    // as a busy NIC would, and asks again.
+                    if let Ok(mut inbox) = inbox.lock()
+                        && inbox.len() < ARP_INBOX
+                    {
+                        inbox.push_back(frame.to_vec());
                     }
+                    notify.notify_one();
                 }
             }
         }

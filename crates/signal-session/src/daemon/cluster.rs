@@ -240,10 +240,10 @@ impl Cluster {
 
     /// Serves an ask (ours too) and multicasts the answer.
     async fn serve(&mut self, from: Member, call: u64, caller: Caller, request: &[u8]) {
-        if from == self.me {
-            if let Some(p) = self.pending.get_mut(&call) {
-                p.asked = Some(self.view.clone());
-            }
+        if from == self.me
+            && let Some(p) = self.pending.get_mut(&call)
+        {
+            p.asked = Some(self.view.clone());
         }
         let answer = NodeRequest::from_frame(caller, request)
             .map(|r| r.serve(&self.daemon))

@@ -75,13 +75,13 @@ impl Sequencer for Link {
             batch.push(BATCH_VERSION);
             pending.push_back(batch);
         }
-        if let Some(batch) = pending.back_mut() {
-            if let Err(e) = op.emit_into(batch) {
-                // The names were checked against the limits before; an op
-                // that cannot be emitted is this daemon's bug, not a reason
-                // to panic.
-                tracing::error!(error = %e, ?op, "cluster: an op that cannot be emitted dropped");
-            }
+        if let Some(batch) = pending.back_mut()
+            && let Err(e) = op.emit_into(batch)
+        {
+            // The names were checked against the limits before; an op
+            // that cannot be emitted is this daemon's bug, not a reason
+            // to panic.
+            tracing::error!(error = %e, ?op, "cluster: an op that cannot be emitted dropped");
         }
         drop(pending);
         if first {

@@ -101,17 +101,17 @@ impl Router {
         // would apply at that one's home (where the client is local) and
         // elsewhere (where it is remote) to different effect (found by the
         // mailbox_cluster fuzz target: the replicas diverged).
-        if let Some((client, home)) = op.client() {
-            if st.daemons.get(&from).is_none_or(|d| d != home) {
-                st.refused += 1;
-                tracing::warn!(
-                    from,
-                    client,
-                    refused = st.refused,
-                    "cluster: an op naming a client of another daemon than its sender refused"
-                );
-                return;
-            }
+        if let Some((client, home)) = op.client()
+            && st.daemons.get(&from).is_none_or(|d| d != home)
+        {
+            st.refused += 1;
+            tracing::warn!(
+                from,
+                client,
+                refused = st.refused,
+                "cluster: an op naming a client of another daemon than its sender refused"
+            );
+            return;
         }
         st.apply(from, op);
         st.drop_fallen();

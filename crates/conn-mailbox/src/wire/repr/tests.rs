@@ -232,13 +232,12 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = frame_len(&bytes);
-        if let Ok(frame) = Frame::new_checked(&bytes[..]) {
-            if let Ok(repr) = Repr::parse(&frame) {
+        if let Ok(frame) = Frame::new_checked(&bytes[..])
+            && let Ok(repr) = Repr::parse(&frame) {
                 every_name_reads(&repr);
                 prop_assert_eq!(repr.buffer_len(), bytes.len());
                 prop_assert_eq!(repr.to_vec().unwrap(), bytes.clone());
             }
-        }
     }
 
     /// Random bodies behind a valid header, every kind: still no panic.
