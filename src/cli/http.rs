@@ -375,8 +375,7 @@ pub async fn run_tap(
     let report = match server {
         None => {
             let stack = builders[0].take().expect("one builder").build()?;
-            let listener =
-                UtcpListener::bind(&stack, addr.port(), connkit::utcp::REGISTRY_BACKLOG)?;
+            let listener = UtcpListener::bind(&stack, addr.port(), connkit::utcp::DEFAULT_BACKLOG)?;
             say(format_args!("listening on {endpoint}"));
             serve(listener, handler)
                 .with_graceful_shutdown(signal, drain)
@@ -400,7 +399,7 @@ pub async fn run_tap(
                             .ok_or_else(|| bad(&format!("no queue for thread {core}")))?;
                         // Built here, so this thread's runtime drives the stack.
                         let stack = builder.build()?;
-                        UtcpListener::bind(&stack, port, connkit::utcp::REGISTRY_BACKLOG)
+                        UtcpListener::bind(&stack, port, connkit::utcp::DEFAULT_BACKLOG)
                     },
                     handler,
                 )

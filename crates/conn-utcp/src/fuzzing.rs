@@ -10,7 +10,6 @@
 //! has no L3, TUN-style, path to feed IP packets into.) The stack is polled
 //! by hand, on a clock the input moves, so every input replays alike.
 
-use smoltcp::socket::{AnySocket, tcp};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Packet};
 
@@ -63,10 +62,7 @@ impl Harness {
         self.peer.send_frame(frame);
         let mut inner = self.stack.lock();
         inner.poll_at(self.now);
-        for (_, socket) in inner.sockets.iter_mut() {
-            let Some(socket) = tcp::Socket::downcast_mut(socket) else {
-                continue;
-            };
+        inner.conns.each_socket(|socket| {
             let mut buf = [0u8; 512];
             if socket.can_recv() {
                 let n = socket.recv_slice(&mut buf).unwrap_or(0);
@@ -74,7 +70,7 @@ impl Harness {
                     let _ = socket.send_slice(&buf[..n]);
                 }
             }
-        }
+        });
         inner.poll_at(self.now);
         drop(inner);
         let mut sent = Vec::new();

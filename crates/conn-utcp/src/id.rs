@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use smoltcp::iface::SocketHandle;
+use crate::conns::Key;
 
 /// Bits of a [`SockId`] that number the socket within its stack; the bits
 /// above them name the stack, so a stack recognises ids it did not create.
@@ -64,11 +64,10 @@ impl fmt::Display for SockId {
 /// What a slot holds.
 #[derive(Debug)]
 pub(crate) enum Entry {
-    /// One connection's smoltcp socket.
-    Stream(SocketHandle),
-    /// A listening port: smoltcp listens with one socket per connection, so
-    /// a listener keeps `backlog` sockets listening on its port.
-    Listener { port: u16, pool: Vec<SocketHandle> },
+    /// One connection (its key in the stack's connection table).
+    Stream(Key),
+    /// A listening port (its backlog is the stack's, by port).
+    Listener { port: u16 },
 }
 
 #[derive(Debug, Default)]
@@ -117,13 +116,5 @@ impl Table {
         let entry = self.slots.get_mut(index as usize)?.entry.take()?;
         self.free.push(index);
         Some(entry)
-    }
-
-    /// The live listeners' ports.
-    pub(crate) fn listener_ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.slots.iter().filter_map(|s| match &s.entry {
-            Some(Entry::Listener { port, .. }) => Some(*port),
-            _ => None,
-        })
     }
 }

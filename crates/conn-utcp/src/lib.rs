@@ -43,6 +43,8 @@
 //! # Ok(()) }
 //! ```
 
+mod conns;
+mod demux;
 mod device;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -51,6 +53,7 @@ mod id;
 mod listener;
 mod stack;
 mod stream;
+mod time_wait;
 mod transport;
 
 pub use device::{Device, MemLink, MemPort, Tap};
@@ -61,4 +64,4 @@ pub use smoltcp::socket::tcp::State as TcpState;
 pub use smoltcp::wire::Ipv4Cidr;
 pub use stack::{Stack, StackBuilder};
 pub use stream::UtcpStream;
-pub use transport::{REGISTRY_BACKLOG, UtcpConnector, UtcpTransport, register};
+pub use transport::{DEFAULT_BACKLOG, UtcpConnector, UtcpTransport, register};

@@ -6,18 +6,22 @@ use std::net::SocketAddrV4;
 use std::task::Poll;
 
 use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
-use smoltcp::socket::tcp::State;
 
 use crate::UtcpStream;
+use crate::conns::Owner;
 use crate::id::{Entry, SockId};
-use crate::stack::{Stack, bad_handle, endpoint_of};
+use crate::stack::{Backlog, Stack, bad_handle, endpoint_of};
 
 /// A listening port of a [`Stack`].
 ///
-/// smoltcp listens with one socket per connection, so the listener keeps
-/// `backlog` sockets listening on its port: up to `backlog` handshakes can
-/// complete before [`accept`](Listener::accept) takes them; more SYNs meet
-/// a reset. Each accepted socket is replaced by a fresh listening one.
+/// Each SYN to the port gets a socket of its own (from the stack's pool)
+/// the moment it arrives, so any number of clients may connect at once.
+/// `backlog` bounds the handshakes under way and the connections waiting
+/// for [`accept`](Listener::accept) together; a SYN beyond it is dropped,
+/// as Linux drops it when a listen queue is full, and the client sends it
+/// again after its retransmission timeout. A flood of SYNs so costs at
+/// most `backlog` sockets, and the stack's established connections go on
+/// being served.
 ///
 /// ```
 /// use conn_core::{Deadline, ErrorKind, Listener};
@@ -48,14 +52,15 @@ impl fmt::Debug for UtcpListener {
 }
 
 impl UtcpListener {
-    /// Listens on `port` of `stack` (0 picks a free port) with `backlog`
-    /// (at least 1) connections waiting to be accepted. `AddrInUse` when a
-    /// listener of this stack holds the port.
+    /// Listens on `port` of `stack` (0 picks a free port) with room for
+    /// `backlog` (at least 1) connections, in their handshake or waiting to
+    /// be accepted; Linux's default is 4096 (`net.core.somaxconn`).
+    /// `AddrInUse` when a listener of this stack holds the port.
     pub fn bind(stack: &Stack, port: u16, backlog: usize) -> Result<UtcpListener> {
         let mut guard = stack.lock();
         let inner = &mut *guard;
         let port = match port {
-            0 => inner.ephemeral_port().ok_or_else(|| {
+            0 => inner.ephemeral_port(None).ok_or_else(|| {
                 Error::new(ErrorKind::AddrNotAvailable)
                     .during("bind")
                     .detail("no free port")
@@ -68,16 +73,8 @@ impl UtcpListener {
                 .during("bind")
                 .on(endpoint_of(local)));
         }
-        let mut pool = Vec::with_capacity(backlog.max(1));
-        for _ in 0..backlog.max(1) {
-            let handle = inner.new_socket();
-            inner
-                .socket(handle)
-                .listen(port)
-                .expect("a fresh socket listens on a nonzero port");
-            pool.push(handle);
-        }
-        let (index, generation) = inner.table.insert(Entry::Listener { port, pool });
+        inner.listeners.insert(port, Backlog::new(backlog));
+        let (index, generation) = inner.table.insert(Entry::Listener { port });
         Ok(UtcpListener {
             stack: stack.clone(),
             id: stack.id(index),
@@ -138,8 +135,8 @@ impl UtcpListener {
     }
 }
 
-/// Accepts on the listener in slot `index`: the first of its sockets whose
-/// handshake completed becomes a stream with an id of its own.
+/// Accepts on the listener in slot `index`: the first connection of its
+/// backlog whose handshake completed becomes a stream with an id of its own.
 pub(crate) async fn accept_on(
     stack: &Stack,
     id: SockId,
@@ -150,46 +147,32 @@ pub(crate) async fn accept_on(
     let ready = poll_fn(|cx| {
         let mut guard = stack.lock();
         let inner = &mut *guard;
-        let (port, pool) = match inner.table.get_mut(index, generation) {
-            Some(Entry::Listener { port, pool }) => (*port, pool),
+        let port = match inner.table.get_mut(index, generation) {
+            Some(Entry::Listener { port }) => *port,
             Some(Entry::Stream(_)) => {
                 return Poll::Ready(Err(Error::new(ErrorKind::InvalidType)
                     .detail("accept needs a listener, this is a connection")));
             }
             None => return Poll::Ready(Err(Error::new(ErrorKind::BadHandle))),
         };
-        let mut found = None;
-        for (i, &handle) in pool.iter().enumerate() {
-            let socket = inner
-                .sockets
-                .get_mut::<smoltcp::socket::tcp::Socket>(handle);
-            match socket.state() {
-                State::Listen | State::SynReceived => socket.register_recv_waker(cx.waker()),
-                State::Closed => {
-                    // A handshake that failed: listen again.
-                    let _ = socket.listen(port);
-                    socket.register_recv_waker(cx.waker());
-                }
-                _ => {
-                    found = Some(i);
-                    break;
-                }
+        let backlog = inner
+            .listeners
+            .get_mut(&port)
+            .expect("a live listener has a backlog");
+        let Some(key) = backlog.ready.pop_front() else {
+            if !backlog
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                backlog.waker = Some(cx.waker().clone());
             }
-        }
-        let Some(i) = found else {
             return Poll::Pending;
         };
-        let fresh = inner.new_socket();
-        inner
-            .sockets
-            .get_mut::<smoltcp::socket::tcp::Socket>(fresh)
-            .listen(port)
-            .expect("a fresh socket listens on a nonzero port");
-        let Some(Entry::Listener { pool, .. }) = inner.table.get_mut(index, generation) else {
-            unreachable!("checked above");
-        };
-        let accepted = std::mem::replace(&mut pool[i], fresh);
-        let (new_index, new_generation) = inner.table.insert(Entry::Stream(accepted));
+        if let Some(conn) = inner.conns.get(key) {
+            conn.owner = Owner::Stream;
+        }
+        let (new_index, new_generation) = inner.table.insert(Entry::Stream(key));
         Poll::Ready(Ok(UtcpStream::new(stack, inner, new_index, new_generation)))
     });
     deadline

@@ -19,28 +19,40 @@
 //! [`Tap`](crate::Tap)), a socket operation kicks it (another `Notify`),
 //! or smoltcp's `poll_delay` says a timer is due. It never polls in a loop.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
 use std::time::Duration;
 
 use conn_core::{Deadline, Error, ErrorKind, Result};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::{AnySocket, tcp};
+use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
+use smoltcp::phy;
+use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 use tokio::sync::Notify;
 
+use crate::conns::{Conns, Key, Owner};
+use crate::demux::{self, Flow, Frame, Segment};
 use crate::device::{Device, Driven, Ready};
 use crate::id::{Entry, SockId, Table};
+use crate::time_wait::{self, TimeWait};
 
 /// Stack numbers fit the 12 bits a [`SockId`] has for them.
 const STACK_NUMBERS: u32 = 1 << 12;
 static NEXT_STACK: AtomicU32 = AtomicU32::new(1);
 
-/// CLOSED sockets a stack keeps for reuse at most.
-const SPARE_SOCKETS: usize = 256;
+/// Received frames one turn of the driver takes at most, so a flood on
+/// one device cannot hold the stack's lock (and its sockets' callers)
+/// for long; the driver comes back at once for the rest.
+const FRAMES_PER_TURN: usize = 256;
+
+/// Segments one connection sends in one egress turn at most, so one bulk
+/// sender cannot starve the others.
+const SEGMENTS_PER_TURN: usize = 64;
 
 /// Default socket buffer sizes (each direction).
 const DEFAULT_BUFFER: usize = 64 * 1024;
@@ -158,15 +170,16 @@ impl StackBuilder {
             kick: Arc::new(Notify::new()),
             inner: Mutex::new(Inner {
                 iface,
-                sockets: SocketSet::new(Vec::new()),
                 device,
                 table: Table::default(),
-                lingering: Vec::new(),
-                spare: Vec::new(),
-                rx_buffer: self.rx_buffer,
-                tx_buffer: self.tx_buffer,
+                conns: Conns::new(self.rx_buffer, self.tx_buffer),
+                listeners: HashMap::new(),
+                nobody: SocketSet::new(Vec::new()),
+                time_wait: TimeWait::default(),
+                mac,
                 ports: self.ports,
                 next_port: self.ports.0,
+                round: Vec::new(),
             }),
         });
         Ok((Stack { shared }, waiter))
@@ -227,21 +240,49 @@ impl Drop for Shared {
 
 pub(crate) struct Inner {
     pub(crate) iface: Interface,
-    pub(crate) sockets: SocketSet<'static>,
     pub(crate) device: Driven,
     pub(crate) table: Table,
-    /// Sockets whose handle is released but whose connection still runs
-    /// (FIN-WAIT, LAST-ACK, TIME-WAIT, a reset not yet sent); the driver
-    /// removes each once it reaches CLOSED.
-    lingering: Vec<SocketHandle>,
-    /// CLOSED sockets kept for reuse (smoltcp resets a socket when it
-    /// listens or connects again), so a steady stream of connections does
-    /// not allocate and zero two buffers per connection.
-    spare: Vec<SocketHandle>,
-    rx_buffer: usize,
-    tx_buffer: usize,
+    pub(crate) conns: Conns,
+    /// Listening ports and their backlogs.
+    pub(crate) listeners: HashMap<u16, Backlog>,
+    /// An empty socket set, for the frames no connection takes: smoltcp
+    /// answers ARP and ICMP echo itself, and resets a segment no socket
+    /// takes.
+    nobody: SocketSet<'static>,
+    time_wait: TimeWait,
+    mac: [u8; 6],
     ports: (u16, u16),
     next_port: u16,
+    /// The keys of one egress round (kept to reuse its allocation).
+    round: Vec<Key>,
+}
+
+/// A listening port's backlog: the handshakes under way and the
+/// connections established, waiting for `accept`.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    /// Handshakes and waiting connections together, at most; a SYN
+    /// beyond it is dropped, as Linux drops it, and the peer sends it
+    /// again.
+    limit: usize,
+    handshaking: usize,
+    pub(crate) ready: VecDeque<Key>,
+    pub(crate) waker: Option<Waker>,
+}
+
+impl Backlog {
+    pub(crate) fn new(limit: usize) -> Backlog {
+        Backlog {
+            limit: limit.max(1),
+            handshaking: 0,
+            ready: VecDeque::new(),
+            waker: None,
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.handshaking + self.ready.len() < self.limit
+    }
 }
 
 impl fmt::Debug for Stack {
@@ -287,7 +328,7 @@ impl Stack {
     /// accepted are reset). `NotConnected` when the connection had already
     /// ended (reset, or closed by both sides); the id is freed then too.
     pub async fn close(&self, id: SockId, deadline: Deadline) -> Result<()> {
-        let handle = {
+        let key = {
             let mut inner = self.lock_for(id, "close")?;
             match inner.table.get_mut(id.index(), None) {
                 None => return Err(bad_handle(id, "close")),
@@ -297,10 +338,10 @@ impl Stack {
                     self.kick();
                     return Ok(());
                 }
-                Some(Entry::Stream(handle)) => *handle,
+                Some(Entry::Stream(key)) => *key,
             }
         };
-        crate::stream::close_handle(self, id, None, handle, deadline).await
+        crate::stream::close_conn(self, id, None, key, deadline).await
     }
 
     /// mTCP `mtcp_abort`: ends the connection `id` at once with a reset (the
@@ -328,9 +369,9 @@ impl Stack {
         match inner.table.get_mut(id.index(), None) {
             None => Err(bad_handle(id, "state")),
             Some(Entry::Listener { .. }) => Ok(tcp::State::Listen),
-            Some(Entry::Stream(h)) => {
-                let h = *h;
-                Ok(inner.sockets.get::<tcp::Socket>(h).state())
+            Some(Entry::Stream(key)) => {
+                let key = *key;
+                Ok(inner.conns.socket(key).state())
             }
         }
     }
@@ -338,7 +379,7 @@ impl Stack {
     /// Connections of this stack that are released but not yet CLOSED
     /// (FIN-WAIT, LAST-ACK, TIME-WAIT).
     pub fn lingering(&self) -> usize {
-        self.lock().lingering.len()
+        self.lock().lingering()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -371,43 +412,31 @@ pub(crate) fn bad_handle(id: SockId, op: &'static str) -> Error {
 }
 
 impl Inner {
-    /// A fresh TCP socket with this stack's buffer sizes.
-    pub(crate) fn new_socket(&mut self) -> SocketHandle {
-        if let Some(handle) = self.spare.pop() {
-            return handle;
+    /// Whether any listener or dialled connection uses local `port`, or,
+    /// given a `peer`, a connection to it from that port lives or waits
+    /// in TIME-WAIT.
+    fn port_in_use(&self, port: u16, peer: Option<SocketAddrV4>) -> bool {
+        if self.listeners.contains_key(&port) || self.conns.port_dialled(port) {
+            return true;
         }
-        let rx = tcp::SocketBuffer::new(vec![0; self.rx_buffer]);
-        let tx = tcp::SocketBuffer::new(vec![0; self.tx_buffer]);
-        let mut socket = tcp::Socket::new(rx, tx);
-        // connkit's streams are TCP_NODELAY by default.
-        socket.set_nagle_enabled(false);
-        self.sockets.add(socket)
+        peer.is_some_and(|peer| {
+            let flow = Flow {
+                peer: *peer.ip(),
+                peer_port: peer.port(),
+                port,
+            };
+            self.conns.find(&flow).is_some() || self.time_wait.contains(&flow)
+        })
     }
 
-    pub(crate) fn socket(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(handle)
-    }
-
-    /// Whether any socket or listener of this stack uses local `port`.
-    fn port_in_use(&self, port: u16) -> bool {
-        self.table.listener_ports().any(|p| p == port)
-            || self.sockets.iter().any(|(_, s)| {
-                let Some(s) = tcp::Socket::downcast(s) else {
-                    return false;
-                };
-                s.local_endpoint().is_some_and(|e| e.port == port)
-                    || s.listen_endpoint().port == port
-            })
-    }
-
-    /// A free ephemeral port.
-    pub(crate) fn ephemeral_port(&mut self) -> Option<u16> {
+    /// A free ephemeral port (for a connection to `peer`, if given).
+    pub(crate) fn ephemeral_port(&mut self, peer: Option<SocketAddrV4>) -> Option<u16> {
         let (first, last) = self.ports;
         let span = u32::from(last - first) + 1;
         for _ in 0..span {
             let port = self.next_port;
             self.next_port = if port >= last { first } else { port + 1 };
-            if !self.port_in_use(port) {
+            if !self.port_in_use(port, peer) {
                 return Some(port);
             }
         }
@@ -415,30 +444,36 @@ impl Inner {
     }
 
     pub(crate) fn listener_port_taken(&self, port: u16) -> bool {
-        self.table.listener_ports().any(|p| p == port)
+        self.listeners.contains_key(&port)
     }
 
-    /// Releases a connection's smoltcp socket: gone at once when CLOSED
-    /// and nothing is left to send, otherwise left to finish (TIME-WAIT,
-    /// LAST-ACK, a reset to send) and removed by the driver.
-    pub(crate) fn release(&mut self, handle: SocketHandle) {
-        self.lingering.push(handle);
+    /// Releases connection `key`: it finishes what it has to send (a FIN,
+    /// a reset, LAST-ACK) and is recycled once CLOSED or in TIME-WAIT.
+    pub(crate) fn release(&mut self, key: Key) {
+        if let Some(conn) = self.conns.get(key) {
+            conn.owner = Owner::Released;
+        }
+        self.conns.touch(key);
     }
 
     pub(crate) fn abort_stream(&mut self, index: u32) {
-        if let Some(Entry::Stream(handle)) = self.table.remove(index) {
-            self.socket(handle).abort();
-            self.release(handle);
+        if let Some(Entry::Stream(key)) = self.table.remove(index) {
+            self.conns.socket(key).abort();
+            self.release(key);
         }
     }
 
     pub(crate) fn close_listener(&mut self, index: u32) {
-        if let Some(Entry::Listener { pool, .. }) = self.table.remove(index) {
-            for handle in pool {
+        let Some(Entry::Listener { port }) = self.table.remove(index) else {
+            return;
+        };
+        self.listeners.remove(&port);
+        for owner in [Owner::Handshake(port), Owner::Ready(port)] {
+            for key in self.conns.held_by(owner) {
                 // Not yet accepted: reset, as the kernel does when a
                 // listening socket with a full queue is closed.
-                self.socket(handle).abort();
-                self.release(handle);
+                self.conns.socket(key).abort();
+                self.release(key);
             }
         }
     }
@@ -449,25 +484,187 @@ impl Inner {
         self.poll_at(SmolInstant::now())
     }
 
-    /// One poll of the interface at `now`, then CLOSED sockets released.
+    /// One turn at `now`: timers due, up to [`FRAMES_PER_TURN`] received
+    /// frames each to its own connection, then an egress turn for every
+    /// connection that has something to do. Returns when to come back.
     pub(crate) fn poll_at(&mut self, now: SmolInstant) -> Option<Duration> {
-        self.iface.poll(now, &mut self.device, &mut self.sockets);
-        let sockets = &mut self.sockets;
-        let spare = &mut self.spare;
-        self.lingering.retain(|&h| {
-            let closed = sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed;
-            if closed {
-                if spare.len() < SPARE_SOCKETS {
-                    spare.push(h);
-                } else {
-                    sockets.remove(h);
+        self.iface.poll_maintenance(now);
+        self.time_wait.expire(now);
+        self.conns.due(now);
+        let mut frames = 0;
+        while frames < FRAMES_PER_TURN && self.device.stage() {
+            self.ingress(now);
+            frames += 1;
+        }
+        self.egress(now);
+        if frames == FRAMES_PER_TURN || self.conns.any_dirty() {
+            return Some(Duration::ZERO);
+        }
+        [self.conns.next_timer(), self.time_wait.next()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| match at > now {
+                true => Duration::from_micros((at - now).total_micros()),
+                false => Duration::ZERO,
+            })
+    }
+
+    /// Hands the staged frame to smoltcp with the socket set it is for.
+    fn ingress(&mut self, now: SmolInstant) {
+        let Some(frame) = self.device.staged() else {
+            return;
+        };
+        match demux::classify(frame) {
+            Frame::Tcp(seg) => self.ingress_tcp(now, seg),
+            Frame::Arp => {
+                self.iface
+                    .poll_ingress_single(now, &mut self.device, &mut self.nobody);
+                self.conns.touch_all();
+            }
+            Frame::Other => {
+                self.iface
+                    .poll_ingress_single(now, &mut self.device, &mut self.nobody);
+            }
+        }
+    }
+
+    fn ingress_tcp(&mut self, now: SmolInstant, seg: Segment) {
+        let key = match self.conns.find(&seg.flow) {
+            Some(key) => key,
+            None => {
+                let port = seg.flow.port;
+                if self.time_wait.contains(&seg.flow) {
+                    if seg.opens() && self.listeners.contains_key(&port) {
+                        // A new connection on the old four-tuple ends the wait.
+                        self.time_wait.remove(&seg.flow);
+                    } else {
+                        self.answer_time_wait(now, &seg);
+                        return;
+                    }
+                }
+                match self.listeners.get_mut(&port) {
+                    Some(backlog) if seg.opens() => {
+                        if !backlog.has_room() {
+                            self.device.discard();
+                            return;
+                        }
+                        backlog.handshaking += 1;
+                        let key = self.conns.open(Owner::Handshake(port), seg.flow, false);
+                        self.conns
+                            .socket(key)
+                            .listen(port)
+                            .expect("a closed socket listens on a nonzero port");
+                        key
+                    }
+                    _ => {
+                        self.iface
+                            .poll_ingress_single(now, &mut self.device, &mut self.nobody);
+                        return;
+                    }
                 }
             }
-            !closed
-        });
+        };
+        let conn = self.conns.get(key).expect("a connection the table found");
         self.iface
-            .poll_delay(now, &self.sockets)
-            .map(|d| Duration::from_micros(d.total_micros()))
+            .poll_ingress_single(now, &mut self.device, conn.set());
+        self.conns.touch(key);
+    }
+
+    /// A segment for a four-tuple in TIME-WAIT (see [`crate::time_wait`]):
+    /// a retransmitted FIN is acknowledged and restarts the wait; the rest
+    /// is dropped.
+    fn answer_time_wait(&mut self, now: SmolInstant, seg: &Segment) {
+        let verify = phy::Device::capabilities(&self.device).checksum.tcp.rx();
+        let intact = !verify || self.device.staged().is_some_and(demux::checksums_hold);
+        self.device.discard();
+        if !(intact && seg.fin && seg.ack) || seg.rst {
+            return;
+        }
+        self.time_wait.insert(seg.flow, now);
+        let (me, mac) = (self.device.1, self.mac);
+        if let Some(tx) = phy::Device::transmit(&mut self.device, now) {
+            phy::TxToken::consume(tx, time_wait::ACK_LEN, |buf| {
+                time_wait::write_ack(seg, me, mac, buf)
+            });
+        }
+    }
+
+    /// An egress turn for every connection touched since the last one,
+    /// each then settled.
+    fn egress(&mut self, now: SmolInstant) {
+        let mut round = std::mem::take(&mut self.round);
+        self.conns.take_dirty(&mut round);
+        for &key in &round {
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            let mut sent_all = false;
+            for _ in 0..SEGMENTS_PER_TURN {
+                if self.iface.poll_egress(now, &mut self.device, conn.set()) == PollResult::None {
+                    sent_all = true;
+                    break;
+                }
+            }
+            self.settle(key, now);
+            if !sent_all {
+                self.conns.touch(key);
+            }
+        }
+        round.clear();
+        self.round = round;
+    }
+
+    /// Acts on `key`'s state after smoltcp had it: a finished handshake
+    /// joins its listener's queue, a released connection that is done
+    /// is recycled (to TIME-WAIT, if it closed first); then its timer.
+    fn settle(&mut self, key: Key, now: SmolInstant) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let state = conn.socket().state();
+        match (conn.owner, state) {
+            (Owner::Handshake(port), State::Listen | State::Closed) => {
+                // The segment opened nothing (a bad checksum, a reset
+                // during the handshake): the place in the backlog is free.
+                if let Some(backlog) = self.listeners.get_mut(&port) {
+                    backlog.handshaking -= 1;
+                }
+                self.conns.recycle(key);
+                return;
+            }
+            (Owner::Handshake(_), State::SynReceived) => {}
+            (Owner::Handshake(port), _) => {
+                conn.owner = Owner::Ready(port);
+                if let Some(backlog) = self.listeners.get_mut(&port) {
+                    backlog.handshaking -= 1;
+                    backlog.ready.push_back(key);
+                    if let Some(waker) = backlog.waker.take() {
+                        waker.wake();
+                    }
+                }
+            }
+            (Owner::Released, State::Closed) => {
+                self.conns.recycle(key);
+                return;
+            }
+            (Owner::Released, State::TimeWait) => {
+                if let Some(flow) = conn.flow {
+                    self.time_wait.insert(flow, now);
+                }
+                self.conns.recycle(key);
+                return;
+            }
+            _ => {}
+        }
+        let conn = self.conns.get(key).expect("settled above");
+        let at = self.iface.poll_at(now, conn.set());
+        self.conns.schedule(key, at);
+    }
+
+    /// Connections released and not finished, and four-tuples in TIME-WAIT.
+    fn lingering(&self) -> usize {
+        self.conns.released() + self.time_wait.len()
     }
 }
 

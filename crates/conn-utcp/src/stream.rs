@@ -8,10 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use conn_core::{Connection, Deadline, Endpoint, Error, ErrorKind, Result};
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, RecvError, State};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::conns::{Key, Owner};
+use crate::demux::Flow;
 use crate::id::{Entry, SockId};
 use crate::stack::{Inner, Stack, bad_handle, endpoint_of};
 
@@ -81,11 +82,11 @@ fn peer_ended(state: State) -> bool {
 impl UtcpStream {
     /// Wraps the established socket in slot `index` (of `generation`).
     pub(crate) fn new(stack: &Stack, inner: &mut Inner, index: u32, generation: u32) -> Self {
-        let Some(Entry::Stream(handle)) = inner.table.get_mut(index, Some(generation)) else {
+        let Some(Entry::Stream(key)) = inner.table.get_mut(index, Some(generation)) else {
             unreachable!("a fresh stream slot");
         };
-        let handle = *handle;
-        let socket = inner.socket(handle);
+        let key = *key;
+        let socket = inner.conns.socket(key);
         UtcpStream {
             stack: stack.clone(),
             id: stack.id(index),
@@ -111,32 +112,38 @@ impl UtcpStream {
         let (index, generation) = {
             let mut guard = stack.lock();
             let inner = &mut *guard;
-            let port = inner.ephemeral_port().ok_or_else(|| {
+            let port = inner.ephemeral_port(Some(peer)).ok_or_else(|| {
                 Error::new(ErrorKind::AddrNotAvailable)
                     .during("connect")
                     .on(&target)
                     .detail("no free ephemeral port")
             })?;
-            let handle = inner.new_socket();
-            let socket = inner.sockets.get_mut::<tcp::Socket>(handle);
+            let flow = Flow {
+                peer: *peer.ip(),
+                peer_port: peer.port(),
+                port,
+            };
+            let key = inner.conns.open(Owner::Stream, flow, true);
+            let socket = inner.conns.socket(key);
             if let Err(e) = socket.connect(inner.iface.context(), peer, port) {
-                inner.sockets.remove(handle);
+                inner.conns.recycle(key);
                 return Err(Error::new(ErrorKind::InvalidType)
                     .during("connect")
                     .on(&target)
                     .detail(e.to_string()));
             }
-            inner.table.insert(Entry::Stream(handle))
+            inner.conns.touch(key);
+            inner.table.insert(Entry::Stream(key))
         };
         stack.kick();
         let id = stack.id(index);
         let established = poll_fn(|cx| {
             let mut inner = stack.lock();
-            let Some(Entry::Stream(h)) = inner.table.get_mut(index, Some(generation)) else {
+            let Some(Entry::Stream(key)) = inner.table.get_mut(index, Some(generation)) else {
                 return Poll::Ready(Err(bad_handle(id, "connect")));
             };
-            let h = *h;
-            let socket = inner.socket(h);
+            let key = *key;
+            let socket = inner.conns.socket(key);
             match socket.state() {
                 State::SynSent | State::SynReceived => {
                     socket.register_recv_waker(cx.waker());
@@ -183,7 +190,7 @@ impl UtcpStream {
 
     /// The connection's TCP state.
     pub fn state(&self) -> Result<State> {
-        self.with_socket("state", |s| s.state())
+        self.with_socket("state", false, |s| s.state())
     }
 
     /// Ends the connection at once with a reset (mTCP `mtcp_abort`); the
@@ -208,12 +215,23 @@ impl UtcpStream {
         self.stack.kick();
     }
 
-    fn with_socket<R>(&self, op: &'static str, f: impl FnOnce(&mut tcp::Socket) -> R) -> Result<R> {
+    /// Runs `f` on this connection's socket; `touch`: it may have given
+    /// the socket something to send.
+    fn with_socket<R>(
+        &self,
+        op: &'static str,
+        touch: bool,
+        f: impl FnOnce(&mut tcp::Socket) -> R,
+    ) -> Result<R> {
         let mut inner = self.stack.lock();
         match inner.table.get_mut(self.id.index(), Some(self.generation)) {
-            Some(Entry::Stream(h)) => {
-                let h = *h;
-                Ok(f(inner.socket(h)))
+            Some(Entry::Stream(key)) => {
+                let key = *key;
+                let r = f(inner.conns.socket(key));
+                if touch {
+                    inner.conns.touch(key);
+                }
+                Ok(r)
             }
             _ => Err(bad_handle(self.id, op)),
         }
@@ -227,26 +245,27 @@ impl UtcpStream {
 /// mTCP `mtcp_close` on an established connection: FIN, drain until the
 /// peer's FIN or `deadline`, release. Shared by [`UtcpStream`]'s `close`
 /// and [`Stack::close`].
-pub(crate) async fn close_handle(
+pub(crate) async fn close_conn(
     stack: &Stack,
     id: SockId,
     generation: Option<u32>,
-    handle: SocketHandle,
+    key: Key,
     deadline: Deadline,
 ) -> Result<()> {
     let index = id.index();
     {
         let mut inner = stack.lock();
-        let socket = inner.socket(handle);
+        let socket = inner.conns.socket(key);
         if socket.state() == State::Closed {
             inner.table.remove(index);
-            inner.release(handle);
+            inner.release(key);
             return Err(Error::new(ErrorKind::NotConnected)
                 .during("close")
                 .on(id)
                 .detail("the connection had already ended"));
         }
         socket.close();
+        inner.conns.touch(key);
     }
     stack.kick();
     let mut saw_fin = false;
@@ -255,7 +274,7 @@ pub(crate) async fn close_handle(
         if inner.table.get_mut(index, generation).is_none() {
             return Poll::Ready(Err(bad_handle(id, "close")));
         }
-        let socket = inner.socket(handle);
+        let socket = inner.conns.socket(key);
         let mut read = false;
         // Drop whatever the peer still sends; it must not hold up its FIN.
         while let Ok(n) = socket.recv(|b| (b.len(), b.len())) {
@@ -274,9 +293,10 @@ pub(crate) async fn close_handle(
             socket.register_recv_waker(cx.waker());
             Poll::Pending
         };
-        drop(inner);
         if read {
-            stack.kick(); // the window opened
+            inner.conns.touch(key); // the window opened
+            drop(inner);
+            stack.kick();
         }
         result
     });
@@ -286,9 +306,9 @@ pub(crate) async fn close_handle(
         inner.table.remove(index);
         if result.is_err() {
             // Released on failure too; a peer that never ended gets a reset.
-            inner.socket(handle).abort();
+            inner.conns.socket(key).abort();
         }
-        inner.release(handle);
+        inner.release(key);
     }
     drop(inner);
     stack.kick();
@@ -312,12 +332,12 @@ impl AsyncRead for UtcpStream {
             return Poll::Ready(Ok(()));
         }
         let mut inner = this.stack.lock();
-        let Some(Entry::Stream(h)) = inner.table.get_mut(this.id.index(), Some(this.generation))
+        let Some(Entry::Stream(key)) = inner.table.get_mut(this.id.index(), Some(this.generation))
         else {
             return Poll::Ready(Err(this.io_error(ErrorKind::BadHandle, "read")));
         };
-        let h = *h;
-        let socket = inner.socket(h);
+        let key = *key;
+        let socket = inner.conns.socket(key);
         // A nearly shut window must be reopened by a segment from the driver.
         let window_was_low =
             socket.recv_capacity() - socket.recv_queue() < socket.recv_capacity() / 2;
@@ -328,8 +348,9 @@ impl AsyncRead for UtcpStream {
             }
             Ok(n) => {
                 buf.advance(n);
-                drop(inner);
                 if window_was_low {
+                    inner.conns.touch(key);
+                    drop(inner);
                     this.stack.kick();
                 }
                 Poll::Ready(Ok(()))
@@ -355,12 +376,12 @@ impl AsyncWrite for UtcpStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let mut inner = this.stack.lock();
-        let Some(Entry::Stream(h)) = inner.table.get_mut(this.id.index(), Some(this.generation))
+        let Some(Entry::Stream(key)) = inner.table.get_mut(this.id.index(), Some(this.generation))
         else {
             return Poll::Ready(Err(this.io_error(ErrorKind::BadHandle, "write")));
         };
-        let h = *h;
-        let socket = inner.socket(h);
+        let key = *key;
+        let socket = inner.conns.socket(key);
         if !socket.may_send() {
             let kind = if socket.state() == State::Closed {
                 ErrorKind::ConnectionReset
@@ -375,6 +396,7 @@ impl AsyncWrite for UtcpStream {
                 Poll::Pending
             }
             Ok(n) => {
+                inner.conns.touch(key);
                 drop(inner);
                 this.stack.kick();
                 Poll::Ready(Ok(n))
@@ -391,7 +413,7 @@ impl AsyncWrite for UtcpStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.with_socket("done", |s| {
+        match this.with_socket("done", true, |s| {
             let state = s.state();
             s.close();
             state
@@ -411,21 +433,14 @@ impl UtcpStream {
     async fn close_released(self, deadline: Deadline) -> Result<()> {
         // `live` stays set: should this future be dropped half-way, drop
         // resets what is left; once released, drop finds nothing to do.
-        let handle = {
+        let key = {
             let mut inner = self.stack.lock();
             match inner.table.get_mut(self.id.index(), Some(self.generation)) {
-                Some(Entry::Stream(h)) => *h,
+                Some(Entry::Stream(key)) => *key,
                 _ => return Err(bad_handle(self.id, "close")),
             }
         };
-        close_handle(
-            &self.stack,
-            self.id,
-            Some(self.generation),
-            handle,
-            deadline,
-        )
-        .await
+        close_conn(&self.stack, self.id, Some(self.generation), key, deadline).await
     }
 }
 

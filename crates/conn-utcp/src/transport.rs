@@ -15,8 +15,11 @@ use conn_core::{
 
 use crate::{Stack, UtcpListener, UtcpStream};
 
-/// Backlog of listeners bound through the registry.
-pub const REGISTRY_BACKLOG: usize = 16;
+/// The backlog of listeners bound through the registry and by `connkit
+/// http --tap`: Linux's default (`net.core.somaxconn`). A listener's
+/// backlog costs a socket only for each SYN that arrives, so it need not
+/// be small.
+pub const DEFAULT_BACKLOG: usize = 4096;
 
 /// The `utcp://` transport of one [`Stack`], for a [`Registry`].
 ///
@@ -88,7 +91,7 @@ impl Transport for UtcpTransport {
         Ok(Box::new(UtcpListener::bind(
             &self.stack,
             addr.port(),
-            REGISTRY_BACKLOG,
+            DEFAULT_BACKLOG,
         )?))
     }
 

@@ -79,8 +79,14 @@ impl MemLink {
                 link: link.clone(),
                 side: 0,
                 mtu,
+                staged: None,
             },
-            MemPort { link, side: 1, mtu },
+            MemPort {
+                link,
+                side: 1,
+                mtu,
+                staged: None,
+            },
         )
     }
 }
@@ -101,6 +107,9 @@ pub struct MemPort {
     link: Arc<Link>,
     side: usize,
     mtu: usize,
+    /// The frame [`stage`](MemPort::stage) took off the queue, not yet
+    /// handed to smoltcp.
+    staged: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for MemPort {
@@ -136,17 +145,43 @@ impl MemPort {
         self.link.queues[self.side].ready.clone()
     }
 
-    pub(super) fn receive(&mut self, me: Ipv4Addr) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let frame = loop {
-            let frame = lock(&self.link.queues[self.side].frames).pop_front()?;
+    /// Takes the next frame for `me` off the queue (dropping those for
+    /// other addresses); false when the queue is empty.
+    pub(super) fn stage(&mut self, me: Ipv4Addr) -> bool {
+        self.discard();
+        loop {
+            let Some(frame) = lock(&self.link.queues[self.side].frames).pop_front() else {
+                return false;
+            };
             if super::for_us(&frame, me) {
-                break frame;
+                self.staged = Some(frame);
+                return true;
             }
-            let mut pool = lock(&self.link.pool);
-            if pool.len() < POOL_MAX {
-                pool.push(frame);
-            }
-        };
+            self.recycle(frame);
+        }
+    }
+
+    pub(super) fn staged(&self) -> Option<&[u8]> {
+        self.staged.as_deref()
+    }
+
+    /// Drops the staged frame unread.
+    pub(super) fn discard(&mut self) {
+        if let Some(frame) = self.staged.take() {
+            self.recycle(frame);
+        }
+    }
+
+    fn recycle(&self, frame: Vec<u8>) {
+        let mut pool = lock(&self.link.pool);
+        if pool.len() < POOL_MAX {
+            pool.push(frame);
+        }
+    }
+
+    /// The staged frame, for smoltcp.
+    pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let frame = self.staged.take()?;
         Some((
             RxToken {
                 link: &self.link,

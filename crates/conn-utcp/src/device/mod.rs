@@ -168,8 +168,39 @@ pub(crate) fn for_us(frame: &[u8], me: Ipv4Addr) -> bool {
 /// The device as smoltcp drives it (a crate-private wrapper, so the token
 /// types stay private), with the stack's address, which received IPv4
 /// packets must be addressed to ([`for_us`]).
+///
+/// A frame is received in two steps, so the stack can see which
+/// connection it is for before smoltcp takes it: [`stage`](Driven::stage)
+/// reads it, [`staged`](Driven::staged) shows it, and smoltcp's `receive`
+/// then hands over that one frame (and nothing when none is staged).
 #[derive(Debug)]
 pub(crate) struct Driven(pub(crate) Device, pub(crate) Ipv4Addr);
+
+impl Driven {
+    /// Reads the next frame for this stack; false when there is none.
+    pub(crate) fn stage(&mut self) -> bool {
+        match &mut self.0 {
+            Device::Mem(port) => port.stage(self.1),
+            Device::Tap(tap) => tap.stage(self.1),
+        }
+    }
+
+    /// The staged frame.
+    pub(crate) fn staged(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Device::Mem(port) => port.staged(),
+            Device::Tap(tap) => tap.staged(),
+        }
+    }
+
+    /// Drops the staged frame: no one takes it.
+    pub(crate) fn discard(&mut self) {
+        match &mut self.0 {
+            Device::Mem(port) => port.discard(),
+            Device::Tap(tap) => tap.discard(),
+        }
+    }
+}
 
 impl phy::Device for Driven {
     type RxToken<'a> = RxToken<'a>;
@@ -178,10 +209,10 @@ impl phy::Device for Driven {
     fn receive(&mut self, _now: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         match &mut self.0 {
             Device::Mem(port) => port
-                .receive(self.1)
+                .receive()
                 .map(|(r, t)| (RxToken::Mem(r), TxToken::Mem(t))),
             Device::Tap(tap) => tap
-                .receive(self.1)
+                .receive()
                 .map(|(r, t)| (RxToken::Tap(r), TxToken::Tap(t))),
         }
     }

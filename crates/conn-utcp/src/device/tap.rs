@@ -68,6 +68,9 @@ pub struct Tap {
     name: String,
     rx: Box<[u8]>,
     tx: Box<[u8]>,
+    /// The length of the frame in `rx` that [`stage`](Tap::stage) read,
+    /// not yet handed to smoltcp.
+    staged: Option<usize>,
     drained: bool,
     /// This queue's place among its siblings, in a StackGroup.
     share: Option<(Arc<ArpShare>, usize)>,
@@ -132,6 +135,7 @@ impl Tap {
             name: name.to_owned(),
             rx: vec![0; TAP_MTU].into_boxed_slice(),
             tx: vec![0; TAP_MTU].into_boxed_slice(),
+            staged: None,
             drained: false,
             share: None,
         })
@@ -163,7 +167,10 @@ impl Tap {
         std::mem::take(&mut self.drained)
     }
 
-    pub(super) fn receive(&mut self, me: Ipv4Addr) -> Option<(RxToken<'_>, TxToken<'_>)> {
+    /// Reads the next frame for `me` into `rx` (dropping those for other
+    /// addresses); false when the device is drained.
+    pub(super) fn stage(&mut self, me: Ipv4Addr) -> bool {
+        self.staged = None;
         let (n, from_sibling) = loop {
             let from_sibling = self.share.as_ref().and_then(|(share, i)| {
                 let frame = share.inboxes[*i].0.lock().ok()?.pop_front()?;
@@ -185,7 +192,7 @@ impl Tap {
             if n <= 0 {
                 // EAGAIN (or a dead device): nothing more until the fd is readable.
                 self.drained = true;
-                return None;
+                return false;
             }
             if super::for_us(&self.rx[..n as usize], me) {
                 break (n, from_sibling.is_some());
@@ -208,9 +215,25 @@ impl Tap {
                 }
             }
         }
+        self.staged = Some(n as usize);
+        true
+    }
+
+    pub(super) fn staged(&self) -> Option<&[u8]> {
+        self.staged.map(|n| &self.rx[..n])
+    }
+
+    /// Drops the staged frame unread.
+    pub(super) fn discard(&mut self) {
+        self.staged = None;
+    }
+
+    /// The staged frame, for smoltcp.
+    pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let n = self.staged.take()?;
         Some((
             RxToken {
-                frame: &self.rx[..n as usize],
+                frame: &self.rx[..n],
             },
             TxToken {
                 fd: &self.fd,

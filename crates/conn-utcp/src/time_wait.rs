@@ -1,0 +1,177 @@
+//! TIME-WAIT without a socket.
+//!
+//! A connection whose side closed first waits 2 MSL in TIME-WAIT, so a
+//! late duplicate of the old connection cannot land in a new one on the
+//! same four-tuple, and so a FIN whose acknowledgement was lost gets
+//! another. smoltcp keeps a whole socket for that, both buffers included;
+//! 10,000 recent connections would hold 1.3 GB of 64 KiB buffers. The
+//! stack instead keeps only the four-tuple and its expiry here, returns
+//! the socket to its pool at once, and answers for the connection itself:
+//! RFC 9293 §3.10.7.4, "the only thing that can arrive in this state is a
+//! retransmission of the remote FIN. Acknowledge it, and restart the 2 MSL
+//! timeout." A reset is ignored (RFC 1337, TIME-WAIT assassination); a new
+//! SYN to a listening port ends the wait and opens a new connection, as
+//! Linux does.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::Ipv4Addr;
+
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket,
+    TcpSeqNumber,
+};
+
+use crate::demux::{Flow, Segment};
+
+/// How long a four-tuple stays in TIME-WAIT: smoltcp's own 2 MSL.
+pub(crate) const TIME_WAIT: Duration = Duration::from_secs(10);
+
+/// The four-tuples in TIME-WAIT, with their expiries.
+#[derive(Debug, Default)]
+pub(crate) struct TimeWait {
+    until: HashMap<Flow, Instant>,
+    /// Expiries in the order they fall due (every wait is as long), with
+    /// stale ones (a restarted wait) skipped when they come up.
+    queue: VecDeque<(Instant, Flow)>,
+}
+
+impl TimeWait {
+    /// Starts (or restarts) the wait of `flow` at `now`.
+    pub(crate) fn insert(&mut self, flow: Flow, now: Instant) {
+        let until = now + TIME_WAIT;
+        self.until.insert(flow, until);
+        self.queue.push_back((until, flow));
+    }
+
+    pub(crate) fn contains(&self, flow: &Flow) -> bool {
+        self.until.contains_key(flow)
+    }
+
+    pub(crate) fn remove(&mut self, flow: &Flow) {
+        self.until.remove(flow);
+    }
+
+    /// Four-tuples waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.until.len()
+    }
+
+    /// Ends the waits due by `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(&(at, flow)) = self.queue.front() {
+            if at > now {
+                break;
+            }
+            self.queue.pop_front();
+            if self.until.get(&flow) == Some(&at) {
+                self.until.remove(&flow);
+            }
+        }
+        if self.until.is_empty() {
+            self.queue.clear();
+        }
+    }
+
+    /// When the next wait ends.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.queue
+            .iter()
+            .find(|(at, flow)| self.until.get(flow) == Some(at))
+            .map(|&(at, _)| at)
+    }
+}
+
+/// Bytes of the ACK [`write_ack`] writes.
+pub(crate) const ACK_LEN: usize = 14 + 20 + 20;
+
+/// Writes into `buf` (at least [`ACK_LEN`] bytes) the acknowledgement of
+/// the FIN `seg` retransmitted: from `me` (`mac`) to its sender, our
+/// sequence number the one the peer acknowledges, the peer's FIN counted.
+pub(crate) fn write_ack(seg: &Segment, me: Ipv4Addr, mac: [u8; 6], buf: &mut [u8]) {
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ACK_LEN]);
+    eth.set_dst_addr(EthernetAddress(seg.peer_mac));
+    eth.set_src_addr(EthernetAddress(mac));
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.set_version(4);
+    ip.set_header_len(20);
+    ip.set_dscp(0);
+    ip.set_ecn(0);
+    ip.set_total_len(40);
+    ip.set_ident(0);
+    ip.clear_flags();
+    ip.set_dont_frag(true);
+    ip.set_frag_offset(0);
+    ip.set_hop_limit(64);
+    ip.set_next_header(IpProtocol::Tcp);
+    ip.set_src_addr(me);
+    ip.set_dst_addr(seg.flow.peer);
+    ip.fill_checksum();
+    let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+    tcp.set_src_port(seg.flow.port);
+    tcp.set_dst_port(seg.flow.peer_port);
+    tcp.set_seq_number(TcpSeqNumber(seg.ack_number as i32));
+    let fin = u32::from(seg.fin);
+    tcp.set_ack_number(TcpSeqNumber(seg.seq.wrapping_add(seg.len + fin) as i32));
+    tcp.set_header_len(20);
+    tcp.clear_flags();
+    tcp.set_ack(true);
+    tcp.set_window_len(0);
+    tcp.set_urgent_at(0);
+    tcp.fill_checksum(&IpAddress::Ipv4(me), &IpAddress::Ipv4(seg.flow.peer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demux::{Frame, classify};
+    use crate::fuzzing::{ADDR, MAC, PEER_MAC, tcp_segment};
+
+    fn flow(port: u16) -> Flow {
+        Flow {
+            peer: Ipv4Addr::new(10, 0, 0, 1),
+            peer_port: port,
+            port: 80,
+        }
+    }
+
+    #[test]
+    fn a_wait_ends_after_two_msl_and_a_restart_moves_its_end() {
+        let mut tw = TimeWait::default();
+        let t0 = Instant::from_secs(100);
+        tw.insert(flow(1), t0);
+        tw.insert(flow(2), t0 + Duration::from_secs(1));
+        tw.insert(flow(1), t0 + Duration::from_secs(5)); // a FIN came again
+        tw.expire(t0 + TIME_WAIT);
+        assert!(tw.contains(&flow(1)), "restarted: waits on");
+        assert!(tw.contains(&flow(2)));
+        assert_eq!(tw.next(), Some(t0 + Duration::from_secs(1) + TIME_WAIT));
+        tw.expire(t0 + Duration::from_secs(5) + TIME_WAIT);
+        assert_eq!(tw.len(), 0);
+        assert_eq!(tw.next(), None);
+    }
+
+    #[test]
+    fn the_ack_of_a_retransmitted_fin_counts_the_fin_and_is_checksummed() {
+        const FIN_ACK: u8 = 0x11;
+        let Frame::Tcp(seg) = classify(&tcp_segment(80, 5000, 777, FIN_ACK, &[])) else {
+            panic!("a segment");
+        };
+        let mut buf = [0u8; ACK_LEN];
+        write_ack(&seg, Ipv4Addr::from(ADDR), MAC, &mut buf);
+        let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
+        assert_eq!(eth.dst_addr().0, PEER_MAC);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(
+            &IpAddress::Ipv4(ip.src_addr()),
+            &IpAddress::Ipv4(ip.dst_addr())
+        ));
+        assert!(tcp.ack() && !tcp.fin() && !tcp.syn());
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (80, 40000));
+        assert_eq!(tcp.seq_number(), TcpSeqNumber(777));
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(5001));
+    }
+}
