@@ -115,6 +115,8 @@ impl Conns {
         });
         let key = self.slab.insert(conn);
         let conn = &mut self.slab[key];
+        // A reused socket keeps no setting of its last connection.
+        conn.socket().set_timeout(None);
         conn.owner = owner;
         conn.flow = Some(flow);
         conn.dialled = dialled;

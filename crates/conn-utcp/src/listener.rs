@@ -219,3 +219,68 @@ impl Drop for UtcpListener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use smoltcp::time::{Duration, Instant};
+
+    use crate::fuzzing::{SYN, arp_request, tcp_segment};
+    use crate::{MemLink, Stack, UtcpListener};
+
+    /// A stack polled by hand on a clock the test moves, listening on 80
+    /// with a backlog of 1, and the raw other end of its link.
+    fn stack() -> (Stack, UtcpListener, crate::MemPort) {
+        let (port, peer) = MemLink::pair();
+        let (stack, _waiter) = Stack::builder(port)
+            .address("10.0.0.2/24".parse().unwrap())
+            .mac(crate::fuzzing::MAC)
+            .assemble(Some(1))
+            .unwrap();
+        let listener = UtcpListener::bind(&stack, 80, 1).unwrap();
+        peer.send_frame(&arp_request());
+        (stack, listener, peer)
+    }
+
+    fn flags_sent(peer: &crate::MemPort) -> Vec<u8> {
+        std::iter::from_fn(|| peer.recv_frame())
+            .filter(|f| f.len() >= 54 && f[23] == 6)
+            .map(|f| f[47])
+            .collect()
+    }
+
+    #[test]
+    fn a_handshake_the_peer_abandons_gives_its_place_in_the_backlog_back() {
+        let (stack, _listener, peer) = stack();
+        let t0 = Instant::from_secs(1000);
+        let syn_from = |port: u16| {
+            let mut f = tcp_segment(80, 1, 0, SYN, &[]);
+            f[34..36].copy_from_slice(&port.to_be_bytes());
+            f
+        };
+        peer.send_frame(&syn_from(1));
+        stack.lock().poll_at(t0);
+        assert_eq!(flags_sent(&peer), [0x12], "a SYN-ACK");
+        // The backlog of 1 is full: a second SYN is dropped.
+        peer.send_frame(&syn_from(2));
+        stack.lock().poll_at(t0 + Duration::from_millis(10));
+        assert_eq!(flags_sent(&peer), [] as [u8; 0]);
+        // The first peer never answers; past the handshake timeout its
+        // socket gives up with a reset (SYN-ACK retransmits before that).
+        let mut t = t0;
+        let mut sent = Vec::new();
+        while t < t0 + Duration::from_secs(21) {
+            t += Duration::from_millis(250);
+            stack.lock().poll_at(t);
+            sent.extend(flags_sent(&peer));
+        }
+        assert!(
+            sent.last().is_some_and(|f| f & 0x04 != 0),
+            "a reset at the end: {sent:?}"
+        );
+        assert!(sent[..sent.len() - 1].iter().all(|&f| f == 0x12));
+        // And the second peer's retransmitted SYN now finds room.
+        peer.send_frame(&syn_from(2));
+        stack.lock().poll_at(t + Duration::from_millis(10));
+        assert_eq!(flags_sent(&peer), [0x12]);
+    }
+}

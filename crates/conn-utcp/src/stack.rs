@@ -50,6 +50,17 @@ static NEXT_STACK: AtomicU32 = AtomicU32::new(1);
 /// for long; the driver comes back at once for the rest.
 const FRAMES_PER_TURN: usize = 256;
 
+/// Handshakes one listener has under way at most, whatever its backlog
+/// (Linux's `tcp_max_syn_backlog`): each holds a socket with both its
+/// buffers, so a flood of SYNs that never finish costs a bounded amount.
+const SYN_BACKLOG: usize = 1024;
+
+/// How long a handshake may wait for the peer's next segment before its
+/// socket gives up (with a reset) and its place in the backlog is free.
+/// Linux gives up on a SYN-ACK after 5 retries, about a minute; smoltcp,
+/// left alone, never does.
+const HANDSHAKE_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(20);
+
 /// Segments one connection sends in one egress turn at most, so one bulk
 /// sender cannot starve the others.
 const SEGMENTS_PER_TURN: usize = 64;
@@ -281,7 +292,7 @@ impl Backlog {
     }
 
     fn has_room(&self) -> bool {
-        self.handshaking + self.ready.len() < self.limit
+        self.handshaking < SYN_BACKLOG && self.handshaking + self.ready.len() < self.limit
     }
 }
 
@@ -551,10 +562,11 @@ impl Inner {
                         }
                         backlog.handshaking += 1;
                         let key = self.conns.open(Owner::Handshake(port), seg.flow, false);
-                        self.conns
-                            .socket(key)
+                        let socket = self.conns.socket(key);
+                        socket
                             .listen(port)
                             .expect("a closed socket listens on a nonzero port");
+                        socket.set_timeout(Some(HANDSHAKE_TIMEOUT));
                         key
                     }
                     _ => {
@@ -636,6 +648,7 @@ impl Inner {
             (Owner::Handshake(_), State::SynReceived) => {}
             (Owner::Handshake(port), _) => {
                 conn.owner = Owner::Ready(port);
+                conn.socket().set_timeout(None);
                 if let Some(backlog) = self.listeners.get_mut(&port) {
                     backlog.handshaking -= 1;
                     backlog.ready.push_back(key);

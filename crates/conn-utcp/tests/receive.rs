@@ -91,3 +91,130 @@ async fn a_tcp_segment_from_the_unspecified_address_leaves_the_stack_running() {
         }
     }
 }
+
+const SYN_ACK: u8 = 0x12;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const FIN_ACK: u8 = 0x11;
+
+/// A segment to port 80 from the peer's port `from`.
+fn segment_from(from: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = tcp_segment(80, seq, ack, flags, payload);
+    f[34..36].copy_from_slice(&from.to_be_bytes());
+    f
+}
+
+/// The TCP segments among `frames`: (destination port, flags, seq, ack, payload).
+fn segments(frames: &[Vec<u8>]) -> Vec<(u16, u8, u32, u32, Vec<u8>)> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [8, 0] && f[23] == 6)
+        .map(|f| {
+            let at = |i: usize| u32::from_be_bytes(f[i..i + 4].try_into().unwrap());
+            let header = usize::from(f[46] >> 4) * 4;
+            (
+                u16::from_be_bytes([f[36], f[37]]),
+                f[47],
+                at(38),
+                at(42),
+                f[34 + header..].to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Everything the stack sends within `ms` milliseconds.
+async fn sent_within(peer: &MemPort, ms: u64) -> Vec<Vec<u8>> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    std::iter::from_fn(|| peer.recv_frame()).collect()
+}
+
+/// Plays a client's handshake from port `from` (ISN 1000); the stack's ISN.
+async fn handshake(peer: &MemPort, from: u16) -> u32 {
+    peer.send_frame(&segment_from(from, 1000, 0, SYN, &[]));
+    let answer = segments(&until_answered(peer).await);
+    let &(_, flags, isn, ack, _) = answer.last().unwrap();
+    assert_eq!((flags, ack), (SYN_ACK, 1001), "a SYN-ACK");
+    peer.send_frame(&segment_from(from, 1001, isn + 1, ACK, &[]));
+    isn
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_syn_flood_fills_the_backlog_and_no_more_while_established_connections_go_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (stack, mut listener, peer) = listening_stack(); // backlog 4
+    let isn = handshake(&peer, 40000).await;
+    let mut s = listener
+        .accept(conn_core::Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    // 100 SYNs from 100 ports that never finish their handshake.
+    for from in 50000..50100 {
+        peer.send_frame(&segment_from(from, 7, 0, SYN, &[]));
+    }
+    let sent = segments(&sent_within(&peer, 300).await);
+    assert!(
+        !sent.iter().any(|s| s.1 & 0x04 != 0),
+        "a SYN past the backlog is dropped (the client tries again), not reset: {sent:?}"
+    );
+    let answered: std::collections::BTreeSet<u16> = sent
+        .iter()
+        .filter(|s| s.1 == SYN_ACK)
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(
+        answered,
+        (50000..50004).collect(),
+        "the first 4 SYNs fill the backlog of 4; the rest are dropped, not reset"
+    );
+    // The established connection is served all the while.
+    peer.send_frame(&segment_from(40000, 1001, isn + 1, PSH_ACK, b"ping"));
+    let mut buf = [0; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    s.write_all(b"pong").await.unwrap();
+    let sent = segments(&sent_within(&peer, 100).await);
+    assert!(
+        sent.iter().any(|s| s.0 == 40000 && s.4 == b"pong"),
+        "the answer went out: {sent:?}"
+    );
+    drop(stack);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fin_retransmitted_in_time_wait_is_acknowledged_without_a_socket() {
+    use conn_core::{Connection, Deadline};
+    let (stack, mut listener, peer) = listening_stack();
+    let isn = handshake(&peer, 40000).await;
+    let s = listener
+        .accept(Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let closing =
+        tokio::spawn(async move { s.close(Deadline::after(Duration::from_secs(5))).await });
+    // The stack's FIN (seq isn + 1); the peer acknowledges it and sends its own.
+    let fin = loop {
+        let sent = segments(&sent_within(&peer, 20).await);
+        if let Some(s) = sent.into_iter().find(|s| s.1 & 0x01 != 0) {
+            break s;
+        }
+    };
+    assert_eq!(fin.2, isn + 1);
+    peer.send_frame(&segment_from(40000, 1001, isn + 2, FIN_ACK, &[]));
+    closing.await.unwrap().unwrap();
+    let _ = sent_within(&peer, 50).await; // the ACK of that FIN
+    assert_eq!(stack.lingering(), 1, "the four-tuple waits in TIME-WAIT");
+    // The ACK was lost: the peer sends its FIN again, and gets an ACK.
+    peer.send_frame(&segment_from(40000, 1001, isn + 2, FIN_ACK, &[]));
+    let again = segments(&sent_within(&peer, 100).await);
+    assert_eq!(
+        again,
+        vec![(40000, ACK, isn + 2, 1002, Vec::new())],
+        "one ACK, our FIN and theirs counted"
+    );
+    // Anything else for it is dropped, a reset included (RFC 1337).
+    peer.send_frame(&segment_from(40000, 1002, isn + 2, 0x04, &[]));
+    peer.send_frame(&segment_from(40000, 1002, isn + 2, ACK, &[]));
+    assert!(segments(&sent_within(&peer, 100).await).is_empty());
+    assert_eq!(stack.lingering(), 1);
+}
