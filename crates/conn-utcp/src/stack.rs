@@ -12,6 +12,17 @@
 //! stack and its connections on its own current-thread runtime (see
 //! [`StackGroup`](crate::StackGroup)); the mutex is then never contended.
 //!
+//! # One socket set per connection
+//!
+//! smoltcp offers each received segment to every socket of the set it is
+//! polled with, and gives every socket an egress turn on every poll. The
+//! stack keeps each connection in a set of its own instead
+//! ([`crate::conns`]), finds a segment's connection by its
+//! four-tuple before smoltcp takes it ([`crate::demux`]), and polls
+//! egress only for the connections with something to do, so the cost of a
+//! packet does not grow with the number of connections. TIME-WAIT needs
+//! no socket at all ([`crate::time_wait`]).
+//!
 //! # The driver
 //!
 //! The task sleeps until the device has frames (a `Notify` for a
