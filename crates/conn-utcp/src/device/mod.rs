@@ -7,6 +7,7 @@
 
 mod mem;
 mod tap;
+mod vnet;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -131,6 +132,12 @@ impl phy::RxToken for RxToken<'_> {
 }
 
 impl phy::TxToken for TxToken<'_> {
+    fn set_meta(&mut self, meta: phy::PacketMeta) {
+        if let TxToken::Tap(t) = self {
+            t.set_meta(meta);
+        }
+    }
+
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         match self {
             TxToken::Mem(t) => t.consume(len, f),

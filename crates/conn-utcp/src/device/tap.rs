@@ -12,7 +12,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
 use conn_core::{Error, ErrorKind, Result};
-use smoltcp::phy::{DeviceCapabilities, Medium};
+use std::num::NonZeroUsize;
+
+use smoltcp::phy::{Checksum, DeviceCapabilities, Medium, PacketMeta};
+
+use super::vnet;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
@@ -47,6 +51,15 @@ const ARP_INBOX: usize = 64;
 /// the 14-byte Ethernet header.
 const TAP_MTU: usize = 1514;
 
+/// The largest frame either way with offloads on: a 64 KiB TCP segment
+/// (IPv4's total length is 16 bits) behind its Ethernet header.
+const GSO_FRAME: usize = 14 + 65535;
+
+/// The offloads asked of the kernel: checksums left to whoever needs them
+/// and TCP segmentation both ways (TSO6 too, for when the stack speaks
+/// IPv6; the kernel refuses TSO without CSUM).
+const OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+
 /// One queue of a Linux TAP device.
 ///
 /// The device exists while a queue is open (it is not made persistent) and
@@ -66,11 +79,15 @@ const TAP_MTU: usize = 1514;
 pub struct Tap {
     fd: Arc<AsyncFd<OwnedFd>>,
     name: String,
+    /// A `virtio_net_hdr` then the frame, as the queue reads and writes
+    /// them.
     rx: Box<[u8]>,
     tx: Box<[u8]>,
-    /// The length of the frame in `rx` that [`stage`](Tap::stage) read,
-    /// not yet handed to smoltcp.
+    /// The length of the frame in `rx` (after its header) that
+    /// [`stage`](Tap::stage) read, not yet handed to smoltcp.
     staged: Option<usize>,
+    /// The kernel took [`OFFLOADS`] for this queue.
+    offload: bool,
     drained: bool,
     /// This queue's place among its siblings, in a StackGroup.
     share: Option<(Arc<ArpShare>, usize)>,
@@ -116,7 +133,8 @@ impl Tap {
         for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
             *dst = src as libc::c_char;
         }
-        req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE) as _;
+        req.ifr_ifru.ifru_flags =
+            (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE | libc::IFF_VNET_HDR) as _;
         // SAFETY: `fd` is an open /dev/net/tun descriptor and `req` a live,
         // NUL-terminated `ifreq` (the name is shorter than IFNAMSIZ, checked
         // above, and the rest is zero) that TUNSETIFF reads and writes.
@@ -124,6 +142,11 @@ impl Tap {
         if rc < 0 {
             return Err(Error::io(io::Error::last_os_error(), "open tap", name));
         }
+        // Without the offloads (an old kernel, a seccomp filter) the queue
+        // still works, frame by frame with checksums in software; the
+        // header is there either way, all zeroes then.
+        // SAFETY: TUNSETOFFLOAD takes its flags by value on an open tun fd.
+        let offload = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, OFFLOADS) } == 0;
         // SAFETY: an `OwnedFd` holds a valid, open descriptor that stays
         // open and names the same file description until the `OwnedFd` is
         // dropped, which happens only with the `AsyncFd` that owns it; its
@@ -133,9 +156,10 @@ impl Tap {
         Ok(Tap {
             fd: Arc::new(fd),
             name: name.to_owned(),
-            rx: vec![0; TAP_MTU].into_boxed_slice(),
-            tx: vec![0; TAP_MTU].into_boxed_slice(),
+            rx: vec![0; vnet::LEN + GSO_FRAME].into_boxed_slice(),
+            tx: vec![0; vnet::LEN + GSO_FRAME].into_boxed_slice(),
             staged: None,
+            offload,
             drained: false,
             share: None,
         })
@@ -174,9 +198,10 @@ impl Tap {
         let (n, from_sibling) = loop {
             let from_sibling = self.share.as_ref().and_then(|(share, i)| {
                 let frame = share.inboxes[*i].0.lock().ok()?.pop_front()?;
-                let n = frame.len().min(self.rx.len());
-                self.rx[..n].copy_from_slice(&frame[..n]);
-                Some(n as isize)
+                let n = frame.len().min(self.rx.len() - vnet::LEN);
+                self.rx[..vnet::LEN].fill(0);
+                self.rx[vnet::LEN..vnet::LEN + n].copy_from_slice(&frame[..n]);
+                Some((vnet::LEN + n) as isize)
             });
             let n = match from_sibling {
                 Some(n) => n,
@@ -194,11 +219,23 @@ impl Tap {
                 self.drained = true;
                 return false;
             }
-            if super::for_us(&self.rx[..n as usize], me) {
-                break (n, from_sibling.is_some());
+            // A read shorter than its header is not a frame.
+            let Some(n) = (n as usize).checked_sub(vnet::LEN) else {
+                continue;
+            };
+            let frame = &self.rx[vnet::LEN..vnet::LEN + n];
+            if !super::for_us(frame, me) {
+                continue;
             }
+            // With offloads smoltcp checks no TCP checksum: the header
+            // says which ones are due (see `vnet`).
+            let hdr = vnet::Repr::parse(&self.rx).expect("the buffer holds a header");
+            if self.offload && !vnet::rx_checksum_holds(&hdr, frame) {
+                continue;
+            }
+            break (n, from_sibling.is_some());
         };
-        let frame = &self.rx[..n as usize];
+        let frame = &self.rx[vnet::LEN..vnet::LEN + n];
         if let (false, Some((share, me))) = (from_sibling, &self.share)
             && frame.get(12..14) == Some(&ETHERTYPE_ARP[..])
         {
@@ -215,12 +252,12 @@ impl Tap {
                 }
             }
         }
-        self.staged = Some(n as usize);
+        self.staged = Some(n);
         true
     }
 
     pub(super) fn staged(&self) -> Option<&[u8]> {
-        self.staged.map(|n| &self.rx[..n])
+        self.staged.map(|n| &self.rx[vnet::LEN..vnet::LEN + n])
     }
 
     /// Drops the staged frame unread.
@@ -233,11 +270,13 @@ impl Tap {
         let n = self.staged.take()?;
         Some((
             RxToken {
-                frame: &self.rx[..n],
+                frame: &self.rx[vnet::LEN..vnet::LEN + n],
             },
             TxToken {
                 fd: &self.fd,
                 buf: &mut self.tx,
+                offload: self.offload,
+                gso: None,
             },
         ))
     }
@@ -246,13 +285,26 @@ impl Tap {
         TxToken {
             fd: &self.fd,
             buf: &mut self.tx,
+            offload: self.offload,
+            gso: None,
         }
+    }
+
+    /// Whether the kernel took the offloads (checksums and TCP
+    /// segmentation) for this queue; without them it works frame by frame.
+    pub fn offloads(&self) -> bool {
+        self.offload
     }
 
     pub(super) fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
+        // The MSS smoltcp advertises and segments to stays the wire's.
         caps.max_transmission_unit = TAP_MTU;
+        if self.offload {
+            caps.checksum.tcp = Checksum::None;
+            caps.segmentation.tcpv4 = NonZeroUsize::new(GSO_FRAME - 14);
+        }
         caps
     }
 }
@@ -270,16 +322,35 @@ impl RxToken<'_> {
 pub(crate) struct TxToken<'a> {
     fd: &'a AsyncFd<OwnedFd>,
     buf: &'a mut [u8],
+    offload: bool,
+    /// The segment size smoltcp asked the device to split this frame to.
+    gso: Option<u16>,
 }
 
 impl TxToken<'_> {
+    pub(super) fn set_meta(&mut self, meta: PacketMeta) {
+        self.gso = meta.segmentation_offload_size.map(|s| s.get());
+    }
+
     pub(super) fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let len = len.min(self.buf.len());
-        let frame = &mut self.buf[..len];
+        let len = len.min(self.buf.len() - vnet::LEN);
+        let (hdr, frame) = self.buf[..vnet::LEN + len].split_at_mut(vnet::LEN);
         let r = f(frame);
-        // SAFETY: writes `len` initialised bytes of the live buffer `frame`.
-        // A full queue (EAGAIN) drops the frame, as a NIC would; TCP resends.
-        unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), len) };
+        let repr = match self.offload {
+            true => vnet::prepare_tx(frame, self.gso),
+            false => vnet::Repr::default(),
+        };
+        repr.emit(hdr);
+        // SAFETY: writes the initialised header and frame, `vnet::LEN +
+        // len` bytes of the live buffer `buf`. A full queue (EAGAIN) drops
+        // the frame, as a NIC would; TCP resends.
+        unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                self.buf.as_ptr().cast(),
+                vnet::LEN + len,
+            )
+        };
         r
     }
 }
