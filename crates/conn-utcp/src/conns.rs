@@ -164,6 +164,11 @@ impl Conns {
         self.slab[key].socket()
     }
 
+    /// Every live connection's key.
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        self.slab.iter().map(|(k, _)| k).collect()
+    }
+
     /// The connection `flow` names.
     pub(crate) fn find(&self, flow: &Flow) -> Option<Key> {
         self.flows.get(flow).copied()

@@ -155,6 +155,9 @@ pub(crate) async fn accept_on(
             }
             None => return Poll::Ready(Err(Error::new(ErrorKind::BadHandle))),
         };
+        if let Some(e) = inner.device_gone() {
+            return Poll::Ready(Err(e));
+        }
         let backlog = inner
             .listeners
             .get_mut(&port)

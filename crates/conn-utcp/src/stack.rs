@@ -202,6 +202,7 @@ impl StackBuilder {
                 ports: self.ports,
                 next_port: self.ports.0,
                 round: Vec::new(),
+                failed: None,
             }),
         });
         Ok((Stack { shared }, waiter))
@@ -277,6 +278,9 @@ pub(crate) struct Inner {
     next_port: u16,
     /// The keys of one egress round (kept to reuse its allocation).
     round: Vec<Key>,
+    /// The device went away (errno, name): every connection was reset,
+    /// and accept and connect fail with [`Inner::device_gone`].
+    failed: Option<(i32, String)>,
 }
 
 /// A listening port's backlog: the handshakes under way and the
@@ -518,6 +522,13 @@ impl Inner {
             self.ingress(now);
             frames += 1;
         }
+        if self.failed.is_none()
+            && let Some((errno, name)) = self.device.gone()
+        {
+            self.failed = Some((errno, name.to_owned()));
+            self.fail();
+            return None;
+        }
         self.egress(now);
         if frames == FRAMES_PER_TURN || self.conns.any_dirty() {
             return Some(Duration::ZERO);
@@ -686,6 +697,35 @@ impl Inner {
         self.conns.schedule(key, at);
     }
 
+    /// The device is gone: every connection is reset (its reads and
+    /// writes fail with `ConnectionReset`) and every accept waiting wakes
+    /// to [`Inner::device_gone`]. Nothing can be sent any more, so the
+    /// table is left as it is for the ids to be closed.
+    fn fail(&mut self) {
+        for key in self.conns.keys() {
+            self.conns.socket(key).abort();
+        }
+        for backlog in self.listeners.values_mut() {
+            if let Some(waker) = backlog.waker.take() {
+                waker.wake();
+            }
+        }
+        tracing::warn!(device = %self.failed.as_ref().map_or("", |f| &f.1), "the stack's device went away; its connections are reset");
+    }
+
+    /// The error of an accept or connect on a stack whose device went away.
+    pub(crate) fn device_gone(&self) -> Option<Error> {
+        let (errno, name) = self.failed.as_ref()?;
+        Some(
+            Error::io(
+                std::io::Error::from_raw_os_error(*errno),
+                "read device",
+                name,
+            )
+            .detail("the device went away under the stack (deleted?); its connections were reset"),
+        )
+    }
+
     /// Connections released and not finished, and four-tuples in TIME-WAIT.
     fn lingering(&self) -> usize {
         self.conns.released() + self.time_wait.len()
@@ -699,6 +739,10 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
         let shared = stack.upgrade()?;
         let mut inner = shared.inner.lock().unwrap_or_else(|p| p.into_inner());
         let delay = inner.poll();
+        // A stack whose device went away has nothing left to drive.
+        if inner.failed.is_some() {
+            return None;
+        }
         Some((delay, inner.device.0.take_drained()))
     };
     let Some((mut delay, _)) = turn() else { return };

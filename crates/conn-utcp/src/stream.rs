@@ -112,6 +112,9 @@ impl UtcpStream {
         let (index, generation) = {
             let mut guard = stack.lock();
             let inner = &mut *guard;
+            if let Some(e) = inner.device_gone() {
+                return Err(e.during("connect").on(&target));
+            }
             let port = inner.ephemeral_port(Some(peer)).ok_or_else(|| {
                 Error::new(ErrorKind::AddrNotAvailable)
                     .during("connect")

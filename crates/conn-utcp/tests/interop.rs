@@ -226,6 +226,48 @@ async fn ping_is_answered() {
 }
 
 #[tokio::test]
+async fn a_tap_deleted_under_the_stack_fails_accept_clearly_and_resets_its_connections() {
+    if !root_or_skip(
+        "a_tap_deleted_under_the_stack_fails_accept_clearly_and_resets_its_connections",
+    ) {
+        return;
+    }
+    let (net, stack) = Net::with_stack();
+    let mut listener = UtcpListener::bind(&stack, 8000, 4).unwrap();
+    let client = net.kernel(|| async {
+        let c = tokio::net::TcpStream::connect(format!("{STACK}:8000")).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        std::io::Result::Ok(c)
+    });
+    let mut s = listener.accept(soon()).await.unwrap();
+    let status = net
+        .exec(&["ip", "link", "del", &net.tap])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "delete the TAP device");
+    let err = listener.accept(soon()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&net.tap) && text.contains("went away"),
+        "accept says which device went away: {text}"
+    );
+    assert_ne!(err.kind(), conn_core::ErrorKind::TimedOut, "{text}");
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut [0; 8]))
+        .await
+        .expect("a read on a stack without its device ends at once");
+    assert_eq!(
+        read.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    let err = UtcpStream::connect(&stack, kernel_addr(8001), soon())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("went away"), "{err}");
+    drop(client);
+}
+
+#[tokio::test]
 async fn a_stack_group_serves_every_flow_from_the_stack_that_owns_it() {
     if !root_or_skip("a_stack_group_serves_every_flow_from_the_stack_that_owns_it") {
         return;

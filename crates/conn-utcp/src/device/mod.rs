@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use smoltcp::phy::{self, DeviceCapabilities};
 use smoltcp::time::Instant;
+use tokio::io::Interest;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::sync::Notify;
 
@@ -81,7 +82,9 @@ impl Waiter {
                     }
                 };
                 tokio::select! {
-                    ready = fd.readable() => match ready {
+                    // Error readiness too: a device deleted under its
+                    // queue reports only EPOLLERR, never readable.
+                    ready = fd.ready(Interest::READABLE | Interest::ERROR) => match ready {
                         Ok(guard) => Ready::Tap(guard),
                         // The reactor is gone (runtime shutting down): never ready.
                         Err(_) => std::future::pending().await,
@@ -197,6 +200,15 @@ impl Driven {
         match &self.0 {
             Device::Mem(port) => port.staged(),
             Device::Tap(tap) => tap.staged(),
+        }
+    }
+
+    /// Why the device can no longer be read (a TAP device deleted under
+    /// its queue), once a read found that; with the device's name.
+    pub(crate) fn gone(&self) -> Option<(i32, &str)> {
+        match &self.0 {
+            Device::Mem(_) => None,
+            Device::Tap(tap) => tap.gone().map(|errno| (errno, tap.name())),
         }
     }
 

@@ -88,6 +88,9 @@ pub struct Tap {
     staged: Option<usize>,
     /// The kernel took [`OFFLOADS`] for this queue.
     offload: bool,
+    /// The errno of a read that failed for good: the device was deleted
+    /// under the queue (`EBADFD`) or broke.
+    gone: Option<i32>,
     drained: bool,
     /// This queue's place among its siblings, in a StackGroup.
     share: Option<(Arc<ArpShare>, usize)>,
@@ -160,6 +163,7 @@ impl Tap {
             tx: vec![0; vnet::LEN + GSO_FRAME].into_boxed_slice(),
             staged: None,
             offload,
+            gone: None,
             drained: false,
             share: None,
         })
@@ -214,8 +218,17 @@ impl Tap {
                     )
                 },
             };
-            if n <= 0 {
-                // EAGAIN (or a dead device): nothing more until the fd is readable.
+            if n < 0 {
+                let errno = io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO);
+                if errno == libc::EINTR {
+                    continue;
+                }
+                if errno != libc::EAGAIN {
+                    self.gone = Some(errno);
+                }
+                // Nothing more until the fd is readable (or ever, if gone).
                 self.drained = true;
                 return false;
             }
@@ -288,6 +301,11 @@ impl Tap {
             offload: self.offload,
             gso: None,
         }
+    }
+
+    /// The errno of the read that found the device gone, if one did.
+    pub(super) fn gone(&self) -> Option<i32> {
+        self.gone
     }
 
     /// Whether the kernel took the offloads (checksums and TCP
