@@ -136,7 +136,9 @@ async fn memlink(rows: &mut Vec<Row>) {
     let kl = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let kaddr = kl.local_addr().unwrap();
     let upair = || async {
-        let c = UtcpStream::connect(&client, to, soon()).await.unwrap();
+        let c = UtcpStream::connect(&client, to.into(), soon())
+            .await
+            .unwrap();
         let s = ul.lock().await.accept(soon()).await.unwrap();
         (c, s)
     };

@@ -188,8 +188,8 @@ impl Conns {
         }
     }
 
-    /// Gives every connection an egress turn (an ARP answer may have
-    /// brought the neighbour some of them wait for; ARP is rare).
+    /// Gives every connection an egress turn (an ARP or NDP answer may
+    /// have brought the neighbour some of them wait for; both are rare).
     pub(crate) fn touch_all(&mut self) {
         for (key, conn) in self.slab.iter_mut() {
             if !std::mem::replace(&mut conn.dirty, true) {

@@ -7,15 +7,17 @@
 //! segment's four-tuple up first ([`Flow`]), so the cost of a packet does
 //! not grow with the number of connections.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+};
 
 /// A connection as its peer's segments name it; the local address is the
 /// stack's one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Flow {
-    pub(crate) peer: Ipv4Addr,
+    pub(crate) peer: IpAddr,
     pub(crate) peer_port: u16,
     pub(crate) port: u16,
 }
@@ -23,10 +25,12 @@ pub(crate) struct Flow {
 /// What a received frame is, as far as demultiplexing needs to know.
 #[derive(Debug)]
 pub(crate) enum Frame {
-    /// A TCP segment in an unfragmented IPv4 packet.
+    /// A TCP segment in an unfragmented IPv4 packet, or an IPv6 packet
+    /// with no extension header.
     Tcp(Segment),
-    /// ARP: it may tell the stack a neighbour some connections wait for.
-    Arp,
+    /// ARP, or ICMPv6 (where NDP lives): it may tell the stack a
+    /// neighbour some connections wait for.
+    Neighbour,
     /// Anything else (ICMP, IP fragments, frames too short for their own
     /// headers): smoltcp's alone to answer or drop.
     Other,
@@ -55,30 +59,61 @@ impl Segment {
     }
 }
 
+/// The TCP segment in an Ethernet frame's IP packet, with the packet's
+/// source and destination; `None` when it carries none (see [`Frame::Tcp`]).
+pub(crate) fn tcp_of(
+    eth_payload: &[u8],
+    ethertype: EthernetProtocol,
+) -> Option<(IpAddr, IpAddr, &[u8])> {
+    match ethertype {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth_payload).ok()?;
+            // A fragment's ports may be in another fragment; smoltcp
+            // (built without reassembly) drops it either way.
+            if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                return None;
+            }
+            let payload = &eth_payload[usize::from(ip.header_len())..usize::from(ip.total_len())];
+            Some((ip.src_addr().into(), ip.dst_addr().into(), payload))
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth_payload).ok()?;
+            // Extension headers before TCP are left to smoltcp.
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            let end = 40 + usize::from(ip.payload_len());
+            Some((
+                ip.src_addr().into(),
+                ip.dst_addr().into(),
+                &eth_payload[40..end],
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Reads `frame`'s headers, each length checked before it is used.
 pub(crate) fn classify(frame: &[u8]) -> Frame {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return Frame::Other;
     };
-    match eth.ethertype() {
-        EthernetProtocol::Arp => return Frame::Arp,
-        EthernetProtocol::Ipv4 => {}
-        _ => return Frame::Other,
+    if eth.ethertype() == EthernetProtocol::Arp
+        || (eth.ethertype() == EthernetProtocol::Ipv6
+            && Ipv6Packet::new_checked(eth.payload())
+                .is_ok_and(|ip| ip.next_header() == IpProtocol::Icmpv6))
+    {
+        return Frame::Neighbour;
     }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+    let Some((src, _, segment)) = tcp_of(eth.payload(), eth.ethertype()) else {
         return Frame::Other;
     };
-    // A fragment's ports may be in another fragment; smoltcp (built
-    // without reassembly) drops it either way.
-    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
-        return Frame::Other;
-    }
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+    let Ok(tcp) = TcpPacket::new_checked(segment) else {
         return Frame::Other;
     };
     Frame::Tcp(Segment {
         flow: Flow {
-            peer: ip.src_addr(),
+            peer: src,
             peer_port: tcp.src_port(),
             port: tcp.dst_port(),
         },
@@ -93,20 +128,25 @@ pub(crate) fn classify(frame: &[u8]) -> Frame {
     })
 }
 
-/// Whether `frame`'s IPv4 and TCP checksums hold (for the segments the
-/// stack answers itself; smoltcp checks the ones it takes).
+/// Whether `frame`'s IP (v4) and TCP checksums hold (for the segments
+/// the stack answers itself, or takes with offloads on; smoltcp checks
+/// the ones it takes otherwise).
 pub(crate) fn checksums_hold(frame: &[u8]) -> bool {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return false;
     };
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+    if eth.ethertype() == EthernetProtocol::Ipv4
+        && !Ipv4Packet::new_checked(eth.payload()).is_ok_and(|ip| ip.verify_checksum())
+    {
+        return false;
+    }
+    let Some((src, dst, segment)) = tcp_of(eth.payload(), eth.ethertype()) else {
         return false;
     };
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+    let Ok(tcp) = TcpPacket::new_checked(segment) else {
         return false;
     };
-    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
-    ip.verify_checksum() && tcp.verify_checksum(&src, &dst)
+    tcp.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst))
 }
 
 #[cfg(test)]
@@ -119,7 +159,7 @@ mod tests {
         let Frame::Tcp(seg) = classify(&tcp_segment(80, 1000, 0, SYN, b"hi")) else {
             panic!("a TCP segment");
         };
-        assert_eq!(seg.flow.peer.octets(), PEER);
+        assert_eq!(seg.flow.peer, std::net::Ipv4Addr::from(PEER));
         assert_eq!((seg.flow.peer_port, seg.flow.port), (40000, 80));
         assert!(seg.opens() && !seg.fin);
         assert_eq!((seg.seq, seg.len), (1000, 2));
@@ -137,7 +177,7 @@ mod tests {
 
     #[test]
     fn arp_is_told_apart() {
-        assert!(matches!(classify(&arp_request()), Frame::Arp));
+        assert!(matches!(classify(&arp_request()), Frame::Neighbour));
         assert!(matches!(
             classify(&ethernet(0x86dd, &[0; 40])),
             Frame::Other

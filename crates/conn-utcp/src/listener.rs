@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::task::Poll;
 
 use conn_core::{Deadline, Endpoint, Error, ErrorKind, Listener, Result};
@@ -41,7 +41,7 @@ pub struct UtcpListener {
     stack: Stack,
     id: SockId,
     generation: u32,
-    local: SocketAddrV4,
+    local: SocketAddr,
     live: bool,
 }
 
@@ -67,7 +67,7 @@ impl UtcpListener {
             })?,
             p => p,
         };
-        let local = SocketAddrV4::new(stack.address(), port);
+        let local = SocketAddr::new(stack.address().into(), port);
         if inner.listener_port_taken(port) {
             return Err(Error::new(ErrorKind::AddrInUse)
                 .during("bind")
@@ -82,6 +82,13 @@ impl UtcpListener {
             local,
             live: true,
         })
+    }
+
+    /// The same listener, named by `ip` (one of the stack's addresses;
+    /// it takes connections to every one of them either way).
+    pub(crate) fn named(mut self, ip: std::net::IpAddr) -> UtcpListener {
+        self.local.set_ip(ip);
+        self
     }
 
     /// Waits for the next connection until `deadline` (mTCP
@@ -112,7 +119,7 @@ impl UtcpListener {
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 

@@ -32,7 +32,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
@@ -43,12 +43,12 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr, Ipv6Cidr};
 use tokio::sync::Notify;
 
 use crate::conns::{Conns, Key, Owner};
 use crate::demux::{self, Flow, Frame, Segment};
-use crate::device::{Device, Driven, Ready};
+use crate::device::{Addrs, Device, Driven, Ready};
 use crate::id::{Entry, SockId, Table};
 use crate::time_wait::{self, TimeWait};
 
@@ -100,6 +100,8 @@ pub struct StackBuilder {
     device: Device,
     address: Option<Ipv4Cidr>,
     gateway: Option<Ipv4Addr>,
+    address_v6: Option<Ipv6Cidr>,
+    gateway_v6: Option<Ipv6Addr>,
     mac: Option<[u8; 6]>,
     rx_buffer: usize,
     tx_buffer: usize,
@@ -116,6 +118,34 @@ impl StackBuilder {
     /// The default gateway, for peers outside the prefix.
     pub fn gateway(mut self, gateway: Ipv4Addr) -> Self {
         self.gateway = Some(gateway);
+        self
+    }
+
+    /// An IPv6 address and prefix beside the IPv4 one, e.g. `fd00::2/64`
+    /// (a dual-stack interface): listeners take connections on both,
+    /// and connections dial IPv6 peers from it. Neighbours are found by
+    /// NDP, which smoltcp answers.
+    ///
+    /// ```
+    /// use conn_utcp::{MemLink, Stack};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let (port, _other) = MemLink::pair();
+    /// let stack = Stack::builder(port)
+    ///     .address("10.1.0.2/24".parse().unwrap())
+    ///     .address_v6("fd00::2/64".parse().unwrap())
+    ///     .build()?;
+    /// assert_eq!(stack.address_v6(), Some("fd00::2".parse().unwrap()));
+    /// # Ok(()) }
+    /// ```
+    pub fn address_v6(mut self, cidr: Ipv6Cidr) -> Self {
+        self.address_v6 = Some(cidr);
+        self
+    }
+
+    /// The default IPv6 gateway, for IPv6 peers outside the prefix.
+    pub fn gateway_v6(mut self, gateway: Ipv6Addr) -> Self {
+        self.gateway_v6 = Some(gateway);
         self
     }
 
@@ -169,7 +199,13 @@ impl StackBuilder {
                 .during("build stack")
                 .detail("an IPv4 address and prefix are required")
         })?;
-        let mut device = Driven(self.device, cidr.address());
+        let mut device = Driven(
+            self.device,
+            Addrs {
+                v4: cidr.address(),
+                v6: self.address_v6.map(|c| c.address()),
+            },
+        );
         let ip = cidr.address().octets();
         let mac = self.mac.unwrap_or([0x02, 0x75, ip[0], ip[1], ip[2], ip[3]]);
         let number = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACK_NUMBERS;
@@ -178,7 +214,16 @@ impl StackBuilder {
         let mut iface = Interface::new(config, &mut device, SmolInstant::now());
         iface.update_ip_addrs(|addrs| {
             let _ = addrs.push(IpCidr::Ipv4(cidr));
+            if let Some(v6) = self.address_v6 {
+                let _ = addrs.push(IpCidr::Ipv6(v6));
+            }
         });
+        if let Some(gw) = self.gateway_v6 {
+            iface
+                .routes_mut()
+                .add_default_ipv6_route(gw)
+                .map_err(|_| Error::new(ErrorKind::NoBufferSpace).during("build stack"))?;
+        }
         if let Some(gw) = self.gateway {
             iface
                 .routes_mut()
@@ -324,6 +369,8 @@ impl Stack {
             device: device.into(),
             address: None,
             gateway: None,
+            address_v6: None,
+            gateway_v6: None,
             mac: None,
             rx_buffer: DEFAULT_BUFFER,
             tx_buffer: DEFAULT_BUFFER,
@@ -344,6 +391,20 @@ impl Stack {
     /// The interface's address and prefix.
     pub fn cidr(&self) -> Ipv4Cidr {
         self.shared.cidr
+    }
+
+    /// The interface's IPv6 address, if it has one
+    /// ([`StackBuilder::address_v6`]).
+    pub fn address_v6(&self) -> Option<Ipv6Addr> {
+        self.lock().device.1.v6
+    }
+
+    /// Whether `ip` is one of the interface's addresses.
+    pub fn has_address(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => v4 == self.address(),
+            IpAddr::V6(v6) => Some(v6) == self.address_v6(),
+        }
     }
 
     /// mTCP `mtcp_close`: closes the socket `id` in order and frees the id.
@@ -441,13 +502,13 @@ impl Inner {
     /// Whether any listener or dialled connection uses local `port`, or,
     /// given a `peer`, a connection to it from that port lives or waits
     /// in TIME-WAIT.
-    fn port_in_use(&self, port: u16, peer: Option<SocketAddrV4>) -> bool {
+    fn port_in_use(&self, port: u16, peer: Option<SocketAddr>) -> bool {
         if self.listeners.contains_key(&port) || self.conns.port_dialled(port) {
             return true;
         }
         peer.is_some_and(|peer| {
             let flow = Flow {
-                peer: *peer.ip(),
+                peer: peer.ip(),
                 peer_port: peer.port(),
                 port,
             };
@@ -456,7 +517,7 @@ impl Inner {
     }
 
     /// A free ephemeral port (for a connection to `peer`, if given).
-    pub(crate) fn ephemeral_port(&mut self, peer: Option<SocketAddrV4>) -> Option<u16> {
+    pub(crate) fn ephemeral_port(&mut self, peer: Option<SocketAddr>) -> Option<u16> {
         let (first, last) = self.ports;
         let span = u32::from(last - first) + 1;
         for _ in 0..span {
@@ -550,7 +611,7 @@ impl Inner {
         };
         match demux::classify(frame) {
             Frame::Tcp(seg) => self.ingress_tcp(now, seg),
-            Frame::Arp => {
+            Frame::Neighbour => {
                 self.iface
                     .poll_ingress_single(now, &mut self.device, &mut self.nobody);
                 self.conns.touch_all();
@@ -617,8 +678,11 @@ impl Inner {
         }
         self.time_wait.insert(seg.flow, now);
         let (me, mac) = (self.device.1, self.mac);
+        let Some(me) = me.matching(seg.flow.peer) else {
+            return;
+        };
         if let Some(tx) = phy::Device::transmit(&mut self.device, now) {
-            phy::TxToken::consume(tx, time_wait::ACK_LEN, |buf| {
+            phy::TxToken::consume(tx, time_wait::ack_len(seg.flow.peer), |buf| {
                 time_wait::write_ack(seg, me, mac, buf)
             });
         }
@@ -771,6 +835,7 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
 }
 
 /// The address `addr` as text with the `utcp://` scheme.
-pub(crate) fn endpoint_of(addr: SocketAddrV4) -> conn_core::Endpoint {
+pub(crate) fn endpoint_of(addr: impl Into<SocketAddr>) -> conn_core::Endpoint {
+    let addr: SocketAddr = addr.into();
     conn_core::Endpoint::new("utcp", addr).expect("a socket address is a valid endpoint")
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -52,8 +52,8 @@ pub struct UtcpStream {
     stack: Stack,
     id: SockId,
     generation: u32,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
+    local: SocketAddr,
+    peer: SocketAddr,
     /// False once `close`/`kill` released the id, so drop does nothing.
     live: bool,
 }
@@ -64,10 +64,10 @@ impl fmt::Debug for UtcpStream {
     }
 }
 
-fn v4(endpoint: Option<smoltcp::wire::IpEndpoint>) -> SocketAddrV4 {
-    match endpoint.map(|e| (IpAddr::from(e.addr), e.port)) {
-        Some((IpAddr::V4(ip), port)) => SocketAddrV4::new(ip, port),
-        _ => SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+fn socket_addr(endpoint: Option<smoltcp::wire::IpEndpoint>) -> SocketAddr {
+    match endpoint {
+        Some(e) => SocketAddr::new(IpAddr::from(e.addr), e.port),
+        None => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
     }
 }
 
@@ -91,8 +91,8 @@ impl UtcpStream {
             stack: stack.clone(),
             id: stack.id(index),
             generation,
-            local: v4(socket.local_endpoint()),
-            peer: v4(socket.remote_endpoint()),
+            local: socket_addr(socket.local_endpoint()),
+            peer: socket_addr(socket.remote_endpoint()),
             live: true,
         }
     }
@@ -100,15 +100,24 @@ impl UtcpStream {
     /// Connects from `stack` to `peer` until `deadline` (an ephemeral local
     /// port). `ConnectionRefused` when the peer resets the SYN,
     /// `TimedOut` when no answer came in time (the attempt is abandoned).
-    pub async fn connect(stack: &Stack, peer: SocketAddrV4, deadline: Deadline) -> Result<Self> {
+    /// An IPv6 `peer` needs a stack with an IPv6 address
+    /// ([`StackBuilder::address_v6`](crate::StackBuilder::address_v6)):
+    /// `AddrNotAvailable` otherwise.
+    pub async fn connect(stack: &Stack, peer: SocketAddr, deadline: Deadline) -> Result<Self> {
         let step = conn_core::lifecycle_span!("connect", "utcp", endpoint_of(peer));
         let connected = UtcpStream::connect_inner(stack, peer, deadline).await;
         step.end(&connected);
         connected
     }
 
-    async fn connect_inner(stack: &Stack, peer: SocketAddrV4, deadline: Deadline) -> Result<Self> {
+    async fn connect_inner(stack: &Stack, peer: SocketAddr, deadline: Deadline) -> Result<Self> {
         let target = endpoint_of(peer);
+        if peer.is_ipv6() && stack.address_v6().is_none() {
+            return Err(Error::new(ErrorKind::AddrNotAvailable)
+                .during("connect")
+                .on(&target)
+                .detail("the stack has no IPv6 address to dial from"));
+        }
         let (index, generation) = {
             let mut guard = stack.lock();
             let inner = &mut *guard;
@@ -122,7 +131,7 @@ impl UtcpStream {
                     .detail("no free ephemeral port")
             })?;
             let flow = Flow {
-                peer: *peer.ip(),
+                peer: peer.ip(),
                 peer_port: peer.port(),
                 port,
             };
@@ -182,12 +191,12 @@ impl UtcpStream {
     }
 
     /// The local address.
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddrV4 {
+    pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }
 
@@ -476,7 +485,7 @@ impl Connection for UtcpStream {
     fn peer_addr(&self) -> Option<conn_core::PeerAddr> {
         Some(conn_core::PeerAddr {
             scheme: "utcp",
-            addr: self.peer.into(),
+            addr: self.peer,
         })
     }
 }

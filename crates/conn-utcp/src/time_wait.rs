@@ -14,12 +14,12 @@
 //! Linux does.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, TcpPacket,
-    TcpSeqNumber,
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet,
+    Ipv6Packet, TcpPacket, TcpSeqNumber,
 };
 
 use crate::demux::{Flow, Segment};
@@ -82,33 +82,57 @@ impl TimeWait {
     }
 }
 
-/// Bytes of the ACK [`write_ack`] writes.
-pub(crate) const ACK_LEN: usize = 14 + 20 + 20;
+/// Bytes of the ACK [`write_ack`] writes to `peer`: Ethernet, IP, TCP
+/// headers.
+pub(crate) fn ack_len(peer: IpAddr) -> usize {
+    14 + if peer.is_ipv4() { 20 } else { 40 } + 20
+}
 
-/// Writes into `buf` (at least [`ACK_LEN`] bytes) the acknowledgement of
-/// the FIN `seg` retransmitted: from `me` (`mac`) to its sender, our
-/// sequence number the one the peer acknowledges, the peer's FIN counted.
-pub(crate) fn write_ack(seg: &Segment, me: Ipv4Addr, mac: [u8; 6], buf: &mut [u8]) {
-    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ACK_LEN]);
+/// Writes into `buf` (at least [`ack_len`] bytes) the acknowledgement of
+/// the FIN `seg` retransmitted: from `me` (`mac`, the address of the
+/// peer's family) to its sender, our sequence number the one the peer
+/// acknowledges, the peer's FIN counted.
+pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8]) {
+    let len = ack_len(seg.flow.peer);
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
     eth.set_dst_addr(EthernetAddress(seg.peer_mac));
     eth.set_src_addr(EthernetAddress(mac));
-    eth.set_ethertype(EthernetProtocol::Ipv4);
-    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip.set_version(4);
-    ip.set_header_len(20);
-    ip.set_dscp(0);
-    ip.set_ecn(0);
-    ip.set_total_len(40);
-    ip.set_ident(0);
-    ip.clear_flags();
-    ip.set_dont_frag(true);
-    ip.set_frag_offset(0);
-    ip.set_hop_limit(64);
-    ip.set_next_header(IpProtocol::Tcp);
-    ip.set_src_addr(me);
-    ip.set_dst_addr(seg.flow.peer);
-    ip.fill_checksum();
-    let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+    let tcp_at = match (me, seg.flow.peer) {
+        (IpAddr::V4(me), IpAddr::V4(peer)) => {
+            eth.set_ethertype(EthernetProtocol::Ipv4);
+            let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+            ip.set_version(4);
+            ip.set_header_len(20);
+            ip.set_dscp(0);
+            ip.set_ecn(0);
+            ip.set_total_len(40);
+            ip.set_ident(0);
+            ip.clear_flags();
+            ip.set_dont_frag(true);
+            ip.set_frag_offset(0);
+            ip.set_hop_limit(64);
+            ip.set_next_header(IpProtocol::Tcp);
+            ip.set_src_addr(me);
+            ip.set_dst_addr(peer);
+            ip.fill_checksum();
+            14 + 20
+        }
+        (IpAddr::V6(me), IpAddr::V6(peer)) => {
+            eth.set_ethertype(EthernetProtocol::Ipv6);
+            let mut ip = Ipv6Packet::new_unchecked(eth.payload_mut());
+            ip.set_version(6);
+            ip.set_traffic_class(0);
+            ip.set_flow_label(0);
+            ip.set_payload_len(20);
+            ip.set_next_header(IpProtocol::Tcp);
+            ip.set_hop_limit(64);
+            ip.set_src_addr(me);
+            ip.set_dst_addr(peer);
+            14 + 40
+        }
+        _ => unreachable!("the caller picks the address of the peer's family"),
+    };
+    let mut tcp = TcpPacket::new_unchecked(&mut buf[tcp_at..len]);
     tcp.set_src_port(seg.flow.port);
     tcp.set_dst_port(seg.flow.peer_port);
     tcp.set_seq_number(TcpSeqNumber(seg.ack_number as i32));
@@ -119,18 +143,20 @@ pub(crate) fn write_ack(seg: &Segment, me: Ipv4Addr, mac: [u8; 6], buf: &mut [u8
     tcp.set_ack(true);
     tcp.set_window_len(0);
     tcp.set_urgent_at(0);
-    tcp.fill_checksum(&IpAddress::Ipv4(me), &IpAddress::Ipv4(seg.flow.peer));
+    tcp.fill_checksum(&IpAddress::from(me), &IpAddress::from(seg.flow.peer));
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
     use crate::demux::{Frame, classify};
     use crate::fuzzing::{ADDR, MAC, PEER_MAC, tcp_segment};
 
     fn flow(port: u16) -> Flow {
         Flow {
-            peer: Ipv4Addr::new(10, 0, 0, 1),
+            peer: Ipv4Addr::new(10, 0, 0, 1).into(),
             peer_port: port,
             port: 80,
         }
@@ -158,8 +184,9 @@ mod tests {
         let Frame::Tcp(seg) = classify(&tcp_segment(80, 5000, 777, FIN_ACK, &[])) else {
             panic!("a segment");
         };
-        let mut buf = [0u8; ACK_LEN];
-        write_ack(&seg, Ipv4Addr::from(ADDR), MAC, &mut buf);
+        let mut buf = [0u8; 54];
+        assert_eq!(ack_len(seg.flow.peer), buf.len());
+        write_ack(&seg, Ipv4Addr::from(ADDR).into(), MAC, &mut buf);
         let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
         assert_eq!(eth.dst_addr().0, PEER_MAC);
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();

@@ -2,7 +2,7 @@
 //! [`Stack`], the connector also a `tower::Service<http::Uri>`.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -65,12 +65,15 @@ pub fn register(registry: &mut Registry, stack: Stack) {
     registry.register(UtcpTransport::new(stack));
 }
 
-fn parse(endpoint: &Endpoint, op: &'static str) -> Result<SocketAddrV4> {
-    endpoint.address().parse::<SocketAddrV4>().map_err(|_| {
+fn parse(endpoint: &Endpoint, op: &'static str) -> Result<SocketAddr> {
+    endpoint.address().parse::<SocketAddr>().map_err(|_| {
         Error::new(ErrorKind::InvalidType)
             .during(op)
             .on(endpoint)
-            .detail("utcp:// takes an IPv4 address and port, e.g. utcp://10.7.0.2:8080")
+            .detail(
+                "utcp:// takes an IP address and port, e.g. utcp://10.7.0.2:8080 or \
+                 utcp://[fd00::2]:8080",
+            )
     })
 }
 
@@ -82,17 +85,21 @@ impl Transport for UtcpTransport {
 
     async fn bind(&self, endpoint: &Endpoint) -> Result<BoxListener> {
         let addr = parse(endpoint, "bind")?;
-        if *addr.ip() != Ipv4Addr::UNSPECIFIED && *addr.ip() != self.stack.address() {
+        if !addr.ip().is_unspecified() && !self.stack.has_address(addr.ip()) {
+            let mut ours = self.stack.address().to_string();
+            if let Some(v6) = self.stack.address_v6() {
+                ours = format!("{ours} and {v6}");
+            }
             return Err(Error::new(ErrorKind::AddrNotAvailable)
                 .during("bind")
                 .on(endpoint)
-                .detail(format!("the stack's address is {}", self.stack.address())));
+                .detail(format!("the stack's addresses are {ours}")));
         }
-        Ok(Box::new(UtcpListener::bind(
-            &self.stack,
-            addr.port(),
-            DEFAULT_BACKLOG,
-        )?))
+        let listener = UtcpListener::bind(&self.stack, addr.port(), DEFAULT_BACKLOG)?;
+        Ok(Box::new(match addr.ip().is_unspecified() {
+            true => listener,
+            false => listener.named(addr.ip()),
+        }))
     }
 
     fn connector(&self) -> BoxConnector {
@@ -156,13 +163,13 @@ impl tower_service::Service<http::Uri> for UtcpConnector {
         let stack = self.stack.clone();
         Box::pin(async move {
             let host = uri.host().unwrap_or_default();
-            let ip: Ipv4Addr = host.trim_matches(['[', ']']).parse().map_err(|_| {
+            let ip: IpAddr = host.trim_matches(['[', ']']).parse().map_err(|_| {
                 Error::new(ErrorKind::InvalidType)
                     .during("connect")
                     .on(&uri)
-                    .detail("the utcp connector needs an IPv4 address as the host")
+                    .detail("the utcp connector needs an IP address as the host")
             })?;
-            let addr = SocketAddrV4::new(ip, uri.port_u16().unwrap_or(80));
+            let addr = SocketAddr::new(ip, uri.port_u16().unwrap_or(80));
             UtcpStream::connect(&stack, addr, Deadline::NEVER).await
         })
     }

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{KERNEL, Net, STACK, checksum, pattern, root_or_skip};
+use common::{KERNEL, KERNEL6, Net, STACK, STACK6, checksum, pattern, root_or_skip};
 use conn_core::{Connection, Deadline};
 use conn_utcp::{Stack, StackGroup, UtcpListener, UtcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,8 +16,8 @@ fn soon() -> Deadline {
     Deadline::after(Duration::from_secs(10))
 }
 
-fn kernel_addr(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(KERNEL.parse().unwrap(), port)
+fn kernel_addr(port: u16) -> SocketAddr {
+    SocketAddr::new(KERNEL.parse().unwrap(), port)
 }
 
 #[tokio::test]
@@ -44,7 +44,7 @@ async fn kernel_client_talks_to_a_utcp_server() {
     s.close(soon()).await.unwrap();
     let (answer, local) = client.await.unwrap().unwrap();
     assert_eq!(answer, b"hello from utcp");
-    assert_eq!(std::net::SocketAddr::V4(peer), local);
+    assert_eq!(peer, local);
 }
 
 #[tokio::test]
@@ -120,10 +120,7 @@ async fn utcp_client_talks_to_a_kernel_listener() {
     assert_eq!(answer, b"echo back");
     let local = c.local_addr();
     c.close(soon()).await.unwrap();
-    assert_eq!(
-        server.await.unwrap().unwrap(),
-        std::net::SocketAddr::V4(local)
-    );
+    assert_eq!(server.await.unwrap().unwrap(), local);
 }
 
 const BULK: usize = 16 << 20;
@@ -223,6 +220,98 @@ async fn ping_is_answered() {
         "ping: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[tokio::test]
+async fn curl_gets_a_page_over_ipv6_from_a_dual_stack_server() {
+    if !root_or_skip("curl_gets_a_page_over_ipv6_from_a_dual_stack_server") {
+        return;
+    }
+    let (net, stack, _) = Net::with_dual_stack();
+    let mut listener = UtcpListener::bind(&stack, 8080, 4).unwrap();
+    let server = tokio::spawn(async move {
+        let mut s = listener.accept(soon()).await.unwrap();
+        let peer = s.peer_addr();
+        let mut request = Vec::new();
+        let mut buf = [0; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nv6\n")
+            .await
+            .unwrap();
+        s.close(soon()).await.unwrap();
+        peer
+    });
+    let out = net
+        .exec(&[
+            "curl",
+            "-sS",
+            "-g",
+            "--max-time",
+            "10",
+            &format!("http://[{STACK6}]:8080/"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"v6\n");
+    let peer = server.await.unwrap();
+    assert_eq!(peer.ip(), KERNEL6.parse::<std::net::IpAddr>().unwrap());
+}
+
+#[tokio::test]
+async fn four_mebibytes_each_way_over_ipv6_arrive_intact_with_offloads() {
+    if !root_or_skip("four_mebibytes_each_way_over_ipv6_arrive_intact_with_offloads") {
+        return;
+    }
+    const LEN: usize = 4 << 20;
+    let (net, stack, offloads) = Net::with_dual_stack();
+    assert!(
+        offloads,
+        "this kernel takes TAP offloads; the test is of that path"
+    );
+    let (bound, is_bound) = tokio::sync::oneshot::channel();
+    let kernel = net.kernel(|| async move {
+        let listener = tokio::net::TcpListener::bind(format!("[{KERNEL6}]:9006")).await?;
+        bound.send(()).unwrap();
+        let (mut s, _) = listener.accept().await?;
+        let mut got = Vec::with_capacity(LEN);
+        s.read_to_end(&mut got).await?;
+        s.write_all(&pattern(LEN, 4)).await?;
+        s.shutdown().await?;
+        std::io::Result::Ok((got.len(), checksum(&got)))
+    });
+    is_bound.await.unwrap();
+    let to = SocketAddr::new(KERNEL6.parse().unwrap(), 9006);
+    let c = UtcpStream::connect(&stack, to, soon()).await.unwrap();
+    assert!(c.local_addr().is_ipv6());
+    let (mut rd, mut wr) = tokio::io::split(c);
+    let out = pattern(LEN, 3);
+    let sent = checksum(&out);
+    let writer = tokio::spawn(async move {
+        wr.write_all(&out).await.unwrap();
+        wr.shutdown().await.unwrap();
+        wr
+    });
+    let mut back = Vec::with_capacity(LEN);
+    rd.read_to_end(&mut back).await.unwrap();
+    let wr = writer.await.unwrap();
+    let (len, sum) = kernel.await.unwrap().unwrap();
+    assert_eq!((len, sum), (LEN, sent), "utcp -> kernel");
+    assert_eq!(
+        (back.len(), checksum(&back)),
+        (LEN, checksum(&pattern(LEN, 4))),
+        "kernel -> utcp"
+    );
+    rd.unsplit(wr).close(soon()).await.unwrap();
 }
 
 #[tokio::test]

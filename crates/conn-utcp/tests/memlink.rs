@@ -3,7 +3,7 @@
 //! process, no kernel in the path. The promises every transport keeps are
 //! the lifecycle suite's, in `lifecycle.rs`.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -29,8 +29,8 @@ fn pair() -> (Stack, Stack) {
     (server, client)
 }
 
-fn addr(stack: &Stack, port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(stack.address(), port)
+fn addr(stack: &Stack, port: u16) -> SocketAddr {
+    SocketAddr::new(stack.address().into(), port)
 }
 
 async fn connected(server: &Stack, client: &Stack) -> (UtcpListener, UtcpStream, UtcpStream) {
@@ -228,7 +228,7 @@ async fn ids_of_closed_sockets_are_reused() {
 #[tokio::test]
 async fn connect_to_an_absent_host_times_out_at_its_deadline() {
     let (server, client) = pair();
-    let nobody = SocketAddrV4::new("10.250.0.9".parse().unwrap(), PORT);
+    let nobody = SocketAddr::new("10.250.0.9".parse().unwrap(), PORT);
     let _ = server;
     let err = UtcpStream::connect(&client, nobody, Deadline::after(Duration::from_millis(200)))
         .await
@@ -347,4 +347,54 @@ async fn a_read_into_an_empty_buffer_returns_at_once() {
         .expect("a zero-length read must not wait for data")
         .unwrap();
     assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn two_dual_stack_stacks_talk_over_ipv6_and_the_registry_names_the_v6_address() {
+    let (a, b) = MemLink::pair();
+    let server = Stack::builder(a)
+        .address("10.66.0.1/24".parse().unwrap())
+        .address_v6("fd66::1/64".parse().unwrap())
+        .build()
+        .unwrap();
+    let client = Stack::builder(b)
+        .address("10.66.0.2/24".parse().unwrap())
+        .address_v6("fd66::2/64".parse().unwrap())
+        .build()
+        .unwrap();
+    let mut servers = conn_core::Registry::new();
+    conn_utcp::register(&mut servers, server.clone());
+    let mut listener = servers.bind("utcp://[fd66::1]:80").await.unwrap();
+    assert_eq!(listener.local_endpoint().to_string(), "utcp://[fd66::1]:80");
+    // Neighbour discovery, then the handshake, all over IPv6.
+    let mut c = UtcpStream::connect(&client, "[fd66::1]:80".parse().unwrap(), soon())
+        .await
+        .unwrap();
+    let mut s = listener.accept(soon()).await.unwrap();
+    assert_eq!(
+        s.peer_endpoint().unwrap().to_string(),
+        format!("utcp://{}", c.local_addr())
+    );
+    assert!(c.local_addr().is_ipv6());
+    c.write_all(b"over six").await.unwrap();
+    let mut buf = [0; 8];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"over six");
+    // The same listener takes IPv4 too: one port, both addresses.
+    let v4 = UtcpStream::connect(&client, "10.66.0.1:80".parse().unwrap(), soon()).await;
+    assert!(v4.is_ok(), "{v4:?}");
+    // Neither a v6 bind on an address the stack lacks nor a v6 dial from
+    // a v4-only stack gets through.
+    let err = servers.bind("utcp://[fd99::1]:81").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    let (x, _y) = MemLink::pair();
+    let v4_only = Stack::builder(x)
+        .address("10.67.0.1/24".parse().unwrap())
+        .build()
+        .unwrap();
+    let err = UtcpStream::connect(&v4_only, "[fd66::1]:80".parse().unwrap(), soon())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    drop((c, s));
 }

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smoltcp::phy::{ChecksumCapabilities, DeviceCapabilities, Medium};
@@ -147,7 +146,7 @@ impl MemPort {
 
     /// Takes the next frame for `me` off the queue (dropping those for
     /// other addresses); false when the queue is empty.
-    pub(super) fn stage(&mut self, me: Ipv4Addr) -> bool {
+    pub(super) fn stage(&mut self, me: &super::Addrs) -> bool {
         self.discard();
         loop {
             let Some(frame) = lock(&self.link.queues[self.side].frames).pop_front() else {

@@ -9,7 +9,7 @@ mod mem;
 mod tap;
 mod vnet;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use smoltcp::phy::{self, DeviceCapabilities};
@@ -163,11 +163,22 @@ impl phy::TxToken for TxToken<'_> {
 /// which smoltcp takes (for DHCP) and then panics answering: a SYN from
 /// 0.0.0.0 ended the stack's driver task (`assert!(!dst.is_unspecified())`
 /// in smoltcp's `dispatch_ip`; found by the 30-minute `utcp_rx` run).
-pub(crate) fn for_us(frame: &[u8], me: Ipv4Addr) -> bool {
+pub(crate) fn for_us(frame: &[u8], me: &Addrs) -> bool {
     const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+    const ETHERTYPE_IPV6: [u8; 2] = [0x86, 0xdd];
+    if frame.get(12..14) == Some(&ETHERTYPE_IPV6[..]) {
+        // To our address, or multicast (NDP's solicitations go to the
+        // solicited-node group); nothing at all without an IPv6 address.
+        let Some(v6) = me.v6 else { return false };
+        let Some(dst) = frame.get(38..54) else {
+            return true;
+        };
+        return dst == v6.octets() || dst[0] == 0xff;
+    }
     if frame.get(12..14) != Some(&ETHERTYPE_IPV4[..]) {
         return true;
     }
+    let me = me.v4;
     // Too short to hold the addresses: smoltcp refuses it itself.
     let (Some(src), Some(dst)) = (frame.get(26..30), frame.get(30..34)) else {
         return true;
@@ -184,14 +195,31 @@ pub(crate) fn for_us(frame: &[u8], me: Ipv4Addr) -> bool {
 /// reads it, [`staged`](Driven::staged) shows it, and smoltcp's `receive`
 /// then hands over that one frame (and nothing when none is staged).
 #[derive(Debug)]
-pub(crate) struct Driven(pub(crate) Device, pub(crate) Ipv4Addr);
+pub(crate) struct Driven(pub(crate) Device, pub(crate) Addrs);
+
+/// The stack's own addresses, which received packets must be sent to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Addrs {
+    pub(crate) v4: Ipv4Addr,
+    pub(crate) v6: Option<Ipv6Addr>,
+}
+
+impl Addrs {
+    /// The stack's address of `peer`'s family, if it has one.
+    pub(crate) fn matching(&self, peer: IpAddr) -> Option<IpAddr> {
+        match peer {
+            IpAddr::V4(_) => Some(IpAddr::V4(self.v4)),
+            IpAddr::V6(_) => self.v6.map(IpAddr::V6),
+        }
+    }
+}
 
 impl Driven {
     /// Reads the next frame for this stack; false when there is none.
     pub(crate) fn stage(&mut self) -> bool {
         match &mut self.0 {
-            Device::Mem(port) => port.stage(self.1),
-            Device::Tap(tap) => tap.stage(self.1),
+            Device::Mem(port) => port.stage(&self.1),
+            Device::Tap(tap) => tap.stage(&self.1),
         }
     }
 

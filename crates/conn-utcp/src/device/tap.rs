@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
-use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
@@ -197,7 +196,7 @@ impl Tap {
 
     /// Reads the next frame for `me` into `rx` (dropping those for other
     /// addresses); false when the device is drained.
-    pub(super) fn stage(&mut self, me: Ipv4Addr) -> bool {
+    pub(super) fn stage(&mut self, me: &super::Addrs) -> bool {
         self.staged = None;
         let (n, from_sibling) = loop {
             let from_sibling = self.share.as_ref().and_then(|(share, i)| {
@@ -322,6 +321,12 @@ impl Tap {
         if self.offload {
             caps.checksum.tcp = Checksum::None;
             caps.segmentation.tcpv4 = NonZeroUsize::new(GSO_FRAME - 14);
+            // Not `tcpv6`: smoltcp 0.14 builds the long segment but its
+            // IPv6 dispatch then drops every packet above the MTU ("IPv6
+            // fragmentation support is unimplemented") without looking at
+            // the segmentation request, so a connection would send nothing.
+            // IPv6 goes out MSS by MSS (checksums still offloaded); the
+            // kernel's 64 KiB IPv6 segments are taken all the same.
         }
         caps
     }

@@ -16,6 +16,8 @@
 //!   that smoltcp built for segmentation offload goes as one GSO frame
 //!   (`GSO_TCPV4`, `gso_size` = the MSS), which the kernel splits.
 
+use std::net::IpAddr;
+
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, checksum};
 
 /// Bytes of the legacy header (`sizeof(struct virtio_net_hdr)`), the
@@ -26,6 +28,7 @@ const F_NEEDS_CSUM: u8 = 1;
 const F_DATA_VALID: u8 = 2;
 const GSO_NONE: u8 = 0;
 const GSO_TCPV4: u8 = 1;
+const GSO_TCPV6: u8 = 4;
 const ETHERNET_HEADER: usize = 14;
 /// Where the checksum sits in a TCP header.
 const TCP_CHECKSUM_OFFSET: u16 = 16;
@@ -74,19 +77,20 @@ impl Repr {
     }
 }
 
-/// The IPv4 and TCP headers of an Ethernet `frame`, if it carries TCP:
-/// (IP header length, TCP header length).
-fn tcp_headers(frame: &[u8]) -> Option<(usize, usize)> {
+/// Where an Ethernet `frame`'s TCP segment is, if it carries one: (the IP
+/// packet's source, destination, header length; the TCP header length).
+fn tcp_headers(frame: &[u8]) -> Option<(IpAddr, IpAddr, usize, usize)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.next_header() != IpProtocol::Tcp {
-        return None;
-    }
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    Some((usize::from(ip.header_len()), usize::from(tcp.header_len())))
+    let (src, dst, segment) = crate::demux::tcp_of(eth.payload(), eth.ethertype())?;
+    let tcp = TcpPacket::new_checked(segment).ok()?;
+    let ip_header = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
+            .ok()?
+            .header_len()
+            .into(),
+        _ => 40, // no extension headers: `tcp_of` leaves those to smoltcp
+    };
+    Some((src, dst, ip_header, usize::from(tcp.header_len())))
 }
 
 /// Whether a received frame may go on: anything but a TCP segment whose
@@ -103,20 +107,29 @@ pub(crate) fn rx_checksum_holds(hdr: &Repr, frame: &[u8]) -> bool {
 /// must still do, and a TCP segment gets its pseudo-header sum.
 /// `gso_size`: smoltcp asked for segmentation at that size.
 pub(crate) fn prepare_tx(frame: &mut [u8], gso_size: Option<u16>) -> Repr {
-    let Some((ip_len, tcp_len)) = tcp_headers(frame) else {
+    let Some((src, dst, ip_header, tcp_len)) = tcp_headers(frame) else {
         return Repr::default();
     };
-    let csum_start = ETHERNET_HEADER + ip_len;
-    let (src, dst, tcp_bytes) = {
-        let ip = Ipv4Packet::new_unchecked(&frame[ETHERNET_HEADER..]);
-        let total = usize::from(ip.total_len());
-        (ip.src_addr(), ip.dst_addr(), total.saturating_sub(ip_len))
+    let csum_start = ETHERNET_HEADER + ip_header;
+    let tcp_bytes = {
+        let eth = EthernetFrame::new_unchecked(&frame[..]);
+        crate::demux::tcp_of(eth.payload(), eth.ethertype()).map_or(0, |(_, _, seg)| seg.len())
     };
-    let partial = checksum::pseudo_header_v4(&src, &dst, IpProtocol::Tcp, tcp_bytes as u32);
+    let (partial, gso) = match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => (
+            checksum::pseudo_header_v4(&src, &dst, IpProtocol::Tcp, tcp_bytes as u32),
+            GSO_TCPV4,
+        ),
+        (IpAddr::V6(src), IpAddr::V6(dst)) => (
+            checksum::pseudo_header_v6(&src, &dst, IpProtocol::Tcp, tcp_bytes as u32),
+            GSO_TCPV6,
+        ),
+        _ => return Repr::default(),
+    };
     let at = csum_start + usize::from(TCP_CHECKSUM_OFFSET);
     frame[at..at + 2].copy_from_slice(&partial.to_be_bytes());
     let (gso_type, gso_size) = match gso_size {
-        Some(size) if tcp_bytes > tcp_len + usize::from(size) => (GSO_TCPV4, size),
+        Some(size) if tcp_bytes > tcp_len + usize::from(size) => (gso, size),
         _ => (GSO_NONE, 0),
     };
     Repr {

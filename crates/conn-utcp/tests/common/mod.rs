@@ -17,6 +17,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// The kernel's address in the namespace, and the stack's.
 pub const KERNEL: &str = "10.77.0.1";
 pub const STACK: &str = "10.77.0.2";
+/// The same two over IPv6.
+pub const KERNEL6: &str = "fd77::1";
+pub const STACK6: &str = "fd77::2";
 
 /// True when the test may create namespaces and TAP devices; prints why
 /// it skips otherwise.
@@ -75,6 +78,31 @@ impl Net {
             .build()
             .unwrap();
         (net, stack)
+    }
+
+    /// The namespace with a dual-stack stack on a single-queue TAP: IPv4
+    /// as [`Net::with_stack`], and [`STACK6`] (the kernel side [`KERNEL6`]);
+    /// and whether the kernel took the TAP offloads.
+    pub fn with_dual_stack() -> (Net, Stack, bool) {
+        let (net, mut taps) = Net::new(1);
+        ip(&[
+            "-n",
+            &net.ns,
+            "addr",
+            "add",
+            &format!("{KERNEL6}/64"),
+            "dev",
+            &net.tap,
+            "nodad",
+        ]);
+        let tap = taps.pop().unwrap();
+        let offloads = tap.offloads();
+        let stack = Stack::builder(tap)
+            .address(format!("{STACK}/24").parse().unwrap())
+            .address_v6(format!("{STACK6}/64").parse().unwrap())
+            .build()
+            .unwrap();
+        (net, stack, offloads)
     }
 
     /// Runs `f` on a thread inside the namespace with its own
