@@ -233,19 +233,24 @@ pub async fn run(
         report = &mut serving => report?,
         () = handing => unreachable!("the handover side never ends on its own"),
     };
-    say_report(&report, json);
-    Ok(())
+    say_report(report, json)
 }
 
-/// `shutdown report: REPORT`, as text or (`json`) one JSON object.
-fn say_report(report: &connkit::core::ShutdownReport, json: bool) {
+/// `shutdown report: REPORT`, as text or (`json`) one JSON object; then
+/// the listener's failure, when that and not the signal ended serving, as
+/// the command's error.
+fn say_report(report: connkit::core::ShutdownReport, json: bool) -> Result<()> {
     if json {
-        match serde_json::to_string(report) {
+        match serde_json::to_string(&report) {
             Ok(line) => say(format_args!("shutdown report: {line}")),
             Err(e) => say(format_args!("shutdown report: (not as JSON: {e}) {report}")),
         }
     } else {
         say(format_args!("shutdown report: {report}"));
+    }
+    match report.listener_failed {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -407,8 +412,7 @@ pub async fn run_tap(
                 .await?
         }
     };
-    say_report(&report, json);
-    Ok(())
+    say_report(report, json)
 }
 
 /// The per-core server `--per-core N` asks for: none without the option,

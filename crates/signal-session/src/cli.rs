@@ -165,7 +165,12 @@ pub async fn run_daemon(options: Options, json: bool) -> Result<()> {
     } else {
         writeln!(out, "sessiond stopped: {report}").map_err(io)?;
     }
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    // The report is out; the exit status says it was no signal.
+    match report.listener_failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Parses `TERM`, `SIGTERM`, `15` or `0`.

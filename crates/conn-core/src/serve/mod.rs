@@ -16,7 +16,7 @@ pub use incoming::{Graceful, Incoming};
 pub use lines::{LineHandler, lines};
 pub use per_core::{PerCoreGraceful, PerCoreServe, Server};
 pub use report::{ERROR_SAMPLE, ErrorTally, RequestCounts, ShutdownReport};
-pub use server::{Serve, WithGracefulShutdown, serve};
+pub use server::{Serve, WithGracefulShutdown, serve, stop_all_on_failure};
 pub use work::{ConnectionWork, Request, Work};
 
 #[cfg(test)]

@@ -286,7 +286,10 @@ where
                     core_main(core, &*bind, service, stop.clone(), drain)
                 }))
                 .unwrap_or_else(|panic| Err(Error::from_panic(&*panic, "serve thread")));
-                if result.is_err() {
+                if result
+                    .as_ref()
+                    .map_or(true, |r| r.listener_failed.is_some())
+                {
                     // One thread that cannot serve stops them all.
                     stop.cancel();
                 }

@@ -58,6 +58,14 @@ pub struct ShutdownReport {
     /// Threads that served: 1 for [`serve`](super::serve()), n for
     /// [`Server::per_core(n)`](super::Server::per_core).
     pub threads: usize,
+    /// Why serving ended, when the listener itself broke (a device deleted
+    /// under a userspace stack, a socket closed from outside) rather than
+    /// the signal ending it: the accept error that stopped the loop. The
+    /// connections were drained as on the signal all the same, so the
+    /// counts above hold; a caller that must fail in that case checks it
+    /// (`connkit http` prints the report, then exits with this error).
+    /// Merged reports keep the first.
+    pub listener_failed: Option<Error>,
 }
 
 /// What became of the requests a serve loop's connections carried.
@@ -182,6 +190,9 @@ impl ShutdownReport {
         self.fd_limit_episodes += other.fd_limit_episodes;
         self.drain = self.drain.max(other.drain);
         self.threads += other.threads;
+        if self.listener_failed.is_none() {
+            self.listener_failed = other.listener_failed;
+        }
     }
 
     /// Adds the report of another listener served on the same threads (a
@@ -243,6 +254,9 @@ impl fmt::Display for ShutdownReport {
         for e in &self.errors.sample {
             write!(f, "\n  error: {e}")?;
         }
+        if let Some(e) = &self.listener_failed {
+            write!(f, "\n  serving ended because the listener failed: {e}")?;
+        }
         if self.errors.total > self.errors.sample.len() as u64 {
             write!(
                 f,
@@ -265,7 +279,7 @@ mod serialize {
 
     impl Serialize for ShutdownReport {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut s = serializer.serialize_struct("ShutdownReport", 10)?;
+            let mut s = serializer.serialize_struct("ShutdownReport", 11)?;
             s.serialize_field("accepted", &self.accepted)?;
             s.serialize_field("closed", &self.closed)?;
             s.serialize_field("killed", &self.killed)?;
@@ -276,6 +290,8 @@ mod serialize {
             s.serialize_field("fd_limit_episodes", &self.fd_limit_episodes)?;
             s.serialize_field("drain_secs", &self.drain.as_secs_f64())?;
             s.serialize_field("threads", &self.threads)?;
+            let failed = self.listener_failed.as_ref().map(ToString::to_string);
+            s.serialize_field("listener_failed", &failed)?;
             s.end()
         }
     }
@@ -330,6 +346,7 @@ mod serialize {
             assert_eq!(json["killed"], 1);
             assert_eq!(json["cut_by_peer"], 1);
             assert_eq!(json["threads"], 2);
+            assert!(json["listener_failed"].is_null(), "{json}");
             assert_eq!(json["drain_secs"], 1.5);
             assert_eq!(json["requests"]["started"], 7);
             assert_eq!(json["requests"]["finished_after_signal"], 3);

@@ -59,7 +59,9 @@ pub fn serve<L, S>(listener: L, service: S) -> Serve<L, S> {
 }
 
 /// A serve loop without graceful shutdown; `.await` it to run it. It runs
-/// until the listener fails for good.
+/// until the listener fails for good, then drains its connections and
+/// returns the report, with the failure in
+/// [`listener_failed`](ShutdownReport::listener_failed).
 #[derive(Debug)]
 #[must_use = "a server does nothing until awaited"]
 pub struct Serve<L, S> {
@@ -211,7 +213,13 @@ where
                     AcceptVerdict::Retry => {
                         tracing::debug!(%endpoint, error = %e, "accept failed; retrying")
                     }
-                    AcceptVerdict::Fatal => return Err(e.during("accept").on(&endpoint)),
+                    AcceptVerdict::Fatal => {
+                        // Drained as on the signal: the connections may
+                        // well outlive a broken listener.
+                        tracing::error!(%endpoint, error = %e, "accept failed for good; draining");
+                        report.listener_failed = Some(e.during("accept").on(&endpoint));
+                        break 'accepting;
+                    }
                     AcceptVerdict::Backoff => {
                         let seen = tasks.ended();
                         let (pause, new_episode) = backoff.pause();
@@ -269,4 +277,35 @@ where
     span.record("cut_by_peer", report.cut_by_peer);
     step.end(&Ok(()));
     Ok(report)
+}
+
+/// Awaits a serve loop and, should its listener break
+/// ([`ShutdownReport::listener_failed`]), cancels `stop`: a daemon that
+/// serves several listeners on one token then drains them all, as it would
+/// on its signal, instead of serving on with one of them gone.
+///
+/// ```
+/// use std::time::Duration;
+/// use conn_core::{mem::MemListener, serve::{lines, serve, stop_all_on_failure}};
+/// use tokio_util::sync::CancellationToken;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+/// let stop = CancellationToken::new();
+/// let echo = tower::service_fn(|line: String| async move { Ok::<_, conn_core::Error>(line) });
+/// let serving = serve(MemListener::bind("stop-all-doc")?, lines(echo))
+///     .with_graceful_shutdown(stop.clone().cancelled_owned(), Duration::from_secs(1));
+/// let serving = tokio::spawn(stop_all_on_failure(serving, stop.clone()));
+/// stop.cancel(); // the signal: no failure, the report says so
+/// assert!(serving.await.unwrap()?.listener_failed.is_none());
+/// # Ok(()) }
+/// ```
+pub async fn stop_all_on_failure(
+    serving: impl IntoFuture<Output = Result<ShutdownReport>>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<ShutdownReport> {
+    let result = serving.await;
+    if result.as_ref().is_ok_and(|r| r.listener_failed.is_some()) {
+        stop.cancel();
+    }
+    result
 }

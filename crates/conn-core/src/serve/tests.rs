@@ -361,3 +361,65 @@ async fn every_connection_is_counted_once_however_fast_it_ends() {
     );
     assert_eq!(report.killed, 0, "{report}");
 }
+
+/// A listener that breaks for good (as a userspace stack's does when its
+/// device is deleted) once it has handed over `good` connections.
+struct BreaksAfter {
+    inner: MemListener,
+    good: usize,
+}
+
+impl crate::Listener for BreaksAfter {
+    type Conn = MemStream;
+
+    async fn accept(&mut self, deadline: Deadline) -> crate::Result<MemStream> {
+        if self.good == 0 {
+            return Err(Error::new(ErrorKind::BadHandle).detail("the device went away"));
+        }
+        self.good -= 1;
+        self.inner.accept(deadline).await
+    }
+
+    fn local_endpoint(&self) -> crate::Endpoint {
+        self.inner.local_endpoint()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_that_breaks_ends_the_loop_with_a_drain_and_a_report_that_says_why() {
+    let listener = BreaksAfter {
+        inner: MemListener::bind("serve-breaks").unwrap(),
+        good: 1,
+    };
+    // Connected first: the loop's second accept then fails at once.
+    let mut busy = client("serve-breaks").await;
+    busy.get_mut().write_all(b"sleep 200\n").await.unwrap();
+    let server = tokio::spawn(
+        serve(listener, lines(sleepy()))
+            .with_graceful_shutdown(std::future::pending(), Duration::from_secs(5))
+            .into_future(),
+    );
+    // The call under way when the listener broke still gets its answer:
+    // the connection is drained, not dropped with the loop.
+    let mut answer = String::new();
+    busy.read_line(&mut answer).await.unwrap();
+    assert_eq!(answer, "slept 200\n");
+    busy.into_inner().close(Deadline::NEVER).await.unwrap();
+    let report = server.await.unwrap().expect("a report, not an error");
+    let failed = report
+        .listener_failed
+        .as_ref()
+        .expect("the failure is reported");
+    assert_eq!(failed.kind(), ErrorKind::BadHandle);
+    assert!(
+        failed.to_string().contains("the device went away"),
+        "{failed}"
+    );
+    assert_eq!((report.accepted, report.closed, report.killed), (1, 1, 0));
+    assert!(
+        report
+            .to_string()
+            .contains("serving ended because the listener failed"),
+        "{report}"
+    );
+}

@@ -183,7 +183,14 @@ fn main() -> std::process::ExitCode {
                     Err(e) => eprintln!("mailboxd: the report as JSON: {e}"),
                 }
             }
-            std::process::ExitCode::SUCCESS
+            match &report.listener_failed {
+                // The report is out; the exit status says it was no signal.
+                Some(e) => {
+                    eprintln!("mailboxd: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+                None => std::process::ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("mailboxd: {e}");

@@ -56,7 +56,7 @@ pub(crate) mod fuzzing;
 mod outbox;
 mod router;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,6 +267,8 @@ pub async fn run(
     let serving = {
         let (router, stop) = (router.clone(), stop.clone());
         async move {
+            // One listener breaking ends both, as the signal would.
+            let ipc_serve = serve::stop_all_on_failure(ipc_serve, stop.clone());
             Ok::<_, Error>(match tcp {
                 None => ipc_serve.await?,
                 Some(tcp) => {
@@ -288,7 +290,8 @@ pub async fn run(
                         }),
                     )
                     .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
-                    let (a, b) = tokio::join!(ipc_serve.into_future(), tcp_serve.into_future());
+                    let tcp_serve = serve::stop_all_on_failure(tcp_serve, stop.clone());
+                    let (a, b) = tokio::join!(ipc_serve, tcp_serve);
                     let (mut a, b) = (a?, b?);
                     a.merge_listener(b);
                     a

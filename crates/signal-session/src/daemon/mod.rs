@@ -219,17 +219,16 @@ pub async fn run(
         service_fn(move |incoming| local::serve_client(d.clone(), budget.clone(), incoming)),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
-    let local = tokio::spawn(local.into_future());
+    // One listener breaking ends both, as the signal would.
+    let local = tokio::spawn(conn_core::serve::stop_all_on_failure(local, stop.clone()));
     let remote = tcp.map(|tcp| {
         let d = daemon.clone();
-        tokio::spawn(
-            serve(
-                tcp,
-                service_fn(move |incoming| remote::serve_peer(d.clone(), incoming)),
-            )
-            .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN)
-            .into_future(),
+        let serving = serve(
+            tcp,
+            service_fn(move |incoming| remote::serve_peer(d.clone(), incoming)),
         )
+        .with_graceful_shutdown(stop.clone().cancelled_owned(), DRAIN);
+        tokio::spawn(conn_core::serve::stop_all_on_failure(serving, stop.clone()))
     });
     let mut report = local.await.map_err(conn_core::Error::from)??;
     if let Some(remote) = remote {
