@@ -12,9 +12,9 @@
 //!   /dev/net/tun; skipped loudly otherwise): the clients are the kernel's
 //!   TCP in a network namespace (their own thread and current-thread
 //!   runtime) in both cases, the server is the utcp stack on the TAP, or
-//!   the kernel behind the veth; both links have MTU 1500. Bulk both ways,
-//!   connect+close with one client and with 32 at once, 64-byte
-//!   request/response with one client and with 32.
+//!   the kernel behind the veth; both links have MTU 1500. Bulk (64 MiB)
+//!   both ways, and for 1 s each: connect+close with one client and with
+//!   32 at once, 64-byte request/response with one client and with 32.
 //!
 //! Beside every connect+close rate: minor page faults, context switches
 //! and syscalls per connection, counted for the whole process, so both
@@ -50,9 +50,20 @@ fn rounds() -> usize {
     if common::measuring() { 5 } else { 1 }
 }
 
-/// Bytes each bulk transfer moves: 16 MiB, or 1 MiB in a smoke run.
+/// Bytes each MemLink bulk transfer moves: 16 MiB, or 1 MiB in a smoke run.
 fn bulk_bytes() -> usize {
     if common::measuring() { BULK } else { 1 << 20 }
+}
+
+/// Bytes each TAP/veth bulk transfer moves: 64 MiB, or 1 MiB in a smoke
+/// run. 16 MiB took 10-50 ms there, and its rounds spread by 2-4x on this
+/// shared machine, slow start and scheduling more than the stacks.
+fn tap_bulk_bytes() -> usize {
+    if common::measuring() {
+        4 * BULK
+    } else {
+        1 << 20
+    }
 }
 
 /// How long the fixed-time (concurrent) workloads run each round.
@@ -255,26 +266,26 @@ impl Costs {
 async fn bulk<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut c: S, mut s: S) -> f64 {
     let start = Instant::now();
     let writer = tokio::spawn(async move {
-        send_bulk(&mut c).await;
+        send_bulk(&mut c, bulk_bytes()).await;
         c
     });
-    read_bulk(&mut s).await;
+    read_bulk(&mut s, bulk_bytes()).await;
     let secs = start.elapsed().as_secs_f64();
     drop(writer.await.unwrap());
     bulk_bytes() as f64 / (1 << 20) as f64 / secs
 }
 
-/// Writes `bulk_bytes()` bytes on `c` and half-closes it.
-async fn send_bulk<S: AsyncWrite + Unpin>(c: &mut S) {
+/// Writes `bytes` (a multiple of 64 KiB) on `c` and half-closes it.
+async fn send_bulk<S: AsyncWrite + Unpin>(c: &mut S, bytes: usize) {
     let chunk = vec![7u8; 64 * 1024];
-    for _ in 0..bulk_bytes() / chunk.len() {
+    for _ in 0..bytes / chunk.len() {
         c.write_all(&chunk).await.unwrap();
     }
     c.shutdown().await.unwrap();
 }
 
-/// Reads `s` to its end, which must come after `bulk_bytes()` bytes.
-async fn read_bulk<S: AsyncRead + Unpin>(s: &mut S) {
+/// Reads `s` to its end, which must come after `bytes` bytes.
+async fn read_bulk<S: AsyncRead + Unpin>(s: &mut S, bytes: usize) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0;
     loop {
@@ -284,7 +295,7 @@ async fn read_bulk<S: AsyncRead + Unpin>(s: &mut S) {
         }
         total += n;
     }
-    assert_eq!(total, bulk_bytes());
+    assert_eq!(total, bytes);
 }
 
 /// Echoes `n`-byte messages on `s` until its peer ends; the server side of
@@ -304,15 +315,28 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(c: &mut S, buf: &mut [u8; MS
     c.read_exact(buf).await.unwrap();
 }
 
-/// 64-byte request/response on `c` against an echo on `s`; requests/s.
-async fn rr<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut c: S, mut s: S) -> f64 {
+/// `RR_ITERS` 64-byte request/responses on `c` against an echo on `s`;
+/// requests/s.
+async fn rr<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(c: S, s: S) -> f64 {
+    rr_until(c, s, |done, _| done < RR_ITERS).await
+}
+
+/// 64-byte request/responses on `c` against an echo on `s` while
+/// `more(requests done, time taken)`; requests/s.
+async fn rr_until<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut c: S,
+    mut s: S,
+    more: impl Fn(u32, Duration) -> bool,
+) -> f64 {
     let echo = tokio::spawn(async move { echo(&mut s, MSG).await });
     let mut buf = [7u8; MSG];
     let start = Instant::now();
-    for _ in 0..RR_ITERS {
+    let mut done = 0;
+    while more(done, start.elapsed()) {
         request(&mut c, &mut buf).await;
+        done += 1;
     }
-    let rate = f64::from(RR_ITERS) / start.elapsed().as_secs_f64();
+    let rate = f64::from(done) / start.elapsed().as_secs_f64();
     drop(c);
     let _ = echo.await;
     rate
@@ -482,6 +506,9 @@ enum Held {
 async fn socket_count(rows: &mut Vec<Row>) {
     // 4 KiB each way, so 10,000 connections (20,000 sockets) take 160 MB.
     const BUF: usize = 4096;
+    // Each round's time: all 2 x rounds() of them, after the fill, must
+    // end inside the first connection's 10 s of TIME-WAIT.
+    let slot = window() * 2 / 5;
     for kind in [Held::Idle, Held::TimeWait] {
         let (_base_server, base_client, base_l) = mem_stacks(MEM_MTU, BUF);
         let (loaded_server, loaded_client, mut loaded_l) = mem_stacks(MEM_MTU, BUF);
@@ -554,11 +581,11 @@ async fn socket_count(rows: &mut Vec<Row>) {
             alternate(
                 || async {
                     let (c, s) = mem_pair(&loaded_client, &mut *loaded_l.lock().await).await;
-                    rr(c, s).await
+                    rr_until(c, s, |_, taken| taken < slot).await
                 },
                 || async {
                     let (c, s) = mem_pair(&base_client, &mut *base_l.lock().await).await;
-                    rr(c, s).await
+                    rr_until(c, s, |_, taken| taken < slot).await
                 },
             )
             .await,
@@ -657,16 +684,16 @@ where
 /// The TAP/veth workloads, run in this order every round.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Work {
-    /// `bulk_bytes()` from the kernel client to the server.
+    /// `tap_bulk_bytes()` from the kernel client to the server.
     Upload,
-    /// `bulk_bytes()` from the server to the kernel client.
+    /// `tap_bulk_bytes()` from the server to the kernel client.
     Download,
-    /// `CONNS` connect+close, one after another, from one client.
+    /// Connect+close, one after another, from one client, for `window()`.
     Serial,
     /// `CLIENTS` clients each connecting, exchanging a byte, closing, in
     /// a loop for `window()`.
     Churn,
-    /// `RR_ITERS` 64-byte request/responses on one connection.
+    /// 64-byte request/responses on one connection for `window()`.
     Rr,
     /// `CLIENTS` connections each doing 64-byte request/responses for
     /// `window()`.
@@ -709,12 +736,12 @@ where
 /// its rate as the client saw it (MiB/s, conn/s or req/s) and the
 /// process's costs per unit meanwhile.
 async fn kernel_client(work: Work, server: SocketAddr) -> Run {
-    let mb = bulk_bytes() as f64 / (1 << 20) as f64;
+    let mb = tap_bulk_bytes() as f64 / (1 << 20) as f64;
     match work {
         Work::Upload => {
             let mut c = dial(server).await;
             let (before, start) = (usage(), Instant::now());
-            send_bulk(&mut c).await;
+            send_bulk(&mut c, tap_bulk_bytes()).await;
             // The server answers one byte once it has read everything.
             c.read_exact(&mut [0u8; 1]).await.unwrap();
             Run::since(before, mb, start.elapsed().as_secs_f64())
@@ -722,15 +749,17 @@ async fn kernel_client(work: Work, server: SocketAddr) -> Run {
         Work::Download => {
             let mut c = dial(server).await;
             let (before, start) = (usage(), Instant::now());
-            read_bulk(&mut c).await;
+            read_bulk(&mut c, tap_bulk_bytes()).await;
             Run::since(before, mb, start.elapsed().as_secs_f64())
         }
         Work::Serial => {
             let (before, start) = (usage(), Instant::now());
-            for _ in 0..CONNS {
+            let mut conns = 0u32;
+            while start.elapsed() < window() {
                 close_raw(dial(server).await).await;
+                conns += 1;
             }
-            Run::since(before, f64::from(CONNS), start.elapsed().as_secs_f64())
+            Run::since(before, f64::from(conns), start.elapsed().as_secs_f64())
         }
         Work::Churn => {
             let (before, start) = (usage(), Instant::now());
@@ -753,10 +782,12 @@ async fn kernel_client(work: Work, server: SocketAddr) -> Run {
             let mut c = dial(server).await;
             let mut buf = [7u8; MSG];
             let (before, start) = (usage(), Instant::now());
-            for _ in 0..RR_ITERS {
+            let mut requests = 0u32;
+            while start.elapsed() < window() {
                 request(&mut c, &mut buf).await;
+                requests += 1;
             }
-            Run::since(before, f64::from(RR_ITERS), start.elapsed().as_secs_f64())
+            Run::since(before, f64::from(requests), start.elapsed().as_secs_f64())
         }
         Work::RrMany => {
             // Every connection is up before the clock starts.
@@ -820,10 +851,10 @@ impl Server for TcpListener {
 async fn handle<L: Server>(mut s: L::S, work: Work) {
     match work {
         Work::Upload => {
-            read_bulk(&mut s).await;
+            read_bulk(&mut s, tap_bulk_bytes()).await;
             s.write_all(&[1]).await.unwrap();
         }
-        Work::Download => send_bulk(&mut s).await,
+        Work::Download => send_bulk(&mut s, tap_bulk_bytes()).await,
         Work::Serial => {}
         Work::Churn => echo(&mut s, 1).await,
         Work::Rr | Work::RrMany => echo(&mut s, MSG).await,
@@ -963,6 +994,13 @@ async fn tap(rows: &mut Vec<Row>, costs: &mut Costs) {
     for n in 0..rounds() as u32 {
         ours.push(tap_round(n).await);
         peer.push(veth_round(n).await);
+        // Each round's figures, to see the spread the medians hide.
+        for (at, work) in WORKS.iter().enumerate() {
+            eprintln!(
+                "utcp bench: round {n} {work:?}: TAP {:.1}, veth {:.1}",
+                ours[n as usize][at].rate, peer[n as usize][at].rate
+            );
+        }
     }
     let of = |runs: &[Vec<Run>], work: Work| {
         let at = WORKS.iter().position(|w| *w == work).unwrap();
@@ -971,13 +1009,13 @@ async fn tap(rows: &mut Vec<Row>, costs: &mut Costs) {
     for (work, what, unit, goal) in [
         (
             Work::Upload,
-            "TAP vs veth: bulk 16 MiB upload (kernel client → server)",
+            "TAP vs veth: bulk 64 MiB upload (kernel client → server)",
             "MiB/s",
             1.0,
         ),
         (
             Work::Download,
-            "TAP vs veth: bulk 16 MiB download (server → kernel client)",
+            "TAP vs veth: bulk 64 MiB download (server → kernel client)",
             "MiB/s",
             1.0,
         ),
@@ -1042,8 +1080,9 @@ fn main() {
          alternated with the loaded pair; ratio = with / without. TAP rows: kernel clients in a \
          namespace on their own thread (the 32 clients are tasks on it), server on the TAP \
          (utcp) or behind a veth (kernel), MTU 1500 both, the client namespace's ports \
-         1024-65535 and tcp_tw_reuse=1 in both cases. Medians of 5 alternating rounds; \
-         ratio = connkit / peer, higher is better.",
+         1024-65535 and tcp_tw_reuse=1 in both cases; 64 MiB bulk, the other TAP rows run \
+         1 s a round. Medians of 5 alternating rounds; ratio = connkit / peer, higher is \
+         better.",
         &rows,
         &costs.0,
     );
