@@ -75,8 +75,8 @@ fn window() -> Duration {
     }
 }
 
-/// Sockets the socket-count rows hold: 10,000, or 500 in a smoke run
-/// (a debug build is too slow to fill 10,000 inside one TIME-WAIT).
+/// Sockets the socket-count rows hold: 10,000, or 500 in a smoke run,
+/// which stays short (a debug build opens about 2,000 a second).
 fn held() -> usize {
     if common::measuring() { HELD } else { 500 }
 }
