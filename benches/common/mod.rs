@@ -48,6 +48,12 @@ pub fn measuring() -> bool {
 
 /// Writes `rows` as the markdown table for `bench`, and prints it.
 pub fn write_table(bench: &str, title: &str, notes: &str, rows: &[Row]) {
+    write_table_with(bench, title, notes, rows, "");
+}
+
+/// `write_table`, with `after` (markdown: a second table, notes) written
+/// under the table.
+pub fn write_table_with(bench: &str, title: &str, notes: &str, rows: &[Row], after: &str) {
     let mut md = format!(
         "## {title}\n\n{notes}\n\n| measured | connkit | peer | ratio | goal | met |\n|---|---|---|---|---|---|\n"
     );
@@ -64,6 +70,9 @@ pub fn write_table(bench: &str, title: &str, notes: &str, rows: &[Row]) {
             r.goal,
             if r.met { "yes" } else { "**no**" }
         );
+    }
+    if !after.is_empty() {
+        let _ = write!(md, "\n{after}");
     }
     println!("\n{md}");
     if !measuring() {
