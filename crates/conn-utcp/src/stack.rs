@@ -27,7 +27,7 @@
 //!
 //! The task sleeps until the device has frames (a `Notify` for a
 //! [`MemLink`](crate::MemLink), tokio's `AsyncFd` readiness for a
-//! [`Tap`](crate::Tap)), a socket operation kicks it (another `Notify`),
+//! [`Tap`](crate::Tap) or [`Tun`](crate::Tun)), a socket operation kicks it (another `Notify`),
 //! or smoltcp's `poll_delay` says a timer is due. It never polls in a loop.
 
 use std::collections::{HashMap, VecDeque};
@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use conn_core::{Deadline, Error, ErrorKind, Result};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
-use smoltcp::phy;
+use smoltcp::phy::{self, Medium};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr, Ipv6Cidr};
@@ -151,7 +151,9 @@ impl StackBuilder {
 
     /// The MAC address; by default a locally administered one derived from
     /// the IP address (so the stacks of a [`StackGroup`](crate::StackGroup)
-    /// on one TAP device share it, as one interface must).
+    /// on one TAP device share it, as one interface must). Irrelevant on a
+    /// [`Tun`](crate::Tun) (or [`MemLink::pair_ip`](crate::MemLink::pair_ip)):
+    /// an IP link has no MAC, and the one given is not used.
     pub fn mac(mut self, mac: [u8; 6]) -> Self {
         self.mac = Some(mac);
         self
@@ -209,7 +211,14 @@ impl StackBuilder {
         let ip = cidr.address().octets();
         let mac = self.mac.unwrap_or([0x02, 0x75, ip[0], ip[1], ip[2], ip[3]]);
         let number = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACK_NUMBERS;
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        // A TUN (or an IP MemLink) has no link layer: no MAC, no ARP or
+        // NDP; smoltcp then reads and writes bare IP packets.
+        let medium = device.0.medium();
+        let hardware = match medium {
+            Medium::Ip => HardwareAddress::Ip,
+            _ => HardwareAddress::Ethernet(EthernetAddress(mac)),
+        };
+        let mut config = Config::new(hardware);
         config.random_seed = random_seed.unwrap_or_else(|| seed(number));
         let mut iface = Interface::new(config, &mut device, SmolInstant::now());
         iface.update_ip_addrs(|addrs| {
@@ -244,6 +253,7 @@ impl StackBuilder {
                 nobody: SocketSet::new(Vec::new()),
                 time_wait: TimeWait::default(),
                 mac,
+                medium,
                 ports: self.ports,
                 next_port: self.ports.0,
                 round: Vec::new(),
@@ -319,6 +329,8 @@ pub(crate) struct Inner {
     nobody: SocketSet<'static>,
     time_wait: TimeWait,
     mac: [u8; 6],
+    /// The device's: what a frame is, Ethernet or a bare IP packet.
+    medium: Medium,
     ports: (u16, u16),
     next_port: u16,
     /// The keys of one egress round (kept to reuse its allocation).
@@ -609,7 +621,7 @@ impl Inner {
         let Some(frame) = self.device.staged() else {
             return;
         };
-        match demux::classify(frame) {
+        match demux::classify(frame, self.medium) {
             Frame::Tcp(seg) => self.ingress_tcp(now, seg),
             Frame::Neighbour => {
                 self.iface
@@ -671,7 +683,12 @@ impl Inner {
     /// is dropped.
     fn answer_time_wait(&mut self, now: SmolInstant, seg: &Segment) {
         let verify = phy::Device::capabilities(&self.device).checksum.tcp.rx();
-        let intact = !verify || self.device.staged().is_some_and(demux::checksums_hold);
+        let medium = self.medium;
+        let intact = !verify
+            || self
+                .device
+                .staged()
+                .is_some_and(|frame| demux::checksums_hold(frame, medium));
         self.device.discard();
         if !(intact && seg.fin && seg.ack) || seg.rst {
             return;
@@ -682,8 +699,8 @@ impl Inner {
             return;
         };
         if let Some(tx) = phy::Device::transmit(&mut self.device, now) {
-            phy::TxToken::consume(tx, time_wait::ack_len(seg.flow.peer), |buf| {
-                time_wait::write_ack(seg, me, mac, buf)
+            phy::TxToken::consume(tx, time_wait::ack_len(seg.flow.peer, medium), |buf| {
+                time_wait::write_ack(seg, me, mac, buf, medium)
             });
         }
     }
@@ -821,7 +838,7 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
             ready = waiter.ready() => {
                 let next = turn();
                 // The device was read to EAGAIN: wait for readiness anew.
-                if let (Some((_, true)), Ready::Tap(mut guard)) = (next, ready) {
+                if let (Some((_, true)), Ready::Queue(mut guard)) = (next, ready) {
                     guard.clear_ready();
                 }
                 next
