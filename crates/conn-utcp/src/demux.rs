@@ -218,4 +218,51 @@ mod tests {
             Frame::Other
         ));
     }
+
+    #[test]
+    fn an_ip_packet_reads_as_the_same_segment_as_its_ethernet_frame() {
+        let frame = tcp_segment(80, 1000, 0, SYN, b"hi");
+        let (Frame::Tcp(eth), Frame::Tcp(ip)) = (
+            classify(&frame, Medium::Ethernet),
+            classify(&frame[14..], Medium::Ip),
+        ) else {
+            panic!("a TCP segment on both media");
+        };
+        assert_eq!((eth.flow, eth.seq, eth.len), (ip.flow, ip.seq, ip.len));
+        assert_eq!(ip.peer_mac, [0; 6], "an IP link has no MACs");
+        // The same bytes read by the other medium are not a segment: an
+        // Ethernet frame starts with a MAC, not an IP version.
+        assert!(matches!(classify(&frame, Medium::Ip), Frame::Other));
+        assert!(matches!(
+            classify(&frame[14..], Medium::Ethernet),
+            Frame::Other
+        ));
+        // Checksums (left zero by the builder) are read alike.
+        assert!(!checksums_hold(&frame[14..], Medium::Ip));
+        assert!(matches!(classify(&[], Medium::Ip), Frame::Other));
+    }
+
+    #[test]
+    fn an_ip_link_filters_packets_by_address_as_an_ethernet_one_does() {
+        use crate::device::{Addrs, for_us};
+        let me = Addrs {
+            v4: ADDR.into(),
+            v6: None,
+        };
+        let to_us = tcp_segment(80, 1, 0, SYN, &[]);
+        let elsewhere = crate::fuzzing::tcp_segment_to([10, 0, 0, 255], 80, 1, 0, SYN, &[]);
+        for (frame, medium) in [(&to_us[..], Medium::Ethernet), (&to_us[14..], Medium::Ip)] {
+            assert!(for_us(frame, &me, medium));
+        }
+        for (frame, medium) in [
+            (&elsewhere[..], Medium::Ethernet),
+            (&elsewhere[14..], Medium::Ip),
+        ] {
+            assert!(!for_us(frame, &me, medium));
+        }
+        // IPv6 without an IPv6 address: nothing for us.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 6, 64];
+        v6.extend_from_slice(&[0; 32]);
+        assert!(!for_us(&v6, &me, Medium::Ip));
+    }
 }

@@ -224,4 +224,24 @@ mod tests {
         assert_eq!(tcp.seq_number(), TcpSeqNumber(777));
         assert_eq!(tcp.ack_number(), TcpSeqNumber(5001));
     }
+
+    #[test]
+    fn on_an_ip_link_the_ack_is_a_bare_ip_packet() {
+        const FIN_ACK: u8 = 0x11;
+        let frame = tcp_segment(80, 5000, 777, FIN_ACK, &[]);
+        let Frame::Tcp(seg) = classify(&frame[14..], Medium::Ip) else {
+            panic!("a segment");
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(ack_len(seg.flow.peer, Medium::Ip), buf.len());
+        write_ack(&seg, Ipv4Addr::from(ADDR).into(), MAC, &mut buf, Medium::Ip);
+        let ip = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        assert!(ip.verify_checksum());
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(
+            &IpAddress::Ipv4(ip.src_addr()),
+            &IpAddress::Ipv4(ip.dst_addr())
+        ));
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(5001));
+    }
 }

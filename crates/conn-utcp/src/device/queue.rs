@@ -265,28 +265,17 @@ impl Queue {
     /// The staged frame, for smoltcp.
     pub(super) fn receive(&mut self) -> Option<(RxToken<'_>, TxToken<'_>)> {
         let n = self.staged.take()?;
+        let rx = RxToken {
+            frame: &self.rx[vnet::LEN..vnet::LEN + n],
+        };
         Some((
-            RxToken {
-                frame: &self.rx[vnet::LEN..vnet::LEN + n],
-            },
-            TxToken {
-                fd: &self.fd,
-                buf: &mut self.tx,
-                offload: self.offload,
-                medium: self.kind.medium(),
-                gso: None,
-            },
+            rx,
+            TxToken::new(&self.fd, &mut self.tx, self.offload, self.kind),
         ))
     }
 
     pub(super) fn transmit(&mut self) -> TxToken<'_> {
-        TxToken {
-            fd: &self.fd,
-            buf: &mut self.tx,
-            offload: self.offload,
-            medium: self.kind.medium(),
-            gso: None,
-        }
+        TxToken::new(&self.fd, &mut self.tx, self.offload, self.kind)
     }
 
     /// The errno of the read that found the device gone, if one did.
@@ -332,7 +321,17 @@ pub(crate) struct TxToken<'a> {
     gso: Option<u16>,
 }
 
-impl TxToken<'_> {
+impl<'a> TxToken<'a> {
+    fn new(fd: &'a AsyncFd<OwnedFd>, buf: &'a mut [u8], offload: bool, kind: Kind) -> Self {
+        TxToken {
+            fd,
+            buf,
+            offload,
+            medium: kind.medium(),
+            gso: None,
+        }
+    }
+
     pub(super) fn set_meta(&mut self, meta: PacketMeta) {
         self.gso = meta.segmentation_offload_size.map(|s| s.get());
     }

@@ -195,4 +195,19 @@ mod tests {
             Medium::Ethernet
         ));
     }
+
+    #[test]
+    fn on_an_ip_link_the_checksum_starts_after_the_ip_header_alone() {
+        let frame = tcp_segment(80, 1, 0, SYN, &[7; 3000]);
+        let mut packet = frame[14..].to_vec();
+        let hdr = prepare_tx(&mut packet, Some(1460), Medium::Ip);
+        assert_eq!(
+            (hdr.gso_type, hdr.gso_size, hdr.csum_start, hdr.hdr_len),
+            (GSO_TCPV4, 1460, 20, 40)
+        );
+        // The pseudo-header sum is the one the Ethernet frame gets.
+        let mut eth = frame.clone();
+        prepare_tx(&mut eth, Some(1460), Medium::Ethernet);
+        assert_eq!(packet[36..38], eth[50..52]);
+    }
 }
