@@ -68,32 +68,45 @@ enum Kind {
     Tun,
 }
 
+/// The families the server is given addresses of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Families {
+    V4,
+    V6,
+    Both,
+}
+
 #[test]
 fn the_kernels_curl_reaches_connkit_http_on_a_tap_and_sigterm_drains_it() {
-    serve_on(Kind::Tap, false);
+    serve_on(Kind::Tap, Families::V4, false);
 }
 
 #[test]
 fn per_core_serves_one_stack_per_queue_on_a_tap_and_sigterm_drains_them_all() {
-    serve_on(Kind::Tap, true);
+    serve_on(Kind::Tap, Families::V4, true);
 }
 
 #[test]
 fn the_kernels_curl_reaches_connkit_http_on_a_tun_over_ipv4_and_ipv6() {
-    serve_on(Kind::Tun, false);
+    serve_on(Kind::Tun, Families::Both, false);
 }
 
 #[test]
 fn per_core_serves_one_stack_per_queue_on_a_tun_over_ipv4_and_ipv6() {
-    serve_on(Kind::Tun, true);
+    serve_on(Kind::Tun, Families::Both, true);
 }
 
-/// `connkit http` on a TAP (IPv4) or TUN (dual-stack: an IPv4 and an
-/// IPv6 `--listen`, `--tun-host` of each family) device of its own, on one
-/// thread or on two (`--per-core 2`: two queues, a stack and a runtime
-/// each), reached by the namespace's curl over every family it serves,
-/// then drained by SIGTERM.
-fn serve_on(kind: Kind, per_core: bool) {
+#[test]
+fn connkit_http_on_a_tun_serves_ipv6_alone() {
+    serve_on(Kind::Tun, Families::V6, false);
+}
+
+/// `connkit http` on a TAP or TUN device of its own with an address of
+/// each of `families` (`--listen` and `--tap-host`/`--tun-host`, repeated
+/// for both), on one thread or on two (`--per-core 2`: two queues, a
+/// stack and a runtime each), reached by the namespace's curl over every
+/// family it serves, then drained by SIGTERM.
+fn serve_on(kind: Kind, families: Families, per_core: bool) {
     let (flag, what) = match kind {
         Kind::Tap => ("tap", "TAP"),
         Kind::Tun => ("tun", "TUN"),
@@ -110,18 +123,23 @@ fn serve_on(kind: Kind, per_core: bool) {
     let tag = format!("{}{}", &flag[1..2], if per_core { "m" } else { "s" });
     let dev = format!("ck{}{tag}", pid % 1_000_000);
     let variant = u32::from(per_core) + 2 * u32::from(kind == Kind::Tun);
-    let net = format!("10.{}.{}", 100 + variant * 38 + pid % 38, (pid / 50) % 250);
+    let net = format!("10.{}.{}", 100 + variant * 19 + pid % 19, (pid / 50) % 250);
     let net6 = format!("fd{:02x}:{:x}:{variant}", pid % 256, pid / 256 % 65536);
     let ns = Netns::new(format!("ckhttp{}{tag}", pid % 1_000_000));
-    let mut listens = vec![format!("utcp://{net}.2:8080")];
-    let mut hosts = vec![format!("{net}.1/24")];
-    let mut urls = vec![format!("http://{net}.2:8080/")];
-    if kind == Kind::Tun {
+    let (mut listens, mut hosts, mut urls) = (Vec::new(), Vec::new(), Vec::new());
+    if families != Families::V6 {
+        listens.push(format!("utcp://{net}.2:8080"));
+        hosts.push(format!("{net}.1/24"));
+        urls.push(format!("http://{net}.2:8080/"));
+    }
+    if families != Families::V4 {
         listens.push(format!("utcp://[{net6}::2]:8080"));
         hosts.push(format!("{net6}::1/64"));
         urls.push(format!("http://[{net6}::2]:8080/"));
     }
-    urls.push(format!("http://{net}.2:8080/stats"));
+    // The last URL again, for /stats: on the connection curl has open.
+    let stats = format!("{}stats", urls.last().unwrap());
+    urls.push(stats);
     // `ip netns exec` execs the program itself: the child is connkit.
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_connkit"));
     cmd.args(["http", &format!("--{flag}"), &dev]);

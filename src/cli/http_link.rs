@@ -123,15 +123,14 @@ impl Plan {
             .map(|(stack, (host, prefix))| (Ipv4Cidr::new(stack, prefix), host));
         let v6 = pair(stack6, host6, "IPv6", &host_flag, &bad)?
             .map(|(stack, (host, prefix))| (Ipv6Cidr::new(stack, prefix), host));
-        if v4.is_none() {
-            // smoltcp could do without, but `Stack` has one IPv4 address by
-            // construction (its id, its MAC, its registry entry).
+        let Some(port) = port.filter(|_| v4.is_some() || v6.is_some()) else {
             return Err(bad(format!(
-                "a userspace stack needs an IPv4 address: give an IPv4 --listen and {host_flag} beside the IPv6 ones"
+                "{} needs a utcp:// --listen address and a {host_flag}",
+                kind.flag()
             )));
-        }
+        };
         Ok(Plan {
-            port: port.expect("a v4 listen address, so a port"),
+            port,
             v4,
             v6,
             hosts: all,
@@ -191,15 +190,23 @@ pub async fn run(
             .collect(),
     };
     super::link::configure(name, &plan.hosts).await?;
-    let (cidr, gateway) = plan.v4.expect("Plan::parse insists on IPv4");
-    let mut builders: Vec<Option<StackBuilder>> = StackGroup::builders(queues, cidr)
+    // The group's builders come with one family's address; the other
+    // family's, if any, is added to each.
+    let builders = match (plan.v4, plan.v6) {
+        (Some((cidr, _)), _) => StackGroup::builders(queues, cidr),
+        (None, Some((cidr6, _))) => StackGroup::builders(queues, cidr6),
+        (None, None) => unreachable!("Plan::parse insists on an address"),
+    };
+    let mut builders: Vec<Option<StackBuilder>> = builders
         .into_iter()
-        .map(|b| {
-            let b = b.gateway(gateway);
-            Some(match plan.v6 {
-                Some((cidr6, gateway6)) => b.address_v6(cidr6).gateway_v6(gateway6),
-                None => b,
-            })
+        .map(|mut b| {
+            if let Some((cidr, gateway)) = plan.v4 {
+                b = b.address(cidr).gateway(gateway);
+            }
+            if let Some((cidr6, gateway6)) = plan.v6 {
+                b = b.address_v6(cidr6).gateway_v6(gateway6);
+            }
+            Some(b)
         })
         .collect();
     let hosts: Vec<String> = plan
@@ -207,8 +214,14 @@ pub async fn run(
         .iter()
         .map(|(ip, p)| format!("{ip}/{p}"))
         .collect();
-    let mut stack_addrs = vec![cidr.address().to_string()];
-    stack_addrs.extend(plan.v6.map(|(c, _)| c.address().to_string()));
+    let stack_ips: Vec<IpAddr> = [
+        plan.v4.map(|(c, _)| IpAddr::V4(c.address())),
+        plan.v6.map(|(c, _)| IpAddr::V6(c.address())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let stack_addrs: Vec<String> = stack_ips.iter().map(IpAddr::to_string).collect();
     say(format_args!(
         "{} {name}: kernel side {}, userspace stack {} ({} queue{})",
         match kind {
@@ -220,14 +233,10 @@ pub async fn run(
         builders.len(),
         if builders.len() == 1 { "" } else { "s" }
     ));
-    let endpoints: Vec<String> = [
-        Some(IpAddr::V4(cidr.address())),
-        plan.v6.map(|(c, _)| IpAddr::V6(c.address())),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|ip| format!("utcp://{}", SocketAddr::new(ip, plan.port)))
-    .collect();
+    let endpoints: Vec<String> = stack_ips
+        .iter()
+        .map(|&ip| format!("utcp://{}", SocketAddr::new(ip, plan.port)))
+        .collect();
     let listening = endpoints.join(" and ");
     let stats = Arc::new(Stats::default());
     let (app, health) = app(stats.clone());
@@ -329,7 +338,22 @@ mod tests {
         assert!(e.contains("--tun-host takes an address and prefix"), "{e}");
         let e = err(&["tcp://10.7.0.2:8080"], &["10.7.0.1/24"]);
         assert!(e.contains("utcp://"), "{e}");
-        let e = err(&["utcp://[fd00::2]:8080"], &["fd00::1/64"]);
-        assert!(e.contains("needs an IPv4 address"), "{e}");
+        let e = err(&[], &[]);
+        assert!(e.contains("needs a utcp:// --listen address"), "{e}");
+    }
+
+    #[test]
+    fn an_ipv6_listen_address_with_an_ipv6_host_makes_an_ipv6_only_plan() {
+        let plan = Plan::parse(
+            Kind::Tap,
+            &strings(&["utcp://[fd00::2]:8080"]),
+            &strings(&["fd00::1/64"]),
+        )
+        .unwrap();
+        assert_eq!((plan.port, plan.v4), (8080, None));
+        assert_eq!(
+            plan.v6,
+            Some(("fd00::2/64".parse().unwrap(), "fd00::1".parse().unwrap()))
+        );
     }
 }

@@ -246,7 +246,7 @@ mod tests {
     fn an_ip_link_filters_packets_by_address_as_an_ethernet_one_does() {
         use crate::device::{Addrs, for_us};
         let me = Addrs {
-            v4: ADDR.into(),
+            v4: Some(ADDR.into()),
             v6: None,
         };
         let to_us = tcp_segment(80, 1, 0, SYN, &[]);

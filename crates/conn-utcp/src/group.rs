@@ -1,7 +1,7 @@
 //! `StackGroup`: N stacks, one per queue of a multi-queue TAP or TUN device.
 
 use conn_core::Result;
-use smoltcp::wire::Ipv4Cidr;
+use smoltcp::wire::{IpCidr, Ipv4Cidr};
 
 use crate::{Device, Stack, StackBuilder, Tap, Tun, UtcpListener};
 
@@ -83,7 +83,11 @@ impl StackGroup {
     /// passing ARP frames to each other. Build each
     /// on the thread whose runtime is to drive it, for mTCP's strict shape
     /// (e.g. in `conn_core::serve::Server::serve_with`).
-    pub fn builders<D: Into<Device>>(queues: Vec<D>, cidr: Ipv4Cidr) -> Vec<StackBuilder> {
+    ///
+    /// `cidr` is IPv4 or IPv6 (an `Ipv4Cidr` or an `Ipv6Cidr`); add the
+    /// other family's address to each builder for dual-stack stacks.
+    pub fn builders<D: Into<Device>>(queues: Vec<D>, cidr: impl Into<IpCidr>) -> Vec<StackBuilder> {
+        let cidr = cidr.into();
         let n = queues.len().max(1) as u32;
         let share = crate::device::ArpShare::new(queues.len());
         let span = (65535 - 49152 + 1) / n;
@@ -96,9 +100,11 @@ impl StackGroup {
                     tap.share_arp(share.clone(), i);
                 }
                 let first = 49152 + i as u32 * span;
-                Stack::builder(device)
-                    .address(cidr)
-                    .ephemeral_ports(first as u16, (first + span - 1) as u16)
+                let builder = match cidr {
+                    IpCidr::Ipv4(v4) => Stack::builder(device).address(v4),
+                    IpCidr::Ipv6(v6) => Stack::builder(device).address_v6(v6),
+                };
+                builder.ephemeral_ports(first as u16, (first + span - 1) as u16)
             })
             .collect()
     }

@@ -92,7 +92,7 @@ const DEFAULT_BUFFER: usize = 64 * 1024;
 ///     .mac([0x02, 0, 0, 0, 0, 0x42])
 ///     .buffers(64 * 1024, 64 * 1024)
 ///     .build()?;
-/// assert_eq!(stack.address(), "192.168.5.2".parse::<std::net::Ipv4Addr>().unwrap());
+/// assert_eq!(stack.address(), Some("192.168.5.2".parse().unwrap()));
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -109,7 +109,9 @@ pub struct StackBuilder {
 }
 
 impl StackBuilder {
-    /// The interface's IPv4 address and prefix, e.g. `10.7.0.2/24` (required).
+    /// The interface's IPv4 address and prefix, e.g. `10.7.0.2/24`. A
+    /// stack needs this one, or an IPv6 one ([`address_v6`](Self::address_v6)),
+    /// or both.
     pub fn address(mut self, cidr: Ipv4Cidr) -> Self {
         self.address = Some(cidr);
         self
@@ -196,19 +198,24 @@ impl StackBuilder {
         self,
         random_seed: Option<u64>,
     ) -> Result<(Stack, crate::device::Waiter)> {
-        let cidr = self.address.ok_or_else(|| {
-            Error::new(ErrorKind::InvalidType)
-                .during("build stack")
-                .detail("an IPv4 address and prefix are required")
-        })?;
+        let (cidr, cidr6) = (self.address, self.address_v6);
+        // The low four bytes of the address name the stack in its MAC.
+        let ip = match (cidr, cidr6) {
+            (Some(v4), _) => v4.address().octets(),
+            (None, Some(v6)) => v6.address().octets()[12..].try_into().expect("4 bytes"),
+            (None, None) => {
+                return Err(Error::new(ErrorKind::InvalidType)
+                    .during("build stack")
+                    .detail("an IPv4 or IPv6 address and prefix are required"));
+            }
+        };
         let mut device = Driven(
             self.device,
             Addrs {
-                v4: cidr.address(),
-                v6: self.address_v6.map(|c| c.address()),
+                v4: cidr.map(|c| c.address()),
+                v6: cidr6.map(|c| c.address()),
             },
         );
-        let ip = cidr.address().octets();
         let mac = self.mac.unwrap_or([0x02, 0x75, ip[0], ip[1], ip[2], ip[3]]);
         let number = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACK_NUMBERS;
         // A TUN (or an IP MemLink) has no link layer: no MAC, no ARP or
@@ -222,8 +229,10 @@ impl StackBuilder {
         config.random_seed = random_seed.unwrap_or_else(|| seed(number));
         let mut iface = Interface::new(config, &mut device, SmolInstant::now());
         iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::Ipv4(cidr));
-            if let Some(v6) = self.address_v6 {
+            if let Some(v4) = cidr {
+                let _ = addrs.push(IpCidr::Ipv4(v4));
+            }
+            if let Some(v6) = cidr6 {
                 let _ = addrs.push(IpCidr::Ipv6(v6));
             }
         });
@@ -243,6 +252,7 @@ impl StackBuilder {
         let shared = Arc::new(Shared {
             number,
             cidr,
+            cidr6,
             kick: Arc::new(Notify::new()),
             inner: Mutex::new(Inner {
                 iface,
@@ -304,7 +314,8 @@ pub struct Stack {
 
 pub(crate) struct Shared {
     number: u32,
-    cidr: Ipv4Cidr,
+    cidr: Option<Ipv4Cidr>,
+    cidr6: Option<Ipv6Cidr>,
     kick: Arc<Notify>,
     inner: Mutex<Inner>,
 }
@@ -370,7 +381,14 @@ impl Backlog {
 
 impl fmt::Debug for Stack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Stack({} at {})", self.shared.number, self.shared.cidr)
+        let at: Vec<String> = [
+            self.shared.cidr.map(|c| c.to_string()),
+            self.shared.cidr6.map(|c| c.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        write!(f, "Stack({} at {})", self.shared.number, at.join(" and "))
     }
 }
 
@@ -395,26 +413,37 @@ impl Stack {
         self.shared.number
     }
 
-    /// The interface's IPv4 address.
-    pub fn address(&self) -> Ipv4Addr {
-        self.shared.cidr.address()
+    /// The interface's IPv4 address, if it has one
+    /// ([`StackBuilder::address`]).
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.shared.cidr.map(|c| c.address())
     }
 
-    /// The interface's address and prefix.
-    pub fn cidr(&self) -> Ipv4Cidr {
+    /// The interface's IPv4 address and prefix, if it has one.
+    pub fn cidr(&self) -> Option<Ipv4Cidr> {
         self.shared.cidr
     }
 
     /// The interface's IPv6 address, if it has one
     /// ([`StackBuilder::address_v6`]).
     pub fn address_v6(&self) -> Option<Ipv6Addr> {
-        self.lock().device.1.v6
+        self.shared.cidr6.map(|c| c.address())
+    }
+
+    /// The address a listener is named by: the IPv4 one, or the IPv6 one
+    /// on a stack without IPv4.
+    pub(crate) fn primary(&self) -> IpAddr {
+        match (self.address(), self.address_v6()) {
+            (Some(v4), _) => v4.into(),
+            (None, Some(v6)) => v6.into(),
+            (None, None) => unreachable!("a stack is built with an address"),
+        }
     }
 
     /// Whether `ip` is one of the interface's addresses.
     pub fn has_address(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(v4) => v4 == self.address(),
+            IpAddr::V4(v4) => Some(v4) == self.address(),
             IpAddr::V6(v6) => Some(v6) == self.address_v6(),
         }
     }

@@ -35,7 +35,7 @@ fn pair_on(link: (MemPort, MemPort)) -> (Stack, Stack) {
 }
 
 fn addr(stack: &Stack, port: u16) -> SocketAddr {
-    SocketAddr::new(stack.address().into(), port)
+    SocketAddr::new(stack.address().unwrap().into(), port)
 }
 
 async fn connected(server: &Stack, client: &Stack) -> (UtcpListener, UtcpStream, UtcpStream) {
@@ -327,7 +327,7 @@ async fn the_registry_binds_and_dials_utcp() {
     conn_utcp::register(&mut servers, server.clone());
     let mut clients = conn_core::Registry::new();
     conn_utcp::register(&mut clients, client);
-    let url = format!("utcp://{}:{}", server.address(), PORT);
+    let url = format!("utcp://{}:{}", server.address().unwrap(), PORT);
     let mut listener = servers.bind(&url).await.unwrap();
     assert_eq!(listener.local_endpoint().to_string(), url);
     let mut conn = clients.connect(&url, soon()).await.unwrap();
@@ -346,7 +346,7 @@ async fn the_connector_is_a_tower_service_of_uris() {
     let (server, client) = pair();
     let mut listener = UtcpListener::bind(&server, 8080, 2).unwrap();
     let mut dial = conn_utcp::UtcpConnector::new(client);
-    let uri: http::Uri = format!("http://{}:8080/x", server.address())
+    let uri: http::Uri = format!("http://{}:8080/x", server.address().unwrap())
         .parse()
         .unwrap();
     let conn = dial.call(uri).await.unwrap();
@@ -425,4 +425,37 @@ async fn dual_stacks_talk_over_ipv6(link: (MemPort, MemPort)) {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
     drop((c, s));
+}
+
+#[tokio::test]
+async fn stacks_with_only_ipv6_addresses_talk_and_refuse_ipv4() {
+    for link in [MemLink::pair(), MemLink::pair_ip(1500)] {
+        let (a, b) = link;
+        let server = Stack::builder(a)
+            .address_v6("fd68::1/64".parse().unwrap())
+            .build()
+            .unwrap();
+        let client = Stack::builder(b)
+            .address_v6("fd68::2/64".parse().unwrap())
+            .build()
+            .unwrap();
+        assert_eq!((server.address(), server.cidr()), (None, None));
+        let mut listener = UtcpListener::bind(&server, 80, 4).unwrap();
+        assert_eq!(listener.local_endpoint().to_string(), "utcp://[fd68::1]:80");
+        let mut c = UtcpStream::connect(&client, "[fd68::1]:80".parse().unwrap(), soon())
+            .await
+            .unwrap();
+        let mut s = listener.accept(soon()).await.unwrap();
+        c.write_all(b"six only").await.unwrap();
+        let mut buf = [0; 8];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"six only");
+        let err = UtcpStream::connect(&client, "10.68.0.1:80".parse().unwrap(), soon())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    }
+    let (a, _b) = MemLink::pair();
+    let err = Stack::builder(a).build().unwrap_err();
+    assert!(err.to_string().contains("an IPv4 or IPv6 address"), "{err}");
 }

@@ -215,8 +215,9 @@ pub(crate) fn ip_packet(frame: &[u8], medium: Medium) -> Option<(u8, &[u8])> {
 }
 
 /// Whether a received frame goes on to smoltcp: anything but an IP
-/// packet addressed to another address than the stack's own, `me`, or
-/// IPv4 from the unspecified address.
+/// packet addressed to another address than the stack's own, `me` (any
+/// of a family the stack has no address of), or IPv4 from the
+/// unspecified address.
 ///
 /// smoltcp takes IPv4 sent to the broadcast and multicast addresses too,
 /// and answers a TCP segment sent there from that address: a SYN-ACK or a
@@ -246,7 +247,7 @@ pub(crate) fn for_us(frame: &[u8], me: &Addrs, medium: Medium) -> bool {
             let (Some(src), Some(dst)) = (packet.get(12..16), packet.get(16..20)) else {
                 return true;
             };
-            dst == me.v4.octets() && src != [0; 4]
+            me.v4.is_some_and(|v4| dst == v4.octets()) && src != [0; 4]
         }
     }
 }
@@ -265,7 +266,7 @@ pub(crate) struct Driven(pub(crate) Device, pub(crate) Addrs);
 /// The stack's own addresses, which received packets must be sent to.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Addrs {
-    pub(crate) v4: Ipv4Addr,
+    pub(crate) v4: Option<Ipv4Addr>,
     pub(crate) v6: Option<Ipv6Addr>,
 }
 
@@ -273,7 +274,7 @@ impl Addrs {
     /// The stack's address of `peer`'s family, if it has one.
     pub(crate) fn matching(&self, peer: IpAddr) -> Option<IpAddr> {
         match peer {
-            IpAddr::V4(_) => Some(IpAddr::V4(self.v4)),
+            IpAddr::V4(_) => self.v4.map(IpAddr::V4),
             IpAddr::V6(_) => self.v6.map(IpAddr::V6),
         }
     }
