@@ -117,8 +117,8 @@ impl Device {
     pub(crate) fn waiter(&self) -> Waiter {
         match self {
             Device::Mem(port) => Waiter::Mem(port.ready()),
-            Device::Tap(tap) => Waiter::Queue(tap.fd().clone(), tap.arp_notify()),
-            Device::Tun(tun) => Waiter::Queue(tun.fd().clone(), None),
+            Device::Tap(tap) => Waiter::Queue(tap.queue().fd().clone(), tap.arp_notify()),
+            Device::Tun(tun) => Waiter::Queue(tun.queue().fd().clone(), None),
         }
     }
 
@@ -141,9 +141,10 @@ impl Device {
 
     /// What a frame of this device is: Ethernet, or (TUN) a bare IP packet.
     pub(crate) fn medium(&self) -> Medium {
-        match self {
-            Device::Mem(port) => port.medium(),
-            Device::Tap(_) | Device::Tun(_) => self.queue().expect("a queue").medium(),
+        match (self, self.queue()) {
+            (_, Some(queue)) => queue.medium(),
+            (Device::Mem(port), None) => port.medium(),
+            (_, None) => unreachable!("only a MemPort has no queue"),
         }
     }
 

@@ -5,11 +5,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use conn_core::Result;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use super::queue::{Kind, Queue};
@@ -99,10 +97,6 @@ impl Tap {
         self.queue.offloads()
     }
 
-    pub(crate) fn fd(&self) -> &Arc<AsyncFd<OwnedFd>> {
-        self.queue.fd()
-    }
-
     /// Joins this queue to `share` as sibling `index`.
     pub(crate) fn share_arp(&mut self, share: Arc<ArpShare>, index: usize) {
         self.share = Some((share, index));
@@ -120,7 +114,7 @@ impl Tap {
     /// waits); false when the device is drained. An ARP frame read from
     /// the device goes to the siblings too.
     pub(super) fn stage(&mut self, me: &super::Addrs) -> bool {
-        let share = self.share.clone();
+        let share = &self.share;
         let from_sibling = |buf: &mut [u8]| {
             let (share, i) = share.as_ref()?;
             let frame = share.inboxes[*i].0.lock().ok()?.pop_front()?;

@@ -3,11 +3,8 @@
 //! queue code it shares with [`Tap`](super::Tap) ([`super::queue`]).
 
 use std::fmt;
-use std::os::fd::OwnedFd;
-use std::sync::Arc;
 
 use conn_core::Result;
-use tokio::io::unix::AsyncFd;
 
 use super::queue::{Kind, Queue};
 
@@ -16,11 +13,13 @@ use super::queue::{Kind, Queue};
 /// and no ARP or NDP (smoltcp's `Medium::Ip`; a
 /// [`StackBuilder::mac`](crate::StackBuilder::mac) is ignored).
 ///
-/// As with a [`Tap`], the device exists while a queue is open and is gone
-/// once the last queue is dropped; its kernel side is an ordinary
-/// interface to give addresses and bring up; the kernel's checksum and
-/// segmentation offloads are asked for ([`Tun::offloads`]). Opening needs
-/// `CAP_NET_ADMIN`; it must happen inside a tokio runtime.
+/// As with a [`Tap`](crate::Tap), the device exists while a queue is open
+/// and is gone once the last queue is dropped; its kernel side is an
+/// ordinary interface to give addresses and bring up; the kernel's
+/// checksum and segmentation offloads are asked for ([`Tun::offloads`]).
+/// Opening needs `CAP_NET_ADMIN`; it must happen inside a tokio runtime.
+/// A TUN deleted under its stack is handled as a TAP is: the stack's
+/// connections are reset, and accept and connect fail naming the device.
 ///
 /// ```no_run
 /// use conn_utcp::{Stack, Tun};
@@ -54,8 +53,8 @@ impl Tun {
     /// Opens `n` queues of the multi-queue TUN device `name`, one for each
     /// stack of a [`StackGroup`](crate::StackGroup) (see
     /// [`StackGroup::tun`](crate::StackGroup::tun)). The kernel steers each
-    /// flow to one queue, as for a [`Tap`]; with no ARP, the stacks share
-    /// nothing at all.
+    /// flow to one queue, as for a [`Tap`](crate::Tap); with no ARP, the
+    /// stacks share nothing at all.
     pub fn open_queues(name: &str, n: usize) -> Result<Vec<Tun>> {
         let queues = Queue::open_all(Kind::Tun, name, n)?;
         Ok(queues.into_iter().map(|queue| Tun { queue }).collect())
@@ -71,10 +70,6 @@ impl Tun {
     /// packet.
     pub fn offloads(&self) -> bool {
         self.queue.offloads()
-    }
-
-    pub(crate) fn fd(&self) -> &Arc<AsyncFd<OwnedFd>> {
-        self.queue.fd()
     }
 
     /// Reads the next packet for `me`; false when the device is drained.
