@@ -197,7 +197,7 @@ pub async fn run(
         (None, Some((cidr6, _))) => StackGroup::builders(queues, cidr6),
         (None, None) => unreachable!("Plan::parse insists on an address"),
     };
-    let mut builders: Vec<Option<StackBuilder>> = builders
+    let mut builders: Vec<StackBuilder> = builders
         .into_iter()
         .map(|mut b| {
             if let Some((cidr, gateway)) = plan.v4 {
@@ -206,7 +206,7 @@ pub async fn run(
             if let Some((cidr6, gateway6)) = plan.v6 {
                 b = b.address_v6(cidr6).gateway_v6(gateway6);
             }
-            Some(b)
+            b
         })
         .collect();
     let hosts: Vec<String> = plan
@@ -246,7 +246,7 @@ pub async fn run(
     let port = plan.port;
     let report = match server {
         None => {
-            let stack = builders[0].take().expect("one builder").build()?;
+            let stack = builders.pop().expect("one builder").build()?;
             let listener = UtcpListener::bind(&stack, port, connkit::utcp::DEFAULT_BACKLOG)?;
             say(format_args!("listening on {listening}"));
             serve(listener, handler)
@@ -258,21 +258,11 @@ pub async fn run(
                 "listening on {listening} ({} threads, one stack and runtime each)",
                 server.threads()
             ));
-            let builders = std::sync::Mutex::new(builders);
             server
-                .serve_with(
-                    move |core| {
-                        let builder = builders
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_mut(core)
-                            .and_then(Option::take)
-                            .ok_or_else(|| {
-                                Error::new(ErrorKind::InvalidType)
-                                    .during(kind.during())
-                                    .detail(format!("no queue for thread {core}"))
-                            })?;
-                        // Built here, so this thread's runtime drives the stack.
+                .serve_each_with(
+                    builders,
+                    // Built here, so this thread's runtime drives the stack.
+                    move |builder: StackBuilder| {
                         let stack = builder.build()?;
                         UtcpListener::bind(&stack, port, connkit::utcp::DEFAULT_BACKLOG)
                     },
