@@ -102,7 +102,7 @@ async fn a_tun_cannot_take_a_name_a_tap_holds_and_says_so() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("open tun") && text.contains(&net.dev) && text.contains("another kind"),
+        text.contains("open tun") && text.contains(&net.dev) && text.contains("not a TUN device"),
         "{text}"
     );
     assert_ne!(err.kind(), ErrorKind::TimedOut);

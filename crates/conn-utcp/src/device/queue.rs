@@ -46,6 +46,15 @@ impl Kind {
         }
     }
 
+    /// Why TUNSETIFF refuses a valid name (`EINVAL`): an interface of
+    /// another kind has it.
+    fn name_taken(self) -> &'static str {
+        match self {
+            Kind::Tap => "the name is taken by an interface that is not a TAP device (a TUN, say)",
+            Kind::Tun => "the name is taken by an interface that is not a TUN device (a TAP, say)",
+        }
+    }
+
     fn medium(self) -> Medium {
         match self {
             Kind::Tap => Medium::Ethernet,
@@ -134,10 +143,7 @@ impl Queue {
         if rc < 0 {
             let e = io::Error::last_os_error();
             let hint = match e.raw_os_error() {
-                // The name is taken by an interface of another kind.
-                Some(libc::EINVAL) => Some(
-                    "is another kind of interface (a TAP for a TUN, or the reverse) called that?",
-                ),
+                Some(libc::EINVAL) => Some(kind.name_taken()),
                 Some(libc::EPERM) => Some("opening needs CAP_NET_ADMIN"),
                 _ => None,
             };
