@@ -14,9 +14,10 @@ use crate::{Device, Stack, StackBuilder, Tap, Tun, UtcpListener};
 /// of a connection reaches the stack that owns its socket. Each stack gets
 /// its own slice of the ephemeral ports, so two stacks never build the
 /// same four-tuple, and a server listens on every stack
-/// ([`StackGroup::listen`]). ARP frames are the exception: the kernel
-/// hands an ARP reply to any queue, so each stack passes the ARP frames it
-/// reads to its siblings and all of them learn every neighbour.
+/// ([`StackGroup::listen`]). On a TAP device, ARP and NDP frames are the
+/// exception: the kernel hands an ARP reply or a neighbour advertisement
+/// to any queue, so each stack passes those frames to its siblings and all
+/// of them learn every neighbour. A TUN device has no neighbours to learn.
 ///
 /// Every stack's driver is spawned on the runtime that builds the group.
 /// For mTCP's strict shape (one thread per core, nothing shared), build
@@ -80,7 +81,7 @@ impl StackGroup {
     /// The builders of the stacks [`from_queues`](StackGroup::from_queues)
     /// would build: one per queue (of a TAP or a TUN device), all at
     /// `cidr`, each with its own slice of the ephemeral ports, TAP queues
-    /// passing ARP frames to each other. Build each
+    /// passing ARP and NDP frames to each other. Build each
     /// on the thread whose runtime is to drive it, for mTCP's strict shape
     /// (e.g. in `conn_core::serve::Server::serve_with`).
     ///
@@ -89,7 +90,7 @@ impl StackGroup {
     pub fn builders<D: Into<Device>>(queues: Vec<D>, cidr: impl Into<IpCidr>) -> Vec<StackBuilder> {
         let cidr = cidr.into();
         let n = queues.len().max(1) as u32;
-        let share = crate::device::ArpShare::new(queues.len());
+        let share = crate::device::NeighbourShare::new(queues.len());
         let span = (65535 - 49152 + 1) / n;
         queues
             .into_iter()
@@ -97,7 +98,7 @@ impl StackGroup {
             .map(|(i, queue)| {
                 let mut device = queue.into();
                 if let Device::Tap(tap) = &mut device {
-                    tap.share_arp(share.clone(), i);
+                    tap.share_neighbours(share.clone(), i);
                 }
                 let first = 49152 + i as u32 * span;
                 let builder = match cidr {

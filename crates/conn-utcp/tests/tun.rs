@@ -11,6 +11,8 @@ use common::{
     bytes_each_way_arrive_intact, curl_gets_a_page, every_flow_is_served_by_the_stack_that_owns_it,
     root_or_skip,
 };
+use std::net::SocketAddr;
+
 use conn_core::ErrorKind;
 use conn_utcp::{StackGroup, Tap, Tun};
 
@@ -80,7 +82,21 @@ async fn a_stack_group_on_a_tun_serves_every_flow_from_the_stack_that_owns_it() 
     }
     let (net, tuns) = Net::new_tun(2);
     let group = StackGroup::from_queues(tuns, format!("{STACK}/24").parse().unwrap()).unwrap();
-    every_flow_is_served_by_the_stack_that_owns_it(&net, &group).await;
+    let to = SocketAddr::new(STACK.parse().unwrap(), 8003);
+    every_flow_is_served_by_the_stack_that_owns_it(&net, group.stacks(), to).await;
+}
+
+#[tokio::test]
+async fn a_dual_stack_group_on_a_tun_serves_every_ipv6_flow_from_the_stack_that_owns_it() {
+    if !root_or_skip(
+        "a_dual_stack_group_on_a_tun_serves_every_ipv6_flow_from_the_stack_that_owns_it",
+    ) {
+        return;
+    }
+    let (net, tuns) = Net::new_tun(2);
+    let stacks = net.dual_stack_group(tuns);
+    let to = SocketAddr::new(STACK6.parse().unwrap(), 8004);
+    every_flow_is_served_by_the_stack_that_owns_it(&net, &stacks, to).await;
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::sync::Notify;
 
 pub use mem::{MemLink, MemPort};
-pub(crate) use tap::ArpShare;
+pub(crate) use tap::NeighbourShare;
 pub use tap::Tap;
 pub use tun::Tun;
 
@@ -117,7 +117,7 @@ impl Device {
     pub(crate) fn waiter(&self) -> Waiter {
         match self {
             Device::Mem(port) => Waiter::Mem(port.ready()),
-            Device::Tap(tap) => Waiter::Queue(tap.queue().fd().clone(), tap.arp_notify()),
+            Device::Tap(tap) => Waiter::Queue(tap.queue().fd().clone(), tap.neighbour_notify()),
             Device::Tun(tun) => Waiter::Queue(tun.queue().fd().clone(), None),
         }
     }

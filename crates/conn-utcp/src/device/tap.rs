@@ -1,7 +1,7 @@
 //! `Tap`: one queue of a Linux TAP device (`/dev/net/tun`, `IFF_TAP |
 //! IFF_NO_PI | IFF_MULTI_QUEUE`), on the queue code it shares with
-//! [`Tun`](super::Tun) ([`super::queue`]); what is TAP's own is Ethernet
-//! and ARP, which the stacks of one multi-queue device share.
+//! [`Tun`](super::Tun) ([`super::queue`]); what is TAP's own is Ethernet,
+//! with ARP and NDP, which the stacks of one multi-queue device share.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,22 +12,25 @@ use tokio::sync::Notify;
 
 use super::queue::{Kind, Queue};
 
-/// ARP frames shared among the stacks of one multi-queue device. The
-/// stacks share one address and MAC, but the kernel hands an ARP reply to
-/// whichever queue its hash picks, not to the stack that asked; so each
-/// stack passes the ARP frames it reads to its siblings, and every stack
-/// learns every neighbour.
+/// ARP and NDP frames shared among the stacks of one multi-queue device.
+/// The stacks share their addresses and MAC, but the kernel hands an ARP
+/// reply or a neighbour advertisement to whichever queue its hash picks
+/// (always the same one for a given neighbour), not to the stack that
+/// asked; so each stack passes the ARP and NDP frames it reads to its
+/// siblings, and every stack learns every neighbour. (Without NDP shared,
+/// an IPv6 flow steered to the other queue waited on its SYN-ACK until
+/// the kernel's neighbour entry went stale: 5 s for 16 flows.)
 #[derive(Debug, Default)]
-pub(crate) struct ArpShare {
+pub(crate) struct NeighbourShare {
     inboxes: Vec<(Inbox, Arc<Notify>)>,
 }
 
-/// ARP frames from siblings, waiting for one queue's stack.
+/// ARP and NDP frames from siblings, waiting for one queue's stack.
 type Inbox = Mutex<VecDeque<Vec<u8>>>;
 
-impl ArpShare {
-    pub(crate) fn new(n: usize) -> Arc<ArpShare> {
-        Arc::new(ArpShare {
+impl NeighbourShare {
+    pub(crate) fn new(n: usize) -> Arc<NeighbourShare> {
+        Arc::new(NeighbourShare {
             inboxes: (0..n)
                 .map(|_| (Mutex::new(VecDeque::new()), Arc::new(Notify::new())))
                 .collect(),
@@ -36,8 +39,12 @@ impl ArpShare {
 }
 
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
-/// ARP frames waiting for a sibling at most.
-const ARP_INBOX: usize = 64;
+const ETHERTYPE_IPV6: [u8; 2] = [0x86, 0xdd];
+const ICMPV6: u8 = 58;
+/// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
+const NDP: std::ops::RangeInclusive<u8> = 135..=136;
+/// Frames waiting for a sibling at most.
+const NEIGHBOUR_INBOX: usize = 64;
 
 /// One queue of a Linux TAP device.
 ///
@@ -58,7 +65,7 @@ const ARP_INBOX: usize = 64;
 pub struct Tap {
     queue: Queue,
     /// This queue's place among its siblings, in a StackGroup.
-    share: Option<(Arc<ArpShare>, usize)>,
+    share: Option<(Arc<NeighbourShare>, usize)>,
 }
 
 impl fmt::Debug for Tap {
@@ -98,21 +105,21 @@ impl Tap {
     }
 
     /// Joins this queue to `share` as sibling `index`.
-    pub(crate) fn share_arp(&mut self, share: Arc<ArpShare>, index: usize) {
+    pub(crate) fn share_neighbours(&mut self, share: Arc<NeighbourShare>, index: usize) {
         self.share = Some((share, index));
     }
 
-    /// What wakes this queue's driver besides the descriptor: ARP frames
-    /// from siblings.
-    pub(crate) fn arp_notify(&self) -> Option<Arc<Notify>> {
+    /// What wakes this queue's driver besides the descriptor: ARP and NDP
+    /// frames from siblings.
+    pub(crate) fn neighbour_notify(&self) -> Option<Arc<Notify>> {
         self.share
             .as_ref()
             .map(|(share, i)| share.inboxes[*i].1.clone())
     }
 
-    /// Reads the next frame for `me` (a sibling's ARP frame first, if one
-    /// waits); false when the device is drained. An ARP frame read from
-    /// the device goes to the siblings too.
+    /// Reads the next frame for `me` (a sibling's ARP or NDP frame first,
+    /// if one waits); false when the device is drained. An ARP or NDP
+    /// frame read from the device goes to the siblings too.
     pub(super) fn stage(&mut self, me: &super::Addrs) -> bool {
         let share = &self.share;
         let from_sibling = |buf: &mut [u8]| {
@@ -127,14 +134,14 @@ impl Tap {
         };
         let frame = self.queue.staged().expect("just staged");
         if let (false, Some((share, me))) = (injected, &self.share)
-            && frame.get(12..14) == Some(&ETHERTYPE_ARP[..])
+            && tells_of_a_neighbour(frame)
         {
             for (i, (inbox, notify)) in share.inboxes.iter().enumerate() {
                 if i != *me {
-                    // Bounded: a sibling that lags loses ARP frames,
+                    // Bounded: a sibling that lags loses these frames,
                     // as a busy NIC would, and asks again.
                     if let Ok(mut inbox) = inbox.lock()
-                        && inbox.len() < ARP_INBOX
+                        && inbox.len() < NEIGHBOUR_INBOX
                     {
                         inbox.push_back(frame.to_vec());
                     }
@@ -151,5 +158,39 @@ impl Tap {
 
     pub(super) fn queue_mut(&mut self) -> &mut Queue {
         &mut self.queue
+    }
+}
+
+/// Whether an Ethernet frame is ARP, or an IPv6 neighbour solicitation or
+/// advertisement (ICMPv6 right after the fixed header, as NDP always is).
+fn tells_of_a_neighbour(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some(t) if t == ETHERTYPE_ARP => true,
+        Some(t) if t == ETHERTYPE_IPV6 => {
+            frame.get(20) == Some(&ICMPV6) && frame.get(54).is_some_and(|t| NDP.contains(t))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::{arp_request, ethernet};
+
+    #[test]
+    fn arp_and_ndp_are_shared_and_other_icmpv6_is_not() {
+        assert!(tells_of_a_neighbour(&arp_request()));
+        let icmpv6 = |kind: u8| {
+            let mut p = vec![0x60, 0, 0, 0, 0, 8, ICMPV6, 255];
+            p.extend_from_slice(&[0; 32]);
+            p.extend_from_slice(&[kind, 0, 0, 0, 0, 0, 0, 0]);
+            ethernet(0x86dd, &p)
+        };
+        assert!(tells_of_a_neighbour(&icmpv6(135)));
+        assert!(tells_of_a_neighbour(&icmpv6(136)));
+        // An echo request must be answered once, by the queue it came to.
+        assert!(!tells_of_a_neighbour(&icmpv6(128)));
+        assert!(!tells_of_a_neighbour(&icmpv6(136)[..54]));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use conn_core::{Connection, Deadline};
-use conn_utcp::{Device, Stack, Tap, Tun, UtcpListener, UtcpStream};
+use conn_utcp::{Device, Ipv4Cidr, Stack, StackGroup, Tap, Tun, UtcpListener, UtcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -121,6 +121,17 @@ impl Net {
     }
 
     fn dual_stack(self, device: impl Into<Device>, offloads: bool) -> (Net, Stack, bool) {
+        self.add_kernel_v6();
+        let stack = Stack::builder(device)
+            .address(format!("{STACK}/24").parse().unwrap())
+            .address_v6(format!("{STACK6}/64").parse().unwrap())
+            .build()
+            .unwrap();
+        (self, stack, offloads)
+    }
+
+    /// Gives the kernel side [`KERNEL6`] too (without DAD, usable at once).
+    pub fn add_kernel_v6(&self) {
         ip(&[
             "-n",
             &self.ns,
@@ -131,12 +142,21 @@ impl Net {
             &self.dev,
             "nodad",
         ]);
-        let stack = Stack::builder(device)
-            .address(format!("{STACK}/24").parse().unwrap())
-            .address_v6(format!("{STACK6}/64").parse().unwrap())
-            .build()
-            .unwrap();
-        (self, stack, offloads)
+    }
+
+    /// Dual-stack stacks, one on each of `queues` (a group's: their own
+    /// ephemeral ports, a TAP's sharing ARP and NDP), at [`STACK`] and
+    /// [`STACK6`]; gives the kernel side [`KERNEL6`] too.
+    pub fn dual_stack_group<D: Into<Device>>(&self, queues: Vec<D>) -> Vec<Stack> {
+        self.add_kernel_v6();
+        StackGroup::builders(queues, format!("{STACK}/24").parse::<Ipv4Cidr>().unwrap())
+            .into_iter()
+            .map(|b| {
+                b.address_v6(format!("{STACK6}/64").parse().unwrap())
+                    .build()
+                    .unwrap()
+            })
+            .collect()
     }
 
     /// Runs `f` on a thread inside the namespace with its own
@@ -326,16 +346,19 @@ pub async fn a_deleted_device_fails_accept_and_connect_and_resets(net: &Net, sta
     drop(client);
 }
 
-/// Every stack of `group` listens on port 8003 and echoes, tagging the
-/// answer with its number; sixteen concurrent flows from the kernel must
-/// each be served whole by one stack (a segment reaching another stack
-/// would break its exchange with a reset), and both stacks serve some.
+/// Every one of `stacks` (a group's) listens on `addr`'s port and echoes,
+/// tagging the answer with its number; sixteen concurrent flows from the
+/// kernel to `addr` must each be served whole by one stack (a
+/// segment reaching another stack would break its exchange with a
+/// reset), and both stacks serve some. Returns how long the flows took.
 pub async fn every_flow_is_served_by_the_stack_that_owns_it(
     net: &Net,
-    group: &conn_utcp::StackGroup,
-) {
+    stacks: &[Stack],
+    addr: SocketAddr,
+) -> Duration {
     // Every stack listens and echoes, tagging the answer with its number.
-    for mut listener in group.listen(8003, 16).unwrap() {
+    for stack in stacks {
+        let mut listener = UtcpListener::bind(stack, addr.port(), 16).unwrap();
         tokio::spawn(async move {
             loop {
                 let Ok(mut s) = listener.accept(Deadline::NEVER).await else {
@@ -352,15 +375,16 @@ pub async fn every_flow_is_served_by_the_stack_that_owns_it(
             }
         });
     }
-    let numbers: Vec<u32> = group.stacks().iter().map(Stack::number).collect();
+    let numbers: Vec<u32> = stacks.iter().map(Stack::number).collect();
     // Sixteen concurrent flows: each one's segments must all reach the one
     // stack that owns its socket, or its exchange breaks with a reset.
+    let started = std::time::Instant::now();
     let answers = net
-        .kernel(|| async {
+        .kernel(move || async move {
             let mut tasks = Vec::new();
             for i in 0..16 {
                 tasks.push(tokio::spawn(async move {
-                    let mut c = tokio::net::TcpStream::connect(format!("{STACK}:8003")).await?;
+                    let mut c = tokio::net::TcpStream::connect(addr).await?;
                     c.write_all(format!("flow {i}").as_bytes()).await?;
                     c.shutdown().await?;
                     let mut answer = String::new();
@@ -388,4 +412,5 @@ pub async fn every_flow_is_served_by_the_stack_that_owns_it(
     // The kernel spread the sixteen flows over both queues (by flow hash;
     // all on one queue would happen once in 2^15 runs).
     assert_eq!(served.len(), 2, "served by {served:?} only");
+    started.elapsed()
 }
