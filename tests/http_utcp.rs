@@ -87,6 +87,11 @@ fn per_core_serves_one_stack_per_queue_on_a_tap_and_sigterm_drains_them_all() {
 }
 
 #[test]
+fn per_core_serves_a_dual_stack_tap_over_ipv4_and_ipv6() {
+    serve_on(Kind::Tap, Families::Both, true);
+}
+
+#[test]
 fn the_kernels_curl_reaches_connkit_http_on_a_tun_over_ipv4_and_ipv6() {
     serve_on(Kind::Tun, Families::Both, false);
 }
@@ -123,7 +128,7 @@ fn serve_on(kind: Kind, families: Families, per_core: bool) {
     let tag = format!("{}{}", &flag[1..2], if per_core { "m" } else { "s" });
     let dev = format!("ck{}{tag}", pid % 1_000_000);
     let variant = u32::from(per_core) + 2 * u32::from(kind == Kind::Tun);
-    let net = format!("10.{}.{}", 100 + variant * 19 + pid % 19, (pid / 50) % 250);
+    let net = format!("10.{}.{}", 100 + variant * 13 + pid % 13, (pid / 50) % 250);
     let net6 = format!("fd{:02x}:{:x}:{variant}", pid % 256, pid / 256 % 65536);
     let ns = Netns::new(format!("ckhttp{}{tag}", pid % 1_000_000));
     let (mut listens, mut hosts, mut urls) = (Vec::new(), Vec::new(), Vec::new());
