@@ -32,7 +32,7 @@ pub mod http;
 /// `utcp://` is not in it: a userspace stack is not process-wide like the
 /// kernel's, it is one [`utcp::Stack`] on one device. Register the stack
 /// that `utcp://` should mean with [`utcp::register`]`(&mut registry,
-/// stack)`; `connkit http --tap` does so for the stack it builds.
+/// stack)`.
 pub fn registry() -> core::Registry {
     let mut registry = core::Registry::with_defaults();
     ipc::register(&mut registry);

@@ -25,9 +25,12 @@ enum Command {
     Http {
         #[command(flatten)]
         settings: cli::http::SettingsArgs,
-        /// Where to listen, e.g. ipc:///tmp/x.sock or mem://name.
-        #[arg(long)]
-        listen: String,
+        /// Where to listen, e.g. ipc:///tmp/x.sock or mem://name. With --tap
+        /// or --tun, the userspace stack's utcp:// address, e.g.
+        /// utcp://10.7.0.2:8080 or utcp://[fd00::2]:8080; give one of each
+        /// family (same port) for a dual-stack server.
+        #[arg(long, required = true)]
+        listen: Vec<String>,
         /// How long in-flight requests may take to finish after the signal.
         #[arg(long, default_value_t = 5000)]
         drain_ms: u64,
@@ -39,15 +42,32 @@ enum Command {
         /// them on this Unix socket (if one is live), then offer them here
         /// to the next successor; a successor that takes them ends this
         /// server with a graceful drain (tcp:// and ipc:// only).
-        #[arg(long, value_name = "PATH", conflicts_with = "tap")]
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["tap", "tun"])]
         handover: Option<std::path::PathBuf>,
-        /// Serve utcp:// from a userspace stack on this TAP device, created
-        /// in the host namespace (needs root).
-        #[arg(long, requires = "tap_host")]
+        /// Serve utcp:// from a userspace stack on this TAP device
+        /// (Ethernet), created in this namespace (needs root).
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "tap_host",
+            conflicts_with = "tun"
+        )]
         tap: Option<String>,
-        /// The kernel side's address on the TAP device, e.g. 10.7.0.1/24.
-        #[arg(long, requires = "tap")]
-        tap_host: Option<String>,
+        /// The kernel side's address and prefix on the TAP device, e.g.
+        /// 10.7.0.1/24 or fd00::1/64; give one of each family for a
+        /// dual-stack server.
+        #[arg(long, value_name = "CIDR", requires = "tap")]
+        tap_host: Vec<String>,
+        /// Serve utcp:// from a userspace stack on this TUN device (bare IP
+        /// packets, no Ethernet, ARP or NDP), created in this namespace
+        /// (needs root).
+        #[arg(long, value_name = "NAME", requires = "tun_host")]
+        tun: Option<String>,
+        /// The kernel side's address and prefix on the TUN device, e.g.
+        /// 10.7.0.1/24 or fd00::1/64; give one of each family for a
+        /// dual-stack server.
+        #[arg(long, value_name = "CIDR", requires = "tun")]
+        tun_host: Vec<String>,
         /// Print the shutdown report as one JSON line (`shutdown report:
         /// {...}`, see `conn_core::ShutdownReport`) instead of text.
         #[arg(long)]
@@ -144,35 +164,42 @@ fn main() -> std::process::ExitCode {
             per_core,
             tap,
             tap_host,
+            tun,
+            tun_host,
             handover,
             json,
         } => runtime
             .block_on(async {
-                match tap.zip(tap_host) {
-                    Some((tap, host)) => {
-                        cli::http::run_tap(
-                            &settings.to_http(),
-                            &listen,
-                            &tap,
-                            &host,
-                            Duration::from_millis(drain_ms),
-                            per_core,
-                            json,
-                        )
-                        .await
+                use cli::http_link::{Kind, Plan};
+                let http = settings.to_http();
+                let drain = Duration::from_millis(drain_ms);
+                let link = match (tap, tun) {
+                    (Some(tap), _) => Some((Kind::Tap, tap, tap_host)),
+                    (None, Some(tun)) => Some((Kind::Tun, tun, tun_host)),
+                    (None, None) => None,
+                };
+                match (link, listen.as_slice()) {
+                    (Some((kind, name, hosts)), listens) => {
+                        let plan = Plan::parse(kind, listens, &hosts)?;
+                        cli::http_link::run(&http, kind, &name, plan, drain, per_core, json).await
                     }
-                    None => {
+                    (None, [listen]) => {
                         cli::http::run(
-                            &settings.to_http(),
+                            &http,
                             &registry,
-                            &listen,
-                            Duration::from_millis(drain_ms),
+                            listen,
+                            drain,
                             per_core,
                             handover.as_deref(),
                             json,
                         )
                         .await
                     }
+                    (None, _) => Err(connkit::core::Error::new(
+                        connkit::core::ErrorKind::InvalidType,
+                    )
+                    .during("http")
+                    .detail("--listen is given once, but for a dual-stack --tap or --tun server")),
                 }
             })
             .map_err(|e| e.to_string()),

@@ -1,7 +1,8 @@
-//! `connkit http --listen utcp://... --tap T --tap-host H`: the HTTP server
-//! on the userspace stack over a TAP device it creates, reached by the
-//! kernel's own `curl` through the kernel's TCP; SIGTERM drains it and the
-//! device is gone afterwards. Each test runs in a network namespace of its
+//! `connkit http --listen utcp://... --tap T --tap-host H` (and `--tun T
+//! --tun-host H`, IPv4 and IPv6): the HTTP server on the userspace stack
+//! over a TAP or TUN device it creates, reached by the kernel's own `curl`
+//! through the kernel's TCP; SIGTERM drains it and the device is gone
+//! afterwards. Each test runs in a network namespace of its
 //! own, so nothing is made in the host's, and the namespace goes (with
 //! anything left in it) even when the test fails. Needs root (skips loudly
 //! otherwise).
@@ -60,50 +61,99 @@ impl Drop for Server {
     }
 }
 
+/// The device `connkit http` makes: `--tap` or `--tun`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tap,
+    Tun,
+}
+
+/// The families the server is given addresses of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Families {
+    V4,
+    V6,
+    Both,
+}
+
 #[test]
 fn the_kernels_curl_reaches_connkit_http_on_a_tap_and_sigterm_drains_it() {
-    serve_on_a_tap(false);
+    serve_on(Kind::Tap, Families::V4, false);
 }
 
 #[test]
 fn per_core_serves_one_stack_per_queue_on_a_tap_and_sigterm_drains_them_all() {
-    serve_on_a_tap(true);
+    serve_on(Kind::Tap, Families::V4, true);
 }
 
-/// `connkit http` on a TAP device of its own, on one thread or on two
-/// (`--per-core 2`: two queues, a stack and a runtime each), reached by
-/// the host's curl, then drained by SIGTERM.
-fn serve_on_a_tap(per_core: bool) {
+#[test]
+fn per_core_serves_a_dual_stack_tap_over_ipv4_and_ipv6() {
+    serve_on(Kind::Tap, Families::Both, true);
+}
+
+#[test]
+fn the_kernels_curl_reaches_connkit_http_on_a_tun_over_ipv4_and_ipv6() {
+    serve_on(Kind::Tun, Families::Both, false);
+}
+
+#[test]
+fn per_core_serves_one_stack_per_queue_on_a_tun_over_ipv4_and_ipv6() {
+    serve_on(Kind::Tun, Families::Both, true);
+}
+
+#[test]
+fn connkit_http_on_a_tun_serves_ipv6_alone() {
+    serve_on(Kind::Tun, Families::V6, false);
+}
+
+/// `connkit http` on a TAP or TUN device of its own with an address of
+/// each of `families` (`--listen` and `--tap-host`/`--tun-host`, repeated
+/// for both), on one thread or on two (`--per-core 2`: two queues, a
+/// stack and a runtime each), reached by the namespace's curl over every
+/// family it serves, then drained by SIGTERM.
+fn serve_on(kind: Kind, families: Families, per_core: bool) {
+    let (flag, what) = match kind {
+        Kind::Tap => ("tap", "TAP"),
+        Kind::Tun => ("tun", "TUN"),
+    };
     if !rustix::process::geteuid().is_root() {
         conn_test_support::skip(
-            &format!("connkit http on a TAP device (per_core: {per_core})"),
-            "it needs root (creates a TAP device)",
+            &format!("connkit http on a {what} device (per_core: {per_core})"),
+            format!("it needs root (creates a {what} device)"),
         );
         return;
     }
     let pid = std::process::id();
-    let tap = format!("ck{}{}", pid % 1_000_000, if per_core { "m" } else { "s" });
-    let net = format!(
-        "10.{}.{}",
-        180 + pid % 38 + u32::from(per_core) * 38,
-        (pid / 50) % 250
-    );
-    let ns = Netns::new(format!(
-        "ckhttp{}{}",
-        pid % 1_000_000,
-        if per_core { "m" } else { "s" }
-    ));
+    // Unique per test of this process: kind and per_core.
+    let tag = format!("{}{}", &flag[1..2], if per_core { "m" } else { "s" });
+    let dev = format!("ck{}{tag}", pid % 1_000_000);
+    let variant = u32::from(per_core) + 2 * u32::from(kind == Kind::Tun);
+    let net = format!("10.{}.{}", 100 + variant * 13 + pid % 13, (pid / 50) % 250);
+    let net6 = format!("fd{:02x}:{:x}:{variant}", pid % 256, pid / 256 % 65536);
+    let ns = Netns::new(format!("ckhttp{}{tag}", pid % 1_000_000));
+    let (mut listens, mut hosts, mut urls) = (Vec::new(), Vec::new(), Vec::new());
+    if families != Families::V6 {
+        listens.push(format!("utcp://{net}.2:8080"));
+        hosts.push(format!("{net}.1/24"));
+        urls.push(format!("http://{net}.2:8080/"));
+    }
+    if families != Families::V4 {
+        listens.push(format!("utcp://[{net6}::2]:8080"));
+        hosts.push(format!("{net6}::1/64"));
+        urls.push(format!("http://[{net6}::2]:8080/"));
+    }
+    // The last URL again, for /stats: on the connection curl has open.
+    let stats = format!("{}stats", urls.last().unwrap());
+    urls.push(stats);
     // `ip netns exec` execs the program itself: the child is connkit.
     let mut cmd = ns.command(env!("CARGO_BIN_EXE_connkit"));
-    cmd.args([
-        "http",
-        "--listen",
-        &format!("utcp://{net}.2:8080"),
-        "--tap",
-        &tap,
-        "--tap-host",
-        &format!("{net}.1/24"),
-    ]);
+    cmd.args(["http", &format!("--{flag}"), &dev]);
+    for listen in &listens {
+        cmd.args(["--listen", listen]);
+    }
+    for host in &hosts {
+        cmd.args([&format!("--{flag}-host"), host]);
+    }
     if per_core {
         cmd.args(["--per-core", "2"]);
     }
@@ -123,17 +173,16 @@ fn serve_on_a_tap(per_core: bool) {
         );
         lines.push_str(&line);
     }
-    assert!(
-        lines.contains(&format!("listening on utcp://{net}.2:8080")),
-        "{lines}"
-    );
-    assert!(ns.has_device(&tap), "the server made no device {tap}");
+    let listening = format!("listening on {}", listens.join(" and "));
+    assert!(lines.contains(&listening), "{lines}");
+    assert!(ns.has_device(&dev), "the server made no device {dev}");
 
+    // One curl, one connection: every URL but the last is the page; the
+    // last, /stats, counts the requests that came before it.
     let curl = ns
         .command("curl")
-        .args(["-sS", "--max-time", "10"])
-        .arg(format!("http://{net}.2:8080/"))
-        .arg(format!("http://{net}.2:8080/stats"))
+        .args(["-sS", "-g", "--max-time", "10"])
+        .args(&urls)
         .output()
         .unwrap();
     assert!(
@@ -142,8 +191,15 @@ fn serve_on_a_tap(per_core: bool) {
         String::from_utf8_lossy(&curl.stderr)
     );
     let body = String::from_utf8(curl.stdout).unwrap();
-    assert!(body.starts_with("hello from connkit\n"), "{body}");
-    assert!(body.contains("\"requests\":2"), "{body}");
+    let pages = urls.len() - 1;
+    assert!(
+        body.starts_with(&"hello from connkit\n".repeat(pages)),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("\"requests\":{}", urls.len())),
+        "{body}"
+    );
 
     let pid = rustix::process::Pid::from_raw(server.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
@@ -151,10 +207,12 @@ fn serve_on_a_tap(per_core: bool) {
     out.read_to_string(&mut rest).unwrap();
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{rest}");
+    // curl keeps one connection per host: one per family.
+    let accepted = listens.len();
     assert!(
-        rest.contains("shutdown report: accepted 1, closed in order 1, killed at the deadline 0, cut by the peer 0, errors 0"),
+        rest.contains(&format!("shutdown report: accepted {accepted}, closed in order {accepted}, killed at the deadline 0, cut by the peer 0, errors 0")),
         "{rest}"
     );
     assert_eq!(rest.contains(" on 2 threads"), per_core, "{rest}");
-    assert!(!ns.has_device(&tap), "the device {tap} outlived the server");
+    assert!(!ns.has_device(&dev), "the device {dev} outlived the server");
 }

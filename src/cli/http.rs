@@ -239,7 +239,7 @@ pub async fn run(
 /// `shutdown report: REPORT`, as text or (`json`) one JSON object; then
 /// the listener's failure, when that and not the signal ended serving, as
 /// the command's error.
-fn say_report(report: connkit::core::ShutdownReport, json: bool) -> Result<()> {
+pub(super) fn say_report(report: connkit::core::ShutdownReport, json: bool) -> Result<()> {
     if json {
         match serde_json::to_string(&report) {
             Ok(line) => say(format_args!("shutdown report: {line}")),
@@ -307,117 +307,9 @@ async fn offer(
     }
 }
 
-/// `connkit http --listen utcp://A:PORT --tap NAME --tap-host CIDR`: creates
-/// the TAP device `tap` in this namespace, gives the kernel side `host`
-/// (e.g. `10.7.0.1/24`) and brings it up, then serves the routes from a
-/// userspace stack at A (same prefix) until SIGTERM or Ctrl-C, with the
-/// same graceful shutdown as [`run`].
-///
-/// `per_core: Some(n)` opens n queues of the device and serves each from a
-/// stack of its own, built and driven on its own thread's runtime (one
-/// `StackGroup` stack per thread, mTCP's shape); `Some(0)` means one per
-/// core. The device goes when the server ends.
-pub async fn run_tap(
-    http: &Http,
-    listen: &str,
-    tap: &str,
-    host: &str,
-    drain: Duration,
-    per_core: Option<usize>,
-    json: bool,
-) -> Result<()> {
-    use connkit::core::{Endpoint, Error, ErrorKind};
-    use connkit::utcp::{Ipv4Cidr, StackGroup, Tap, UtcpListener};
-    let bad = |what: &str| {
-        Error::new(ErrorKind::InvalidType)
-            .during("http --tap")
-            .detail(what.to_owned())
-    };
-    let endpoint = Endpoint::parse(listen)?;
-    if endpoint.scheme() != "utcp" {
-        return Err(bad(
-            "--tap serves utcp:// endpoints, e.g. utcp://10.7.0.2:8080",
-        ));
-    }
-    let addr: std::net::SocketAddrV4 = endpoint
-        .address()
-        .parse()
-        .map_err(|_| bad("--listen utcp:// needs IPv4:port"))?;
-    let host_cidr: Ipv4Cidr = host
-        .parse()
-        .map_err(|_| bad("--tap-host takes an IPv4 address and prefix, e.g. 10.7.0.1/24"))?;
-    let server = per_core_server(per_core);
-    let queues = Tap::open_queues(tap, server.map_or(1, |s| s.threads()))?;
-    for args in [
-        &["addr", "add", host, "dev", tap][..],
-        &["link", "set", tap, "up"][..],
-    ] {
-        let status = tokio::process::Command::new("ip")
-            .args(args)
-            .status()
-            .await
-            .map_err(|e| Error::io(e, "http --tap", "ip"))?;
-        if !status.success() {
-            return Err(bad(&format!("ip {} failed", args.join(" "))));
-        }
-    }
-    let cidr = Ipv4Cidr::new(*addr.ip(), host_cidr.prefix_len());
-    let mut builders: Vec<_> = StackGroup::builders(queues, cidr)
-        .into_iter()
-        .map(|b| Some(b.gateway(host_cidr.address())))
-        .collect();
-    say(format_args!(
-        "tap {tap}: kernel side {host}, userspace stack {} ({} queue{})",
-        addr.ip(),
-        builders.len(),
-        if builders.len() == 1 { "" } else { "s" }
-    ));
-    let stats = Arc::new(Stats::default());
-    let (app, health) = app(stats.clone());
-    let handler = stats.count_connections(http.handler(app));
-    // No handover over a TAP device: a sender dropped at once never fires.
-    let signal = shutdown_signal(drain, health, tokio::sync::oneshot::channel::<i32>().1);
-    let report = match server {
-        None => {
-            let stack = builders[0].take().expect("one builder").build()?;
-            let listener = UtcpListener::bind(&stack, addr.port(), connkit::utcp::DEFAULT_BACKLOG)?;
-            say(format_args!("listening on {endpoint}"));
-            serve(listener, handler)
-                .with_graceful_shutdown(signal, drain)
-                .await?
-        }
-        Some(server) => {
-            say(format_args!(
-                "listening on {endpoint} ({} threads, one stack and runtime each)",
-                server.threads()
-            ));
-            let builders = std::sync::Mutex::new(builders);
-            let port = addr.port();
-            server
-                .serve_with(
-                    move |core| {
-                        let builder = builders
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_mut(core)
-                            .and_then(Option::take)
-                            .ok_or_else(|| bad(&format!("no queue for thread {core}")))?;
-                        // Built here, so this thread's runtime drives the stack.
-                        let stack = builder.build()?;
-                        UtcpListener::bind(&stack, port, connkit::utcp::DEFAULT_BACKLOG)
-                    },
-                    handler,
-                )
-                .with_graceful_shutdown(signal, drain)
-                .await?
-        }
-    };
-    say_report(report, json)
-}
-
 /// The per-core server `--per-core N` asks for: none without the option,
 /// one thread per core for N = 0.
-fn per_core_server(per_core: Option<usize>) -> Option<Server> {
+pub(super) fn per_core_server(per_core: Option<usize>) -> Option<Server> {
     per_core.map(|n| match n {
         0 => Server::default(),
         n => Server::per_core(n),
@@ -428,17 +320,17 @@ fn per_core_server(per_core: Option<usize>) -> Option<Server> {
 /// gRPC health service `grpc.health.v1.Health` beside them on the same
 /// listener (gRPC requests to it, the rest to the routes).
 #[cfg(feature = "tonic")]
-type App = connkit::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
+pub(super) type App = connkit::http::tonic::GrpcOr<tonic::service::Routes, Routes>;
 #[cfg(not(feature = "tonic"))]
-type App = Routes;
+pub(super) type App = Routes;
 
 /// What the shutdown tells before the drain: the health service's reporter.
 #[cfg(feature = "tonic")]
-type Health = tonic_health::server::HealthReporter;
+pub(super) type Health = tonic_health::server::HealthReporter;
 #[cfg(not(feature = "tonic"))]
-type Health = ();
+pub(super) type Health = ();
 
-fn app(stats: Arc<Stats>) -> (App, Health) {
+pub(super) fn app(stats: Arc<Stats>) -> (App, Health) {
     let routes = Routes::new(stats);
     #[cfg(feature = "tonic")]
     {
@@ -458,7 +350,7 @@ fn app(stats: Arc<Stats>) -> (App, Health) {
 /// `handed` resolving with a successor's pid (a handover) begins the same
 /// drain; a dropped sender never does.
 #[cfg_attr(not(feature = "tonic"), allow(unused_mut, unused_variables))]
-fn shutdown_signal(
+pub(super) fn shutdown_signal(
     drain: Duration,
     mut health: Health,
     handed: tokio::sync::oneshot::Receiver<i32>,
@@ -482,7 +374,7 @@ fn shutdown_signal(
 }
 
 /// One line of progress on stdout; a closed stdout must not stop the server.
-fn say(line: std::fmt::Arguments<'_>) {
+pub(super) fn say(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "connkit http: {line}").and_then(|()| out.flush());
 }

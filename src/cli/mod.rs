@@ -2,6 +2,8 @@
 
 pub mod get;
 pub mod http;
+pub mod http_link;
+pub mod link;
 pub mod listeners;
 pub mod mailbox;
 pub mod session;

@@ -4,15 +4,20 @@
 //! the docs; it may change or go at any time.
 //!
 //! A [`Stack`](crate::Stack) on a [`MemLink`](crate::MemLink), listening on
-//! port 80, takes arbitrary bytes as received Ethernet frames: the path a
-//! frame from a TAP queue or the other end of a link takes into smoltcp's
-//! interface. (The stack speaks Ethernet only, TAP and MemLink alike; it
-//! has no L3, TUN-style, path to feed IP packets into.) The stack is polled
+//! port 80, takes arbitrary bytes as received frames: the path a frame
+//! from a TAP or TUN queue or the other end of a link takes into smoltcp's
+//! interface. Two targets, one per medium: [`receive`] feeds Ethernet
+//! frames (a TAP's), [`receive_ip`] bare IP packets (a TUN's, smoltcp's
+//! `Medium::Ip`, on [`MemLink::pair_ip`](crate::MemLink::pair_ip)). They
+//! are two targets rather than one with a medium byte so that the
+//! Ethernet corpus already found keeps its meaning. The stack is polled
 //! by hand, on a clock the input moves, so every input replays alike.
 
+use smoltcp::phy::Medium;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{ArpPacket, EthernetFrame, EthernetProtocol, Ipv4Packet};
 
+use crate::demux::{self, Frame};
 use crate::{MemLink, MemPort, Stack, UtcpListener};
 
 /// The stack's MAC and address (10.0.0.2/24), and its peer's (10.0.0.1),
@@ -26,7 +31,14 @@ pub const ADDR: [u8; 4] = [10, 0, 0, 2];
 pub const PEER: [u8; 4] = [10, 0, 0, 1];
 /// The port the stack listens on.
 const PORT: u16 = 80;
-const MTU: usize = 1514;
+/// The link's MTU as smoltcp counts it: with the Ethernet header, or
+/// (`Medium::Ip`) the IP packet alone.
+fn mtu(medium: Medium) -> usize {
+    match medium {
+        Medium::Ethernet => 1514,
+        _ => 1500,
+    }
+}
 
 /// A stack and the other end of its link.
 struct Harness {
@@ -37,8 +49,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Harness {
-        let (port, peer) = MemLink::pair_with_mtu(MTU);
+    fn new(medium: Medium) -> Harness {
+        let (port, peer) = match medium {
+            Medium::Ethernet => MemLink::pair_with_mtu(mtu(medium)),
+            _ => MemLink::pair_ip(mtu(medium)),
+        };
         let (stack, _waiter) = Stack::builder(port)
             .address(smoltcp::wire::Ipv4Cidr::new(ADDR.into(), 24))
             .mac(MAC)
@@ -81,31 +96,41 @@ impl Harness {
     }
 }
 
-/// Checks a frame the stack sent: within the MTU, a well-formed Ethernet
-/// frame carrying a well-formed ARP or IPv4 packet, the IPv4 from the
+/// Checks a frame the stack sent: within the MTU; on Ethernet a
+/// well-formed frame from the stack's MAC carrying ARP or IPv4, on
+/// `Medium::Ip` an IPv4 packet alone; the IPv4 well-formed, from the
 /// stack's address to a unicast one.
-fn check_sent(frame: &[u8]) {
-    assert!(frame.len() <= MTU, "a {}-byte frame sent", frame.len());
-    let eth = EthernetFrame::new_checked(frame).expect("the stack sends Ethernet frames");
-    assert_eq!(eth.src_addr().0, MAC);
-    match eth.ethertype() {
-        EthernetProtocol::Ipv4 => {
-            let ip = Ipv4Packet::new_checked(eth.payload()).expect("well-formed IPv4");
-            assert_eq!(ip.src_addr().octets(), ADDR);
-            let dst = ip.dst_addr();
-            assert!(
-                !dst.is_broadcast()
-                    && !dst.is_multicast()
-                    && !dst.is_unspecified()
-                    && dst.octets() != [10, 0, 0, 255],
-                "the stack sent a packet to {dst}"
-            );
+fn check_sent(frame: &[u8], medium: Medium) {
+    assert!(
+        frame.len() <= mtu(medium),
+        "a {}-byte frame sent",
+        frame.len()
+    );
+    if medium == Medium::Ethernet {
+        let eth = EthernetFrame::new_checked(frame).expect("the stack sends Ethernet frames");
+        assert_eq!(eth.src_addr().0, MAC);
+        match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {}
+            EthernetProtocol::Arp => {
+                ArpPacket::new_checked(eth.payload()).expect("well-formed ARP");
+                return;
+            }
+            other => panic!("the stack sent a frame of ethertype {other}"),
         }
-        EthernetProtocol::Arp => {
-            ArpPacket::new_checked(eth.payload()).expect("well-formed ARP");
-        }
-        other => panic!("the stack sent a frame of ethertype {other}"),
     }
+    let Some((4, packet)) = crate::device::ip_packet(frame, medium) else {
+        panic!("the stack sent something other than IPv4: {frame:02x?}");
+    };
+    let ip = Ipv4Packet::new_checked(packet).expect("well-formed IPv4");
+    assert_eq!(ip.src_addr().octets(), ADDR);
+    let dst = ip.dst_addr();
+    assert!(
+        !dst.is_broadcast()
+            && !dst.is_multicast()
+            && !dst.is_unspecified()
+            && dst.octets() != [10, 0, 0, 255],
+        "the stack sent a packet to {dst}"
+    );
 }
 
 /// Reads `data` as records: a time step (u8, 8 ms each), a u16 length and
@@ -121,14 +146,25 @@ fn records(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     })
 }
 
-/// The receive target: each record of `data` is one frame received, a
-/// time step before it. Asserts that nothing panics and that every frame
-/// the stack sends in answer is well-formed, from its own address.
+/// The receive target: each record of `data` is one Ethernet frame
+/// received, a time step before it. Asserts that nothing panics and that
+/// every frame the stack sends in answer is well-formed, from its own
+/// address.
 pub fn receive(data: &[u8]) {
-    let mut h = Harness::new();
+    receive_on(Medium::Ethernet, data);
+}
+
+/// The receive target of an IP link (a TUN's medium): as [`receive`],
+/// each record one bare IP packet.
+pub fn receive_ip(data: &[u8]) {
+    receive_on(Medium::Ip, data);
+}
+
+fn receive_on(medium: Medium, data: &[u8]) {
+    let mut h = Harness::new(medium);
     for (step, frame) in records(data) {
         for sent in h.feed(step, frame) {
-            check_sent(&sent);
+            check_sent(&sent, medium);
         }
     }
 }
@@ -215,47 +251,88 @@ const RST: u8 = 0x04;
 /// closed port, and a whole connection to port 80 (handshake, data, FIN),
 /// its acknowledgements computed from the stack's own answers.
 pub fn receive_seeds() -> Vec<(String, Vec<u8>)> {
+    seeds(Medium::Ethernet)
+}
+
+/// Seed inputs for [`receive_ip`]: those of [`receive_seeds`] as bare IP
+/// packets, without ARP (an IP link has none).
+pub fn receive_ip_seeds() -> Vec<(String, Vec<u8>)> {
+    seeds(Medium::Ip)
+}
+
+fn seeds(medium: Medium) -> Vec<(String, Vec<u8>)> {
+    // The builders make Ethernet frames; an IP link carries their payload.
+    let on_link = |frame: Vec<u8>| match medium {
+        Medium::Ethernet => frame,
+        _ => frame[14..].to_vec(),
+    };
+    // ARP first where there is ARP: the stack learns the peer's MAC.
+    let hello: Vec<Vec<u8>> = match medium {
+        Medium::Ethernet => vec![arp_request()],
+        _ => Vec::new(),
+    };
+    let with_hello = |frame: Vec<u8>| {
+        let mut input: Vec<u8> = hello.iter().flat_map(|f| record(1, f)).collect();
+        input.extend(record(1, &on_link(frame)));
+        input
+    };
     let mut seeds = vec![
-        ("arp".to_owned(), record(1, &arp_request())),
         (
             "icmp-echo".to_owned(),
-            [
-                record(1, &arp_request()),
-                record(
-                    1,
-                    &ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g']),
-                ),
-            ]
-            .concat(),
+            with_hello(ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'])),
         ),
         (
             "syn-closed-port".to_owned(),
-            [
-                record(1, &arp_request()),
-                record(1, &tcp_segment(81, 1000, 0, SYN, &[])),
-            ]
-            .concat(),
+            with_hello(tcp_segment(81, 1000, 0, SYN, &[])),
         ),
     ];
+    if medium == Medium::Ethernet {
+        seeds.insert(0, ("arp".to_owned(), record(1, &arp_request())));
+    }
     // A connection, played against a harness to learn its sequence numbers.
-    let mut h = Harness::new();
+    let mut h = Harness::new(medium);
     let mut input = Vec::new();
     let mut play = |h: &mut Harness, frame: Vec<u8>| {
         input.extend(record(1, &frame));
         h.feed(1, &frame)
     };
-    play(&mut h, arp_request());
-    let answer = play(&mut h, tcp_segment(PORT, 1000, 0, SYN, &[]));
+    for frame in &hello {
+        play(&mut h, frame.clone());
+    }
+    let answer = play(&mut h, on_link(tcp_segment(PORT, 1000, 0, SYN, &[])));
     let isn = answer
         .iter()
-        .find(|f| f.len() >= 54 && f[12..14] == [8, 0] && f[23] == 6)
-        .map(|f| u32::from_be_bytes([f[38], f[39], f[40], f[41]]));
+        .find_map(|f| match demux::classify(f, medium) {
+            Frame::Tcp(seg) if seg.syn => Some(seg.seq),
+            _ => None,
+        });
     if let Some(isn) = isn {
-        play(&mut h, tcp_segment(PORT, 1001, isn + 1, ACK, &[]));
-        play(&mut h, tcp_segment(PORT, 1001, isn + 1, PSH_ACK, b"hello"));
-        play(&mut h, tcp_segment(PORT, 1006, isn + 6, FIN_ACK, &[]));
-        play(&mut h, tcp_segment(PORT, 1007, isn + 7, RST, &[]));
+        play(&mut h, on_link(tcp_segment(PORT, 1001, isn + 1, ACK, &[])));
+        play(
+            &mut h,
+            on_link(tcp_segment(PORT, 1001, isn + 1, PSH_ACK, b"hello")),
+        );
+        play(
+            &mut h,
+            on_link(tcp_segment(PORT, 1006, isn + 6, FIN_ACK, &[])),
+        );
+        play(&mut h, on_link(tcp_segment(PORT, 1007, isn + 7, RST, &[])));
         seeds.push(("connection".to_owned(), input));
     }
     seeds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection seed exists only if the stack answered the SYN: on
+    /// both media, the harness really carries a handshake.
+    #[test]
+    fn both_media_get_a_whole_connection_as_a_seed() {
+        for seeds in [receive_seeds(), receive_ip_seeds()] {
+            assert!(seeds.iter().any(|(name, _)| name == "connection"));
+        }
+        assert!(!receive_ip_seeds().iter().any(|(name, _)| name == "arp"));
+    }
 }

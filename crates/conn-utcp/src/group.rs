@@ -1,12 +1,12 @@
-//! `StackGroup`: N stacks, one per queue of a multi-queue TAP device.
+//! `StackGroup`: N stacks, one per queue of a multi-queue TAP or TUN device.
 
 use conn_core::Result;
-use smoltcp::wire::Ipv4Cidr;
+use smoltcp::wire::{IpCidr, Ipv4Cidr};
 
-use crate::{Stack, StackBuilder, Tap, UtcpListener};
+use crate::{Device, Stack, StackBuilder, Tap, Tun, UtcpListener};
 
 /// N [`Stack`]s sharing one address, each owning one queue of a
-/// multi-queue TAP device (mTCP's one context per core).
+/// multi-queue TAP or TUN device (mTCP's one context per core).
 ///
 /// Flows never cross stacks: the kernel picks the queue of each frame it
 /// sends by flow hash and, for a flow whose frames it has seen coming from
@@ -14,9 +14,10 @@ use crate::{Stack, StackBuilder, Tap, UtcpListener};
 /// of a connection reaches the stack that owns its socket. Each stack gets
 /// its own slice of the ephemeral ports, so two stacks never build the
 /// same four-tuple, and a server listens on every stack
-/// ([`StackGroup::listen`]). ARP frames are the exception: the kernel
-/// hands an ARP reply to any queue, so each stack passes the ARP frames it
-/// reads to its siblings and all of them learn every neighbour.
+/// ([`StackGroup::listen`]). On a TAP device, ARP and NDP frames are the
+/// exception: the kernel hands an ARP reply or a neighbour advertisement
+/// to any queue, so each stack passes those frames to its siblings and all
+/// of them learn every neighbour. A TUN device has no neighbours to learn.
 ///
 /// Every stack's driver is spawned on the runtime that builds the group.
 /// For mTCP's strict shape (one thread per core, nothing shared), build
@@ -45,9 +46,31 @@ impl StackGroup {
         StackGroup::from_taps(Tap::open_queues(name, n)?, cidr)
     }
 
+    /// Opens `n` queues of TUN device `name` and builds one stack on each,
+    /// all at `cidr`. With no link layer there is no ARP to pass around:
+    /// the stacks share nothing but the address.
+    ///
+    /// ```no_run
+    /// use conn_utcp::StackGroup;
+    ///
+    /// # #[tokio::main] async fn main() -> conn_core::Result<()> {
+    /// let group = StackGroup::tun("tun7", 2, "10.7.0.2/24".parse().unwrap())?;
+    /// assert_eq!(group.listen(8080, 64)?.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn tun(name: &str, n: usize, cidr: Ipv4Cidr) -> Result<StackGroup> {
+        StackGroup::from_queues(Tun::open_queues(name, n)?, cidr)
+    }
+
     /// One stack on each of `queues` (queues of one TAP device, from
     /// [`Tap::open_queues`]), all at `cidr`.
     pub fn from_taps(queues: Vec<Tap>, cidr: Ipv4Cidr) -> Result<StackGroup> {
+        StackGroup::from_queues(queues, cidr)
+    }
+
+    /// One stack on each of `queues` (queues of one TAP or TUN device,
+    /// from [`Tap::open_queues`] or [`Tun::open_queues`]), all at `cidr`.
+    pub fn from_queues<D: Into<Device>>(queues: Vec<D>, cidr: Ipv4Cidr) -> Result<StackGroup> {
         let stacks = StackGroup::builders(queues, cidr)
             .into_iter()
             .map(StackBuilder::build)
@@ -55,24 +78,34 @@ impl StackGroup {
         Ok(StackGroup { stacks })
     }
 
-    /// The builders of the stacks [`from_taps`](StackGroup::from_taps)
-    /// would build: one per queue, all at `cidr`, each with its own slice
-    /// of the ephemeral ports, passing ARP frames to each other. Build each
+    /// The builders of the stacks [`from_queues`](StackGroup::from_queues)
+    /// would build: one per queue (of a TAP or a TUN device), all at
+    /// `cidr`, each with its own slice of the ephemeral ports, TAP queues
+    /// passing ARP and NDP frames to each other. Build each
     /// on the thread whose runtime is to drive it, for mTCP's strict shape
     /// (e.g. in `conn_core::serve::Server::serve_with`).
-    pub fn builders(queues: Vec<Tap>, cidr: Ipv4Cidr) -> Vec<StackBuilder> {
+    ///
+    /// `cidr` is IPv4 or IPv6 (an `Ipv4Cidr` or an `Ipv6Cidr`); add the
+    /// other family's address to each builder for dual-stack stacks.
+    pub fn builders<D: Into<Device>>(queues: Vec<D>, cidr: impl Into<IpCidr>) -> Vec<StackBuilder> {
+        let cidr = cidr.into();
         let n = queues.len().max(1) as u32;
-        let share = crate::device::ArpShare::new(queues.len());
+        let share = crate::device::NeighbourShare::new(queues.len());
         let span = (65535 - 49152 + 1) / n;
         queues
             .into_iter()
             .enumerate()
-            .map(|(i, mut tap)| {
-                tap.share_arp(share.clone(), i);
+            .map(|(i, queue)| {
+                let mut device = queue.into();
+                if let Device::Tap(tap) = &mut device {
+                    tap.share_neighbours(share.clone(), i);
+                }
                 let first = 49152 + i as u32 * span;
-                Stack::builder(tap)
-                    .address(cidr)
-                    .ephemeral_ports(first as u16, (first + span - 1) as u16)
+                let builder = match cidr {
+                    IpCidr::Ipv4(v4) => Stack::builder(device).address(v4),
+                    IpCidr::Ipv6(v6) => Stack::builder(device).address_v6(v6),
+                };
+                builder.ephemeral_ports(first as u16, (first + span - 1) as u16)
             })
             .collect()
     }

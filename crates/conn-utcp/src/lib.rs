@@ -9,9 +9,10 @@
 //!   [`UtcpStream`] (connect with a deadline, `AsyncRead`/`AsyncWrite`,
 //!   done = FIN, close = FIN and wait for the peer's, kill = RST).
 //! * Devices: [`MemLink`] (two stacks in one process, no kernel in the
-//!   path) and [`Tap`] (Linux TAP, multi-queue); ARP and ICMP echo are
-//!   answered by smoltcp.
-//! * [`StackGroup`]: one stack per queue of a multi-queue TAP device.
+//!   path), [`Tap`] (Linux TAP, Ethernet, multi-queue) and [`Tun`] (Linux
+//!   TUN, bare IPv4/IPv6 packets with no ARP or NDP, multi-queue); ARP,
+//!   NDP and ICMP echo are answered by smoltcp.
+//! * [`StackGroup`]: one stack per queue of a multi-queue TAP or TUN device.
 //! * [`UtcpTransport`] / [`register`]: the `utcp://` scheme of one stack;
 //!   [`UtcpConnector`] is also a `tower::Service<http::Uri>`.
 //!
@@ -56,12 +57,12 @@ mod stream;
 mod time_wait;
 mod transport;
 
-pub use device::{Device, MemLink, MemPort, Tap};
+pub use device::{Device, MemLink, MemPort, Tap, Tun};
 pub use group::StackGroup;
 pub use id::SockId;
 pub use listener::UtcpListener;
 pub use smoltcp::socket::tcp::State as TcpState;
-pub use smoltcp::wire::Ipv4Cidr;
+pub use smoltcp::wire::{Ipv4Cidr, Ipv6Cidr};
 pub use stack::{Stack, StackBuilder};
 pub use stream::UtcpStream;
 pub use transport::{DEFAULT_BACKLOG, UtcpConnector, UtcpTransport, register};

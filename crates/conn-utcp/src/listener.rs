@@ -67,7 +67,7 @@ impl UtcpListener {
             })?,
             p => p,
         };
-        let local = SocketAddr::new(stack.address().into(), port);
+        let local = SocketAddr::new(stack.primary(), port);
         if inner.listener_port_taken(port) {
             return Err(Error::new(ErrorKind::AddrInUse)
                 .during("bind")

@@ -27,7 +27,7 @@
 //!
 //! The task sleeps until the device has frames (a `Notify` for a
 //! [`MemLink`](crate::MemLink), tokio's `AsyncFd` readiness for a
-//! [`Tap`](crate::Tap)), a socket operation kicks it (another `Notify`),
+//! [`Tap`](crate::Tap) or [`Tun`](crate::Tun)), a socket operation kicks it (another `Notify`),
 //! or smoltcp's `poll_delay` says a timer is due. It never polls in a loop.
 
 use std::collections::{HashMap, VecDeque};
@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use conn_core::{Deadline, Error, ErrorKind, Result};
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
-use smoltcp::phy;
+use smoltcp::phy::{self, Medium};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr, Ipv6Cidr};
@@ -92,7 +92,7 @@ const DEFAULT_BUFFER: usize = 64 * 1024;
 ///     .mac([0x02, 0, 0, 0, 0, 0x42])
 ///     .buffers(64 * 1024, 64 * 1024)
 ///     .build()?;
-/// assert_eq!(stack.address(), "192.168.5.2".parse::<std::net::Ipv4Addr>().unwrap());
+/// assert_eq!(stack.address(), Some("192.168.5.2".parse().unwrap()));
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -109,7 +109,9 @@ pub struct StackBuilder {
 }
 
 impl StackBuilder {
-    /// The interface's IPv4 address and prefix, e.g. `10.7.0.2/24` (required).
+    /// The interface's IPv4 address and prefix, e.g. `10.7.0.2/24`. A
+    /// stack needs this one, or an IPv6 one ([`address_v6`](Self::address_v6)),
+    /// or both.
     pub fn address(mut self, cidr: Ipv4Cidr) -> Self {
         self.address = Some(cidr);
         self
@@ -151,7 +153,9 @@ impl StackBuilder {
 
     /// The MAC address; by default a locally administered one derived from
     /// the IP address (so the stacks of a [`StackGroup`](crate::StackGroup)
-    /// on one TAP device share it, as one interface must).
+    /// on one TAP device share it, as one interface must). Irrelevant on a
+    /// [`Tun`](crate::Tun) (or [`MemLink::pair_ip`](crate::MemLink::pair_ip)):
+    /// an IP link has no MAC, and the one given is not used.
     pub fn mac(mut self, mac: [u8; 6]) -> Self {
         self.mac = Some(mac);
         self
@@ -194,27 +198,41 @@ impl StackBuilder {
         self,
         random_seed: Option<u64>,
     ) -> Result<(Stack, crate::device::Waiter)> {
-        let cidr = self.address.ok_or_else(|| {
-            Error::new(ErrorKind::InvalidType)
-                .during("build stack")
-                .detail("an IPv4 address and prefix are required")
-        })?;
+        let (cidr, cidr6) = (self.address, self.address_v6);
+        // The low four bytes of the address name the stack in its MAC.
+        let ip = match (cidr, cidr6) {
+            (Some(v4), _) => v4.address().octets(),
+            (None, Some(v6)) => v6.address().octets()[12..].try_into().expect("4 bytes"),
+            (None, None) => {
+                return Err(Error::new(ErrorKind::InvalidType)
+                    .during("build stack")
+                    .detail("an IPv4 or IPv6 address and prefix are required"));
+            }
+        };
         let mut device = Driven(
             self.device,
             Addrs {
-                v4: cidr.address(),
-                v6: self.address_v6.map(|c| c.address()),
+                v4: cidr.map(|c| c.address()),
+                v6: cidr6.map(|c| c.address()),
             },
         );
-        let ip = cidr.address().octets();
         let mac = self.mac.unwrap_or([0x02, 0x75, ip[0], ip[1], ip[2], ip[3]]);
         let number = NEXT_STACK.fetch_add(1, Ordering::Relaxed) % STACK_NUMBERS;
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        // A TUN (or an IP MemLink) has no link layer: no MAC, no ARP or
+        // NDP; smoltcp then reads and writes bare IP packets.
+        let medium = device.0.medium();
+        let hardware = match medium {
+            Medium::Ip => HardwareAddress::Ip,
+            _ => HardwareAddress::Ethernet(EthernetAddress(mac)),
+        };
+        let mut config = Config::new(hardware);
         config.random_seed = random_seed.unwrap_or_else(|| seed(number));
         let mut iface = Interface::new(config, &mut device, SmolInstant::now());
         iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::Ipv4(cidr));
-            if let Some(v6) = self.address_v6 {
+            if let Some(v4) = cidr {
+                let _ = addrs.push(IpCidr::Ipv4(v4));
+            }
+            if let Some(v6) = cidr6 {
                 let _ = addrs.push(IpCidr::Ipv6(v6));
             }
         });
@@ -234,6 +252,7 @@ impl StackBuilder {
         let shared = Arc::new(Shared {
             number,
             cidr,
+            cidr6,
             kick: Arc::new(Notify::new()),
             inner: Mutex::new(Inner {
                 iface,
@@ -244,6 +263,7 @@ impl StackBuilder {
                 nobody: SocketSet::new(Vec::new()),
                 time_wait: TimeWait::default(),
                 mac,
+                medium,
                 ports: self.ports,
                 next_port: self.ports.0,
                 round: Vec::new(),
@@ -294,7 +314,8 @@ pub struct Stack {
 
 pub(crate) struct Shared {
     number: u32,
-    cidr: Ipv4Cidr,
+    cidr: Option<Ipv4Cidr>,
+    cidr6: Option<Ipv6Cidr>,
     kick: Arc<Notify>,
     inner: Mutex<Inner>,
 }
@@ -319,6 +340,8 @@ pub(crate) struct Inner {
     nobody: SocketSet<'static>,
     time_wait: TimeWait,
     mac: [u8; 6],
+    /// The device's: what a frame is, Ethernet or a bare IP packet.
+    medium: Medium,
     ports: (u16, u16),
     next_port: u16,
     /// The keys of one egress round (kept to reuse its allocation).
@@ -358,7 +381,14 @@ impl Backlog {
 
 impl fmt::Debug for Stack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Stack({} at {})", self.shared.number, self.shared.cidr)
+        let at: Vec<String> = [
+            self.shared.cidr.map(|c| c.to_string()),
+            self.shared.cidr6.map(|c| c.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        write!(f, "Stack({} at {})", self.shared.number, at.join(" and "))
     }
 }
 
@@ -383,26 +413,37 @@ impl Stack {
         self.shared.number
     }
 
-    /// The interface's IPv4 address.
-    pub fn address(&self) -> Ipv4Addr {
-        self.shared.cidr.address()
+    /// The interface's IPv4 address, if it has one
+    /// ([`StackBuilder::address`]).
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.shared.cidr.map(|c| c.address())
     }
 
-    /// The interface's address and prefix.
-    pub fn cidr(&self) -> Ipv4Cidr {
+    /// The interface's IPv4 address and prefix, if it has one.
+    pub fn cidr(&self) -> Option<Ipv4Cidr> {
         self.shared.cidr
     }
 
     /// The interface's IPv6 address, if it has one
     /// ([`StackBuilder::address_v6`]).
     pub fn address_v6(&self) -> Option<Ipv6Addr> {
-        self.lock().device.1.v6
+        self.shared.cidr6.map(|c| c.address())
+    }
+
+    /// The address a listener is named by: the IPv4 one, or the IPv6 one
+    /// on a stack without IPv4.
+    pub(crate) fn primary(&self) -> IpAddr {
+        match (self.address(), self.address_v6()) {
+            (Some(v4), _) => v4.into(),
+            (None, Some(v6)) => v6.into(),
+            (None, None) => unreachable!("a stack is built with an address"),
+        }
     }
 
     /// Whether `ip` is one of the interface's addresses.
     pub fn has_address(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(v4) => v4 == self.address(),
+            IpAddr::V4(v4) => Some(v4) == self.address(),
             IpAddr::V6(v6) => Some(v6) == self.address_v6(),
         }
     }
@@ -609,7 +650,7 @@ impl Inner {
         let Some(frame) = self.device.staged() else {
             return;
         };
-        match demux::classify(frame) {
+        match demux::classify(frame, self.medium) {
             Frame::Tcp(seg) => self.ingress_tcp(now, seg),
             Frame::Neighbour => {
                 self.iface
@@ -671,7 +712,12 @@ impl Inner {
     /// is dropped.
     fn answer_time_wait(&mut self, now: SmolInstant, seg: &Segment) {
         let verify = phy::Device::capabilities(&self.device).checksum.tcp.rx();
-        let intact = !verify || self.device.staged().is_some_and(demux::checksums_hold);
+        let medium = self.medium;
+        let intact = !verify
+            || self
+                .device
+                .staged()
+                .is_some_and(|frame| demux::checksums_hold(frame, medium));
         self.device.discard();
         if !(intact && seg.fin && seg.ack) || seg.rst {
             return;
@@ -682,8 +728,8 @@ impl Inner {
             return;
         };
         if let Some(tx) = phy::Device::transmit(&mut self.device, now) {
-            phy::TxToken::consume(tx, time_wait::ack_len(seg.flow.peer), |buf| {
-                time_wait::write_ack(seg, me, mac, buf)
+            phy::TxToken::consume(tx, time_wait::ack_len(seg.flow.peer, medium), |buf| {
+                time_wait::write_ack(seg, me, mac, buf, medium)
             });
         }
     }
@@ -821,7 +867,7 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
             ready = waiter.ready() => {
                 let next = turn();
                 // The device was read to EAGAIN: wait for readiness anew.
-                if let (Some((_, true)), Ready::Tap(mut guard)) = (next, ready) {
+                if let (Some((_, true)), Ready::Queue(mut guard)) = (next, ready) {
                     guard.clear_ready();
                 }
                 next

@@ -100,8 +100,9 @@ impl UtcpStream {
     /// Connects from `stack` to `peer` until `deadline` (an ephemeral local
     /// port). `ConnectionRefused` when the peer resets the SYN,
     /// `TimedOut` when no answer came in time (the attempt is abandoned).
-    /// An IPv6 `peer` needs a stack with an IPv6 address
-    /// ([`StackBuilder::address_v6`](crate::StackBuilder::address_v6)):
+    /// A `peer` of either family needs a stack with an address of that
+    /// family ([`StackBuilder::address`](crate::StackBuilder::address),
+    /// [`StackBuilder::address_v6`](crate::StackBuilder::address_v6)):
     /// `AddrNotAvailable` otherwise.
     pub async fn connect(stack: &Stack, peer: SocketAddr, deadline: Deadline) -> Result<Self> {
         let step = conn_core::lifecycle_span!("connect", "utcp", endpoint_of(peer));
@@ -112,11 +113,15 @@ impl UtcpStream {
 
     async fn connect_inner(stack: &Stack, peer: SocketAddr, deadline: Deadline) -> Result<Self> {
         let target = endpoint_of(peer);
-        if peer.is_ipv6() && stack.address_v6().is_none() {
+        let (has_family, family) = match peer {
+            SocketAddr::V4(_) => (stack.address().is_some(), "IPv4"),
+            SocketAddr::V6(_) => (stack.address_v6().is_some(), "IPv6"),
+        };
+        if !has_family {
             return Err(Error::new(ErrorKind::AddrNotAvailable)
                 .during("connect")
                 .on(&target)
-                .detail("the stack has no IPv6 address to dial from"));
+                .detail(format!("the stack has no {family} address to dial from")));
         }
         let (index, generation) = {
             let mut guard = stack.lock();

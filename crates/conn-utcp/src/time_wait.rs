@@ -16,6 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
+use smoltcp::phy::Medium;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet,
@@ -82,56 +83,71 @@ impl TimeWait {
     }
 }
 
-/// Bytes of the ACK [`write_ack`] writes to `peer`: Ethernet, IP, TCP
-/// headers.
-pub(crate) fn ack_len(peer: IpAddr) -> usize {
-    14 + if peer.is_ipv4() { 20 } else { 40 } + 20
+/// Bytes of the ACK [`write_ack`] writes to `peer`: Ethernet (not on
+/// `Medium::Ip`), IP and TCP headers.
+pub(crate) fn ack_len(peer: IpAddr, medium: Medium) -> usize {
+    link_header(medium) + if peer.is_ipv4() { 20 } else { 40 } + 20
+}
+
+fn link_header(medium: Medium) -> usize {
+    match medium {
+        Medium::Ethernet => 14,
+        _ => 0,
+    }
 }
 
 /// Writes into `buf` (at least [`ack_len`] bytes) the acknowledgement of
 /// the FIN `seg` retransmitted: from `me` (`mac`, the address of the
 /// peer's family) to its sender, our sequence number the one the peer
-/// acknowledges, the peer's FIN counted.
-pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8]) {
-    let len = ack_len(seg.flow.peer);
-    let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
-    eth.set_dst_addr(EthernetAddress(seg.peer_mac));
-    eth.set_src_addr(EthernetAddress(mac));
-    let tcp_at = match (me, seg.flow.peer) {
-        (IpAddr::V4(me), IpAddr::V4(peer)) => {
-            eth.set_ethertype(EthernetProtocol::Ipv4);
-            let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-            ip.set_version(4);
-            ip.set_header_len(20);
-            ip.set_dscp(0);
-            ip.set_ecn(0);
-            ip.set_total_len(40);
-            ip.set_ident(0);
-            ip.clear_flags();
-            ip.set_dont_frag(true);
-            ip.set_frag_offset(0);
-            ip.set_hop_limit(64);
-            ip.set_next_header(IpProtocol::Tcp);
-            ip.set_src_addr(me);
-            ip.set_dst_addr(peer);
-            ip.fill_checksum();
-            14 + 20
-        }
-        (IpAddr::V6(me), IpAddr::V6(peer)) => {
-            eth.set_ethertype(EthernetProtocol::Ipv6);
-            let mut ip = Ipv6Packet::new_unchecked(eth.payload_mut());
-            ip.set_version(6);
-            ip.set_traffic_class(0);
-            ip.set_flow_label(0);
-            ip.set_payload_len(20);
-            ip.set_next_header(IpProtocol::Tcp);
-            ip.set_hop_limit(64);
-            ip.set_src_addr(me);
-            ip.set_dst_addr(peer);
-            14 + 40
-        }
-        _ => unreachable!("the caller picks the address of the peer's family"),
-    };
+/// acknowledges, the peer's FIN counted. On `Medium::Ip` it is the bare
+/// IP packet (`mac` unused).
+pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8], medium: Medium) {
+    let len = ack_len(seg.flow.peer, medium);
+    let ip_at = link_header(medium);
+    if medium == Medium::Ethernet {
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
+        eth.set_dst_addr(EthernetAddress(seg.peer_mac));
+        eth.set_src_addr(EthernetAddress(mac));
+        eth.set_ethertype(match seg.flow.peer {
+            IpAddr::V4(_) => EthernetProtocol::Ipv4,
+            IpAddr::V6(_) => EthernetProtocol::Ipv6,
+        });
+    }
+    let packet = &mut buf[ip_at..len];
+    let tcp_at = ip_at
+        + match (me, seg.flow.peer) {
+            (IpAddr::V4(me), IpAddr::V4(peer)) => {
+                let mut ip = Ipv4Packet::new_unchecked(packet);
+                ip.set_version(4);
+                ip.set_header_len(20);
+                ip.set_dscp(0);
+                ip.set_ecn(0);
+                ip.set_total_len(40);
+                ip.set_ident(0);
+                ip.clear_flags();
+                ip.set_dont_frag(true);
+                ip.set_frag_offset(0);
+                ip.set_hop_limit(64);
+                ip.set_next_header(IpProtocol::Tcp);
+                ip.set_src_addr(me);
+                ip.set_dst_addr(peer);
+                ip.fill_checksum();
+                20
+            }
+            (IpAddr::V6(me), IpAddr::V6(peer)) => {
+                let mut ip = Ipv6Packet::new_unchecked(packet);
+                ip.set_version(6);
+                ip.set_traffic_class(0);
+                ip.set_flow_label(0);
+                ip.set_payload_len(20);
+                ip.set_next_header(IpProtocol::Tcp);
+                ip.set_hop_limit(64);
+                ip.set_src_addr(me);
+                ip.set_dst_addr(peer);
+                40
+            }
+            _ => unreachable!("the caller picks the address of the peer's family"),
+        };
     let mut tcp = TcpPacket::new_unchecked(&mut buf[tcp_at..len]);
     tcp.set_src_port(seg.flow.port);
     tcp.set_dst_port(seg.flow.peer_port);
@@ -181,12 +197,19 @@ mod tests {
     #[test]
     fn the_ack_of_a_retransmitted_fin_counts_the_fin_and_is_checksummed() {
         const FIN_ACK: u8 = 0x11;
-        let Frame::Tcp(seg) = classify(&tcp_segment(80, 5000, 777, FIN_ACK, &[])) else {
+        let Frame::Tcp(seg) = classify(&tcp_segment(80, 5000, 777, FIN_ACK, &[]), Medium::Ethernet)
+        else {
             panic!("a segment");
         };
         let mut buf = [0u8; 54];
-        assert_eq!(ack_len(seg.flow.peer), buf.len());
-        write_ack(&seg, Ipv4Addr::from(ADDR).into(), MAC, &mut buf);
+        assert_eq!(ack_len(seg.flow.peer, Medium::Ethernet), buf.len());
+        write_ack(
+            &seg,
+            Ipv4Addr::from(ADDR).into(),
+            MAC,
+            &mut buf,
+            Medium::Ethernet,
+        );
         let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
         assert_eq!(eth.dst_addr().0, PEER_MAC);
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
@@ -199,6 +222,26 @@ mod tests {
         assert!(tcp.ack() && !tcp.fin() && !tcp.syn());
         assert_eq!((tcp.src_port(), tcp.dst_port()), (80, 40000));
         assert_eq!(tcp.seq_number(), TcpSeqNumber(777));
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(5001));
+    }
+
+    #[test]
+    fn on_an_ip_link_the_ack_is_a_bare_ip_packet() {
+        const FIN_ACK: u8 = 0x11;
+        let frame = tcp_segment(80, 5000, 777, FIN_ACK, &[]);
+        let Frame::Tcp(seg) = classify(&frame[14..], Medium::Ip) else {
+            panic!("a segment");
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(ack_len(seg.flow.peer, Medium::Ip), buf.len());
+        write_ack(&seg, Ipv4Addr::from(ADDR).into(), MAC, &mut buf, Medium::Ip);
+        let ip = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        assert!(ip.verify_checksum());
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(
+            &IpAddress::Ipv4(ip.src_addr()),
+            &IpAddress::Ipv4(ip.dst_addr())
+        ));
         assert_eq!(tcp.ack_number(), TcpSeqNumber(5001));
     }
 }

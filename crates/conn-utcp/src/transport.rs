@@ -86,10 +86,14 @@ impl Transport for UtcpTransport {
     async fn bind(&self, endpoint: &Endpoint) -> Result<BoxListener> {
         let addr = parse(endpoint, "bind")?;
         if !addr.ip().is_unspecified() && !self.stack.has_address(addr.ip()) {
-            let mut ours = self.stack.address().to_string();
-            if let Some(v6) = self.stack.address_v6() {
-                ours = format!("{ours} and {v6}");
-            }
+            let ours: Vec<String> = [
+                self.stack.address().map(|a| a.to_string()),
+                self.stack.address_v6().map(|a| a.to_string()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let ours = ours.join(" and ");
             return Err(Error::new(ErrorKind::AddrNotAvailable)
                 .during("bind")
                 .on(endpoint)

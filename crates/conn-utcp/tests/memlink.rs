@@ -8,16 +8,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use conn_core::{Connection, Deadline, ErrorKind, Listener};
-use conn_utcp::{MemLink, SockId, Stack, TcpState, UtcpListener, UtcpStream};
+use conn_utcp::{MemLink, MemPort, SockId, Stack, TcpState, UtcpListener, UtcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PORT: u16 = 7000;
 static NET: AtomicU32 = AtomicU32::new(1);
 
-/// Two stacks on a fresh link, in a subnet of their own.
+/// Two stacks on a fresh Ethernet link, in a subnet of their own.
 fn pair() -> (Stack, Stack) {
+    pair_on(MemLink::pair())
+}
+
+/// Two stacks on the two ends of `link`, in a subnet of their own.
+fn pair_on(link: (MemPort, MemPort)) -> (Stack, Stack) {
     let n = NET.fetch_add(1, Ordering::Relaxed);
-    let (a, b) = MemLink::pair();
+    let (a, b) = link;
     let server = Stack::builder(a)
         .address(format!("10.{n}.0.1/24").parse().unwrap())
         .build()
@@ -30,7 +35,7 @@ fn pair() -> (Stack, Stack) {
 }
 
 fn addr(stack: &Stack, port: u16) -> SocketAddr {
-    SocketAddr::new(stack.address().into(), port)
+    SocketAddr::new(stack.address().unwrap().into(), port)
 }
 
 async fn connected(server: &Stack, client: &Stack) -> (UtcpListener, UtcpStream, UtcpStream) {
@@ -71,7 +76,18 @@ async fn connect_accept_and_transfer_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_mebibyte_each_way_arrives_intact_on_a_multi_thread_runtime() {
     let (server, client) = pair();
-    let (_l, mut c, mut s) = connected(&server, &client).await;
+    one_mebibyte_each_way(&server, &client).await;
+}
+
+#[tokio::test]
+async fn one_mebibyte_each_way_arrives_intact_over_an_ip_link() {
+    // Medium::Ip (a TUN's): no Ethernet header, no ARP before the SYN.
+    let (server, client) = pair_on(MemLink::pair_ip(1500));
+    one_mebibyte_each_way(&server, &client).await;
+}
+
+async fn one_mebibyte_each_way(server: &Stack, client: &Stack) {
+    let (_l, mut c, mut s) = connected(server, client).await;
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
     let expect = data.clone();
     let writer = tokio::spawn(async move {
@@ -311,7 +327,7 @@ async fn the_registry_binds_and_dials_utcp() {
     conn_utcp::register(&mut servers, server.clone());
     let mut clients = conn_core::Registry::new();
     conn_utcp::register(&mut clients, client);
-    let url = format!("utcp://{}:{}", server.address(), PORT);
+    let url = format!("utcp://{}:{}", server.address().unwrap(), PORT);
     let mut listener = servers.bind(&url).await.unwrap();
     assert_eq!(listener.local_endpoint().to_string(), url);
     let mut conn = clients.connect(&url, soon()).await.unwrap();
@@ -330,7 +346,7 @@ async fn the_connector_is_a_tower_service_of_uris() {
     let (server, client) = pair();
     let mut listener = UtcpListener::bind(&server, 8080, 2).unwrap();
     let mut dial = conn_utcp::UtcpConnector::new(client);
-    let uri: http::Uri = format!("http://{}:8080/x", server.address())
+    let uri: http::Uri = format!("http://{}:8080/x", server.address().unwrap())
         .parse()
         .unwrap();
     let conn = dial.call(uri).await.unwrap();
@@ -351,7 +367,19 @@ async fn a_read_into_an_empty_buffer_returns_at_once() {
 
 #[tokio::test]
 async fn two_dual_stack_stacks_talk_over_ipv6_and_the_registry_names_the_v6_address() {
-    let (a, b) = MemLink::pair();
+    dual_stacks_talk_over_ipv6(MemLink::pair()).await;
+}
+
+#[tokio::test]
+async fn two_dual_stack_stacks_on_an_ip_link_talk_over_ipv6_without_ndp() {
+    // smoltcp's Medium::Ip has no neighbours to discover: the SYN goes first.
+    dual_stacks_talk_over_ipv6(MemLink::pair_ip(1500)).await;
+}
+
+/// Two dual-stack stacks on `link`: IPv6 through the registry, IPv4 on
+/// the same listener, and what neither family can reach refused.
+async fn dual_stacks_talk_over_ipv6(link: (MemPort, MemPort)) {
+    let (a, b) = link;
     let server = Stack::builder(a)
         .address("10.66.0.1/24".parse().unwrap())
         .address_v6("fd66::1/64".parse().unwrap())
@@ -366,7 +394,7 @@ async fn two_dual_stack_stacks_talk_over_ipv6_and_the_registry_names_the_v6_addr
     conn_utcp::register(&mut servers, server.clone());
     let mut listener = servers.bind("utcp://[fd66::1]:80").await.unwrap();
     assert_eq!(listener.local_endpoint().to_string(), "utcp://[fd66::1]:80");
-    // Neighbour discovery, then the handshake, all over IPv6.
+    // Neighbour discovery (on Ethernet), then the handshake, all over IPv6.
     let mut c = UtcpStream::connect(&client, "[fd66::1]:80".parse().unwrap(), soon())
         .await
         .unwrap();
@@ -397,4 +425,37 @@ async fn two_dual_stack_stacks_talk_over_ipv6_and_the_registry_names_the_v6_addr
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
     drop((c, s));
+}
+
+#[tokio::test]
+async fn stacks_with_only_ipv6_addresses_talk_and_refuse_ipv4() {
+    for link in [MemLink::pair(), MemLink::pair_ip(1500)] {
+        let (a, b) = link;
+        let server = Stack::builder(a)
+            .address_v6("fd68::1/64".parse().unwrap())
+            .build()
+            .unwrap();
+        let client = Stack::builder(b)
+            .address_v6("fd68::2/64".parse().unwrap())
+            .build()
+            .unwrap();
+        assert_eq!((server.address(), server.cidr()), (None, None));
+        let mut listener = UtcpListener::bind(&server, 80, 4).unwrap();
+        assert_eq!(listener.local_endpoint().to_string(), "utcp://[fd68::1]:80");
+        let mut c = UtcpStream::connect(&client, "[fd68::1]:80".parse().unwrap(), soon())
+            .await
+            .unwrap();
+        let mut s = listener.accept(soon()).await.unwrap();
+        c.write_all(b"six only").await.unwrap();
+        let mut buf = [0; 8];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"six only");
+        let err = UtcpStream::connect(&client, "10.68.0.1:80".parse().unwrap(), soon())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    }
+    let (a, _b) = MemLink::pair();
+    let err = Stack::builder(a).build().unwrap_err();
+    assert!(err.to_string().contains("an IPv4 or IPv6 address"), "{err}");
 }

@@ -73,6 +73,12 @@ pub const TARGETS: &[Target] = &[
         run: conn_utcp::fuzzing::receive,
         seeds: conn_utcp::fuzzing::receive_seeds,
     },
+    Target {
+        name: "utcp_rx_ip",
+        what: "conn-utcp: bare IP packets (a TUN's medium) received by a listening smoltcp stack",
+        run: conn_utcp::fuzzing::receive_ip,
+        seeds: conn_utcp::fuzzing::receive_ip_seeds,
+    },
 ];
 
 /// The target called `name`.

@@ -138,11 +138,28 @@ impl Server {
     where
         L: Listener,
     {
-        let threads = listeners.len().max(1);
-        let handles = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
+        self.serve_each_with(listeners, Ok, service)
+    }
+
+    /// Serves the listener `bind(item)` makes of one of `items` on each
+    /// thread, as many threads as `items`; `bind` runs on the thread that
+    /// is to drive the listener, before its accept loop starts (as
+    /// [`serve_with`](Server::serve_with)), with the item of that thread.
+    pub fn serve_each_with<T, B, L, S>(
+        self,
+        items: Vec<T>,
+        bind: B,
+        service: S,
+    ) -> PerCoreServe<L, S>
+    where
+        T: Send + 'static,
+        B: Fn(T) -> Result<L> + Send + Sync + 'static,
+    {
+        let threads = items.len().max(1);
+        let items = Mutex::new(items.into_iter().map(Some).collect::<Vec<_>>());
         Server { threads, ..self }.serve_with(
             move |core| {
-                handles
+                let item = items
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get_mut(core)
@@ -150,8 +167,9 @@ impl Server {
                     .ok_or_else(|| {
                         Error::new(ErrorKind::InvalidType)
                             .during("per-core serve")
-                            .detail(format!("no listener for thread {core}"))
-                    })
+                            .detail(format!("nothing to serve for thread {core}"))
+                    })?;
+                bind(item)
             },
             service,
         )

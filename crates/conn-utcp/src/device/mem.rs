@@ -1,5 +1,6 @@
 //! `MemLink`: two stacks wired back to back in one process, no kernel in
-//! the path. Each direction is a queue of Ethernet frames with a `Notify`
+//! the path. Each direction is a queue of Ethernet frames (or IP
+//! packets, [`MemLink::pair_ip`]) with a `Notify`
 //! that wakes the receiving stack's driver; frame buffers are recycled
 //! through a shared pool, so a steady transfer allocates nothing.
 
@@ -30,7 +31,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// An in-memory Ethernet link between two [`Stack`](crate::Stack)s.
+/// An in-memory Ethernet (or, [`MemLink::pair_ip`], IP) link between two
+/// [`Stack`](crate::Stack)s.
 ///
 /// ```
 /// use conn_core::{Connection, Deadline, Listener};
@@ -65,6 +67,27 @@ impl MemLink {
     /// Two ports of a fresh link carrying frames of up to `mtu` bytes
     /// (Ethernet header included, as smoltcp counts it).
     pub fn pair_with_mtu(mtu: usize) -> (MemPort, MemPort) {
+        MemLink::pair_of(Medium::Ethernet, mtu)
+    }
+
+    /// Two ports of a fresh IP link: bare IPv4 and IPv6 packets of up to
+    /// `mtu` bytes, no Ethernet header and no ARP or NDP, as a
+    /// [`Tun`](crate::Tun) carries them (smoltcp's `Medium::Ip`).
+    ///
+    /// ```
+    /// use conn_utcp::{MemLink, Stack};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> conn_core::Result<()> {
+    /// let (a, b) = MemLink::pair_ip(1500);
+    /// let one = Stack::builder(a).address("10.12.0.1/24".parse().unwrap()).build()?;
+    /// # let _ = (one, b);
+    /// # Ok(()) }
+    /// ```
+    pub fn pair_ip(mtu: usize) -> (MemPort, MemPort) {
+        MemLink::pair_of(Medium::Ip, mtu)
+    }
+
+    fn pair_of(medium: Medium, mtu: usize) -> (MemPort, MemPort) {
         let queue = || Queue {
             frames: Mutex::new(VecDeque::new()),
             ready: Arc::new(Notify::new()),
@@ -77,12 +100,14 @@ impl MemLink {
             MemPort {
                 link: link.clone(),
                 side: 0,
+                medium,
                 mtu,
                 staged: None,
             },
             MemPort {
                 link,
                 side: 1,
+                medium,
                 mtu,
                 staged: None,
             },
@@ -105,6 +130,7 @@ impl MemLink {
 pub struct MemPort {
     link: Arc<Link>,
     side: usize,
+    medium: Medium,
     mtu: usize,
     /// The frame [`stage`](MemPort::stage) took off the queue, not yet
     /// handed to smoltcp.
@@ -113,7 +139,11 @@ pub struct MemPort {
 
 impl fmt::Debug for MemPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MemPort({} of a link, mtu {})", self.side, self.mtu)
+        write!(
+            f,
+            "MemPort({} of a link, {:?}, mtu {})",
+            self.side, self.medium, self.mtu
+        )
     }
 }
 
@@ -152,7 +182,7 @@ impl MemPort {
             let Some(frame) = lock(&self.link.queues[self.side].frames).pop_front() else {
                 return false;
             };
-            if super::for_us(&frame, me) {
+            if super::for_us(&frame, me, self.medium) {
                 self.staged = Some(frame);
                 return true;
             }
@@ -200,9 +230,13 @@ impl MemPort {
         }
     }
 
+    pub(super) fn medium(&self) -> Medium {
+        self.medium
+    }
+
     pub(super) fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
+        caps.medium = self.medium;
         caps.max_transmission_unit = self.mtu;
         // Memory does not flip bits: skip computing and checking checksums.
         caps.checksum = ChecksumCapabilities::ignored();

@@ -1,5 +1,5 @@
-//! The `virtio_net_hdr` a TAP queue opened with `IFF_VNET_HDR` puts before
-//! every frame (`include/uapi/linux/virtio_net.h`, the 10-byte legacy
+//! The `virtio_net_hdr` a TAP or TUN queue opened with `IFF_VNET_HDR` puts
+//! before every frame (or IP packet) (`include/uapi/linux/virtio_net.h`, the 10-byte legacy
 //! form), and what the stack does with it: the offloads that let the
 //! kernel hand over, and take, 64 KiB TCP segments with checksums left to
 //! whoever needs them.
@@ -18,7 +18,8 @@
 
 use std::net::IpAddr;
 
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, checksum};
+use smoltcp::phy::Medium;
+use smoltcp::wire::{IpProtocol, TcpPacket, checksum};
 
 /// Bytes of the legacy header (`sizeof(struct virtio_net_hdr)`), the
 /// kernel's default `TUNSETVNETHDRSZ`.
@@ -29,7 +30,6 @@ const F_DATA_VALID: u8 = 2;
 const GSO_NONE: u8 = 0;
 const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
-const ETHERNET_HEADER: usize = 14;
 /// Where the checksum sits in a TCP header.
 const TCP_CHECKSUM_OFFSET: u16 = 16;
 
@@ -77,45 +77,31 @@ impl Repr {
     }
 }
 
-/// Where an Ethernet `frame`'s TCP segment is, if it carries one: (the IP
-/// packet's source, destination, header length; the TCP header length).
-fn tcp_headers(frame: &[u8]) -> Option<(IpAddr, IpAddr, usize, usize)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let (src, dst, segment) = crate::demux::tcp_of(eth.payload(), eth.ethertype())?;
-    let tcp = TcpPacket::new_checked(segment).ok()?;
-    let ip_header = match eth.ethertype() {
-        EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
-            .ok()?
-            .header_len()
-            .into(),
-        _ => 40, // no extension headers: `tcp_of` leaves those to smoltcp
-    };
-    Some((src, dst, ip_header, usize::from(tcp.header_len())))
-}
-
 /// Whether a received frame may go on: anything but a TCP segment whose
 /// checksum the header does not vouch for and that fails it.
-pub(crate) fn rx_checksum_holds(hdr: &Repr, frame: &[u8]) -> bool {
-    if hdr.checksum_trusted() || tcp_headers(frame).is_none() {
+pub(crate) fn rx_checksum_holds(hdr: &Repr, frame: &[u8], medium: Medium) -> bool {
+    if hdr.checksum_trusted() || crate::demux::tcp_of(frame, medium).is_none() {
         return true;
     }
-    crate::demux::checksums_hold(frame)
+    crate::demux::checksums_hold(frame, medium)
 }
 
 /// Readies `frame`, a frame smoltcp wrote with the TCP checksum left at
-/// zero, for a TAP queue with offloads: its header says what the kernel
-/// must still do, and a TCP segment gets its pseudo-header sum.
-/// `gso_size`: smoltcp asked for segmentation at that size.
-pub(crate) fn prepare_tx(frame: &mut [u8], gso_size: Option<u16>) -> Repr {
-    let Some((src, dst, ip_header, tcp_len)) = tcp_headers(frame) else {
+/// zero, for a TAP or TUN queue with offloads: its header says what the
+/// kernel must still do, and a TCP segment gets its pseudo-header sum.
+/// `gso_size`: smoltcp asked for segmentation at that size. The offsets
+/// in the header count from the frame's start, Ethernet header or not.
+pub(crate) fn prepare_tx(frame: &mut [u8], gso_size: Option<u16>, medium: Medium) -> Repr {
+    let Some(tcp) = crate::demux::tcp_of(frame, medium) else {
         return Repr::default();
     };
-    let csum_start = ETHERNET_HEADER + ip_header;
-    let tcp_bytes = {
-        let eth = EthernetFrame::new_unchecked(&frame[..]);
-        crate::demux::tcp_of(eth.payload(), eth.ethertype()).map_or(0, |(_, _, seg)| seg.len())
+    let Ok(header) = TcpPacket::new_checked(tcp.segment) else {
+        return Repr::default();
     };
-    let (partial, gso) = match (src, dst) {
+    let tcp_len = usize::from(header.header_len());
+    let tcp_bytes = tcp.segment.len();
+    let csum_start = tcp.ip_at + tcp.ip_header;
+    let (partial, gso) = match (tcp.src, tcp.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => (
             checksum::pseudo_header_v4(&src, &dst, IpProtocol::Tcp, tcp_bytes as u32),
             GSO_TCPV4,
@@ -146,6 +132,7 @@ pub(crate) fn prepare_tx(frame: &mut [u8], gso_size: Option<u16>) -> Repr {
 mod tests {
     use super::*;
     use crate::fuzzing::{SYN, tcp_segment};
+    use smoltcp::wire::Ipv4Packet;
 
     #[test]
     fn a_header_reads_back_as_written() {
@@ -166,7 +153,7 @@ mod tests {
     #[test]
     fn a_segment_sent_carries_its_pseudo_header_sum_and_a_long_one_asks_for_gso() {
         let mut frame = tcp_segment(80, 1, 0, SYN, &[7; 3000]);
-        let hdr = prepare_tx(&mut frame, Some(1460));
+        let hdr = prepare_tx(&mut frame, Some(1460), Medium::Ethernet);
         assert_eq!(
             (hdr.gso_type, hdr.gso_size, hdr.csum_start, hdr.hdr_len),
             (GSO_TCPV4, 1460, 34, 54)
@@ -184,20 +171,43 @@ mod tests {
         assert!(tcp.verify_checksum(&src.into(), &dst.into()));
         // A segment within the MSS goes whole, its checksum still partial.
         let mut short = tcp_segment(80, 1, 0, SYN, &[7; 100]);
-        let hdr = prepare_tx(&mut short, Some(1460));
+        let hdr = prepare_tx(&mut short, Some(1460), Medium::Ethernet);
         assert_eq!((hdr.flags, hdr.gso_type), (F_NEEDS_CSUM, GSO_NONE));
     }
 
     #[test]
     fn an_untrusted_segment_with_a_bad_checksum_is_refused() {
         let frame = tcp_segment(80, 1, 0, SYN, &[]); // checksum field 0
-        assert!(!rx_checksum_holds(&Repr::default(), &frame));
+        assert!(!rx_checksum_holds(
+            &Repr::default(),
+            &frame,
+            Medium::Ethernet
+        ));
         let trusted = Repr {
             flags: F_NEEDS_CSUM,
             ..Repr::default()
         };
-        assert!(rx_checksum_holds(&trusted, &frame));
+        assert!(rx_checksum_holds(&trusted, &frame, Medium::Ethernet));
         // Not TCP: smoltcp checks it itself.
-        assert!(rx_checksum_holds(&Repr::default(), &[0u8; 60]));
+        assert!(rx_checksum_holds(
+            &Repr::default(),
+            &[0u8; 60],
+            Medium::Ethernet
+        ));
+    }
+
+    #[test]
+    fn on_an_ip_link_the_checksum_starts_after_the_ip_header_alone() {
+        let frame = tcp_segment(80, 1, 0, SYN, &[7; 3000]);
+        let mut packet = frame[14..].to_vec();
+        let hdr = prepare_tx(&mut packet, Some(1460), Medium::Ip);
+        assert_eq!(
+            (hdr.gso_type, hdr.gso_size, hdr.csum_start, hdr.hdr_len),
+            (GSO_TCPV4, 1460, 20, 40)
+        );
+        // The pseudo-header sum is the one the Ethernet frame gets.
+        let mut eth = frame.clone();
+        prepare_tx(&mut eth, Some(1460), Medium::Ethernet);
+        assert_eq!(packet[36..38], eth[50..52]);
     }
 }

@@ -1,16 +1,21 @@
-//! A network namespace with the kernel side of a TAP device in it, made by
-//! the test itself (unique names from pid + counter) and torn down by a
-//! Drop guard even when the test fails; and a way to run kernel sockets
-//! inside that namespace.
+//! A network namespace with the kernel side of a TAP or TUN device in it,
+//! made by the test itself (unique names from pid + counter) and torn down
+//! by a Drop guard even when the test fails; a way to run kernel sockets
+//! inside that namespace; and the exchanges with the kernel that the TAP
+//! tests (`interop.rs`) and the TUN tests (`tun.rs`) both run.
 
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use conn_utcp::{Stack, Tap};
+use conn_core::{Connection, Deadline};
+use conn_utcp::{Device, Ipv4Cidr, Stack, StackGroup, Tap, Tun, UtcpListener, UtcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -21,14 +26,21 @@ pub const STACK: &str = "10.77.0.2";
 pub const KERNEL6: &str = "fd77::1";
 pub const STACK6: &str = "fd77::2";
 
-/// True when the test may create namespaces and TAP devices; prints why
-/// it skips otherwise.
+/// True when the test may create namespaces and TAP or TUN devices;
+/// prints (and records) why it skips otherwise.
 pub fn root_or_skip(test: &str) -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
     }
-    conn_test_support::skip(test, "it needs root (network namespaces, TAP devices)");
+    conn_test_support::skip(
+        test,
+        "it needs root (network namespaces, TAP and TUN devices)",
+    );
     false
+}
+
+pub fn soon() -> Deadline {
+    Deadline::after(Duration::from_secs(10))
 }
 
 fn ip(args: &[&str]) {
@@ -36,26 +48,36 @@ fn ip(args: &[&str]) {
     assert!(status.success(), "ip {}", args.join(" "));
 }
 
-/// A namespace named after this process and a counter, with a TAP
+/// A namespace named after this process and a counter, with a TAP or TUN
 /// device's kernel side moved into it and configured as 10.77.0.1/24.
 pub struct Net {
     pub ns: String,
-    pub tap: String,
+    /// The device's name.
+    pub dev: String,
 }
 
 impl Net {
     /// Creates the namespace and opens `queues` queues of a fresh TAP
     /// device (this process keeps the queues; the kernel side moves).
     pub fn new(queues: usize) -> (Net, Vec<Tap>) {
+        Net::open("x", |name| Tap::open_queues(name, queues))
+    }
+
+    /// As [`Net::new`], with a TUN device.
+    pub fn new_tun(queues: usize) -> (Net, Vec<Tun>) {
+        Net::open("t", |name| Tun::open_queues(name, queues))
+    }
+
+    fn open<D>(kind: &str, open: impl FnOnce(&str) -> conn_core::Result<Vec<D>>) -> (Net, Vec<D>) {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let net = Net {
             ns: format!("utcp-{pid}-{n}"),
-            tap: format!("ut{}x{n}", pid % 100_000),
+            dev: format!("ut{}{kind}{n}", pid % 100_000),
         };
         ip(&["netns", "add", &net.ns]);
-        let taps = Tap::open_queues(&net.tap, queues).expect("open the TAP device");
-        ip(&["link", "set", &net.tap, "netns", &net.ns]);
+        let queues = open(&net.dev).expect("open the device");
+        ip(&["link", "set", &net.dev, "netns", &net.ns]);
         ip(&[
             "-n",
             &net.ns,
@@ -63,11 +85,11 @@ impl Net {
             "add",
             &format!("{KERNEL}/24"),
             "dev",
-            &net.tap,
+            &net.dev,
         ]);
-        ip(&["-n", &net.ns, "link", "set", &net.tap, "up"]);
+        ip(&["-n", &net.ns, "link", "set", &net.dev, "up"]);
         ip(&["-n", &net.ns, "link", "set", "lo", "up"]);
-        (net, taps)
+        (net, queues)
     }
 
     /// The namespace with a stack on a single-queue TAP at 10.77.0.2/24.
@@ -85,24 +107,56 @@ impl Net {
     /// and whether the kernel took the TAP offloads.
     pub fn with_dual_stack() -> (Net, Stack, bool) {
         let (net, mut taps) = Net::new(1);
-        ip(&[
-            "-n",
-            &net.ns,
-            "addr",
-            "add",
-            &format!("{KERNEL6}/64"),
-            "dev",
-            &net.tap,
-            "nodad",
-        ]);
         let tap = taps.pop().unwrap();
         let offloads = tap.offloads();
-        let stack = Stack::builder(tap)
+        net.dual_stack(tap, offloads)
+    }
+
+    /// As [`Net::with_dual_stack`], on a single-queue TUN device.
+    pub fn with_dual_stack_tun() -> (Net, Stack, bool) {
+        let (net, mut tuns) = Net::new_tun(1);
+        let tun = tuns.pop().unwrap();
+        let offloads = tun.offloads();
+        net.dual_stack(tun, offloads)
+    }
+
+    fn dual_stack(self, device: impl Into<Device>, offloads: bool) -> (Net, Stack, bool) {
+        self.add_kernel_v6();
+        let stack = Stack::builder(device)
             .address(format!("{STACK}/24").parse().unwrap())
             .address_v6(format!("{STACK6}/64").parse().unwrap())
             .build()
             .unwrap();
-        (net, stack, offloads)
+        (self, stack, offloads)
+    }
+
+    /// Gives the kernel side [`KERNEL6`] too (without DAD, usable at once).
+    pub fn add_kernel_v6(&self) {
+        ip(&[
+            "-n",
+            &self.ns,
+            "addr",
+            "add",
+            &format!("{KERNEL6}/64"),
+            "dev",
+            &self.dev,
+            "nodad",
+        ]);
+    }
+
+    /// Dual-stack stacks, one on each of `queues` (a group's: their own
+    /// ephemeral ports, a TAP's sharing ARP and NDP), at [`STACK`] and
+    /// [`STACK6`]; gives the kernel side [`KERNEL6`] too.
+    pub fn dual_stack_group<D: Into<Device>>(&self, queues: Vec<D>) -> Vec<Stack> {
+        self.add_kernel_v6();
+        StackGroup::builders(queues, format!("{STACK}/24").parse::<Ipv4Cidr>().unwrap())
+            .into_iter()
+            .map(|b| {
+                b.address_v6(format!("{STACK6}/64").parse().unwrap())
+                    .build()
+                    .unwrap()
+            })
+            .collect()
     }
 
     /// Runs `f` on a thread inside the namespace with its own
@@ -160,4 +214,203 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
                 ^ seed
         })
         .collect()
+}
+
+/// The namespace's curl fetches `http://HOST:8080/` (`host` an address,
+/// an IPv6 one in brackets) from a one-page server on `stack`; returns
+/// the request it sent and the peer address the server saw.
+pub async fn curl_gets_a_page(net: &Net, stack: &Stack, host: &str) -> (String, SocketAddr) {
+    let mut listener = UtcpListener::bind(stack, 8080, 4).unwrap();
+    let server = tokio::spawn(async move {
+        let mut s = listener.accept(soon()).await.unwrap();
+        let peer = s.peer_addr();
+        let mut request = Vec::new();
+        let mut buf = [0; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello utcp\n",
+        )
+        .await
+        .unwrap();
+        s.close(soon()).await.unwrap();
+        (String::from_utf8(request).unwrap(), peer)
+    });
+    let out = net
+        .exec(&[
+            "curl",
+            "-sS",
+            "-g",
+            "--max-time",
+            "10",
+            &format!("http://{host}:8080/page"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello utcp\n");
+    let (request, peer) = server.await.unwrap();
+    assert!(request.starts_with("GET /page HTTP/1.1\r\n"), "{request}");
+    (request, peer)
+}
+
+/// `len` bytes each way between `stack` and a kernel listener at
+/// `kernel`:`port`: the stack connects and sends to EOF, then the kernel
+/// sends its own; both arrive whole, their checksums as sent.
+pub async fn bytes_each_way_arrive_intact(
+    net: &Net,
+    stack: &Stack,
+    kernel: IpAddr,
+    port: u16,
+    len: usize,
+) {
+    let (bound, is_bound) = tokio::sync::oneshot::channel();
+    let listen_on = SocketAddr::new(kernel, port);
+    let peer = net.kernel(move || async move {
+        let listener = tokio::net::TcpListener::bind(listen_on).await?;
+        bound.send(()).unwrap();
+        let (mut s, _) = listener.accept().await?;
+        let mut got = Vec::with_capacity(len);
+        s.read_to_end(&mut got).await?;
+        s.write_all(&pattern(len, 2)).await?;
+        s.shutdown().await?;
+        std::io::Result::Ok((got.len(), checksum(&got)))
+    });
+    is_bound.await.unwrap();
+    let c = UtcpStream::connect(stack, listen_on, soon()).await.unwrap();
+    assert_eq!(c.local_addr().is_ipv6(), kernel.is_ipv6());
+    let (mut rd, mut wr) = tokio::io::split(c);
+    let out = pattern(len, 1);
+    let sent = checksum(&out);
+    let writer = tokio::spawn(async move {
+        wr.write_all(&out).await.unwrap();
+        wr.shutdown().await.unwrap();
+        wr
+    });
+    let mut back = Vec::with_capacity(len);
+    rd.read_to_end(&mut back).await.unwrap();
+    let wr = writer.await.unwrap();
+    let (got, sum) = peer.await.unwrap().unwrap();
+    assert_eq!((got, sum), (len, sent), "utcp -> kernel");
+    assert_eq!(
+        (back.len(), checksum(&back)),
+        (len, checksum(&pattern(len, 2))),
+        "kernel -> utcp"
+    );
+    rd.unsplit(wr).close(soon()).await.unwrap();
+}
+
+/// Deletes the namespace's device under `stack`, which serves one
+/// connection from the kernel: accept then fails naming the device,
+/// the connection's read ends at once with a reset, and connect fails
+/// too.
+pub async fn a_deleted_device_fails_accept_and_connect_and_resets(net: &Net, stack: &Stack) {
+    let mut listener = UtcpListener::bind(stack, 8000, 4).unwrap();
+    let client = net.kernel(|| async {
+        let c = tokio::net::TcpStream::connect(format!("{STACK}:8000")).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        std::io::Result::Ok(c)
+    });
+    let mut s = listener.accept(soon()).await.unwrap();
+    let status = net
+        .exec(&["ip", "link", "del", &net.dev])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "delete the device");
+    let err = listener.accept(soon()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&net.dev) && text.contains("went away"),
+        "accept says which device went away: {text}"
+    );
+    assert_ne!(err.kind(), conn_core::ErrorKind::TimedOut, "{text}");
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut [0; 8]))
+        .await
+        .expect("a read on a stack without its device ends at once");
+    assert_eq!(
+        read.unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    let to = SocketAddr::new(KERNEL.parse().unwrap(), 8001);
+    let err = UtcpStream::connect(stack, to, soon()).await.unwrap_err();
+    assert!(err.to_string().contains("went away"), "{err}");
+    drop(client);
+}
+
+/// Every one of `stacks` (a group's) listens on `addr`'s port and echoes,
+/// tagging the answer with its number; sixteen concurrent flows from the
+/// kernel to `addr` must each be served whole by one stack (a
+/// segment reaching another stack would break its exchange with a
+/// reset), and both stacks serve some. Returns how long the flows took.
+pub async fn every_flow_is_served_by_the_stack_that_owns_it(
+    net: &Net,
+    stacks: &[Stack],
+    addr: SocketAddr,
+) -> Duration {
+    // Every stack listens and echoes, tagging the answer with its number.
+    for stack in stacks {
+        let mut listener = UtcpListener::bind(stack, addr.port(), 16).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok(mut s) = listener.accept(Deadline::NEVER).await else {
+                    return;
+                };
+                let tag = s.stack().number();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got).await.unwrap();
+                    s.write_all(format!("{tag}:").as_bytes()).await.unwrap();
+                    s.write_all(&got).await.unwrap();
+                    s.close(soon()).await.unwrap();
+                });
+            }
+        });
+    }
+    let numbers: Vec<u32> = stacks.iter().map(Stack::number).collect();
+    // Sixteen concurrent flows: each one's segments must all reach the one
+    // stack that owns its socket, or its exchange breaks with a reset.
+    let started = std::time::Instant::now();
+    let answers = net
+        .kernel(move || async move {
+            let mut tasks = Vec::new();
+            for i in 0..16 {
+                tasks.push(tokio::spawn(async move {
+                    let mut c = tokio::net::TcpStream::connect(addr).await?;
+                    c.write_all(format!("flow {i}").as_bytes()).await?;
+                    c.shutdown().await?;
+                    let mut answer = String::new();
+                    c.read_to_string(&mut answer).await?;
+                    std::io::Result::Ok(answer)
+                }));
+            }
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.unwrap());
+            }
+            answers
+        })
+        .await
+        .unwrap();
+    let mut served = std::collections::BTreeSet::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap();
+        let (tag, body) = answer.split_once(':').unwrap();
+        let tag: u32 = tag.parse().unwrap();
+        assert!(numbers.contains(&tag), "{answer}");
+        assert_eq!(body, format!("flow {i}"));
+        served.insert(tag);
+    }
+    // The kernel spread the sixteen flows over both queues (by flow hash;
+    // all on one queue would happen once in 2^15 runs).
+    assert_eq!(served.len(), 2, "served by {served:?} only");
+    started.elapsed()
 }
