@@ -5,7 +5,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use common::{
     KERNEL, KERNEL6, Net, STACK, STACK6, a_deleted_device_fails_accept_and_connect_and_resets,
@@ -202,17 +201,10 @@ async fn a_dual_stack_group_serves_every_ipv6_flow_from_the_stack_that_owns_it()
     if !root_or_skip("a_dual_stack_group_serves_every_ipv6_flow_from_the_stack_that_owns_it") {
         return;
     }
-    // Neighbour discovery crosses queues as ARP does: the kernel's
-    // advertisement reaches whichever queue its hash picks. A stack left
-    // without it answers its flows' SYNs only once the kernel solicits
-    // again, after SYN retransmits of 1 s and more; with it, the sixteen
-    // flows take some 0.1 s.
+    // Neighbour discovery crosses queues as ARP does (the exchange checks
+    // that no SYN had to be sent again).
     let (net, taps) = Net::new(2);
     let stacks = net.dual_stack_group(taps);
     let to = SocketAddr::new(STACK6.parse().unwrap(), 8004);
-    let took = every_flow_is_served_by_the_stack_that_owns_it(&net, &stacks, to).await;
-    assert!(
-        took < Duration::from_secs(1),
-        "{took:?}: a stack waited for a neighbour"
-    );
+    every_flow_is_served_by_the_stack_that_owns_it(&net, &stacks, to).await;
 }

@@ -6,40 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Net, STACK, checksum, pattern, root_or_skip};
+use common::{Net, STACK, checksum, pattern, root_or_skip, syn_retransmits};
 use conn_core::{Connection, Deadline};
 use conn_utcp::{DEFAULT_BACKLOG, UtcpListener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn soon() -> Deadline {
     Deadline::after(Duration::from_secs(20))
-}
-
-/// A counter of the namespace the calling thread is in, from
-/// `/proc/thread-self/net/{file}`: for each group, a line of names and
-/// then a line of values.
-fn counter(file: &str, group: &str, name: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
-        .unwrap_or_else(|e| panic!("read /proc/thread-self/net/{file}: {e}"));
-    let mut lines = text.lines().filter(|l| l.starts_with(group));
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        if let Some(i) = names.split_whitespace().position(|n| n == name) {
-            return values
-                .split_whitespace()
-                .nth(i)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{group} {name} has no value in {file}"));
-        }
-    }
-    panic!("{file} has no {group} {name}");
-}
-
-/// The kernel's count of SYNs it sent again, in the calling thread's
-/// namespace. (Only SYNs: a data segment retransmitted because a loaded
-/// test machine starved the stack's thread past the 200 ms RTO says
-/// nothing about the backlog.)
-fn syn_retransmits() -> u64 {
-    counter("netstat", "TcpExt:", "TCPSynRetrans")
 }
 
 #[tokio::test]
