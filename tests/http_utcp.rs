@@ -2,7 +2,8 @@
 //! --tun-host H`, IPv4 and IPv6): the HTTP server on the userspace stack
 //! over a TAP or TUN device it creates, reached by the kernel's own `curl`
 //! through the kernel's TCP; SIGTERM drains it and the device is gone
-//! afterwards. Each test runs in a network namespace of its
+//! afterwards; a device deleted under it ends it with its report and the
+//! error. Each test runs in a network namespace of its
 //! own, so nothing is made in the host's, and the namespace goes (with
 //! anything left in it) even when the test fails. Needs root (skips loudly
 //! otherwise).
@@ -111,6 +112,29 @@ fn connkit_http_on_a_tun_serves_ipv6_alone() {
 /// for both), on one thread or on two (`--per-core 2`: two queues, a
 /// stack and a runtime each), reached by the namespace's curl over every
 /// family it serves, then drained by SIGTERM.
+/// Starts `cmd` (`connkit http ...` in a namespace) and reads its output
+/// up to the line that says it listens: the server, the rest of its
+/// output, and what it said so far.
+fn start(mut cmd: Command) -> (Server, BufReader<std::process::ChildStdout>, String) {
+    let mut server = Server {
+        child: cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start connkit http"),
+    };
+    let mut out = BufReader::new(server.child.stdout.take().unwrap());
+    let mut lines = String::new();
+    while !lines.contains("listening on") {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "ended early: {lines}"
+        );
+        lines.push_str(&line);
+    }
+    (server, out, lines)
+}
+
 fn serve_on(kind: Kind, families: Families, per_core: bool) {
     let (flag, what) = match kind {
         Kind::Tap => ("tap", "TAP"),
@@ -157,22 +181,7 @@ fn serve_on(kind: Kind, families: Families, per_core: bool) {
     if per_core {
         cmd.args(["--per-core", "2"]);
     }
-    let mut server = Server {
-        child: cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start connkit http"),
-    };
-    let mut out = BufReader::new(server.child.stdout.take().unwrap());
-    let mut lines = String::new();
-    while !lines.contains("listening on") {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "ended early: {lines}"
-        );
-        lines.push_str(&line);
-    }
+    let (mut server, mut out, lines) = start(cmd);
     let listening = format!("listening on {}", listens.join(" and "));
     assert!(lines.contains(&listening), "{lines}");
     assert!(ns.has_device(&dev), "the server made no device {dev}");
@@ -215,4 +224,59 @@ fn serve_on(kind: Kind, families: Families, per_core: bool) {
     );
     assert_eq!(rest.contains(" on 2 threads"), per_core, "{rest}");
     assert!(!ns.has_device(&dev), "the device {dev} outlived the server");
+}
+
+#[test]
+fn a_tap_deleted_under_connkit_http_ends_it_with_its_report_and_the_error() {
+    let test = "a_tap_deleted_under_connkit_http_ends_it_with_its_report_and_the_error";
+    if !rustix::process::geteuid().is_root() {
+        conn_test_support::skip(test, "it needs root (creates a TAP device)");
+        return;
+    }
+    let pid = std::process::id();
+    let dev = format!("ck{}g", pid % 1_000_000);
+    let net = format!("10.{}.{}", 160 + pid % 13, (pid / 50) % 250);
+    let ns = Netns::new(format!("ckhttp{}g", pid % 1_000_000));
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_connkit"));
+    cmd.args(["http", "--tap", &dev, "--listen"])
+        .arg(format!("utcp://{net}.2:8080"))
+        .arg("--tap-host")
+        .arg(format!("{net}.1/24"));
+    cmd.stderr(Stdio::piped()); // the error, read once it has exited
+    let (mut server, mut out, _) = start(cmd);
+    let curl = ns
+        .command("curl")
+        .args(["-sS", "--max-time", "10"])
+        .arg(format!("http://{net}.2:8080/"))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+
+    assert!(ip(&["-n", &ns.0, "link", "del", &dev]), "delete {dev}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "a broken listener is no clean exit: {rest}"
+    );
+    // The report first, counting the connection served before; then why.
+    assert!(rest.contains("shutdown report: accepted 1, "), "{rest}");
+    assert!(
+        rest.contains("serving ended because the listener failed") && rest.contains("went away"),
+        "{rest}"
+    );
+    assert!(err.contains(&dev) && err.contains("went away"), "{err}");
 }
