@@ -13,7 +13,7 @@ mod mem;
 mod queue;
 mod tap;
 mod tun;
-mod vnet;
+pub(crate) mod vnet;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
