@@ -1,12 +1,15 @@
 //! The stack under concurrent load from the Linux kernel's TCP over a TAP
 //! device (needs root; skips loudly otherwise): many clients connecting at
-//! once, and orderly closes racing many transfers.
+//! once, orderly closes racing many transfers, and 256 MiB each way.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Net, STACK, checksum, pattern, root_or_skip, syn_retransmits};
+use common::{
+    KERNEL, Net, STACK, bytes_each_way_arrive_intact, checksum, pattern, root_or_skip,
+    syn_retransmits,
+};
 use conn_core::{Connection, Deadline};
 use conn_utcp::{DEFAULT_BACKLOG, UtcpListener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,4 +120,19 @@ async fn orderly_close_under_load_delivers_every_byte_written_before_it() {
             "connection {seed}: bytes changed"
         );
     }
+}
+
+#[tokio::test]
+async fn two_hundred_fifty_six_mebibytes_each_way_arrive_intact_with_offloads() {
+    if !root_or_skip("two_hundred_fifty_six_mebibytes_each_way_arrive_intact_with_offloads") {
+        return;
+    }
+    // Long enough for many windows of 64 KiB segments the kernel hands
+    // over unchecked and GSO frames it splits, both ways, all checksummed.
+    let (net, stack, offloads) = Net::with_dual_stack();
+    assert!(
+        offloads,
+        "this kernel takes TAP offloads; the test is of that path"
+    );
+    bytes_each_way_arrive_intact(&net, &stack, KERNEL.parse().unwrap(), 8102, 256 << 20).await;
 }
