@@ -4,6 +4,10 @@
 //! request; a successor of another uid is refused; a successor killed
 //! before it confirms leaves the running server serving.
 
+mod common {
+    pub mod wrk;
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -238,59 +242,13 @@ impl Probe {
     }
 }
 
-/// What one wrk run measured.
-#[derive(Debug)]
-struct Wrk {
-    requests: u64,
-    per_second: f64,
-    socket_errors: String,
-    non_2xx: u64,
-}
-
-/// Starts wrk: 32 connections, a new connection per request.
-fn wrk(port: u16, seconds: u32) -> std::process::Child {
-    Command::new("wrk")
-        .args(["-t", "2", "-c", "32", "-d", &format!("{seconds}s")])
-        .args(["-H", "Connection: close"])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wrk runs (cargo xtask test-all installs it)")
-}
-
-fn wrk_result(child: std::process::Child) -> Wrk {
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk failed: {text}");
-    let line = |prefix: &str| text.lines().find(|l| l.trim_start().starts_with(prefix));
-    // wrk prints these two lines only when there is something to count.
-    let socket_errors = line("Socket errors:").unwrap_or("none").trim().to_string();
-    let non_2xx = line("Non-2xx or 3xx responses:")
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0);
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in {text}"));
-    let per_second = line("Requests/sec:")
-        .and_then(|l| l.split(':').nth(1)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in {text}"));
-    Wrk {
-        requests,
-        per_second,
-        socket_errors,
-        non_2xx,
-    }
-}
-
-fn assert_wrk_clean(run: &Wrk) {
-    let clean = run.socket_errors == "none"
-        || run.socket_errors == "Socket errors: connect 0, read 0, write 0, timeout 0";
-    assert!(clean, "connect or socket errors: {run:?}");
-    assert_eq!(run.non_2xx, 0, "failed requests: {run:?}");
-    assert!(run.requests > 0, "{run:?}");
+/// Starts wrk on the server at `port` of this namespace's loopback.
+fn wrk(port: u16, seconds: u32) -> Child {
+    common::wrk::start(
+        Command::new("wrk"),
+        &format!("http://127.0.0.1:{port}/"),
+        seconds,
+    )
 }
 
 #[test]
@@ -302,8 +260,8 @@ fn tcp_handover_twice_under_wrk_load_loses_no_connection_and_no_request() {
     // own, so that wrk's end (which cuts its open connections) is not in
     // the reports checked below.
     let alone = Server::start(ANY_PORT, &temp("tcp-alone"));
-    let baseline = wrk_result(wrk(alone.port(), 3));
-    assert_wrk_clean(&baseline);
+    let baseline = common::wrk::result(wrk(alone.port(), 3));
+    common::wrk::assert_clean(&baseline);
     assert!(alone.terminate().0);
 
     let mut first = Server::start(listen, &handover);
@@ -320,10 +278,10 @@ fn tcp_handover_twice_under_wrk_load_loses_no_connection_and_no_request() {
     let mut third = Server::spawn(Server::command(listen, &handover));
     third.wait_for(&format!("taken over from pid {}", second.pid()));
     third.wait_for("offering the listeners");
-    let during = wrk_result(load);
+    let during = common::wrk::result(load);
     let (probed, probe_failed, gap) = probe.stop();
 
-    assert_wrk_clean(&during);
+    common::wrk::assert_clean(&during);
     assert_eq!(probe_failed, 0, "the probe's requests all succeed");
     let (ok, out) = first.exit();
     assert_drained_clean(ok, &out);
@@ -496,8 +454,8 @@ fn per_core_servers_hand_over_every_reuseport_socket_under_wrk_load() {
     let mut second = Server::spawn(cmd);
     let line = second.wait_for(&format!("taken over from pid {}", first.pid()));
     assert!(line.contains("2 threads"), "{line}");
-    let during = wrk_result(load);
-    assert_wrk_clean(&during);
+    let during = common::wrk::result(load);
+    common::wrk::assert_clean(&during);
     let (ok, out) = first.exit();
     assert_drained_clean(ok, &out);
     assert!(out.contains("on 2 threads"), "{out}");
