@@ -2,6 +2,9 @@
 //! (from this namespace or through `ip netns exec`), its output read back
 //! into numbers, and the check that it saw no error.
 
+// Each test binary that includes this uses only part of it.
+#![allow(dead_code)]
+
 use std::process::{Child, Command, Stdio};
 
 /// What one wrk run measured.
