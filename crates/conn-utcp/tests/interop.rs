@@ -12,7 +12,7 @@ use common::{
     root_or_skip, soon,
 };
 use conn_core::Connection;
-use conn_utcp::{StackGroup, UtcpListener, UtcpStream};
+use conn_utcp::{Stack, StackGroup, UtcpListener, UtcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn kernel_addr(port: u16) -> SocketAddr {
@@ -94,6 +94,24 @@ async fn sixteen_mebibytes_each_way_arrive_intact() {
     let (net, stack) = Net::with_stack();
     let kernel = KERNEL.parse().unwrap();
     bytes_each_way_arrive_intact(&net, &stack, kernel, 9001, 16 << 20).await;
+}
+
+#[tokio::test]
+async fn sixteen_mebibytes_each_way_arrive_intact_frame_by_frame_without_offloads() {
+    if !root_or_skip("sixteen_mebibytes_each_way_arrive_intact_frame_by_frame_without_offloads") {
+        return;
+    }
+    // The path a kernel that refuses TUNSETOFFLOAD leaves: MTU-sized
+    // frames, checksums made and checked by the stack.
+    let (net, mut taps) = Net::new(1);
+    let tap = taps.pop().unwrap().without_offloads().unwrap();
+    assert!(!tap.offloads());
+    let stack = Stack::builder(tap)
+        .address(format!("{STACK}/24").parse().unwrap())
+        .build()
+        .unwrap();
+    let kernel = KERNEL.parse().unwrap();
+    bytes_each_way_arrive_intact(&net, &stack, kernel, 9007, 16 << 20).await;
 }
 
 #[tokio::test]

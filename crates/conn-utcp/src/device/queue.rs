@@ -193,6 +193,20 @@ impl Queue {
         self.offload
     }
 
+    /// Turns the offloads off (`TUNSETOFFLOAD` with no flags): frame by
+    /// frame from here on, as when the kernel refuses them.
+    pub(super) fn disable_offloads(&mut self) -> Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value on an open tun fd.
+        let rc =
+            unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TUNSETOFFLOAD, 0 as libc::c_uint) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(Error::io(e, "turn the offloads off", &self.name));
+        }
+        self.offload = false;
+        Ok(())
+    }
+
     pub(super) fn take_drained(&mut self) -> bool {
         std::mem::take(&mut self.drained)
     }

@@ -104,6 +104,16 @@ impl Tap {
         self.queue.offloads()
     }
 
+    /// This queue frame by frame, as when the kernel refuses the
+    /// offloads: every frame within the MTU, checksums computed and checked
+    /// by the stack. For a device bridged to hardware that must see
+    /// finished checksums, or to compare the two paths; call it before the
+    /// queue goes to a [`Stack`](crate::Stack).
+    pub fn without_offloads(mut self) -> Result<Tap> {
+        self.queue.disable_offloads()?;
+        Ok(self)
+    }
+
     /// Joins this queue to `share` as sibling `index`.
     pub(crate) fn share_neighbours(&mut self, share: Arc<NeighbourShare>, index: usize) {
         self.share = Some((share, index));

@@ -72,6 +72,16 @@ impl Tun {
         self.queue.offloads()
     }
 
+    /// This queue packet by packet, as when the kernel refuses the
+    /// offloads: every packet within the MTU, checksums computed and checked
+    /// by the stack. For a device bridged to hardware that must see
+    /// finished checksums, or to compare the two paths; call it before the
+    /// queue goes to a [`Stack`](crate::Stack).
+    pub fn without_offloads(mut self) -> Result<Tun> {
+        self.queue.disable_offloads()?;
+        Ok(self)
+    }
+
     /// Reads the next packet for `me`; false when the device is drained.
     pub(super) fn stage(&mut self, me: &super::Addrs) -> bool {
         self.queue.stage(me, |_| None).is_some()
