@@ -233,8 +233,9 @@ fn main() {
          connections are checked before and after (all ESTABLISHED; or the client stack's \
          lingering() = 10,000 and the server's 0, so all in TIME-WAIT). TAP rows: kernel clients in a \
          namespace on their own thread (the 32 clients are tasks on it), server on the TAP \
-         (utcp) or behind a veth (kernel), MTU 1500 both, the client namespace's ports \
-         1024-65535 and tcp_tw_reuse=1 in both cases; 64 MiB bulk, the other TAP rows run \
+         (utcp, 1 MiB socket buffers; the kernel's grow on their own) or behind a veth \
+         (kernel), MTU 1500 both, the client namespace's ports 1024-65535 and tcp_tw_reuse=1 \
+         in both cases; 64 MiB bulk, the other TAP rows run \
          1 s a round. Medians of 5 alternating rounds; ratio = connkit / peer, higher is \
          better. Load average (1 min) {load_before} before the run, {} after, on 2 cores.",
         load()

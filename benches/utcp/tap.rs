@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// The utcp server's socket buffers on the TAP: 1 MiB each way. The
+/// kernel's own, behind the veth, grow with the transfer (tcp_rmem's
+/// default ceiling is 6 MiB); 256 KiB held the upload at some 0.85 of it,
+/// one window of four 64 KiB segments in flight.
+const TAP_BUFFER: usize = 1024 * 1024;
+
 /// A namespace removed on drop.
 pub(super) struct Ns(String);
 
@@ -293,7 +299,7 @@ pub(super) async fn tap_round(n: u32) -> Vec<Run> {
     ip(&["-n", &ns.0, "link", "set", &tap, "up"]);
     let stack = Stack::builder(device)
         .address("10.79.0.2/24".parse().unwrap())
-        .buffers(256 * 1024, 256 * 1024)
+        .buffers(TAP_BUFFER, TAP_BUFFER)
         .build()
         .unwrap();
     let mut listener = UtcpListener::bind(&stack, 6000, 64).unwrap();

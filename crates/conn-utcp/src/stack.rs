@@ -845,9 +845,14 @@ impl Inner {
 /// The driver task: poll, then sleep until frames arrive, a socket call
 /// kicks, or smoltcp's next timer. Ends when the last `Stack` is dropped.
 async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Waiter) {
-    let turn = || {
+    // `readable`: the reactor reported the device's descriptor, so it is
+    // read again (other turns skip a queue already read to EAGAIN).
+    let turn = |readable: bool| {
         let shared = stack.upgrade()?;
         let mut inner = shared.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if readable {
+            inner.device.0.readable();
+        }
         let delay = inner.poll();
         // A stack whose device went away has nothing left to drive.
         if inner.failed.is_some() {
@@ -855,7 +860,9 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
         }
         Some((delay, inner.device.0.take_drained()))
     };
-    let Some((mut delay, _)) = turn() else { return };
+    let Some((mut delay, _)) = turn(true) else {
+        return;
+    };
     loop {
         let sleep = async {
             match delay {
@@ -865,15 +872,15 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
         };
         let next = tokio::select! {
             ready = waiter.ready() => {
-                let next = turn();
+                let next = turn(matches!(ready, Ready::Queue(_)));
                 // The device was read to EAGAIN: wait for readiness anew.
                 if let (Some((_, true)), Ready::Queue(mut guard)) = (next, ready) {
                     guard.clear_ready();
                 }
                 next
             }
-            _ = kick.notified() => turn(),
-            _ = sleep => turn(),
+            _ = kick.notified() => turn(false),
+            _ = sleep => turn(false),
         };
         let Some((d, _)) = next else { return };
         delay = d;

@@ -148,6 +148,14 @@ impl Device {
         }
     }
 
+    /// The device's descriptor was reported readable: the next receive
+    /// reads it again (a queue read to EAGAIN is otherwise left alone).
+    pub(crate) fn readable(&mut self) {
+        if let Some(queue) = self.queue_mut() {
+            queue.readable();
+        }
+    }
+
     /// True (once) when a receive found the device empty since last asked.
     pub(crate) fn take_drained(&mut self) -> bool {
         match self.queue_mut() {

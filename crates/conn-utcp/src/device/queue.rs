@@ -100,6 +100,12 @@ pub(super) struct Queue {
     /// under the queue (`EBADFD`) or broke.
     gone: Option<i32>,
     drained: bool,
+    /// Read to `EAGAIN` with no readiness reported since: the queue is
+    /// known empty, so a turn the stack takes for another reason (a socket
+    /// call's kick, a timer) does not spend a `read` to learn it again.
+    /// The reactor is edge-triggered: a frame that arrives after the
+    /// `EAGAIN` is reported, and [`readable`](Queue::readable) ends this.
+    quiet: bool,
 }
 
 impl fmt::Debug for Queue {
@@ -174,6 +180,7 @@ impl Queue {
             offload,
             gone: None,
             drained: false,
+            quiet: false,
         })
     }
 
@@ -207,6 +214,11 @@ impl Queue {
         Ok(())
     }
 
+    /// The reactor reported the descriptor readable (or in error).
+    pub(super) fn readable(&mut self) {
+        self.quiet = false;
+    }
+
     pub(super) fn take_drained(&mut self) -> bool {
         std::mem::take(&mut self.drained)
     }
@@ -231,6 +243,7 @@ impl Queue {
             });
             let n = match injected {
                 Some(n) => n,
+                None if self.quiet => return None,
                 // SAFETY: reads at most `rx.len()` bytes into the live buffer `rx`.
                 None => unsafe {
                     libc::read(
@@ -252,6 +265,7 @@ impl Queue {
                 }
                 // Nothing more until the fd is readable (or ever, if gone).
                 self.drained = true;
+                self.quiet = true;
                 return None;
             }
             // A read shorter than its header is not a frame.
