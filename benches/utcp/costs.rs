@@ -104,8 +104,8 @@ pub(super) fn usage() -> Usage {
 pub(super) struct Run {
     pub(super) rate: f64,
     minflt: f64,
-    csw: f64,
-    syscalls: Option<f64>,
+    pub(super) csw: f64,
+    pub(super) syscalls: Option<f64>,
 }
 
 impl Run {

@@ -401,9 +401,10 @@ pub(super) async fn tap(rows: &mut Vec<Row>, costs: &mut Costs) {
         peer.push(veth_round(n).await);
         // Each round's figures, to see the spread the medians hide.
         for (at, work) in WORKS.iter().enumerate() {
+            let (o, p) = (ours[n as usize][at], peer[n as usize][at]);
             eprintln!(
-                "utcp bench: round {n} {work:?}: TAP {:.1}, veth {:.1}",
-                ours[n as usize][at].rate, peer[n as usize][at].rate
+                "utcp bench: round {n} {work:?}: TAP {:.1}, veth {:.1} (per unit: syscalls {:.1?} vs {:.1?}, context switches {:.2} vs {:.2})",
+                o.rate, p.rate, o.syscalls, p.syscalls, o.csw, p.csw
             );
         }
     }
