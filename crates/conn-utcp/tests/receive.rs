@@ -218,3 +218,63 @@ async fn a_fin_retransmitted_in_time_wait_is_acknowledged_without_a_socket() {
     assert!(segments(&sent_within(&peer, 100).await).is_empty());
     assert_eq!(stack.lingering(), 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn malformed_and_truncated_frames_are_dropped_and_an_established_connection_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (stack, mut listener, peer) = listening_stack();
+    let isn = handshake(&peer, 40001).await;
+    let mut s = listener
+        .accept(conn_core::Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let good = segment_from(40001, 1001, isn + 1, PSH_ACK, b"ping");
+    // The malformed frames carry other bytes at the same place in the
+    // stream: were one taken, the connection would read them.
+    let evil = segment_from(40001, 1001, isn + 1, PSH_ACK, b"EVIL");
+    let mut bad = Vec::new();
+    // Cut anywhere: inside the Ethernet, IPv4 and TCP headers and payload.
+    for len in [0, 5, 13, 14, 20, 33, 34, 40, 53, evil.len() - 1] {
+        bad.push(evil[..len].to_vec());
+    }
+    // IPv4 lengths that lie: total length past the frame, header length
+    // past the total, a header shorter than 20 bytes.
+    for (at, value) in [(16usize, 0xffu8), (14, 0x4f), (14, 0x41)] {
+        let mut f = evil.clone();
+        f[at] = value;
+        bad.push(f);
+    }
+    // A TCP data offset past the segment, and one inside the fixed header.
+    for offset in [0xf0u8, 0x10] {
+        let mut f = evil.clone();
+        f[46] = offset;
+        bad.push(f);
+    }
+    // Not IPv4 at all, though it says so; and an unknown ethertype.
+    let mut f = evil.clone();
+    f[14] = 0x65;
+    bad.push(f);
+    let mut f = evil.clone();
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    bad.push(f);
+    for f in &bad {
+        peer.send_frame(f);
+    }
+    let sent = segments(&sent_within(&peer, 100).await);
+    assert!(
+        !sent.iter().any(|s| s.1 & 0x04 != 0),
+        "no malformed frame is answered with a reset: {sent:?}"
+    );
+    // Nothing of them reached the connection; the real segment does.
+    peer.send_frame(&good);
+    let mut buf = [0; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    s.write_all(b"pong").await.unwrap();
+    let sent = segments(&sent_within(&peer, 100).await);
+    assert!(
+        sent.iter().any(|s| s.0 == 40001 && s.4 == b"pong"),
+        "the answer went out: {sent:?}"
+    );
+    drop(stack);
+}
