@@ -51,9 +51,32 @@ pub(crate) struct Conn {
     pub(crate) owner: Owner,
     timer: Option<Instant>,
     dirty: bool,
+    /// The state [`Conn::observe`] saw last.
+    seen: tcp::State,
+    /// It reached CLOSED from LAST-ACK or TIME-WAIT: both FINs went and
+    /// were acknowledged, so the connection ended in order, not by a reset.
+    ended_in_order: bool,
 }
 
 impl Conn {
+    /// Notes the socket's state after smoltcp had it; returns it.
+    pub(crate) fn observe(&mut self) -> tcp::State {
+        let state = self.socket().state();
+        if state == tcp::State::Closed
+            && matches!(self.seen, tcp::State::LastAck | tcp::State::TimeWait)
+        {
+            self.ended_in_order = true;
+        }
+        self.seen = state;
+        state
+    }
+
+    /// Both sides ended and acknowledged their FINs before the socket
+    /// closed (a reset or an abort leaves this false).
+    pub(crate) fn ended_in_order(&self) -> bool {
+        self.ended_in_order
+    }
+
     pub(crate) fn socket(&mut self) -> &mut tcp::Socket<'static> {
         self.set.get_mut::<tcp::Socket>(self.handle)
     }
@@ -111,12 +134,16 @@ impl Conns {
                 owner,
                 timer: None,
                 dirty: false,
+                seen: tcp::State::Closed,
+                ended_in_order: false,
             }
         });
         let key = self.slab.insert(conn);
         let conn = &mut self.slab[key];
         // A reused socket keeps no setting of its last connection.
         conn.socket().set_timeout(None);
+        conn.seen = tcp::State::Closed;
+        conn.ended_in_order = false;
         conn.owner = owner;
         conn.flow = Some(flow);
         conn.dialled = dialled;

@@ -453,8 +453,10 @@ impl Stack {
     /// A connection sends its FIN, reads and drops inbound data until the
     /// peer's FIN or `deadline`, and is released either way (on `TimedOut`
     /// with a reset). A listener stops listening (connections not yet
-    /// accepted are reset). `NotConnected` when the connection had already
-    /// ended (reset, or closed by both sides); the id is freed then too.
+    /// accepted are reset). A connection both sides had already closed in
+    /// order (its socket CLOSED after LAST-ACK or TIME-WAIT) closes `Ok`;
+    /// one that was reset or aborted is `NotConnected`, and its id is
+    /// freed then too.
     pub async fn close(&self, id: SockId, deadline: Deadline) -> Result<()> {
         let key = {
             let mut inner = self.lock_for(id, "close")?;
@@ -766,7 +768,7 @@ impl Inner {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        let state = conn.socket().state();
+        let state = conn.observe();
         match (conn.owner, state) {
             (Owner::Handshake(port), State::Listen | State::Closed) => {
                 // The segment opened nothing (a bad checksum, a reset

@@ -272,15 +272,26 @@ pub(crate) async fn close_conn(
     let index = id.index();
     {
         let mut inner = stack.lock();
-        let socket = inner.conns.socket(key);
-        if socket.state() == State::Closed {
+        let conn = inner
+            .conns
+            .get(key)
+            .expect("a stream's connection is in the table");
+        if conn.observe() == State::Closed {
+            // Both FINs went and were acknowledged before this call (the
+            // peer closed first, and our FIN was answered): that is the
+            // orderly close, already done.
+            let in_order = conn.ended_in_order();
             inner.table.remove(index);
             inner.release(key);
-            return Err(Error::new(ErrorKind::NotConnected)
-                .during("close")
-                .on(id)
-                .detail("the connection had already ended"));
+            return match in_order {
+                true => Ok(()),
+                false => Err(Error::new(ErrorKind::NotConnected)
+                    .during("close")
+                    .on(id)
+                    .detail("the connection had already ended (reset or aborted)")),
+            };
         }
+        let socket = inner.conns.socket(key);
         socket.close();
         inner.conns.touch(key);
     }

@@ -169,6 +169,23 @@ async fn closing_an_already_terminated_connection_is_not_connected() {
 }
 
 #[tokio::test]
+async fn closing_a_connection_both_sides_already_ended_in_order_is_ok() {
+    let (server, client) = pair();
+    let (_l, c, mut s) = connected(&server, &client).await;
+    // The peer closes first; this side answers with its FIN (done), and
+    // the peer's ACK of it takes this socket from LAST-ACK to CLOSED.
+    let closing = tokio::spawn(async move { c.close(soon()).await });
+    assert_eq!(s.read(&mut [0; 1]).await.unwrap(), 0, "the peer's FIN");
+    s.done(soon()).await.unwrap();
+    closing.await.unwrap().unwrap();
+    while s.state().unwrap() != TcpState::Closed {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Nothing was reset: the close that is already done is no error.
+    s.close(soon()).await.unwrap();
+}
+
+#[tokio::test]
 async fn an_id_of_another_stack_is_wrong_context() {
     let (server, client) = pair();
     let (_l, c, _s) = connected(&server, &client).await;
