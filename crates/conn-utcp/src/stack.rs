@@ -862,31 +862,78 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
         }
         Some((delay, inner.device.0.take_drained()))
     };
+    let on_ready = |ready: Ready<'_>| {
+        let next = turn(matches!(ready, Ready::Queue(_)));
+        // The device was read to EAGAIN: wait for readiness anew.
+        if let (Some((_, true)), Ready::Queue(mut guard)) = (next, ready) {
+            guard.clear_ready();
+        }
+        next.map(|(delay, _)| delay)
+    };
     let Some((mut delay, _)) = turn(true) else {
         return;
     };
+    // One timer for the task's life, moved only to an earlier deadline: a
+    // later one lets it fire early, and that turn sets it again. tokio wakes
+    // its own reactor (an eventfd write, then an epoll_wait that returns at
+    // once) whenever a timer moves earlier than the reactor's next wake, so
+    // a fresh timer per turn cost two syscalls a request/response.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     loop {
-        let sleep = async {
-            match delay {
-                Some(d) => tokio::time::sleep(d).await,
-                None => std::future::pending().await,
+        let due = delay.map(|d| tokio::time::Instant::now() + d);
+        if let Some(at) = due.filter(|at| armed.is_none_or(|armed| *at < armed)) {
+            // Usually a turn wants an earlier timer because it woke a
+            // socket's task (a request read: its delayed ACK is due), and
+            // that task's write kicks us within the same tick; the turn
+            // after the kick sends the ACK with the answer and wants no
+            // earlier timer. So let the woken tasks run before moving it.
+            yield_once().await;
+            let quick = tokio::select! {
+                biased;
+                ready = waiter.ready() => Some(on_ready(ready)),
+                _ = kick.notified() => Some(turn(false).map(|(d, _)| d)),
+                () = std::future::ready(()) => None,
+            };
+            if let Some(next) = quick {
+                let Some(d) = next else { return };
+                delay = d;
+                continue;
             }
-        };
+            timer.as_mut().reset(at);
+            armed = Some(at);
+        }
+        // The device first, so steady kicks cannot keep frames waiting.
         let next = tokio::select! {
-            ready = waiter.ready() => {
-                let next = turn(matches!(ready, Ready::Queue(_)));
-                // The device was read to EAGAIN: wait for readiness anew.
-                if let (Some((_, true)), Ready::Queue(mut guard)) = (next, ready) {
-                    guard.clear_ready();
-                }
-                next
+            biased;
+            ready = waiter.ready() => on_ready(ready),
+            _ = kick.notified() => turn(false).map(|(d, _)| d),
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
+                turn(false).map(|(d, _)| d)
             }
-            _ = kick.notified() => turn(false),
-            _ = sleep => turn(false),
         };
-        let Some((d, _)) = next else { return };
+        let Some(d) = next else { return };
         delay = d;
     }
+}
+
+/// Returns once, after every task already woken on this (current-thread)
+/// runtime has run: the task wakes itself, which queues it behind them.
+/// `tokio::task::yield_now` would instead wait for the reactor's next
+/// poll, an epoll_wait of its own.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The address `addr` as text with the `utcp://` scheme.
