@@ -37,8 +37,16 @@ pub(super) fn open_syscall_counter() -> Result<OwnedFd, String> {
     const PERF_TYPE_TRACEPOINT: u32 = 2;
     const INHERIT: u64 = 1 << 1;
     const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
-    let id = std::fs::read_to_string("/sys/kernel/tracing/events/raw_syscalls/sys_enter/id")
-        .map_err(|e| format!("no raw_syscalls:sys_enter tracepoint: {e}"))?;
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    let id_file = format!("{TRACEFS}/events/raw_syscalls/sys_enter/id");
+    // A fresh machine boots with tracefs unmounted; root can mount it.
+    if !std::path::Path::new(&id_file).exists() && rustix::process::geteuid().is_root() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", TRACEFS])
+            .status();
+    }
+    let id = std::fs::read_to_string(&id_file)
+        .map_err(|e| format!("no raw_syscalls:sys_enter tracepoint ({id_file}): {e}"))?;
     let attr = PerfAttr {
         kind: PERF_TYPE_TRACEPOINT,
         size: std::mem::size_of::<PerfAttr>() as u32,

@@ -222,9 +222,32 @@ fn main() {
         .unwrap();
     let mut rows = Vec::new();
     let mut costs = Costs::new();
-    rt.block_on(memlink::memlink(&mut rows, &mut costs));
-    rt.block_on(memlink::socket_count(&mut rows));
-    rt.block_on(tap::tap(&mut rows, &mut costs));
+    // UTCP_BENCH_ONLY=memlink|count|tap runs one part alone, for profiling.
+    let only = std::env::var("UTCP_BENCH_ONLY").ok();
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if part("memlink") {
+        rt.block_on(memlink::memlink(&mut rows, &mut costs));
+    }
+    if part("count") {
+        rt.block_on(memlink::socket_count(&mut rows));
+    }
+    if part("tap") {
+        rt.block_on(tap::tap(&mut rows, &mut costs));
+    }
+    if only.is_some() || std::env::var_os("UTCP_BENCH_WORKS").is_some() {
+        // A part alone is for profiling: its rows must not replace the table.
+        for r in &rows {
+            println!(
+                "{}: {:.1} vs {:.1} {} ({:.2})",
+                r.what,
+                r.ours,
+                r.peer,
+                r.unit,
+                r.ours / r.peer
+            );
+        }
+        return;
+    }
     let notes = format!(
         "Current-thread runtimes. MemLink rows: both ends on one thread, MemLink MTU 65535 like \
          loopback's 64 KiB, 256 KiB socket buffers. Socket-count rows: the \"peer\" is an \

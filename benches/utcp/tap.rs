@@ -109,6 +109,30 @@ pub(super) const WORKS: [Work; 6] = [
     Work::RrMany,
 ];
 
+/// The workloads this run measures: all of `WORKS`, or, for profiling one
+/// of them alone, those `UTCP_BENCH_WORKS` names (comma-separated, as
+/// `Upload,Rr`; the TAP part only, which `UTCP_BENCH_ONLY=tap` selects).
+pub(super) fn works() -> Vec<Work> {
+    match std::env::var("UTCP_BENCH_WORKS") {
+        Ok(names) => {
+            let picked: Vec<Work> = WORKS
+                .into_iter()
+                .filter(|w| {
+                    names
+                        .split(',')
+                        .any(|n| n.trim().eq_ignore_ascii_case(&format!("{w:?}")))
+                })
+                .collect();
+            assert!(
+                !picked.is_empty(),
+                "UTCP_BENCH_WORKS={names:?} names none of {WORKS:?}"
+            );
+            picked
+        }
+        Err(_) => WORKS.to_vec(),
+    }
+}
+
 /// A kernel client socket to `server`, TCP_NODELAY as connkit's streams are.
 pub(super) async fn dial(server: SocketAddr) -> TcpStream {
     let c = TcpStream::connect(server).await.unwrap();
@@ -282,7 +306,7 @@ pub(super) async fn run_work<L: Server>(
 }
 
 /// Every workload once over a TAP: the kernel client in a namespace, the
-/// utcp stack on the TAP in it. One `Run` per `WORKS`, in order.
+/// utcp stack on the TAP in it. One `Run` per `works()`, in order.
 pub(super) async fn tap_round(n: u32) -> Vec<Run> {
     let ns = Ns(format!("utb-{}-{n}", std::process::id()));
     let tap = format!("utb{}x{n}", std::process::id() % 100_000);
@@ -304,7 +328,7 @@ pub(super) async fn tap_round(n: u32) -> Vec<Run> {
         .unwrap();
     let mut listener = UtcpListener::bind(&stack, 6000, 64).unwrap();
     let mut runs = Vec::new();
-    for work in WORKS {
+    for work in works() {
         runs.push(
             run_work(
                 &mut listener,
@@ -376,7 +400,7 @@ pub(super) async fn veth_round(n: u32) -> Vec<Run> {
     listener.set_nonblocking(true).unwrap();
     let mut listener = TcpListener::from_std(listener).unwrap();
     let mut runs = Vec::new();
-    for work in WORKS {
+    for work in works() {
         let server = "10.80.0.2:6000".parse().unwrap();
         runs.push(run_work(&mut listener, &client_ns.0, server, work).await);
     }
@@ -395,12 +419,29 @@ pub(super) async fn tap(rows: &mut Vec<Row>, costs: &mut Costs) {
         );
         return;
     }
+    // UTCP_BENCH_SIDE=tap|veth runs one side alone, to profile it apart.
+    if let Ok(side) = std::env::var("UTCP_BENCH_SIDE") {
+        for n in 0..rounds() as u32 {
+            let runs = match side.as_str() {
+                "tap" => tap_round(n).await,
+                "veth" => veth_round(n).await,
+                _ => panic!("UTCP_BENCH_SIDE={side:?}: tap or veth"),
+            };
+            for (run, work) in runs.iter().zip(works()) {
+                eprintln!(
+                    "utcp bench: round {n} {work:?} {side}: {:.1} (per unit: syscalls {:.1?}, context switches {:.2})",
+                    run.rate, run.syscalls, run.csw
+                );
+            }
+        }
+        return;
+    }
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     for n in 0..rounds() as u32 {
         ours.push(tap_round(n).await);
         peer.push(veth_round(n).await);
         // Each round's figures, to see the spread the medians hide.
-        for (at, work) in WORKS.iter().enumerate() {
+        for (at, work) in works().iter().enumerate() {
             let (o, p) = (ours[n as usize][at], peer[n as usize][at]);
             eprintln!(
                 "utcp bench: round {n} {work:?}: TAP {:.1}, veth {:.1} (per unit: syscalls {:.1?} vs {:.1?}, context switches {:.2} vs {:.2})",
@@ -409,8 +450,8 @@ pub(super) async fn tap(rows: &mut Vec<Row>, costs: &mut Costs) {
         }
     }
     let of = |runs: &[Vec<Run>], work: Work| {
-        let at = WORKS.iter().position(|w| *w == work).unwrap();
-        Run::median(&runs.iter().map(|r| r[at]).collect::<Vec<_>>())
+        let at = works().iter().position(|w| *w == work)?;
+        Some(Run::median(&runs.iter().map(|r| r[at]).collect::<Vec<_>>()))
     };
     for (work, what, unit, goal) in [
         (
@@ -450,7 +491,9 @@ pub(super) async fn tap(rows: &mut Vec<Row>, costs: &mut Costs) {
             1.0,
         ),
     ] {
-        let (o, p) = (of(&ours, work), of(&peer, work));
+        let (Some(o), Some(p)) = (of(&ours, work), of(&peer, work)) else {
+            continue;
+        };
         rows.push(Row {
             what: what.into(),
             ours: o.rate,
