@@ -1,7 +1,8 @@
 //! One access list and unique daemon names for a cluster, on the real
 //! three-node corosync testbed (as tests/cluster.rs): a list given to one
 //! daemon refuses the clients of every daemon alike, private-group sends
-//! included; a daemon started with a name a running one holds is refused
+//! included, stays in force when that daemon is gone and changes everywhere
+//! when a daemon brings another; a daemon started with a name a running one holds is refused
 //! with an error naming it and exits, and the first goes on serving.
 
 use std::ffi::OsStr;
@@ -97,7 +98,35 @@ fn a_list_given_to_one_daemon_refuses_the_clients_of_every_daemon() {
             }
         }
         assert!(n1.log_text().contains("access list in force"));
+
+        // The list outlives the daemon that brought it: n1 killed, it
+        // stays in force at n2 and n3.
         drop(n1);
+        drop(a);
+        wait_change(&mut b, "open", Cause::Network, "#a#n1").await;
+        let e = b.join("ops", within()).await.unwrap_err();
+        assert!(refused(&e, "join", "ops"), "{e}");
+        // A change goes through the stream to every daemon: n1 again, with
+        // an empty list (nothing restricted), opens `ops` at n2 too.
+        std::fs::write(&file, "").unwrap();
+        let mut n1 = Daemon::spawn_named(
+            mailboxd(),
+            &cluster,
+            0,
+            "n1",
+            &[OsStr::new("--acl"), file.as_os_str()],
+        );
+        ready(&mut n1, 0);
+        b.join("ops", within()).await.unwrap();
+        c.multicast(Service::AGREED, &["#b#n2"], 0, b"now allowed")
+            .await
+            .unwrap();
+        loop {
+            match next(&mut b).await {
+                Event::Message(msg) => break assert_eq!(msg.data(), b"now allowed"),
+                Event::Membership(_) => {}
+            }
+        }
     });
     let _ = std::fs::remove_file(&file);
     drop((n2, n3));
