@@ -958,9 +958,12 @@ mod acl_and_names {
                         "message from {sender}: {}",
                         String::from_utf8_lossy(payload)
                     ),
-                    Repr::Membership { group, changed, .. } => {
-                        format!("membership {group} {changed}")
-                    }
+                    Repr::Membership {
+                        group,
+                        changed,
+                        cause,
+                        ..
+                    } => format!("membership {group} {changed} {:?}", Cause::from_u8(cause)),
                     other => format!("{other:?}"),
                 }
             })
@@ -1145,5 +1148,56 @@ mod acl_and_names {
             );
         }
         assert!(x.sync_state().settled);
+    }
+    #[test]
+    fn of_two_settled_daemons_with_one_name_the_first_in_cpgs_order_keeps_it_and_the_others_clients_go()
+     {
+        // Each half of a cut had a daemon started as n1 (members 1 and 5),
+        // each with a client in g; n2 was with member 5's half.
+        let [(n1, a), (n2, b)] = two();
+        let other = router("n1", 5);
+        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
+        other.register("x", true, None, outbox).unwrap();
+        let half: Vec<Synced> = vec![(2, n2.sync_state()), (5, other.sync_state())];
+        for r in [&n2, &other] {
+            assert_eq!(r.merge(&half, &HashMap::new()), []);
+            r.apply(5, join("#x#n1", 0));
+            r.apply(2, join("#b#n2", 0));
+        }
+        n1.apply(1, join("#a#n1", 0));
+        said(&a);
+        said(&b);
+        let syncs: Vec<Synced> = vec![
+            (1, n1.sync_state()),
+            (2, n2.sync_state()),
+            (5, other.sync_state()),
+        ];
+        let taken = NameTaken {
+            name: "n1".into(),
+            refused: 5,
+            holder: 1,
+        };
+        for r in [&n1, &n2, &other] {
+            assert_eq!(
+                r.merge(&syncs, &HashMap::new()),
+                std::slice::from_ref(&taken)
+            );
+        }
+        assert_eq!(n1.sync_state().groups, n2.sync_state().groups);
+        let members: Vec<_> = n1.sync_state().groups[0]
+            .members
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        // (The base is the largest list, n2's, less x.)
+        assert_eq!(members, ["#b#n2", "#a#n1"]);
+        // b saw x go (network) and a join.
+        assert_eq!(
+            said(&b),
+            [
+                "membership g #x#n1 Some(Network)",
+                "membership g #a#n1 Some(Join)"
+            ]
+        );
     }
 }
