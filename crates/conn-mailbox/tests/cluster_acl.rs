@@ -6,9 +6,11 @@
 //! with an error naming it and exits, and the first goes on serving.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use conn_core::ErrorKind;
+use conn_cpg::testbed::Cluster;
 use conn_mailbox::{Cause, Event, Mailbox, MailboxError, Service};
 
 mod common;
@@ -46,6 +48,20 @@ async fn send_refused(m: &mut Mailbox, groups: &[&str], refused_on: &str) {
     );
 }
 
+/// n1 on node 1 with `--acl file`, serving: its list then is in force at
+/// every daemon from that place of the stream on.
+fn n1_with_list(cluster: &Cluster, file: &Path) -> Daemon {
+    let mut n1 = Daemon::spawn_named(
+        mailboxd(),
+        cluster,
+        0,
+        "n1",
+        &[OsStr::new("--acl"), file.as_os_str()],
+    );
+    ready(&mut n1, 0);
+    n1
+}
+
 #[test]
 fn a_list_given_to_one_daemon_refuses_the_clients_of_every_daemon() {
     let Some(cluster) = cluster() else { return };
@@ -57,16 +73,8 @@ fn a_list_given_to_one_daemon_refuses_the_clients_of_every_daemon() {
     rt().block_on(async {
         let mut c = connect(&n3, "c").await;
         c.join("ops", within()).await.unwrap();
-        // n1 brings the list: once it serves, the list is in force at
-        // every daemon from that place of the stream on.
-        let mut n1 = Daemon::spawn_named(
-            mailboxd(),
-            &cluster,
-            0,
-            "n1",
-            &[OsStr::new("--acl"), file.as_os_str()],
-        );
-        ready(&mut n1, 0);
+        // n1 brings the list.
+        let n1 = n1_with_list(&cluster, &file);
         let mut a = connect(&n1, "a").await;
         let mut b = connect(&n2, "b").await;
         for m in [&mut a, &mut b, &mut c] {
@@ -109,14 +117,7 @@ fn a_list_given_to_one_daemon_refuses_the_clients_of_every_daemon() {
         // A change goes through the stream to every daemon: n1 again, with
         // an empty list (nothing restricted), opens `ops` at n2 too.
         std::fs::write(&file, "").unwrap();
-        let mut n1 = Daemon::spawn_named(
-            mailboxd(),
-            &cluster,
-            0,
-            "n1",
-            &[OsStr::new("--acl"), file.as_os_str()],
-        );
-        ready(&mut n1, 0);
+        let _n1 = n1_with_list(&cluster, &file); // runs to the end
         b.join("ops", within()).await.unwrap();
         c.multicast(Service::AGREED, &["#b#n2"], 0, b"now allowed")
             .await

@@ -123,7 +123,6 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// A fresh daemon's: named `daemon`, no list, these groups.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fresh(daemon: &str, groups: Vec<SyncGroup>) -> Snapshot {
         Snapshot {
             daemon: daemon.into(),
