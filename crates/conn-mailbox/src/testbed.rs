@@ -18,6 +18,7 @@
 //!
 //! [conn-cpg's testbed]: conn_cpg::testbed
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -40,8 +41,8 @@ pub struct ClusterDaemon {
 
 impl ClusterDaemon {
     /// Starts the `mailboxd` binary as `mailboxd --cluster corosync --name
-    /// NAME` on `node` in CPG group `group`, listening on `socket`, logging
-    /// to `log`; does not wait. Panics if it cannot be started (a binary not
+    /// NAME ARGS...` on `node` in CPG group `group`, listening on `socket`,
+    /// logging to `log`; does not wait. Panics if it cannot be started (a binary not
     /// built with the `corosync` feature starts and exits: see
     /// [`ClusterDaemon::wait_ready`]).
     pub fn spawn(
@@ -51,6 +52,7 @@ impl ClusterDaemon {
         group: &str,
         socket: PathBuf,
         log: PathBuf,
+        args: &[&OsStr],
     ) -> Self {
         let _ = std::fs::remove_file(&socket);
         let child = node
@@ -59,6 +61,7 @@ impl ClusterDaemon {
             .arg(&socket)
             .args(["--name", name, "--cluster", "corosync"])
             .args(["--cluster-group", group])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -76,6 +79,18 @@ impl ClusterDaemon {
     /// group `{cluster}-mbx`, socket and log in the temp dir under a
     /// unique tag.
     pub fn spawn_in(mailboxd: &Path, cluster: &Cluster, i: usize) -> Self {
+        ClusterDaemon::spawn_named(mailboxd, cluster, i, &format!("n{}", i + 1), &[])
+    }
+
+    /// As [`ClusterDaemon::spawn_in`], named `name` and given more `args`
+    /// (an `--acl FILE`, say).
+    pub fn spawn_named(
+        mailboxd: &Path,
+        cluster: &Cluster,
+        i: usize,
+        name: &str,
+        args: &[&OsStr],
+    ) -> Self {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let tag = format!(
             "{}-n{}-{}",
@@ -87,10 +102,11 @@ impl ClusterDaemon {
         ClusterDaemon::spawn(
             mailboxd,
             cluster.node(i),
-            &format!("n{}", i + 1),
+            name,
             &format!("{}-mbx", cluster.name()),
             dir.join(format!("mbx-{tag}.sock")),
             dir.join(format!("mbx-{tag}.log")),
+            args,
         )
     }
 

@@ -6,87 +6,14 @@
 //! link (network, then each side sees the other side's members join), a SIGKILLed
 //! daemon (network) and a gracefully stopped one (disconnect).
 
-use std::time::Duration;
-
 use conn_core::Deadline;
-use conn_cpg::testbed::{self, Cluster};
-use conn_mailbox::{Cause, Event, Mailbox, Membership, Service};
+use conn_mailbox::{Cause, Event, Mailbox, Service};
 
 mod common;
-use common::cluster::{ClusterDaemon as Daemon, mailboxd};
-
-/// How long a cluster event may take (corosync's token is 1 s here; a lost
-/// node is declared after a few of them).
-const WITHIN: Duration = Duration::from_secs(60);
-
-fn within() -> Deadline {
-    Deadline::after(WITHIN)
-}
-
-/// The testbed, formed, or a loud skip where it cannot run (CI installs
-/// corosync and runs as root, so there it runs).
-fn cluster() -> Option<Cluster> {
-    if let Some(why) = testbed::unavailable() {
-        conn_test_support::skip(
-            "conn-mailbox cluster tests",
-            format!("the corosync testbed {why}"),
-        );
-        return None;
-    }
-    let cluster = Cluster::start(3).expect("start the testbed");
-    if let Err(e) = cluster.wait_until_formed(WITHIN) {
-        panic!("{e}\nnode 1 logged:\n{}", cluster.log(0));
-    }
-    Some(cluster)
-}
-
-/// Starts `mailboxd --cluster corosync` named `n{i+1}` on node `i` and
-/// waits until it accepts clients (it does once it holds the state).
-fn start(cluster: &Cluster, i: usize) -> Daemon {
-    let mut d = Daemon::spawn_in(mailboxd(), cluster, i);
-    ready(&mut d, i);
-    d
-}
-
-fn ready(d: &mut Daemon, i: usize) {
-    if let Err(e) = d.wait_ready(WITHIN) {
-        panic!("mailboxd on node {}: {e}", i + 1);
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn connect(d: &Daemon, name: &str) -> Mailbox {
-    Mailbox::connect(&d.socket, name, 0, true, within())
-        .await
-        .unwrap_or_else(|e| panic!("connect {name}: {e}"))
-        .0
-}
-
-async fn next(m: &mut Mailbox) -> Event {
-    m.receive(within())
-        .await
-        .unwrap_or_else(|e| panic!("receive on {}: {e}", m.private_group()))
-}
-
-/// Membership messages of `group` until one with `cause` about `who`;
-/// messages on the way are skipped.
-async fn wait_change(m: &mut Mailbox, group: &str, cause: Cause, who: &str) -> Membership {
-    loop {
-        if let Event::Membership(ms) = next(m).await
-            && ms.group == group
-            && ms.cause == cause
-            && ms.changed == who
-        {
-            return ms;
-        }
-    }
-}
+use common::cluster::{
+    ClusterDaemon as Daemon, cluster, connect, mailboxd, next, ready, rt, start, wait_change,
+    within,
+};
 
 /// Clients `a` on node 1, `b` on node 2, `c` on node 3, joined to `g` one
 /// after another; returns them once each has seen the last join, checking

@@ -25,14 +25,20 @@ struct Args {
     /// may join, read and send (only for a network you trust entirely).
     #[arg(long, requires = "tcp", conflicts_with = "secret")]
     tcp_insecure: bool,
-    /// Access list, TOML: a `[groups.NAME]` table per group with `join` and `send` uid lists.
+    /// Access list, TOML: a `[groups.NAME]` table per group with `join` and `send` uid lists,
+    /// and `[private]` with a `send` list for private groups. With --cluster it is the
+    /// cluster's: sent to every daemon through CPG, in force everywhere until a daemon brings
+    /// another (the last one wins; without --acl a daemon takes the cluster's; an empty file
+    /// opens everything).
     #[arg(long, value_name = "FILE")]
     acl: Option<PathBuf>,
     /// The socket file's mode, octal [default: 666]. Not for an `@abstract`
     /// socket, which has no file.
     #[arg(long, value_parser = parse_mode)]
     mode: Option<u32>,
-    /// The daemon's name in private groups `#name#daemon`.
+    /// The daemon's name in private groups `#name#daemon`. With --cluster it must be unique:
+    /// a daemon whose name a running one holds is refused when it joins and exits with an
+    /// error naming that one's node.
     #[arg(long, default_value = "local")]
     name: String,
     /// Most messages queued for one client before it is dropped.
@@ -57,7 +63,7 @@ struct Args {
     stall_timeout: f64,
     /// Join the mailboxd of other machines through a group-communication
     /// engine; `corosync` (its CPG) is the one there is. Daemon names must
-    /// differ across the cluster.
+    /// differ across the cluster (checked when a daemon joins).
     #[arg(long, value_name = "ENGINE", value_parser = ["corosync"])]
     cluster: Option<String>,
     /// The CPG group the clustered daemons meet in.

@@ -1,5 +1,14 @@
 //! The optional access list: which uids may join and send to which groups,
 //! and which may send to private groups.
+//!
+//! In a cluster (`mailboxd --cluster corosync`) the list in force is part
+//! of the replicated state: a daemon given `--acl FILE` proposes the file's
+//! text through CPG once it holds the cluster's state, every daemon parses
+//! and installs it at the same place of the agreed stream, and every daemon
+//! checks every join and multicast against the list in force where the op
+//! lands in the stream (the op carries its client's uid). So a client of
+//! any daemon is refused alike, whichever daemon was given the file; the
+//! last list in the stream wins. `docs/cluster.md` has the rules.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -58,7 +67,16 @@ pub struct Acl {
     groups: HashMap<String, Rule>,
     #[serde(default)]
     private: Option<PrivateRule>,
+    /// The text it was parsed from: what a clustered daemon sends the
+    /// others, who parse it alike (one decoder, the TOML one).
+    #[serde(skip)]
+    text: String,
 }
+
+/// The longest access list text [`Acl::parse`] takes: 256 KiB. A
+/// clustered daemon sends the text in one CPG message and every daemon
+/// parses it; no list of uids comes near this.
+pub const MAX_ACL_TEXT: usize = 256 * 1024;
 
 /// Who may send to private groups.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -82,9 +100,19 @@ fn allowed(list: Option<&Vec<u32>>, uid: Option<u32>) -> bool {
 }
 
 impl Acl {
-    /// Parses the TOML text of an access list.
+    /// Parses the TOML text of an access list (at most [`MAX_ACL_TEXT`]
+    /// bytes).
     pub fn parse(text: &str) -> conn_core::Result<Acl> {
-        let acl: Acl = toml::from_str(text).map_err(|e| {
+        if text.len() > MAX_ACL_TEXT {
+            return Err(Error::new(ErrorKind::MessageTooLong)
+                .during("parse access list")
+                .detail(format!(
+                    "{} bytes; an access list may hold {MAX_ACL_TEXT} ({} KiB)",
+                    text.len(),
+                    MAX_ACL_TEXT / 1024
+                )));
+        }
+        let mut acl: Acl = toml::from_str(text).map_err(|e| {
             Error::new(ErrorKind::InvalidType)
                 .during("parse access list")
                 .detail(e.to_string())
@@ -97,7 +125,13 @@ impl Acl {
                      covered by one [private] table (`send = [uids]`)"
                 )));
         }
+        acl.text = text.to_owned();
         Ok(acl)
+    }
+
+    /// The text the list was parsed from (empty for [`Acl::default`]).
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     /// Reads and parses the access list at `path`.
@@ -154,6 +188,14 @@ mod tests {
                 .unwrap()
                 .may_send("#a#local", None)
         );
+    }
+
+    #[test]
+    fn a_list_past_the_limit_is_refused_and_the_text_is_kept() {
+        let e = Acl::parse(&" ".repeat(MAX_ACL_TEXT + 1)).unwrap_err();
+        assert!(e.to_string().contains("262144"), "{e}");
+        let text = "[private]\nsend = [7]\n";
+        assert_eq!(Acl::parse(text).unwrap().text(), text);
     }
 
     #[test]

@@ -14,6 +14,13 @@
 //! merged state ([`Router::merge`]) and replay the buffer. A fresh daemon so
 //! takes the state at the place of its join in the stream; two halves of a
 //! healed partition see each other's members join.
+//!
+//! The exchange also decides, alike everywhere, which daemon keeps a name
+//! two gave (the one refused gets an error naming the holder, leaves CPG
+//! and exits) and which access list is in force. Once a fresh daemon holds
+//! the state it proposes its own `--acl` list through the stream and
+//! starts serving clients only once that came back, so none of its clients
+//! is checked against a list older than the one it was given.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,8 +29,8 @@ use conn_cpg::{CpgGroup, Event, Member, Membership, Reason};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster_op::{BATCH_VERSION, Op, SyncGroup, ops};
-use super::router::{Link, Router, Synced};
+use super::cluster_op::{BATCH_VERSION, Op, Snapshot, ops};
+use super::router::{Link, NameTaken, Router, Synced};
 use crate::Cause;
 
 fn key(m: Member) -> u64 {
@@ -37,9 +44,6 @@ enum Held {
     Left(Vec<(u64, Cause)>),
 }
 
-/// What a Sync brings: its sender's name and groups.
-type SyncBody = (String, Vec<SyncGroup>);
-
 /// A state exchange: the configuration, whose Syncs are still missing, and
 /// what arrived meanwhile.
 struct Round {
@@ -49,11 +53,11 @@ struct Round {
     /// has since said left.
     expected: BTreeSet<u64>,
     /// The Syncs in.
-    got: BTreeMap<u64, SyncBody>,
+    got: BTreeMap<u64, Snapshot>,
     /// Syncs of expected members whose configuration lacks a member still
     /// expected here, with that configuration: they count once CPG says
     /// here that the member left (chaos seed 2182).
-    early: BTreeMap<u64, (Vec<u64>, SyncBody)>,
+    early: BTreeMap<u64, (Vec<u64>, Snapshot)>,
 }
 
 impl Round {
@@ -74,7 +78,7 @@ impl Round {
     /// Sync whose configuration lacks a joiner expected here is of an
     /// earlier round (or waits for a departure: held in `early`); one from
     /// a daemon not expected is of another round.
-    fn offer(&mut self, from: u64, config: Vec<u64>, sync: SyncBody) {
+    fn offer(&mut self, from: u64, config: Vec<u64>, sync: Snapshot) {
         if !self.expected.contains(&from) {
             tracing::info!(from, ?config, ours = ?self.config, "cluster: a Sync of another round skipped");
         } else if self.expected.iter().all(|m| config.contains(m)) {
@@ -128,13 +132,42 @@ impl Node {
             group,
             pending,
             wake,
-            exchange: Exchange::new(router, me),
+            exchange: Exchange::new(router.clone(), me),
         };
-        while !node.exchange.synced {
-            let ev = node.group.next().await?;
-            node.event(ev).await?;
+        let settled = async {
+            while !node.exchange.synced {
+                node.next_event().await?;
+            }
+            // Our list, if we were given one, in force before any client
+            // of ours is checked.
+            if router.propose_acl() {
+                node.send_pending().await?;
+                while !router.proposal_back() {
+                    node.next_event().await?;
+                }
+            }
+            Ok::<_, conn_core::Error>(())
+        };
+        match settled.await {
+            Ok(()) => Ok(node),
+            Err(e) => Err(node.fail(e)),
         }
-        Ok(node)
+    }
+
+    /// Ends the membership after `e`: refused for our name, we leave CPG in
+    /// order so the others see us go at once; any other error is corosync
+    /// failing, with nothing left to leave.
+    fn fail(self, e: conn_core::Error) -> conn_core::Error {
+        if e.kind() == conn_core::ErrorKind::AlreadyExists {
+            let _ = self.group.leave();
+        }
+        e
+    }
+
+    /// Takes one event from CPG; an error if it refused our name.
+    async fn next_event(&mut self) -> conn_core::Result<()> {
+        let ev = self.group.next().await?;
+        self.event(ev).await
     }
 
     /// Runs until `stop` fires (then leaves CPG in order) or corosync fails.
@@ -143,7 +176,11 @@ impl Node {
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
-                ev = self.group.next() => self.event(ev?).await?,
+                ev = self.group.next() => {
+                    if let Err(e) = self.event(ev?).await {
+                        return Err(self.fail(e));
+                    }
+                }
                 () = self.wake.notified() => self.send_pending().await?,
             }
         }
@@ -178,7 +215,10 @@ impl Node {
                 }
             }
         }
-        Ok(())
+        match self.exchange.taken.take() {
+            Some(taken) => Err(taken.error()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -195,6 +235,8 @@ struct Exchange {
     /// Seen our own join: from here on the stream is ours to apply.
     started: bool,
     synced: bool,
+    /// A state exchange refused this daemon: another holds its name.
+    taken: Option<NameTaken>,
 }
 
 impl Exchange {
@@ -207,6 +249,7 @@ impl Exchange {
             held: VecDeque::new(),
             started: false,
             synced: false,
+            taken: None,
         }
     }
 
@@ -218,11 +261,7 @@ impl Exchange {
         }
         // A Sync travels alone in its batch.
         let sync = match ops(&bytes).next() {
-            Some(Ok(Op::Sync {
-                daemon,
-                config,
-                groups,
-            })) => Some((config, (daemon, groups))),
+            Some(Ok(Op::Sync { config, snapshot })) => Some((config, snapshot)),
             _ => None,
         };
         let mut ours = None;
@@ -315,9 +354,8 @@ impl Exchange {
         self.round = Some(Round::new(config.clone()));
         let mut batch = vec![BATCH_VERSION];
         let sync = Op::Sync {
-            daemon: self.router.daemon_name(),
             config,
-            groups: self.router.snapshot(),
+            snapshot: self.router.sync_state(),
         };
         if let Err(e) = sync.emit_into(&mut batch) {
             // Every name in our state was checked against the limits when
@@ -337,7 +375,7 @@ impl Exchange {
         let syncs: Vec<Synced> = round
             .config
             .iter()
-            .filter_map(|m| round.got.get(m).map(|(d, g)| (*m, d.clone(), g.clone())))
+            .filter_map(|m| round.got.get(m).map(|s| (*m, s.clone())))
             .collect();
         // Daemons that left during the exchange: the merge takes their
         // clients out with their cause (the held departures then find none).
@@ -350,7 +388,19 @@ impl Exchange {
             })
             .flatten()
             .collect();
-        self.router.merge(&syncs, &left);
+        for taken in self.router.merge(&syncs, &left) {
+            if taken.refused == self.me {
+                tracing::error!(error = %taken.error(), "cluster: refused");
+                self.taken = Some(taken);
+                return; // we leave: nothing more is ours to apply
+            }
+            tracing::warn!(
+                name = taken.name,
+                refused = taken.refused,
+                holder = taken.holder,
+                "cluster: a daemon with a name another holds refused (it leaves)"
+            );
+        }
         self.synced = true;
         self.replay_held();
     }
@@ -421,6 +471,7 @@ mod tests {
             req: 1,
             client,
             group,
+            uid: None,
         }
         .emit_into(&mut batch)
         .unwrap();
@@ -432,7 +483,7 @@ mod tests {
     fn abc_in_g(routers: &[&Arc<Router>]) {
         let first: Vec<Synced> = [(A, "n1"), (B, "n2"), (C, "n3")]
             .iter()
-            .map(|(m, d)| (key(*m), d.to_string(), vec![]))
+            .map(|(m, d)| (key(*m), Snapshot::fresh(d, vec![])))
             .collect();
         for r in routers {
             r.merge(&first, &HashMap::new());
@@ -443,6 +494,7 @@ mod tests {
                         req: 1,
                         client,
                         group: "g",
+                        uid: None,
                     },
                 );
             }
@@ -563,9 +615,8 @@ mod tests {
         let earlier = {
             let mut batch = vec![BATCH_VERSION];
             Op::Sync {
-                daemon: "n2".into(),
                 config: vec![key(A), key(B)],
-                groups: rb.snapshot(),
+                snapshot: Snapshot::fresh("n2", rb.snapshot()),
             }
             .emit_into(&mut batch)
             .unwrap();
@@ -579,5 +630,45 @@ mod tests {
         let round = a.round.as_ref().unwrap();
         assert!(!round.got.contains_key(&key(B)));
         assert!(round.early.contains_key(&key(B)));
+    }
+    #[test]
+    fn a_fresh_daemon_under_a_taken_name_is_refused_and_the_holder_goes_on() {
+        // n1 runs (settled) with a client in g; a second n1 joins on node 2.
+        let ra = router("n1", A, Some("a"));
+        ra.merge(&[(key(A), Snapshot::fresh("n1", vec![]))], &HashMap::new());
+        ra.apply(
+            key(A),
+            Op::Join {
+                req: 1,
+                client: "#a#n1",
+                group: "g",
+                uid: None,
+            },
+        );
+        let before = ra.snapshot();
+        let rdup = router("n1", B, None);
+        let mut a = running(ra.clone(), A);
+        let mut dup = Exchange::new(rdup, key(B));
+        let joined = change(&[A, B], &[], &[(B, Reason::Join)]);
+        let sync_a = a.membership(&joined).unwrap();
+        let sync_dup = dup.membership(&joined).unwrap();
+        for (from, sync) in [(A, &sync_a), (B, &sync_dup)] {
+            a.message(key(from), sync.clone());
+            dup.message(key(from), sync.clone());
+        }
+        let taken = dup.taken.as_ref().expect("the newcomer is refused");
+        assert_eq!((taken.refused, taken.holder), (key(B), key(A)));
+        let e = taken.error().to_string();
+        assert!(
+            e.contains(r#""n1" is taken"#) && e.contains("node 1 (pid 10)"),
+            "{e}"
+        );
+        assert!(!dup.synced, "the refused daemon never serves");
+        // The holder finished its exchange, state untouched, and the
+        // newcomer's going changes nothing there either.
+        assert!(a.round.is_none() && a.taken.is_none());
+        assert_eq!(ra.snapshot(), before);
+        a.membership(&change(&[A], &[(B, Reason::Leave)], &[]));
+        assert_eq!(ra.snapshot(), before);
     }
 }

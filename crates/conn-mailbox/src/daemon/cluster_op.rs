@@ -6,13 +6,23 @@
 //!
 //! ```text
 //! op        = len:u32 tag:u8 body
-//! Join  (1) = req:u32 client:str group:str
+//! Join  (1) = req:u32 client:str group:str uid:u32
 //! Leave (2) = req:u32 client:str group:str
-//! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str8*n payload:bytes
+//! Mcast (3) = client:str service:u32 type:i16 n:u16 group:str8*n payload:bytes uid:u32
 //! Gone  (4) = client:str cause:u8
 //! Sync  (5) = daemon:str n:u16 member:u64*n  g:u32 (name:str view:u64 m:u32 (client:str home:u64)*m)*g
-//! str = len:u16 utf-8;  str8 = len:u8 utf-8;  bytes = len:u32 raw;  all big-endian
+//!             settled:u8 acl_version:u64 acl:str32
+//! Acl   (6) = text:str32
+//! str = len:u16 utf-8;  str8 = len:u8 utf-8;  str32 = len:u32 utf-8;  bytes = len:u32 raw
+//! uid = the client's uid, or 0xffffffff when unknown;  all big-endian
 //! ```
+//!
+//! A join and a multicast carry their client's uid because every daemon
+//! checks them against the access list in force where they land in the
+//! stream, and only the client's own daemon knows the uid. An [`Op::Acl`]
+//! is a daemon's `--acl` file as text, which every daemon parses with
+//! [`Acl::parse`](super::Acl::parse) when it applies it (a text that does
+//! not parse is refused there, alike everywhere, and the batch goes on).
 //!
 //! A multicast's destinations are in the mailbox wire's own list form
 //! ([`Names`]), so the list a client sent is copied into the op, and the op's
@@ -24,10 +34,13 @@
 //! another daemon sends is applied to this daemon's state and ends up in
 //! frames to its clients, which must be able to carry them. A Sync's view
 //! ids are at most [`MAX_VIEW`]; its `daemon` is the sender's `--name`, a
-//! legal private name (the suffix of its clients' private groups).
+//! legal private name (the suffix of its clients' private groups);
+//! `settled` is 0 or 1. Access list texts are at most
+//! [`MAX_ACL_TEXT`](super::MAX_ACL_TEXT) bytes.
 
 use conn_core::wire::{self, Format, Layout, Problem, Reader, Repr as _, WireError, Writer};
 
+use super::acl::MAX_ACL_TEXT;
 use crate::Cause;
 use crate::limits::{
     MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE, legal_destination, legal_group_name, legal_private_name,
@@ -40,8 +53,15 @@ use crate::wire::Names;
 /// target found a Sync of view `u64::MAX` panicking the next join).
 pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
-/// The batch format's version byte.
-pub(crate) const BATCH_VERSION: u8 = 2;
+/// The batch format's version byte (3: uids in joins and multicasts,
+/// access lists in their own op and in Syncs, Syncs say if their sender
+/// was settled).
+pub(crate) const BATCH_VERSION: u8 = 3;
+
+/// The uid an op carries for a client whose uid is unknown (TCP):
+/// `(uid_t)-1`, which is no user's (the kernel refuses it as an id to take,
+/// and `SO_PEERCRED` never reports it).
+const NO_UID: u32 = u32::MAX;
 
 /// The cluster ops' frame format. A batch is already whole in memory when
 /// it is parsed, so an op is bounded only by its `u32` length (a Sync
@@ -69,6 +89,8 @@ conn_core::wire_kinds! {
         Gone = 4 => "gone",
         /// [`Op::Sync`]
         Sync = 5 => "sync",
+        /// [`Op::Acl`]
+        Acl = 6 => "acl",
     }
 }
 
@@ -81,6 +103,37 @@ pub(crate) struct SyncGroup {
     pub(crate) members: Vec<(String, u64)>,
 }
 
+/// What a daemon's [`Op::Sync`] tells of it besides the configuration it
+/// answers: its name, whether it held the cluster's state already, the
+/// access list in force there, and its groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    /// The sender's `--name`.
+    pub(crate) daemon: String,
+    /// It had installed a merged state before this exchange (a fresh
+    /// daemon has not): of two daemons with one name, the settled one
+    /// keeps it.
+    pub(crate) settled: bool,
+    /// How many access lists the stream had installed there (0: none yet).
+    pub(crate) acl_version: u64,
+    /// The text of the list in force there (empty: none).
+    pub(crate) acl: String,
+    pub(crate) groups: Vec<SyncGroup>,
+}
+
+impl Snapshot {
+    /// A fresh daemon's: named `daemon`, no list, these groups.
+    pub(crate) fn fresh(daemon: &str, groups: Vec<SyncGroup>) -> Snapshot {
+        Snapshot {
+            daemon: daemon.into(),
+            settled: false,
+            acl_version: 0,
+            acl: String::new(),
+            groups,
+        }
+    }
+}
+
 /// One replicated operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Op<'a> {
@@ -88,6 +141,7 @@ pub(crate) enum Op<'a> {
         req: u32,
         client: &'a str,
         group: &'a str,
+        uid: Option<u32>,
     },
     Leave {
         req: u32,
@@ -100,19 +154,24 @@ pub(crate) enum Op<'a> {
         msg_type: i16,
         groups: Names<'a>,
         payload: &'a [u8],
+        uid: Option<u32>,
     },
     Gone {
         client: &'a str,
         cause: Cause,
     },
-    /// A daemon's whole group state, sent by every member after a CPG
-    /// configuration with joiners; `config` names that configuration,
-    /// `daemon` the sender's name (the replica then knows whose clients
-    /// its ops may name).
+    /// A daemon's whole state, sent by every member after a CPG
+    /// configuration with joiners; `config` names that configuration, the
+    /// snapshot's `daemon` the sender's name (the replica then knows whose
+    /// clients its ops may name).
     Sync {
-        daemon: String,
         config: Vec<u64>,
-        groups: Vec<SyncGroup>,
+        snapshot: Snapshot,
+    },
+    /// An access list a daemon was given, as TOML text: in force at every
+    /// daemon from its place in the stream on.
+    Acl {
+        text: &'a str,
     },
 }
 
@@ -136,6 +195,25 @@ fn group<'a>(r: &mut Reader<'a>) -> Result<&'a str, WireError> {
     }
 }
 
+/// A uid as an op carries it.
+fn uid(r: &mut Reader<'_>) -> Result<Option<u32>, WireError> {
+    Ok(Some(r.u32()?).filter(|u| *u != NO_UID))
+}
+
+/// An access list's text within [`MAX_ACL_TEXT`]; what it says is
+/// [`Acl::parse`](super::Acl::parse)'s to check, where it is applied.
+fn acl_text<'a>(r: &mut Reader<'a>) -> Result<&'a str, WireError> {
+    let text = r.str32()?;
+    if text.len() > MAX_ACL_TEXT {
+        return Err(r.error(Problem::TooLong {
+            what: "an access list",
+            len: text.len(),
+            max: MAX_ACL_TEXT,
+        }));
+    }
+    Ok(text)
+}
+
 /// The daemon suffix of a private group `#name#daemon`.
 pub(crate) fn home_of(client: &str) -> &str {
     client.rsplit_once('#').map_or("", |(_, d)| d)
@@ -143,14 +221,14 @@ pub(crate) fn home_of(client: &str) -> &str {
 
 impl<'a> Op<'a> {
     /// The client an op is about, and the name of the daemon it is homed
-    /// at (its private group's suffix); `None` for a Sync.
+    /// at (its private group's suffix); `None` for a Sync or a list.
     pub(crate) fn client(&self) -> Option<(&'a str, &'a str)> {
         match self {
             Op::Join { client, .. }
             | Op::Leave { client, .. }
             | Op::Multicast { client, .. }
             | Op::Gone { client, .. } => Some((client, home_of(client))),
-            Op::Sync { .. } => None,
+            Op::Sync { .. } | Op::Acl { .. } => None,
         }
     }
 }
@@ -165,6 +243,7 @@ impl<'a> wire::Repr<'a> for Op<'a> {
             Op::Multicast { .. } => Tag::Multicast,
             Op::Gone { .. } => Tag::Gone,
             Op::Sync { .. } => Tag::Sync,
+            Op::Acl { .. } => Tag::Acl,
         }
     }
 
@@ -178,7 +257,13 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 let client = client(&mut r)?;
                 let group = group(&mut r)?;
                 if tag == Tag::Join {
-                    Op::Join { req, client, group }
+                    let uid = uid(&mut r)?;
+                    Op::Join {
+                        req,
+                        client,
+                        group,
+                        uid,
+                    }
                 } else {
                     Op::Leave { req, client, group }
                 }
@@ -202,12 +287,14 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                         max: MAX_MESSAGE,
                     }));
                 }
+                let uid = uid(&mut r)?;
                 Op::Multicast {
                     client,
                     service,
                     msg_type,
                     groups,
                     payload,
+                    uid,
                 }
             }
             Tag::Gone => {
@@ -246,12 +333,27 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                         members,
                     });
                 }
+                let settled = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(r.bad("settled")),
+                };
+                let acl_version = r.u64()?;
+                let acl = acl_text(&mut r)?.to_owned();
                 Op::Sync {
-                    daemon,
                     config,
-                    groups,
+                    snapshot: Snapshot {
+                        daemon,
+                        settled,
+                        acl_version,
+                        acl,
+                        groups,
+                    },
                 }
             }
+            Tag::Acl => Op::Acl {
+                text: acl_text(&mut r)?,
+            },
         };
         r.finish()?;
         Ok(op)
@@ -260,21 +362,23 @@ impl<'a> wire::Repr<'a> for Op<'a> {
     fn body_len(&self) -> usize {
         let str16 = |s: &str| 2 + s.len();
         match self {
-            Op::Join { client, group, .. } | Op::Leave { client, group, .. } => {
-                4 + str16(client) + str16(group)
-            }
+            Op::Join { client, group, .. } => 4 + str16(client) + str16(group) + 4,
+            Op::Leave { client, group, .. } => 4 + str16(client) + str16(group),
             Op::Multicast {
                 client,
                 groups,
                 payload,
                 ..
-            } => str16(client) + 4 + 2 + groups.buffer_len() + 4 + payload.len(),
+            } => str16(client) + 4 + 2 + groups.buffer_len() + 4 + payload.len() + 4,
             Op::Gone { client, .. } => str16(client) + 1,
-            Op::Sync {
-                daemon,
-                config,
-                groups,
-            } => {
+            Op::Acl { text } => 4 + text.len(),
+            Op::Sync { config, snapshot } => {
+                let Snapshot {
+                    daemon,
+                    acl,
+                    groups,
+                    ..
+                } = snapshot;
                 str16(daemon)
                     + 2
                     + 8 * config.len()
@@ -288,13 +392,28 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                                 + g.members.iter().map(|(c, _)| str16(c) + 8).sum::<usize>()
                         })
                         .sum::<usize>()
+                    + 1
+                    + 8
+                    + 4
+                    + acl.len()
             }
         }
     }
 
     fn emit_body(&self, w: &mut Writer<'_>) -> Result<(), WireError> {
         match self {
-            Op::Join { req, client, group } | Op::Leave { req, client, group } => {
+            Op::Join {
+                req,
+                client,
+                group,
+                uid,
+            } => {
+                w.u32(*req)?;
+                w.str16(client)?;
+                w.str16(group)?;
+                w.u32(uid.unwrap_or(NO_UID))
+            }
+            Op::Leave { req, client, group } => {
                 w.u32(*req)?;
                 w.str16(client)?;
                 w.str16(group)
@@ -305,23 +424,23 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                 msg_type,
                 groups,
                 payload,
+                uid,
             } => {
                 w.str16(client)?;
                 w.u32(*service)?;
                 w.i16(*msg_type)?;
                 groups.emit(w)?;
-                w.bytes32(payload)
+                w.bytes32(payload)?;
+                w.u32(uid.unwrap_or(NO_UID))
             }
             Op::Gone { client, cause } => {
                 w.str16(client)?;
                 w.u8(cause.to_u8())
             }
-            Op::Sync {
-                daemon,
-                config,
-                groups,
-            } => {
-                w.str16(daemon)?;
+            Op::Acl { text } => w.str32(text),
+            Op::Sync { config, snapshot } => {
+                let groups = &snapshot.groups;
+                w.str16(&snapshot.daemon)?;
                 w.u16(w.len("a configuration's members", config.len())?)?;
                 for m in config {
                     w.u64(*m)?;
@@ -336,7 +455,9 @@ impl<'a> wire::Repr<'a> for Op<'a> {
                         w.u64(*home)?;
                     }
                 }
-                Ok(())
+                w.u8(u8::from(snapshot.settled))?;
+                w.u64(snapshot.acl_version)?;
+                w.str32(&snapshot.acl)
             }
         }
     }
@@ -413,6 +534,7 @@ mod tests {
             req: 7,
             client: "#a#n1",
             group: "g",
+            uid: None,
         });
         round_trip(Op::Leave {
             req: 8,
@@ -425,20 +547,124 @@ mod tests {
             msg_type: -3,
             groups: Names::from(&["g", "#b#n2"]),
             payload: b"hello",
+            uid: None,
         });
         round_trip(Op::Gone {
             client: "#a#n1",
             cause: Cause::Network,
         });
         round_trip(Op::Sync {
-            daemon: "n1".into(),
             config: vec![1 << 32 | 5, 2 << 32 | 9],
-            groups: vec![SyncGroup {
-                name: "g".into(),
-                view: 4,
-                members: vec![("#a#n1".into(), 1 << 32 | 5)],
-            }],
+            snapshot: Snapshot::fresh(
+                "n1",
+                vec![SyncGroup {
+                    name: "g".into(),
+                    view: 4,
+                    members: vec![("#a#n1".into(), 1 << 32 | 5)],
+                }],
+            ),
         });
+    }
+
+    #[test]
+    fn uids_settled_flags_and_access_lists_round_trip() {
+        round_trip(Op::Join {
+            req: 7,
+            client: "#a#n1",
+            group: "g",
+            uid: Some(1000),
+        });
+        round_trip(Op::Multicast {
+            client: "#a#n1",
+            service: 0x10,
+            msg_type: 0,
+            groups: Names::from(&["#b#n2"]),
+            payload: b"",
+            uid: Some(0),
+        });
+        round_trip(Op::Acl {
+            text: "[private]\nsend = [0]\n",
+        });
+        round_trip(Op::Acl { text: "" });
+        round_trip(Op::Sync {
+            config: vec![1],
+            snapshot: Snapshot {
+                settled: true,
+                acl_version: 3,
+                acl: "[groups.g]\njoin = [1]\n".into(),
+                ..Snapshot::fresh("n1", vec![])
+            },
+        });
+        // An unknown uid is the one no user has, and reads back unknown.
+        let bytes = op_bytes(&Op::Join {
+            req: 1,
+            client: "#a#n1",
+            group: "g",
+            uid: None,
+        });
+        assert_eq!(bytes[bytes.len() - 4..], NO_UID.to_be_bytes());
+    }
+
+    #[test]
+    fn a_malformed_access_list_op_or_sync_is_refused_with_its_field() {
+        // A settled flag other than 0 or 1: the byte before the list's
+        // version and length.
+        let sync = Op::Sync {
+            config: vec![1],
+            snapshot: Snapshot::fresh("n1", vec![]),
+        };
+        let mut bytes = op_bytes(&sync);
+        let flag = bytes.len() - 4 - 8 - 1;
+        bytes[flag] = 2;
+        assert_eq!(problem(Op::decode(&bytes)), bad("settled"));
+        // A list past the limit, in its own op and in a Sync.
+        let long = "#".repeat(MAX_ACL_TEXT + 1);
+        for op in [
+            Op::Acl { text: &long },
+            Op::Sync {
+                config: vec![1],
+                snapshot: Snapshot {
+                    acl: long.clone(),
+                    ..Snapshot::fresh("n1", vec![])
+                },
+            },
+        ] {
+            assert!(
+                matches!(
+                    problem(Op::decode(&op_bytes(&op))),
+                    Problem::TooLong {
+                        what: "an access list",
+                        ..
+                    }
+                ),
+                "{:?}",
+                op.kind()
+            );
+        }
+        // A list whose length says more than the op holds, or that is not
+        // UTF-8.
+        let mut bytes = op_bytes(&Op::Acl { text: "abc" });
+        bytes[5..9].copy_from_slice(&4u32.to_be_bytes());
+        assert!(Op::decode(&bytes).is_err());
+        let mut bytes = op_bytes(&Op::Acl { text: "abc" });
+        bytes[9] = 0xff;
+        assert!(Op::decode(&bytes).is_err());
+        // A join without its uid (a version 2 join) is truncated.
+        let mut bytes = op_bytes(&Op::Join {
+            req: 1,
+            client: "#a#n1",
+            group: "g",
+            uid: Some(5),
+        });
+        bytes.truncate(bytes.len() - 4);
+        let len = (bytes.len() - 4) as u32;
+        bytes[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(Op::decode(&bytes).is_err());
+        // A batch of the version before is refused whole.
+        assert_eq!(
+            ops(&[2]).next().unwrap().unwrap_err().problem(),
+            &bad("batch version")
+        );
     }
 
     /// One op as a batch's bytes would hold it.
@@ -463,6 +689,7 @@ mod tests {
                 req: 1,
                 client: "#a#n3",
                 group: &long,
+                uid: None,
             },
             Op::Leave {
                 req: 1,
@@ -473,6 +700,7 @@ mod tests {
                 req: 1,
                 client: "not-private",
                 group: "g",
+                uid: None,
             },
             Op::Gone {
                 client: &long,
@@ -484,6 +712,7 @@ mod tests {
                 msg_type: 0,
                 groups: Names::from(&[]),
                 payload: b"x",
+                uid: None,
             },
             Op::Multicast {
                 client: "#a#n3",
@@ -491,6 +720,7 @@ mod tests {
                 msg_type: 0,
                 groups: Names::from(&too_many),
                 payload: b"x",
+                uid: None,
             },
             Op::Multicast {
                 client: "#a#n3",
@@ -498,31 +728,35 @@ mod tests {
                 msg_type: 0,
                 groups: Names::from(&long_list),
                 payload: b"x",
+                uid: None,
             },
             Op::Sync {
-                daemon: "n3".into(),
                 config: vec![3],
-                groups: vec![SyncGroup {
-                    name: long.clone(),
-                    view: 1,
-                    members: vec![],
-                }],
+                snapshot: Snapshot::fresh(
+                    "n3",
+                    vec![SyncGroup {
+                        name: long.clone(),
+                        view: 1,
+                        members: vec![],
+                    }],
+                ),
             },
             Op::Sync {
-                daemon: "n3".into(),
                 config: vec![3],
-                groups: vec![SyncGroup {
-                    name: "g".into(),
-                    view: 1,
-                    members: vec![(long.clone(), 3)],
-                }],
+                snapshot: Snapshot::fresh(
+                    "n3",
+                    vec![SyncGroup {
+                        name: "g".into(),
+                        view: 1,
+                        members: vec![(long.clone(), 3)],
+                    }],
+                ),
             },
             // No daemon's name: its clients' private groups could not end
             // in it.
             Op::Sync {
-                daemon: "n#3".into(),
                 config: vec![3],
-                groups: vec![],
+                snapshot: Snapshot::fresh("n#3", vec![]),
             },
         ];
         for op in refused {
@@ -534,6 +768,7 @@ mod tests {
             msg_type: 0,
             groups: Names::from(&most),
             payload: b"x",
+            uid: None,
         };
         assert_eq!(Op::decode(&op_bytes(&fine)), Ok(fine.clone()));
     }
@@ -541,13 +776,15 @@ mod tests {
     #[test]
     fn a_sync_with_a_view_no_group_can_reach_is_refused() {
         let sync = |view| Op::Sync {
-            daemon: "n3".into(),
             config: vec![3],
-            groups: vec![SyncGroup {
-                name: "g".into(),
-                view,
-                members: vec![("#c#n3".into(), 3)],
-            }],
+            snapshot: Snapshot::fresh(
+                "n3",
+                vec![SyncGroup {
+                    name: "g".into(),
+                    view,
+                    members: vec![("#c#n3".into(), 3)],
+                }],
+            ),
         };
         assert_eq!(problem(Op::decode(&op_bytes(&sync(u64::MAX)))), bad("view"));
         assert_eq!(
@@ -564,6 +801,7 @@ mod tests {
             req: 1,
             client: "#a#n1",
             group: "g",
+            uid: None,
         }
         .emit_into(&mut batch)
         .unwrap();
@@ -585,6 +823,7 @@ mod tests {
             req: 1,
             client: "#a#n1",
             group: &long,
+            uid: None,
         };
         let err = op.emit_into(&mut batch).unwrap_err();
         assert!(

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use super::cluster_op::{BATCH_VERSION, Op, SyncGroup, ops};
+use super::cluster_op::{BATCH_VERSION, Op, Snapshot, SyncGroup, ops};
 use super::outbox::{Outbox, QueueLimits};
 use super::router::{Link, Router, Synced};
 use crate::Cause;
@@ -29,7 +29,9 @@ impl Daemon {
             me,
         });
         // The first state exchange gave every daemon's name: n1 to n4.
-        let first: Vec<Synced> = (1..=4).map(|d| (d, format!("n{d}"), vec![])).collect();
+        let first: Vec<Synced> = (1..=4)
+            .map(|d| (d, Snapshot::fresh(&format!("n{d}"), vec![])))
+            .collect();
         router.merge(&first, &std::collections::HashMap::new());
         let outbox = Arc::new(Outbox::new(QueueLimits::default()));
         let (id, _) = router
@@ -135,12 +137,9 @@ pub fn cluster(data: &[u8]) {
 /// Delivers one CPG message from `from` to both daemons, as
 /// `daemon/cluster.rs` does.
 fn deliver(n: &[Daemon; 2], from: u64, batch: &[u8]) {
-    if let Some(Ok(Op::Sync { daemon, groups, .. })) = ops(batch).next() {
-        let mut syncs: Vec<Synced> = n
-            .iter()
-            .map(|d| (d.me, d.router.daemon_name(), d.router.snapshot()))
-            .collect();
-        syncs.push((from, daemon, groups));
+    if let Some(Ok(Op::Sync { snapshot, .. })) = ops(batch).next() {
+        let mut syncs: Vec<Synced> = n.iter().map(|d| (d.me, d.router.sync_state())).collect();
+        syncs.push((from, snapshot));
         for d in n {
             d.router.merge(&syncs, &std::collections::HashMap::new());
         }
@@ -179,15 +178,21 @@ fn settle(n: &[Daemon; 2]) {
     for d in n {
         d.client_reads();
     }
+    let replicated = |d: &Daemon| {
+        let s = d.router.sync_state();
+        (s.groups, s.acl_version, s.acl)
+    };
     assert_eq!(
-        n[0].router.snapshot(),
-        n[1].router.snapshot(),
+        replicated(&n[0]),
+        replicated(&n[1]),
         "two daemons fed the same stream disagree"
     );
 }
 
 /// Seed inputs for [`cluster`]: every op kind from daemon 3, a state
-/// exchange, a daemon leaving, and an op for another daemon's client.
+/// exchange, a daemon leaving, an op for another daemon's client, an access
+/// list and what it refuses, a list that does not parse, and a Sync under
+/// a name another daemon holds.
 pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     let ops = [
         (
@@ -196,6 +201,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
                 req: 1,
                 client: "#c#n3",
                 group: "g",
+                uid: Some(1000),
             },
         ),
         (
@@ -214,6 +220,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
                 msg_type: 3,
                 groups: crate::wire::Names::from(&["g", "#a#n1"]),
                 payload: b"hello",
+                uid: Some(1000),
             },
         ),
         (
@@ -226,13 +233,25 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
         (
             "sync",
             Op::Sync {
-                daemon: "n3".into(),
                 config: vec![1, 2, 3],
-                groups: vec![SyncGroup {
-                    name: "g".into(),
-                    view: 9,
-                    members: vec![("#c#n3".into(), 3), ("#a#n1".into(), 1)],
-                }],
+                snapshot: Snapshot {
+                    acl_version: 2,
+                    acl: "[private]\nsend = [0]\n".into(),
+                    ..Snapshot::fresh(
+                        "n3",
+                        vec![SyncGroup {
+                            name: "g".into(),
+                            view: 9,
+                            members: vec![("#c#n3".into(), 3), ("#a#n1".into(), 1)],
+                        }],
+                    )
+                },
+            },
+        ),
+        (
+            "acl",
+            Op::Acl {
+                text: "[groups.g]\njoin = [0]\nsend = [0]\n\n[private]\nsend = [0]\n",
             },
         ),
     ];
@@ -261,5 +280,28 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
         cause: Cause::Network,
     };
     seeds.push(("foreign-client".into(), record(0, &foreign)));
+    // A list, then the join and multicast it refuses (uid 1000), at both.
+    let mut acl_then_refused = record(0, &ops[5].1);
+    acl_then_refused.extend(record(0, &ops[0].1));
+    acl_then_refused.extend(record(0, &ops[2].1));
+    seeds.push(("acl-then-refused".into(), acl_then_refused));
+    // A list that does not parse: refused at both, the batch goes on.
+    let mut bad_acl = vec![BATCH_VERSION];
+    for op in [Op::Acl { text: "[groups" }, ops[0].1.clone()] {
+        op.emit_into(&mut bad_acl).expect("seed ops emit");
+    }
+    let mut r = vec![0];
+    r.extend_from_slice(&(bad_acl.len() as u16).to_be_bytes());
+    r.extend_from_slice(&bad_acl);
+    seeds.push(("acl-malformed".into(), r));
+    // Daemon 3's Sync under n1's name: refused (n1 holds it, settled).
+    let impostor = Op::Sync {
+        config: vec![1, 2, 3],
+        snapshot: Snapshot {
+            settled: true,
+            ..Snapshot::fresh("n1", vec![])
+        },
+    };
+    seeds.push(("sync-taken-name".into(), record(0, &impostor)));
     seeds
 }

@@ -67,7 +67,7 @@ use conn_ipc::{IpcListener, IpcStream};
 use conn_tcp::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-pub use acl::Acl;
+pub use acl::{Acl, MAX_ACL_TEXT};
 pub use conn_core::auth::Secret;
 pub use conn_core::budget::MemoryBudget;
 pub use outbox::QueueLimits;
@@ -105,7 +105,11 @@ pub struct DaemonConfig {
     /// no access list stops a client without a uid. Ignored when
     /// [`secret`](DaemonConfig::secret) is set.
     pub tcp_insecure: bool,
-    /// The access list, if any.
+    /// The access list, if any. In a cluster the list in force is the
+    /// cluster's: this one is proposed to every daemon once this daemon
+    /// holds the state, and is in force everywhere until a later one in
+    /// the stream; `None` takes the cluster's as it is (see
+    /// `docs/cluster.md`).
     pub acl: Option<Acl>,
     /// The daemon's name, the second part of private groups `#name#daemon`.
     pub name: String,
@@ -120,7 +124,10 @@ pub struct DaemonConfig {
     pub stall_timeout: Duration,
     /// Join the daemons of a corosync cluster through this CPG group
     /// (`mailboxd --cluster corosync`; needs the `corosync` feature). The
-    /// daemon names must differ across the cluster. `None`: one daemon alone.
+    /// daemon names must differ across the cluster: a daemon whose name a
+    /// running one holds is refused at its state exchange ([`run`] returns
+    /// the error naming the holder's node), and the holder goes on. `None`:
+    /// one daemon alone.
     pub cluster: Option<String>,
 }
 
@@ -304,14 +311,19 @@ pub async fn run(
         None => serving.await?,
         Some(node) => {
             let clustered = async {
-                if let Err(e) = node.run(stop.clone()).await {
-                    // corosync went away: the daemon cannot order anything more.
-                    tracing::error!(error = %e, "mailboxd lost its cluster; shutting down");
-                    router.shutdown();
-                    stop.cancel();
-                }
+                let e = node.run(stop.clone()).await.err()?;
+                // corosync went away, or a state exchange gave our name to
+                // another daemon: this one cannot order anything more.
+                tracing::error!(error = %e, "mailboxd lost its cluster; shutting down");
+                router.shutdown();
+                stop.cancel();
+                Some(e)
             };
-            tokio::join!(serving, clustered).0?
+            match tokio::join!(serving, clustered) {
+                // Refused for our name: the error, not a clean report.
+                (_, Some(e)) if e.kind() == conn_core::ErrorKind::AlreadyExists => return Err(e),
+                (report, _) => report?,
+            }
         }
     };
     #[cfg(not(feature = "corosync"))]

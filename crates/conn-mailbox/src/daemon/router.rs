@@ -33,6 +33,8 @@ mod replica;
 use crate::{Cause, Service};
 pub(crate) use order::Link;
 use order::{Alone, Sequencer, Turn};
+#[cfg(feature = "corosync")]
+pub(crate) use replica::NameTaken;
 pub(crate) use replica::Synced;
 
 /// A connected client's number.
@@ -63,7 +65,20 @@ struct Group {
 
 struct State {
     daemon_name: String,
+    /// The access list in force: a lone daemon's own; in a cluster the one
+    /// the stream installed last ([`Op::Acl`], or a state exchange's).
     acl: Option<Acl>,
+    /// In a cluster, how many lists the stream installed here (a Sync
+    /// carries it: the merge takes the list of the highest).
+    acl_version: u64,
+    /// In a cluster, the list this daemon was given (`--acl`), proposed to
+    /// the others once it holds the state ([`Router::propose_acl`]).
+    proposed: Option<Acl>,
+    /// Our own proposal came back through the stream (applied or not).
+    proposal_back: bool,
+    /// In a cluster, a merged state was installed here: our Syncs say so,
+    /// and of two daemons with one name the settled one keeps it.
+    settled: bool,
     clients: HashMap<ClientId, Client>,
     /// Private name to client.
     names: HashMap<String, ClientId>,
@@ -94,6 +109,24 @@ pub(crate) struct Router {
 /// A refusal: its code and what it is about.
 pub(crate) type Refusal = (Code, String);
 
+/// The checks of a multicast that need no access list (that one is
+/// [`State::apply`]'s, where the op lands in the order).
+fn check_multicast(service: u32, groups: Names<'_>, payload: &[u8]) -> Result<(), Refusal> {
+    if !Service::from_bits(service).is_valid() {
+        return Err((Code::IllegalService, format!("{service:#x}")));
+    }
+    if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
+        return Err((Code::TooManyGroups, groups.len().to_string()));
+    }
+    if payload.len() > MAX_MESSAGE {
+        return Err((Code::MessageTooLong, payload.len().to_string()));
+    }
+    if let Some(g) = groups.iter().find(|g| !legal_destination(g)) {
+        return Err((Code::IllegalGroup, g.into()));
+    }
+    Ok(())
+}
+
 /// `repr` as a frame to queue: one allocation, shared by every outbox it goes to.
 fn to_frame(repr: &Repr<'_>) -> Bytes {
     crate::wire::frame_bytes(repr)
@@ -109,6 +142,10 @@ impl Router {
             state: Mutex::new(State {
                 daemon_name,
                 acl,
+                acl_version: 0,
+                proposed: None,
+                proposal_back: false,
+                settled: false,
                 clients: HashMap::new(),
                 names: HashMap::new(),
                 groups: HashMap::new(),
@@ -182,11 +219,12 @@ impl Router {
                 client.outbox.push(reply(req, code as u16, &detail));
             }
             None => {
-                let client = client.private_group.clone();
+                let (uid, client) = (client.uid, client.private_group.clone());
                 st.sequence(Op::Join {
                     req,
                     client: &client,
                     group,
+                    uid,
                 });
             }
         }
@@ -224,17 +262,18 @@ impl Router {
         let Some(client) = st.clients.get(&id).filter(|c| !c.gone) else {
             return;
         };
-        if let Err((code, detail)) = st.check_multicast(client.uid, service, groups, payload) {
+        if let Err((code, detail)) = check_multicast(service, groups, payload) {
             client.outbox.push(reply(0, code as u16, &detail));
             return;
         }
-        let client = client.private_group.clone();
+        let (uid, client) = (client.uid, client.private_group.clone());
         st.sequence(Op::Multicast {
             client: &client,
             service,
             msg_type,
             groups,
             payload,
+            uid,
         });
         st.drop_fallen();
     }
@@ -306,7 +345,22 @@ impl State {
     /// members.
     fn apply(&mut self, from: u64, op: Op<'_>) {
         match op {
-            Op::Join { req, client, group } => {
+            Op::Join {
+                req,
+                client,
+                group,
+                uid,
+            } => {
+                // The list in force here in the stream decides, at every
+                // daemon alike.
+                if self
+                    .acl
+                    .as_ref()
+                    .is_some_and(|acl| !acl.may_join(group, uid))
+                {
+                    self.refuse(client, req, format!("join {group}"));
+                    return;
+                }
                 let Some(id) = self.client_for(client, from) else {
                     return;
                 };
@@ -350,7 +404,19 @@ impl State {
                 msg_type,
                 groups,
                 payload,
-            } => self.deliver(client, service, msg_type, groups, payload),
+                uid,
+            } => {
+                // Private groups too: the access list's `[private]` rule.
+                // One refused destination refuses the whole message.
+                let refused = self
+                    .acl
+                    .as_ref()
+                    .and_then(|acl| groups.iter().find(|g| !acl.may_send(g, uid)));
+                match refused {
+                    Some(g) => self.refuse(client, 0, format!("send {g}")),
+                    None => self.deliver(client, service, msg_type, groups, payload),
+                }
+            }
             Op::Gone { client, cause } => {
                 if let Some(id) = self.by_group.get(client).copied() {
                     // Its outbox ended when it departed here, or (a remote
@@ -359,6 +425,57 @@ impl State {
                 }
             }
             Op::Sync { .. } => {} // the CPG task gathers these
+            Op::Acl { text } => self.install_acl(from, text),
+        }
+    }
+
+    /// Puts the access list `text`, proposed by the daemon `from`, in
+    /// force here; a text that does not parse changes nothing (every
+    /// daemon parses it alike, so it is refused everywhere).
+    fn install_acl(&mut self, from: u64, text: &str) {
+        let me = self.order.member();
+        if from == me {
+            self.proposal_back = true;
+        }
+        let by = self.daemons.get(&from).map_or("?", String::as_str);
+        match Acl::parse(text) {
+            Ok(acl) => {
+                self.acl_version += 1;
+                tracing::info!(
+                    version = self.acl_version,
+                    daemon = by,
+                    from,
+                    "cluster: access list in force"
+                );
+                if from != me && self.proposed.as_ref().is_some_and(|p| p.text() != text) {
+                    tracing::warn!(
+                        daemon = by,
+                        "cluster: the access list given to this daemon (--acl) is no longer in \
+                         force: daemon {by} proposed another since (the last list in the stream \
+                         is every daemon's)"
+                    );
+                }
+                self.acl = Some(acl);
+            }
+            Err(e) => tracing::warn!(
+                daemon = by,
+                from,
+                error = %e,
+                "cluster: an access list that does not parse refused"
+            ),
+        }
+    }
+
+    /// Tells `client`, if it is one of ours, that the access list refused
+    /// its request `req` (0 for a multicast).
+    fn refuse(&self, client: &str, req: u32, detail: String) {
+        if let Some(c) = self
+            .by_group
+            .get(client)
+            .and_then(|id| self.clients.get(id))
+            .filter(|c| c.home.is_none())
+        {
+            c.outbox.push(reply(req, Code::NotAllowed as u16, &detail));
         }
     }
 
@@ -429,50 +546,17 @@ impl State {
         }
     }
 
+    /// The checks of a join that need no access list (that one is
+    /// [`State::apply`]'s, where the op lands in the order).
     fn check_join(&self, id: ClientId, group: &str) -> Option<Refusal> {
         let client = self.clients.get(&id)?;
         if !legal_group_name(group) {
             return Some((Code::IllegalGroup, group.into()));
         }
-        if self
-            .acl
-            .as_ref()
-            .is_some_and(|acl| !acl.may_join(group, client.uid))
-        {
-            return Some((Code::NotAllowed, format!("join {group}")));
-        }
         if !client.groups.contains(group) && client.groups.len() >= MAX_GROUPS_PER_CLIENT {
             return Some((Code::TooManyGroups, group.into()));
         }
         None
-    }
-
-    fn check_multicast(
-        &self,
-        uid: Option<u32>,
-        service: u32,
-        groups: Names<'_>,
-        payload: &[u8],
-    ) -> Result<(), Refusal> {
-        if !Service::from_bits(service).is_valid() {
-            return Err((Code::IllegalService, format!("{service:#x}")));
-        }
-        if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
-            return Err((Code::TooManyGroups, groups.len().to_string()));
-        }
-        if payload.len() > MAX_MESSAGE {
-            return Err((Code::MessageTooLong, payload.len().to_string()));
-        }
-        for g in groups.iter() {
-            if !legal_destination(g) {
-                return Err((Code::IllegalGroup, g.into()));
-            }
-            // Private groups too: the access list's `[private]` rule.
-            if self.acl.as_ref().is_some_and(|acl| !acl.may_send(g, uid)) {
-                return Err((Code::NotAllowed, format!("send {g}")));
-            }
-        }
-        Ok(())
     }
 
     fn remove_member(&mut self, group: &str, id: ClientId) {

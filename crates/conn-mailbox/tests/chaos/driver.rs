@@ -508,6 +508,7 @@ impl Bed {
                     &group,
                     self.socket(node),
                     log,
+                    &[],
                 )
             };
             d.keep_log = true;

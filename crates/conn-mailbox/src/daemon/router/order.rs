@@ -2,7 +2,9 @@
 //! its two modes.
 //!
 //! A client's join, leave, multicast or departure becomes an [`Op`] once it
-//! passed the checks (names, limits, access list). The router hands the op
+//! passed the checks (names, limits; the access list is checked where the
+//! op is applied, against the list in force at its place in the order).
+//! The router hands the op
 //! to its [`Sequencer`] and applies it when the sequencer says it is next:
 //! a lone daemon ([`Alone`]) at once, since the router's lock already is
 //! the one order; a cluster member ([`Link`]) when CPG delivers it back, at

@@ -2,24 +2,101 @@
 //! one agreed order, to one replicated group state.
 //!
 //! A clustered daemon does not apply its clients' joins, leaves, multicasts
-//! and departures when they arrive: it checks them (names, limits, access
-//! list) and sends them out on CPG (its [`Link`]). Every daemon, the
-//! sender too, applies the delivered stream here, to the same state in the
-//! same order, and delivers to its own clients only. Remote clients are
-//! entries without an outbox; a multicast reaches the remote members of a
-//! group through their own daemon's copy of the stream.
+//! and departures when they arrive: it checks them (names, limits) and
+//! sends them out on CPG (its [`Link`]). Every daemon, the sender too,
+//! applies the delivered stream here, to the same state in the same order,
+//! checks joins and multicasts against the access list in force at that
+//! place of the stream (itself replicated: [`Op::Acl`]), and delivers to
+//! its own clients only. Remote clients are entries without an outbox; a
+//! multicast reaches the remote members of a group through their own
+//! daemon's copy of the stream.
+//!
+//! A state exchange also settles two things every daemon must agree on:
+//! daemon names are unique (of two Syncs with one name, the settled
+//! daemon's, else the first in CPG's order, keeps it; the other daemon is
+//! refused and leaves), and the access list in force (the one the stream
+//! had installed most often, the first such in CPG's order).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{Client, ClientId, Group, Link, Router, State};
 use crate::Cause;
-use crate::daemon::cluster_op::{Op, SyncGroup, home_of};
+use crate::daemon::acl::Acl;
+use crate::daemon::cluster_op::{Op, Snapshot, SyncGroup, home_of};
 use crate::daemon::outbox::{End, Outbox, QueueLimits};
 
-/// One daemon's Sync as a state exchange gathered it: its CPG member, its
-/// name and its groups.
-pub(crate) type Synced = (u64, String, Vec<SyncGroup>);
+/// One daemon's Sync as a state exchange gathered it: its CPG member and
+/// what it said.
+pub(crate) type Synced = (u64, Snapshot);
+
+/// A daemon refused in a state exchange because another holds its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NameTaken {
+    /// The name both gave.
+    pub(crate) name: String,
+    /// The CPG member refused.
+    pub(crate) refused: u64,
+    /// The CPG member that keeps the name.
+    pub(crate) holder: u64,
+}
+
+impl NameTaken {
+    /// The refused daemon's error: the name, and where the holder runs.
+    #[cfg_attr(not(feature = "corosync"), allow(dead_code))] // the CPG task's
+    pub(crate) fn error(&self) -> conn_core::Error {
+        conn_core::Error::new(conn_core::ErrorKind::AlreadyExists)
+            .during("join the cluster")
+            .detail(format!(
+                "the daemon name {:?} is taken: the mailboxd on node {} (pid {}) holds it; \
+                 daemon names must differ across the cluster, so give this one another --name",
+                self.name,
+                self.holder >> 32,
+                self.holder & 0xffff_ffff,
+            ))
+    }
+}
+
+/// The daemons whose name another Sync of the exchange holds: per name,
+/// the first settled daemon in `syncs`' order (CPG's member order) keeps
+/// it, or the first of all when none is settled (daemons started at once);
+/// every other one with that name is refused. A function of the Syncs
+/// alone, so every daemon, the refused one too, finds the same.
+fn taken_names(syncs: &[Synced]) -> Vec<NameTaken> {
+    let mut holders: BTreeMap<&str, u64> = BTreeMap::new();
+    for settled in [true, false] {
+        for (m, s) in syncs.iter().filter(|(_, s)| s.settled == settled) {
+            holders.entry(&s.daemon).or_insert(*m);
+        }
+    }
+    syncs
+        .iter()
+        .filter(|(m, s)| holders[s.daemon.as_str()] != *m)
+        .map(|(m, s)| NameTaken {
+            name: s.daemon.clone(),
+            refused: *m,
+            holder: holders[s.daemon.as_str()],
+        })
+        .collect()
+}
+
+/// The access list the merged state holds: of the Syncs' lists that parse,
+/// the one installed most often (the highest version), the first such in
+/// CPG's member order; `None` (with version 0) when no daemon had one.
+fn merged_acl(syncs: &[&Synced]) -> (u64, Option<Acl>) {
+    let mut best: (u64, Option<Acl>) = (0, None);
+    for (m, s) in syncs {
+        if s.acl_version <= best.0 {
+            continue;
+        }
+        match Acl::parse(&s.acl) {
+            Ok(acl) => best = (s.acl_version, Some(acl)),
+            // A list no daemon could have installed: never in force.
+            Err(e) => tracing::warn!(from = m, error = %e, "cluster: a Sync's access list skipped"),
+        }
+    }
+    best
+}
 
 impl State {
     /// The client `name` homed at `home`, made if a remote one is new.
@@ -66,21 +143,77 @@ impl State {
     pub(super) fn is_local(&self, id: ClientId) -> bool {
         self.clients.get(&id).is_some_and(|c| c.home.is_none())
     }
+
+    /// The whole group state, groups in name order.
+    fn groups_snapshot(&self) -> Vec<SyncGroup> {
+        let me = self.order.member();
+        let mut groups: Vec<SyncGroup> = self
+            .groups
+            .iter()
+            .map(|(name, g)| SyncGroup {
+                name: name.clone(),
+                view: g.view,
+                members: g
+                    .members
+                    .iter()
+                    .filter_map(|m| self.clients.get(m))
+                    .map(|c| (c.private_group.to_string(), c.home.unwrap_or(me)))
+                    .collect(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        groups
+    }
 }
 
 impl Router {
     /// Makes this router a cluster member: from now on operations go to
     /// `link` and come back through [`Router::apply`].
+    ///
+    /// The access list it was made with becomes its proposal: a cluster
+    /// member's list in force is the cluster's, which a state exchange
+    /// brings and [`Router::propose_acl`] may change.
     pub(crate) fn set_cluster(&self, link: Link) {
         let mut st = self.lock();
         let own = st.daemon_name.clone();
         st.daemons.insert(link.me, own);
         st.order = Box::new(link);
+        st.proposed = st.acl.take();
+        st.acl_version = 0;
     }
 
-    /// This daemon's `--name`, for its Sync.
-    pub(crate) fn daemon_name(&self) -> String {
-        self.lock().daemon_name.clone()
+    /// Sends the access list this daemon was given to the cluster (an
+    /// [`Op::Acl`]), to be in force everywhere from its place in the
+    /// stream; false if it was given none (it then keeps the cluster's).
+    #[cfg_attr(not(feature = "corosync"), allow(dead_code))] // the CPG task's
+    pub(crate) fn propose_acl(&self) -> bool {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(text) = st.proposed.as_ref().map(|a| a.text().to_owned()) else {
+            return false;
+        };
+        st.proposal_back = false;
+        st.sequence(Op::Acl { text: &text });
+        true
+    }
+
+    /// Our [`Router::propose_acl`]'s op came back through the stream.
+    #[cfg_attr(not(feature = "corosync"), allow(dead_code))] // the CPG task's
+    pub(crate) fn proposal_back(&self) -> bool {
+        self.lock().proposal_back
+    }
+
+    /// This daemon's state for its Sync: name, whether settled, the access
+    /// list in force and the groups.
+    pub(crate) fn sync_state(&self) -> Snapshot {
+        let st = self.lock();
+        Snapshot {
+            daemon: st.daemon_name.clone(),
+            settled: st.settled,
+            acl_version: st.acl_version,
+            acl: st.acl.as_ref().map_or("", Acl::text).to_owned(),
+            groups: st.groups_snapshot(),
+        }
     }
 
     /// How many ops were refused for naming a client of another daemon
@@ -101,15 +234,21 @@ impl Router {
         // would apply at that one's home (where the client is local) and
         // elsewhere (where it is remote) to different effect (found by the
         // mailbox_cluster fuzz target: the replicas diverged).
-        if let Some((client, home)) = op.client()
-            && st.daemons.get(&from).is_none_or(|d| d != home)
-        {
+        // A list comes from a daemon whose name a Sync gave (not from one
+        // refused for a taken name).
+        let foreign = match op.client() {
+            Some((_, home)) => st.daemons.get(&from).is_none_or(|d| d != home),
+            None => matches!(op, Op::Acl { .. }) && !st.daemons.contains_key(&from),
+        };
+        if foreign {
+            let client = op.client().map(|(c, _)| c);
             st.refused += 1;
             tracing::warn!(
                 from,
                 client,
                 refused = st.refused,
-                "cluster: an op naming a client of another daemon than its sender refused"
+                "cluster: an op naming a client of another daemon than its sender, or a list \
+                 from a daemon with no name here, refused"
             );
             return;
         }
@@ -152,26 +291,10 @@ impl Router {
         st.drop_fallen();
     }
 
-    /// This daemon's whole group state, for a [`Op::Sync`].
+    /// This daemon's whole group state, as an [`Op::Sync`] carries it.
+    #[cfg(test)]
     pub(crate) fn snapshot(&self) -> Vec<SyncGroup> {
-        let st = self.lock();
-        let me = st.order.member();
-        let mut groups: Vec<SyncGroup> = st
-            .groups
-            .iter()
-            .map(|(name, g)| SyncGroup {
-                name: name.clone(),
-                view: g.view,
-                members: g
-                    .members
-                    .iter()
-                    .filter_map(|m| st.clients.get(m))
-                    .map(|c| (c.private_group.to_string(), c.home.unwrap_or(me)))
-                    .collect(),
-            })
-            .collect();
-        groups.sort_by(|a, b| a.name.cmp(&b.name));
-        groups
+        self.lock().groups_snapshot()
     }
 
     /// Installs the state every daemon of a new configuration computes
@@ -180,6 +303,11 @@ impl Router {
     /// under way (their clients go with that cause; any other member that
     /// the merged list drops, with cause network; those that go are told in
     /// one message per cause, as in [`Router::daemons_left`]).
+    ///
+    /// First the daemon names ([`taken_names`]): each daemon refused for a
+    /// name another holds is returned, and its Sync is left out of the
+    /// rest; a refused daemon that finds itself refused changes nothing
+    /// here (it is to leave). Then the access list ([`merged_acl`]).
     ///
     /// Per group, the merged list is the largest list any daemon holds
     /// (the first such in member order), then every other daemon's members
@@ -200,23 +328,46 @@ impl Router {
     /// tells nobody. (One with nothing to change below `e` moves to it
     /// silently: a membership message that changes no member has no cause
     /// to give.)
-    pub(crate) fn merge(&self, syncs: &[Synced], left: &HashMap<u64, Cause>) {
+    pub(crate) fn merge(&self, syncs: &[Synced], left: &HashMap<u64, Cause>) -> Vec<NameTaken> {
         let mut guard = self.lock();
         let st = &mut *guard;
         if st.shutting_down {
-            return;
+            return Vec::new();
         }
         let me = st.order.member();
+        // First the names: a refused daemon's Sync counts for nothing (it
+        // leaves; its clients, if any, go as a lost daemon's do).
+        let taken = taken_names(syncs);
+        if taken.iter().any(|t| t.refused == me) {
+            return taken; // we leave: our state no longer matters
+        }
+        let syncs: Vec<&Synced> = syncs
+            .iter()
+            .filter(|(m, _)| !taken.iter().any(|t| t.refused == *m))
+            .collect();
+        for t in &taken {
+            st.daemons.remove(&t.refused);
+        }
         // Names stay known past a departure: what a daemon sent before it
         // left may still be replayed after this merge.
-        for (m, daemon, _) in syncs {
-            st.daemons.insert(*m, daemon.clone());
+        for (m, s) in &syncs {
+            st.daemons.insert(*m, s.daemon.clone());
         }
+        let (version, acl) = merged_acl(&syncs);
+        if version != st.acl_version {
+            tracing::info!(
+                version,
+                was = st.acl_version,
+                "cluster: the state exchange brought the access list in force"
+            );
+        }
+        st.acl_version = version;
+        st.acl = acl;
         let daemons = st.daemons.clone();
-        let live: HashSet<u64> = syncs.iter().map(|(m, _, _)| *m).collect();
+        let live: HashSet<u64> = syncs.iter().map(|(m, _)| *m).collect();
         let mut by_name: BTreeMap<&str, Vec<(u64, &SyncGroup)>> = BTreeMap::new();
-        for (m, _, groups) in syncs {
-            for g in groups {
+        for (m, s) in &syncs {
+            for g in &s.groups {
                 by_name.entry(&g.name).or_default().push((*m, g));
             }
         }
@@ -343,6 +494,8 @@ impl Router {
             st.forget_if_idle(id);
         }
         st.drop_fallen();
+        st.settled = true;
+        taken
     }
 }
 
@@ -388,14 +541,16 @@ mod tests {
         r.register(client, true, None, outbox.clone()).unwrap();
         // The first state exchange, of three daemons in no group yet: each
         // knows the others' names from here on.
-        let first: Vec<Synced> = (1..=3).map(|d| (d, format!("n{d}"), vec![])).collect();
+        let first: Vec<Synced> = (1..=3)
+            .map(|d| (d, Snapshot::fresh(&format!("n{d}"), vec![])))
+            .collect();
         r.merge(&first, &HashMap::new());
         (r, outbox)
     }
 
     /// Daemon `m`'s Sync, as `r` would send it.
     fn synced(m: u64, r: &Router) -> Synced {
-        (m, r.daemon_name(), r.snapshot())
+        (m, r.sync_state())
     }
 
     fn join<'a>(client: &'a str) -> Op<'a> {
@@ -403,6 +558,7 @@ mod tests {
             req: 1,
             client,
             group: "g",
+            uid: None,
         }
     }
 
@@ -612,7 +768,11 @@ mod tests {
                 members: vec![("#a#n1".into(), 1)],
             },
         ];
-        let syncs = vec![synced(1, &n1), synced(2, &n2), (3, "n3".into(), bogus)];
+        let syncs = vec![
+            synced(1, &n1),
+            synced(2, &n2),
+            (3, Snapshot::fresh("n3", bogus)),
+        ];
         n1.merge(&syncs, &HashMap::new());
         n2.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), n2.snapshot());
@@ -674,6 +834,7 @@ mod tests {
                 req: 9,
                 client: "#a#n1",
                 group: "h",
+                uid: None,
             },
             Op::Leave {
                 req: 9,
@@ -686,6 +847,7 @@ mod tests {
                 msg_type: 0,
                 groups: crate::wire::Names::from(&["g"]),
                 payload: b"not from n1",
+                uid: None,
             },
             Op::Gone {
                 client: "#a#n1",
@@ -733,5 +895,309 @@ mod tests {
         fresh.merge(&syncs, &HashMap::new());
         assert_eq!(n1.snapshot(), fresh.snapshot());
         assert_eq!(a.depth().0, before, "nobody joined, nothing announced");
+    }
+}
+
+/// The access list and daemon names across daemons: the list travels in
+/// the stream and in Syncs, each daemon checks every op against it, and a
+/// state exchange keeps names unique.
+#[cfg(test)]
+mod acl_and_names {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use conn_core::wire::Repr as _;
+
+    use crate::error::Code;
+    use crate::wire::Repr;
+
+    use super::*;
+
+    const LIST: &str = "[groups.g]\njoin = [0]\nsend = [0]\n\n[private]\nsend = [0]\n";
+
+    fn router(name: &str, me: u64) -> Router {
+        let r = Router::new(name.into(), None);
+        r.set_cluster(Link {
+            pending: Arc::new(Mutex::new(VecDeque::new())),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            me,
+        });
+        r
+    }
+
+    /// Routers n1 and n2 (members 1 and 2) that merged their first state,
+    /// each with a client (a at n1, b at n2) and its outbox.
+    fn two() -> [(Router, Arc<Outbox>); 2] {
+        let made = [("n1", 1, "a"), ("n2", 2, "b")].map(|(name, me, client)| {
+            let r = router(name, me);
+            let outbox = Arc::new(Outbox::new(QueueLimits::default()));
+            r.register(client, true, None, outbox.clone()).unwrap();
+            outbox.take_queued(); // the welcome
+            (r, outbox)
+        });
+        let first: Vec<Synced> = (1..=2)
+            .map(|d| (d, Snapshot::fresh(&format!("n{d}"), vec![])))
+            .collect();
+        for (r, _) in &made {
+            assert_eq!(r.merge(&first, &HashMap::new()), []);
+        }
+        made
+    }
+
+    /// What a client was sent, one line a frame, taken out.
+    fn said(o: &Outbox) -> Vec<String> {
+        o.take_queued()
+            .iter()
+            .map(|f| {
+                let frame = crate::wire::Frame::new_checked(&f[..]).unwrap();
+                match Repr::parse(&frame).unwrap() {
+                    Repr::Reply { req, code, detail } => format!("reply {req} {code} {detail}"),
+                    Repr::Message {
+                        sender, payload, ..
+                    } => format!(
+                        "message from {sender}: {}",
+                        String::from_utf8_lossy(payload)
+                    ),
+                    Repr::Membership {
+                        group,
+                        changed,
+                        cause,
+                        ..
+                    } => format!("membership {group} {changed} {:?}", Cause::from_u8(cause)),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    fn join(client: &str, uid: u32) -> Op<'_> {
+        Op::Join {
+            req: 4,
+            client,
+            group: "g",
+            uid: Some(uid),
+        }
+    }
+
+    fn to<'a>(client: &'a str, dest: &'a [&'a str], uid: u32) -> Op<'a> {
+        Op::Multicast {
+            client,
+            service: crate::Service::AGREED.bits(),
+            msg_type: 0,
+            groups: crate::wire::Names::from(dest),
+            payload: b"hi",
+            uid: Some(uid),
+        }
+    }
+
+    #[test]
+    fn a_list_one_daemon_proposed_refuses_a_client_of_another_at_every_daemon() {
+        let [(n1, a), (n2, b)] = two();
+        for r in [&n1, &n2] {
+            r.apply(1, Op::Acl { text: LIST });
+            let s = r.sync_state();
+            assert_eq!((s.acl_version, s.acl.as_str()), (1, LIST));
+        }
+        // b (uid 1000, at n2) may not join g, at either daemon; b is told
+        // by its own daemon only.
+        for r in [&n1, &n2] {
+            r.apply(2, join("#b#n2", 1000));
+            assert_eq!(r.sync_state().groups, []);
+        }
+        let refused = Code::NotAllowed as u16;
+        assert_eq!(said(&b), [format!("reply 4 {refused} join g")]);
+        // Nor send to a's private group; uid 0 may.
+        for r in [&n1, &n2] {
+            r.apply(2, to("#b#n2", &["#a#n1"], 1000));
+            r.apply(2, to("#b#n2", &["#a#n1"], 0));
+        }
+        assert_eq!(said(&b), [format!("reply 0 {refused} send #a#n1")]);
+        assert_eq!(said(&a), ["message from #b#n2: hi"]);
+        // A uid the list names joins, everywhere.
+        for r in [&n1, &n2] {
+            r.apply(2, join("#b#n2", 0));
+        }
+        assert_eq!(n1.sync_state().groups, n2.sync_state().groups);
+        assert_eq!(n1.sync_state().groups[0].members.len(), 1);
+    }
+
+    #[test]
+    fn a_list_that_does_not_parse_or_comes_from_no_named_daemon_changes_nothing() {
+        let [(n1, _a), (n2, _b)] = two();
+        for r in [&n1, &n2] {
+            r.apply(1, Op::Acl { text: LIST });
+            r.apply(2, Op::Acl { text: "[groups" });
+            r.apply(9, Op::Acl { text: "" });
+            let s = r.sync_state();
+            assert_eq!((s.acl_version, s.acl.as_str()), (1, LIST));
+        }
+        // The last list in the stream wins: an empty one opens everything.
+        for r in [&n1, &n2] {
+            r.apply(2, Op::Acl { text: "" });
+            r.apply(1, join("#a#n1", 1000));
+        }
+        assert_eq!(n1.sync_state().acl_version, 2);
+        assert_eq!(n1.sync_state().groups, n2.sync_state().groups);
+        assert_eq!(n1.sync_state().groups.len(), 1);
+    }
+
+    #[test]
+    fn a_proposal_is_sequenced_and_the_configured_list_is_not_in_force_before() {
+        let r = Router::new("n1".into(), Some(Acl::parse(LIST).unwrap()));
+        let pending = Arc::new(Mutex::new(VecDeque::new()));
+        r.set_cluster(Link {
+            pending: pending.clone(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            me: 1,
+        });
+        // In a cluster the list in force is the cluster's (none yet).
+        assert_eq!(r.sync_state().acl_version, 0);
+        assert!(r.propose_acl());
+        assert!(!r.proposal_back());
+        let batch = pending.lock().unwrap().pop_front().unwrap();
+        let sent: Vec<_> = crate::daemon::cluster_op::ops(&batch)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(sent, [Op::Acl { text: LIST }]);
+        r.merge(&[(1, Snapshot::fresh("n1", vec![]))], &HashMap::new());
+        r.apply(1, sent[0].clone());
+        assert!(r.proposal_back());
+        assert_eq!(r.sync_state().acl, LIST);
+        // Without a list of its own, a daemon proposes nothing.
+        assert!(!router("n2", 2).propose_acl());
+    }
+
+    #[test]
+    fn a_state_exchange_gives_every_daemon_the_list_installed_most_often() {
+        let [(n1, _a), (n2, _b)] = two();
+        n1.apply(1, Op::Acl { text: "" });
+        n1.apply(1, Op::Acl { text: LIST });
+        n2.apply(
+            2,
+            Op::Acl {
+                text: "[private]\nsend = [5]\n",
+            },
+        );
+        let fresh = router("n3", 3);
+        let syncs: Vec<Synced> = vec![
+            (1, n1.sync_state()),
+            (2, n2.sync_state()),
+            (3, fresh.sync_state()),
+        ];
+        for r in [&n1, &n2, &fresh] {
+            assert_eq!(r.merge(&syncs, &HashMap::new()), []);
+            let s = r.sync_state();
+            assert_eq!((s.acl_version, s.acl.as_str()), (2, LIST));
+            assert!(s.settled);
+        }
+    }
+
+    #[test]
+    fn a_fresh_daemon_with_a_taken_name_is_refused_and_the_holder_keeps_its_state() {
+        let [(n1, a), (n2, _b)] = two();
+        for r in [&n1, &n2] {
+            r.apply(1, join("#a#n1", 0));
+        }
+        said(&a);
+        let before = n1.sync_state();
+        // A second n1, member 1 << 32 | 77 (node 1, pid 77), listed first.
+        let dup = 1 << 32 | 77;
+        let second = router("n1", dup);
+        let syncs: Vec<Synced> = vec![
+            (dup, second.sync_state()),
+            (1, n1.sync_state()),
+            (2, n2.sync_state()),
+        ];
+        let taken = NameTaken {
+            name: "n1".into(),
+            refused: dup,
+            holder: 1,
+        };
+        for r in [&n1, &n2, &second] {
+            assert_eq!(
+                r.merge(&syncs, &HashMap::new()),
+                std::slice::from_ref(&taken)
+            );
+        }
+        assert_eq!(n1.sync_state(), before);
+        assert_eq!(said(&a), [] as [String; 0], "a was told nothing");
+        assert!(!second.sync_state().settled, "the refused one took nothing");
+        // Its ops are nobody's: refused everywhere.
+        for r in [&n1, &n2] {
+            r.apply(dup, join("#z#n1", 0));
+            r.apply(dup, Op::Acl { text: LIST });
+            assert_eq!(r.sync_state().groups, before.groups);
+            assert_eq!(r.sync_state().acl_version, 0);
+        }
+        let e = taken.error().to_string();
+        assert!(e.contains("\"n1\"") && e.contains("node 0 (pid 1)"), "{e}");
+    }
+
+    #[test]
+    fn of_daemons_started_at_once_with_one_name_the_first_in_cpgs_order_keeps_it() {
+        let (x, y) = (router("n1", 5), router("n1", 6));
+        let syncs: Vec<Synced> = vec![(5, x.sync_state()), (6, y.sync_state())];
+        for r in [&x, &y] {
+            assert_eq!(
+                r.merge(&syncs, &HashMap::new()),
+                [NameTaken {
+                    name: "n1".into(),
+                    refused: 6,
+                    holder: 5
+                }]
+            );
+        }
+        assert!(x.sync_state().settled);
+    }
+    #[test]
+    fn of_two_settled_daemons_with_one_name_the_first_in_cpgs_order_keeps_it_and_the_others_clients_go()
+     {
+        // Each half of a cut had a daemon started as n1 (members 1 and 5),
+        // each with a client in g; n2 was with member 5's half.
+        let [(n1, a), (n2, b)] = two();
+        let other = router("n1", 5);
+        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
+        other.register("x", true, None, outbox).unwrap();
+        let half: Vec<Synced> = vec![(2, n2.sync_state()), (5, other.sync_state())];
+        for r in [&n2, &other] {
+            assert_eq!(r.merge(&half, &HashMap::new()), []);
+            r.apply(5, join("#x#n1", 0));
+            r.apply(2, join("#b#n2", 0));
+        }
+        n1.apply(1, join("#a#n1", 0));
+        said(&a);
+        said(&b);
+        let syncs: Vec<Synced> = vec![
+            (1, n1.sync_state()),
+            (2, n2.sync_state()),
+            (5, other.sync_state()),
+        ];
+        let taken = NameTaken {
+            name: "n1".into(),
+            refused: 5,
+            holder: 1,
+        };
+        for r in [&n1, &n2, &other] {
+            assert_eq!(
+                r.merge(&syncs, &HashMap::new()),
+                std::slice::from_ref(&taken)
+            );
+        }
+        assert_eq!(n1.sync_state().groups, n2.sync_state().groups);
+        let members: Vec<_> = n1.sync_state().groups[0]
+            .members
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        // (The base is the largest list, n2's, less x.)
+        assert_eq!(members, ["#b#n2", "#a#n1"]);
+        // b saw x go (network) and a join.
+        assert_eq!(
+            said(&b),
+            [
+                "membership g #x#n1 Some(Network)",
+                "membership g #a#n1 Some(Join)"
+            ]
+        );
     }
 }
