@@ -490,10 +490,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Spread's own published figure for one daemon, messages/s published
-/// (56-byte messages): from another machine, not measured here; BENCHMARKS.md
-/// shows it beside ours as a reference only.
-const SPREAD_PUBLISHED_PER_S: f64 = 122_000.0;
+/// The Spread figure issue #20 quotes for one daemon: messages/s published,
+/// 56-byte messages, daemon, publisher and one receiver on one machine
+/// (spread-users list, July 2007: 122,228 published, 12,052 received, half
+/// that with four receivers). From another machine, not measured here;
+/// BENCHMARKS.md shows it beside ours as a reference only.
+const SPREAD_PUBLISHED_PER_S: f64 = 122_228.0;
 
 fn label(size: usize) -> String {
     if size >= 1024 {
@@ -658,10 +660,12 @@ fn main() {
         .map(|(p, _)| format!("{} over {}", p.server(), p.transport()))
         .collect();
     let mut reference = format!(
-        "Reference only, not a peer of this run: Spread's own published figure for one daemon, \
-         {SPREAD_PUBLISHED_PER_S:.0} messages/s published at 56 B, measured on another machine \
-         with another workload, not here. Beside it, this run's mailboxd at 100 B (published = \
-         delivered / {SUBSCRIBERS} subscribers):\n\n\
+        "Reference only, not a peer of this run: a published Spread figure for one daemon, \
+         {SPREAD_PUBLISHED_PER_S:.0} messages/s published at 56 B (a user's report on the \
+         spread-users list, July 2007: daemon, publisher and one receiver on one machine, the \
+         receiver at 12,052 messages/s, about half with four receivers), measured on another \
+         machine with another workload, not here. Beside it, this run's mailboxd at 100 B \
+         (published = delivered / {SUBSCRIBERS} subscribers, every one keeping up):\n\n\
          | | published messages/s | message | where |\n|---|---|---|---|\n\
          | Spread, one daemon (published figure) | {SPREAD_PUBLISHED_PER_S:.0} | 56 B | another machine: not measured here |\n"
     );
