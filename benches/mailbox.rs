@@ -38,6 +38,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 const SUBSCRIBERS: usize = 8;
 const WINDOW: u64 = 64;
@@ -124,6 +125,15 @@ fn summarize(start: Instant, count: u64, mut lat: Vec<u64>) -> Round {
     }
 }
 
+/// Waits for every subscriber's latencies: the round's figures.
+async fn gather(start: Instant, count: u64, subs: Vec<JoinHandle<Vec<u64>>>) -> Round {
+    let mut lat = Vec::new();
+    for s in subs {
+        lat.extend(s.await.unwrap());
+    }
+    summarize(start, count, lat)
+}
+
 async fn mailbox_round(path: &Path, size: usize, count: u64) -> Round {
     let within = Deadline::after(Duration::from_secs(30));
     let flow = Flow::new();
@@ -158,11 +168,7 @@ async fn mailbox_round(path: &Path, size: usize, count: u64) -> Round {
             .await
             .unwrap();
     }
-    let mut lat = Vec::new();
-    for s in subs {
-        lat.extend(s.await.unwrap());
-    }
-    let round = summarize(start, count, lat);
+    let round = gather(start, count, subs).await;
     publisher.disconnect(within).await.unwrap();
     round
 }
@@ -282,11 +288,7 @@ async fn redis_round(path: &Path, size: usize, count: u64) -> Round {
         bulk(&mut cmd, &flow.payload(size));
         wr.write_all(&cmd).await.unwrap();
     }
-    let mut lat = Vec::new();
-    for s in subs {
-        lat.extend(s.await.unwrap());
-    }
-    let round = summarize(start, count, lat);
+    let round = gather(start, count, subs).await;
     replies.await.unwrap();
     round
 }
@@ -384,11 +386,7 @@ async fn nats_round(addr: &str, size: usize, count: u64) -> Round {
             .await
             .unwrap();
     }
-    let mut lat = Vec::new();
-    for s in subs {
-        lat.extend(s.await.unwrap());
-    }
-    let round = summarize(start, count, lat);
+    let round = gather(start, count, subs).await;
     publisher.flush().await.unwrap();
     round
 }
@@ -450,31 +448,33 @@ enum Peer {
     Nats(Nats),
 }
 
+/// What one comparison's sides are called.
+struct Names {
+    /// mailboxd's side, for `MAILBOX_BENCH_ONLY` and the printed lines.
+    ours: &'static str,
+    /// The peer's side, the same way.
+    peer: &'static str,
+    /// The peer's program.
+    server: &'static str,
+    /// What both sides' clients connect over.
+    transport: &'static str,
+}
+
 impl Peer {
-    /// The name `MAILBOX_BENCH_ONLY` and the printed lines use.
-    fn name(&self) -> &'static str {
+    fn names(&self) -> Names {
         match self {
-            Peer::Redis(_) => "redis",
-            Peer::Nats(_) => "nats",
-        }
-    }
-    fn server(&self) -> &'static str {
-        match self {
-            Peer::Redis(_) => "redis-server",
-            Peer::Nats(_) => "nats-server",
-        }
-    }
-    fn transport(&self) -> &'static str {
-        match self {
-            Peer::Redis(_) => "Unix sockets",
-            Peer::Nats(_) => "loopback TCP",
-        }
-    }
-    /// mailboxd's side of this comparison's `MAILBOX_BENCH_ONLY` name.
-    fn ours_name(&self) -> &'static str {
-        match self {
-            Peer::Redis(_) => "mailboxd",
-            Peer::Nats(_) => "mailboxd-tcp",
+            Peer::Redis(_) => Names {
+                ours: "mailboxd",
+                peer: "redis",
+                server: "redis-server",
+                transport: "Unix sockets",
+            },
+            Peer::Nats(_) => Names {
+                ours: "mailboxd-tcp",
+                peer: "nats",
+                server: "nats-server",
+                transport: "loopback TCP",
+            },
         }
     }
     async fn round(&self, size: usize, count: u64) -> Round {
@@ -585,10 +585,10 @@ fn main() {
         }
         for _ in 0..rounds {
             for ((peer, ours), (o, p)) in peers.iter().zip(&mut measured) {
-                if runs(peer.ours_name()) {
+                if runs(peer.names().ours) {
                     o.push(rt.block_on(mailbox_round(ours, size, count)));
                 }
-                if runs(peer.name()) {
+                if runs(peer.names().peer) {
                     p.push(rt.block_on(peer.round(size, count)));
                 }
             }
@@ -597,7 +597,8 @@ fn main() {
         if only.is_some() {
             // A profiling run of one side: no comparison, no table.
             for ((peer, _), (o, p)) in peers.iter().zip(&measured) {
-                for (who, v) in [(peer.ours_name(), o), (peer.name(), p)] {
+                let names = peer.names();
+                for (who, v) in [(names.ours, o), (names.peer, p)] {
                     for r in v {
                         println!(
                             "{who} {label}: {:.0} msg/s, p50 {:.1} µs, p99 {:.1} µs",
@@ -614,7 +615,12 @@ fn main() {
             let (tp_o, tp_p) = (pick(ours, |r| r.msgs_per_s), pick(theirs, |r| r.msgs_per_s));
             let (p50_o, p50_p) = (pick(ours, |r| r.p50_us), pick(theirs, |r| r.p50_us));
             let (p99_o, p99_p) = (pick(ours, |r| r.p99_us), pick(theirs, |r| r.p99_us));
-            let (name, transport) = (peer.name(), peer.transport());
+            let Names {
+                peer: name,
+                server,
+                transport,
+                ..
+            } = peer.names();
             line.push(format!(
                 "mailboxd/{name} {:.2} over {transport} (delivered/s {tp_o:.0}/{tp_p:.0}; p50 {p50_o:.1}/{p50_p:.1} µs; p99 {p99_o:.1}/{p99_p:.1} µs)",
                 tp_o / tp_p
@@ -622,7 +628,7 @@ fn main() {
             if size == 100 {
                 published.push((transport, tp_o / SUBSCRIBERS as f64));
             }
-            let what = format!("{label}, {transport}, vs {}", peer.server());
+            let what = format!("{label}, {transport}, vs {server}");
             rows.push(Row {
                 what: format!("{what}: delivered messages/s (higher is better)"),
                 ours: tp_o,
@@ -657,7 +663,7 @@ fn main() {
     }
     let servers: Vec<String> = peers
         .iter()
-        .map(|(p, _)| format!("{} over {}", p.server(), p.transport()))
+        .map(|(p, _)| format!("{} over {}", p.names().server, p.names().transport))
         .collect();
     let mut reference = format!(
         "Reference only, not a peer of this run: a published Spread figure for one daemon, \
