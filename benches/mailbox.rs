@@ -1,15 +1,25 @@
-//! mailboxd against redis-server's pub/sub, in the same run, both over Unix
-//! sockets: one publisher, 8 subscribers of one group/channel, 100-byte and
-//! 10 KiB messages; delivered messages/s and p50/p99 delivery latency.
+//! mailboxd against redis-server's and nats-server's pub/sub, in the same
+//! run: one publisher, 8 subscribers of one group/channel/subject, 100-byte
+//! and 10 KiB messages; delivered messages/s and p50/p99 delivery latency.
 //!
-//! Setup, identical for both: the server runs on a thread of its own
+//! Each peer is measured against mailboxd over the peer's own transport:
+//! redis-server over Unix sockets against mailboxd's Unix socket, and
+//! nats-server, which has no Unix sockets, over loopback TCP (127.0.0.1)
+//! against mailboxd's TCP listener on 127.0.0.1. The one daemon listens on
+//! both. Over TCP neither side authenticates: nats-server runs with no
+//! authorization, mailboxd with `tcp_insecure` (a secret would only add a
+//! handshake at connect, nothing per message).
+//!
+//! Setup, identical for all: the server runs on a thread of its own
 //! (mailboxd: conn-mailbox's daemon on a current-thread runtime in this
-//! process; redis: its own single-threaded process), all 9 clients run on
-//! one current-thread runtime on the bench's main thread. The publisher
-//! keeps at most WINDOW messages in flight beyond the slowest subscriber
-//! (both servers drop subscribers that fall too far behind). Each payload
-//! starts with its send time; latency is receive time minus that.
-//! Rounds alternate mailboxd and redis; figures are medians over rounds.
+//! process; redis: its own single-threaded process; nats-server: its own
+//! process, Go's scheduler on both cores), all 9 clients run on one
+//! current-thread runtime on the bench's main thread (nats: async-nats, one
+//! connection per client). The publisher keeps at most WINDOW messages in
+//! flight beyond the slowest subscriber (every server drops subscribers that
+//! fall too far behind). Each payload starts with its send time; latency is
+//! receive time minus that. Rounds alternate mailboxd and each peer; figures
+//! are medians over rounds.
 
 mod common;
 
@@ -19,14 +29,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
-use common::{Row, write_table};
+use bytes::{Buf, Bytes, BytesMut};
+use common::{Row, write_table_with};
 use conn_core::Deadline;
 use conn_mailbox::daemon::{DaemonConfig, run as daemon};
 use conn_mailbox::{Event, Mailbox, Service};
+use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 const SUBSCRIBERS: usize = 8;
 const WINDOW: u64 = 64;
@@ -113,6 +125,15 @@ fn summarize(start: Instant, count: u64, mut lat: Vec<u64>) -> Round {
     }
 }
 
+/// Waits for every subscriber's latencies: the round's figures.
+async fn gather(start: Instant, count: u64, subs: Vec<JoinHandle<Vec<u64>>>) -> Round {
+    let mut lat = Vec::new();
+    for s in subs {
+        lat.extend(s.await.unwrap());
+    }
+    summarize(start, count, lat)
+}
+
 async fn mailbox_round(path: &Path, size: usize, count: u64) -> Round {
     let within = Deadline::after(Duration::from_secs(30));
     let flow = Flow::new();
@@ -147,11 +168,7 @@ async fn mailbox_round(path: &Path, size: usize, count: u64) -> Round {
             .await
             .unwrap();
     }
-    let mut lat = Vec::new();
-    for s in subs {
-        lat.extend(s.await.unwrap());
-    }
-    let round = summarize(start, count, lat);
+    let round = gather(start, count, subs).await;
     publisher.disconnect(within).await.unwrap();
     round
 }
@@ -271,11 +288,7 @@ async fn redis_round(path: &Path, size: usize, count: u64) -> Round {
         bulk(&mut cmd, &flow.payload(size));
         wr.write_all(&cmd).await.unwrap();
     }
-    let mut lat = Vec::new();
-    for s in subs {
-        lat.extend(s.await.unwrap());
-    }
-    let round = summarize(start, count, lat);
+    let round = gather(start, count, subs).await;
     replies.await.unwrap();
     round
 }
@@ -321,22 +334,204 @@ impl Drop for Redis {
     }
 }
 
+/// A free port on 127.0.0.1 (the kernel's pick, released for the server
+/// to bind).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+async fn nats_round(addr: &str, size: usize, count: u64) -> Round {
+    let flow = Flow::new();
+    let mut subs = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let client = async_nats::connect(addr).await.unwrap();
+        let mut sub = client.subscribe("bench").await.unwrap();
+        // The server handles one connection's commands in order: this
+        // client's own empty probe coming back means its subscription is in
+        // place before the publisher starts.
+        client.publish("bench", Bytes::new()).await.unwrap();
+        client.flush().await.unwrap();
+        let probe = sub
+            .next()
+            .await
+            .expect("nats-server closed the subscription");
+        assert!(probe.payload.is_empty(), "the probe comes back first");
+        let flow = flow.clone();
+        subs.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(count as usize);
+            while (lat.len() as u64) < count {
+                let msg = sub
+                    .next()
+                    .await
+                    .expect("nats-server closed the subscription");
+                // Later subscribers' probes are empty.
+                if !msg.payload.is_empty() {
+                    lat.push(flow.latency(&msg.payload));
+                    flow.got(i);
+                }
+            }
+            drop(client);
+            lat
+        }));
+    }
+    let publisher = async_nats::connect(addr).await.unwrap();
+    let start = Instant::now();
+    for sent in 0..count {
+        flow.wait_window(sent).await;
+        publisher
+            .publish("bench", flow.payload(size).into())
+            .await
+            .unwrap();
+    }
+    let round = gather(start, count, subs).await;
+    publisher.flush().await.unwrap();
+    round
+}
+
+struct Nats {
+    child: Child,
+    config: PathBuf,
+    /// `127.0.0.1:port`.
+    addr: String,
+}
+
+impl Nats {
+    /// nats-server on a free port of 127.0.0.1, from a temporary config:
+    /// core pub/sub only, no authorization. `None` when it is not installed.
+    fn start() -> Option<Nats> {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config =
+            std::env::temp_dir().join(format!("connkit-bench-nats-{}.conf", std::process::id()));
+        std::fs::write(&config, format!("listen: {addr}\n")).unwrap();
+        let spawned = Command::new("nats-server")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = spawned else {
+            let _ = std::fs::remove_file(&config);
+            return None;
+        };
+        let nats = Nats {
+            child,
+            config,
+            addr,
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&nats.addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server did not listen on {} within 10 s",
+                nats.addr
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(nats)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// A peer server, and where mailboxd listens over the same transport.
+enum Peer {
+    Redis(Redis),
+    Nats(Nats),
+}
+
+/// What one comparison's sides are called.
+struct Names {
+    /// mailboxd's side, for `MAILBOX_BENCH_ONLY` and the printed lines.
+    ours: &'static str,
+    /// The peer's side, the same way.
+    peer: &'static str,
+    /// The peer's program.
+    server: &'static str,
+    /// What both sides' clients connect over.
+    transport: &'static str,
+}
+
+impl Peer {
+    fn names(&self) -> Names {
+        match self {
+            Peer::Redis(_) => Names {
+                ours: "mailboxd",
+                peer: "redis",
+                server: "redis-server",
+                transport: "Unix sockets",
+            },
+            Peer::Nats(_) => Names {
+                ours: "mailboxd-tcp",
+                peer: "nats",
+                server: "nats-server",
+                transport: "loopback TCP",
+            },
+        }
+    }
+    async fn round(&self, size: usize, count: u64) -> Round {
+        match self {
+            Peer::Redis(r) => redis_round(&r.socket, size, count).await,
+            Peer::Nats(n) => nats_round(&n.addr, size, count).await,
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
 
+/// The Spread figure issue #20 quotes for one daemon: messages/s published,
+/// 56-byte messages, daemon, publisher and one receiver on one machine
+/// (spread-users list, July 2007: 122,228 published, 12,052 received, half
+/// that with four receivers). From another machine, not measured here;
+/// BENCHMARKS.md shows it beside ours as a reference only.
+const SPREAD_PUBLISHED_PER_S: f64 = 122_228.0;
+
+fn label(size: usize) -> String {
+    if size >= 1024 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
 fn main() {
-    let Some(redis) = Redis::start() else {
-        conn_test_support::skip(
-            "benches/mailbox.rs",
-            "redis-server is not installed (cargo xtask bench installs it)",
-        );
-        return;
-    };
     let mbx = socket("mailboxd");
+    let mbx_tcp = format!("127.0.0.1:{}", free_port());
+    // Each peer beside mailboxd over the same transport.
+    let mut peers = Vec::new();
+    match Redis::start() {
+        Some(redis) => peers.push((Peer::Redis(redis), mbx.clone())),
+        None => conn_test_support::skip(
+            "benches/mailbox.rs against redis",
+            "redis-server is not installed (cargo xtask bench installs it)",
+        ),
+    }
+    match Nats::start() {
+        Some(nats) => peers.push((Peer::Nats(nats), PathBuf::from(format!("tcp://{mbx_tcp}")))),
+        None => conn_test_support::skip(
+            "benches/mailbox.rs against nats",
+            "nats-server is not installed (cargo xtask bench installs it)",
+        ),
+    }
+    if peers.is_empty() {
+        return;
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = DaemonConfig::new(&mbx);
+    let mut config = DaemonConfig::new(&mbx);
+    // Loopback only, and no secret, as nats-server runs without one.
+    config.tcp = Some(mbx_tcp);
+    config.tcp_insecure = true;
     let server = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -351,6 +546,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // Both listeners are bound before either accepts.
     rt.block_on(conn_mailbox::daemon::wait_ready(
         &mbx,
         Deadline::after(Duration::from_secs(10)),
@@ -362,10 +558,14 @@ fn main() {
         || std::env::args().any(|a| a == "--quick")
         || std::env::var_os("MAILBOX_BENCH_QUICK").is_some();
     let rounds = if common::measuring() { ROUNDS } else { 1 };
-    // MAILBOX_BENCH_ONLY=mailboxd|redis runs one side alone, for profiling.
+    // MAILBOX_BENCH_ONLY=mailboxd|redis|mailboxd-tcp|nats runs one side
+    // alone, for profiling.
     let only = std::env::var("MAILBOX_BENCH_ONLY").ok();
     let only = only.as_deref();
+    let runs = |name: &str| only.is_none_or(|o| o == name);
     let mut rows = Vec::new();
+    // mailboxd's 100 B figures, published messages/s, per transport.
+    let mut published = Vec::new();
     // MAILBOX_BENCH_SIZE=100 (or 10240) measures one message size alone.
     let only_size: Option<usize> = std::env::var("MAILBOX_BENCH_SIZE")
         .ok()
@@ -375,81 +575,125 @@ fn main() {
             continue;
         }
         let count = if quick { count / 10 } else { count };
-        let (mut ours, mut peer) = (Vec::new(), Vec::new());
-        // Warm-up of both, then alternating rounds.
-        rt.block_on(mailbox_round(&mbx, size, count / 10));
-        rt.block_on(redis_round(&redis.socket, size, count / 10));
+        // Per peer: mailboxd's rounds and the peer's.
+        let mut measured: Vec<(Vec<Round>, Vec<Round>)> =
+            peers.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        // Warm-up of every side, then alternating rounds.
+        for (peer, ours) in &peers {
+            rt.block_on(mailbox_round(ours, size, count / 10));
+            rt.block_on(peer.round(size, count / 10));
+        }
         for _ in 0..rounds {
-            if only != Some("redis") {
-                ours.push(rt.block_on(mailbox_round(&mbx, size, count)));
-            }
-            if only != Some("mailboxd") {
-                peer.push(rt.block_on(redis_round(&redis.socket, size, count)));
+            for ((peer, ours), (o, p)) in peers.iter().zip(&mut measured) {
+                if runs(peer.names().ours) {
+                    o.push(rt.block_on(mailbox_round(ours, size, count)));
+                }
+                if runs(peer.names().peer) {
+                    p.push(rt.block_on(peer.round(size, count)));
+                }
             }
         }
+        let label = label(size);
         if only.is_some() {
             // A profiling run of one side: no comparison, no table.
-            for (who, v) in [("mailboxd", &ours), ("redis", &peer)] {
-                for r in v.iter() {
-                    println!(
-                        "{who} {size} B: {:.0} msg/s, p50 {:.1} µs, p99 {:.1} µs",
-                        r.msgs_per_s, r.p50_us, r.p99_us
-                    );
+            for ((peer, _), (o, p)) in peers.iter().zip(&measured) {
+                let names = peer.names();
+                for (who, v) in [(names.ours, o), (names.peer, p)] {
+                    for r in v {
+                        println!(
+                            "{who} {label}: {:.0} msg/s, p50 {:.1} µs, p99 {:.1} µs",
+                            r.msgs_per_s, r.p50_us, r.p99_us
+                        );
+                    }
                 }
             }
             continue;
         }
-        let label = if size >= 1024 {
-            format!("{} KiB", size / 1024)
-        } else {
-            format!("{size} B")
-        };
-        let pick = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
-        let (tp_o, tp_p) = (pick(&ours, |r| r.msgs_per_s), pick(&peer, |r| r.msgs_per_s));
-        let (p50_o, p50_p) = (pick(&ours, |r| r.p50_us), pick(&peer, |r| r.p50_us));
-        let (p99_o, p99_p) = (pick(&ours, |r| r.p99_us), pick(&peer, |r| r.p99_us));
-        println!(
-            "{label}: delivered/s mailboxd {tp_o:.0} redis {tp_p:.0} (ratio {:.2}); p50 {p50_o:.1}/{p50_p:.1} µs; p99 {p99_o:.1}/{p99_p:.1} µs",
-            tp_o / tp_p
-        );
-        rows.push(Row {
-            what: format!("{label}: delivered messages/s (higher is better)"),
-            ours: tp_o,
-            peer: tp_p,
-            unit: "msg/s",
-            goal: "≥ 1.0".into(),
-            met: tp_o >= tp_p,
-        });
-        rows.push(Row {
-            what: format!("{label}: p50 latency"),
-            ours: p50_o,
-            peer: p50_p,
-            unit: "µs",
-            goal: "—".into(),
-            met: true,
-        });
-        rows.push(Row {
-            what: format!("{label}: p99 latency"),
-            ours: p99_o,
-            peer: p99_p,
-            unit: "µs",
-            goal: "≤ 1.0".into(),
-            met: p99_o <= p99_p,
-        });
+        let mut line = Vec::new();
+        for ((peer, _), (ours, theirs)) in peers.iter().zip(&measured) {
+            let pick = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
+            let (tp_o, tp_p) = (pick(ours, |r| r.msgs_per_s), pick(theirs, |r| r.msgs_per_s));
+            let (p50_o, p50_p) = (pick(ours, |r| r.p50_us), pick(theirs, |r| r.p50_us));
+            let (p99_o, p99_p) = (pick(ours, |r| r.p99_us), pick(theirs, |r| r.p99_us));
+            let Names {
+                peer: name,
+                server,
+                transport,
+                ..
+            } = peer.names();
+            line.push(format!(
+                "mailboxd/{name} {:.2} over {transport} (delivered/s {tp_o:.0}/{tp_p:.0}; p50 {p50_o:.1}/{p50_p:.1} µs; p99 {p99_o:.1}/{p99_p:.1} µs)",
+                tp_o / tp_p
+            ));
+            if size == 100 {
+                published.push((transport, tp_o / SUBSCRIBERS as f64));
+            }
+            let what = format!("{label}, {transport}, vs {server}");
+            rows.push(Row {
+                what: format!("{what}: delivered messages/s (higher is better)"),
+                ours: tp_o,
+                peer: tp_p,
+                unit: "msg/s",
+                goal: "≥ 1.0".into(),
+                met: tp_o >= tp_p,
+            });
+            rows.push(Row {
+                what: format!("{what}: p50 latency"),
+                ours: p50_o,
+                peer: p50_p,
+                unit: "µs",
+                goal: "—".into(),
+                met: true,
+            });
+            rows.push(Row {
+                what: format!("{what}: p99 latency"),
+                ours: p99_o,
+                peer: p99_p,
+                unit: "µs",
+                goal: "≤ 1.0".into(),
+                met: p99_o <= p99_p,
+            });
+        }
+        println!("{label}: {}", line.join("; "));
     }
     let _ = stop.send(());
     let _ = server.join();
     if only.is_some() {
         return;
     }
-    write_table(
+    let servers: Vec<String> = peers
+        .iter()
+        .map(|(p, _)| format!("{} over {}", p.names().server, p.names().transport))
+        .collect();
+    let mut reference = format!(
+        "Reference only, not a peer of this run: a published Spread figure for one daemon, \
+         {SPREAD_PUBLISHED_PER_S:.0} messages/s published at 56 B (a user's report on the \
+         spread-users list, July 2007: daemon, publisher and one receiver on one machine, the \
+         receiver at 12,052 messages/s, about half with four receivers), measured on another \
+         machine with another workload, not here. Beside it, this run's mailboxd at 100 B \
+         (published = delivered / {SUBSCRIBERS} subscribers, every one keeping up):\n\n\
+         | | published messages/s | message | where |\n|---|---|---|---|\n\
+         | Spread, one daemon (published figure) | {SPREAD_PUBLISHED_PER_S:.0} | 56 B | another machine: not measured here |\n"
+    );
+    for (transport, per_s) in &published {
+        reference.push_str(&format!(
+            "| mailboxd, {transport} | {per_s:.0} | 100 B | this run |\n"
+        ));
+    }
+    write_table_with(
         "mailbox",
-        "mailboxd vs redis-server pub/sub over Unix sockets (benches/mailbox.rs)",
         &format!(
-            "One publisher, {SUBSCRIBERS} subscribers of one group/channel, at most {WINDOW} messages in flight beyond the slowest subscriber; \
-             server on its own thread (mailboxd: current-thread runtime in the bench process; redis-server: its own process), \
-             all clients on one current-thread runtime. Median of {rounds} alternating rounds. Peer = redis-server."
+            "mailboxd pub/sub vs {} (benches/mailbox.rs)",
+            servers.join(" and ")
+        ),
+        &format!(
+            "One publisher, {SUBSCRIBERS} subscribers of one group/channel/subject, at most {WINDOW} messages in flight beyond the slowest subscriber; \
+             server on its own thread (mailboxd: current-thread runtime in the bench process; redis-server: its own process; nats-server: its own process), \
+             all clients on one current-thread runtime. Each peer is measured against mailboxd over the peer's transport: redis-server and mailboxd over Unix sockets; \
+             nats-server (no Unix sockets) and mailboxd's TCP listener over loopback TCP, neither authenticating. Median of {rounds} alternating rounds. \
+             Peer = the server the row names."
         ),
         &rows,
+        &reference,
     );
 }

@@ -23,8 +23,13 @@ pub fn run(names: &[String]) -> bool {
     if !crate::steps::ensure_apt(&[("wrk", "wrk"), ("h2load", "nghttp2-client")]) {
         eprintln!("bench: could not install wrk and h2load; benches/http.rs will say it skipped");
     }
-    if !crate::steps::ensure_apt(&[("redis-server", "redis-server")]) {
-        eprintln!("bench: could not install redis-server; benches/mailbox.rs will say it skipped");
+    if !crate::steps::ensure_apt(&[
+        ("redis-server", "redis-server"),
+        ("nats-server", "nats-server"),
+    ]) {
+        eprintln!(
+            "bench: could not install redis-server and nats-server; benches/mailbox.rs will say which peer it skipped"
+        );
     }
     let tables = root().join("target/bench-tables");
     let mut ok = true;

@@ -131,7 +131,8 @@ fn parse_test_result(line: &str) -> Option<(u64, u64)> {
 
 /// What the tests use from Debian: real peers (curl, h2load, ping), network
 /// namespaces (iproute2), corosync with the libraries conn-cpg links, and the
-/// peers the benches' smoke runs under `cargo test` load (wrk, redis);
+/// peers the benches' smoke runs under `cargo test` load (wrk, redis,
+/// nats-server);
 /// python3 with pip, which installs [`TEST_PYTHON_PACKAGES`].
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
@@ -140,6 +141,7 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("wrk", "wrk"),
     ("h2load", "nghttp2-client"),
     ("redis-server", "redis-server"),
+    ("nats-server", "nats-server"),
     ("ip", "iproute2"),
     ("ping", "iputils-ping"),
     ("corosync", "corosync"),
