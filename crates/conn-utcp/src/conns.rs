@@ -24,6 +24,23 @@ use smoltcp::time::Instant;
 
 use crate::demux::Flow;
 
+/// RFC 7323 timestamps, offered on every connection as Linux offers them:
+/// a millisecond clock from an offset random per process. They give RTT
+/// samples on every ACK, and the kernel at the other end reuses a port it
+/// still holds in TIME-WAIT from a connection to us only if that
+/// connection had them (`tcp_tw_reuse`, checked against PAWS).
+fn tsval() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static BASE: std::sync::OnceLock<(std::time::Instant, u32)> = std::sync::OnceLock::new();
+    let (start, offset) = BASE.get_or_init(|| {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        (std::time::Instant::now(), random as u32)
+    });
+    offset.wrapping_add(start.elapsed().as_millis() as u32)
+}
+
 /// Closed connections a stack keeps for reuse at most.
 const SPARE: usize = 256;
 
@@ -142,6 +159,8 @@ impl Conns {
         let conn = &mut self.slab[key];
         // A reused socket keeps no setting of its last connection.
         conn.socket().set_timeout(None);
+        // smoltcp turns timestamps off for a peer that does not offer them.
+        conn.socket().set_tsval_generator(Some(tsval));
         conn.seen = tcp::State::Closed;
         conn.ended_in_order = false;
         conn.owner = owner;

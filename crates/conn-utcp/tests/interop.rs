@@ -46,6 +46,53 @@ async fn kernel_client_talks_to_a_utcp_server() {
     assert_eq!(peer, local);
 }
 
+/// The kernel's TCP_INFO options of `c` include timestamps (RFC 7323).
+fn timestamps_on(c: &tokio::net::TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: zeroes are a valid tcp_info; the kernel writes at most
+    // `len` bytes into it and sets `len` to what it wrote.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a live socket, a buffer of `len` bytes and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            c.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    const TCPI_OPT_TIMESTAMPS: u8 = 1;
+    info.tcpi_options & TCPI_OPT_TIMESTAMPS != 0
+}
+
+#[tokio::test]
+async fn a_kernel_client_and_a_utcp_server_agree_on_timestamps() {
+    if !root_or_skip("a_kernel_client_and_a_utcp_server_agree_on_timestamps") {
+        return;
+    }
+    let (net, stack) = Net::with_stack();
+    let mut listener = UtcpListener::bind(&stack, 8000, 4).unwrap();
+    // Two connections, so the second runs on a recycled socket too.
+    for _ in 0..2 {
+        let client = net.kernel(|| async {
+            let mut c = tokio::net::TcpStream::connect(format!("{STACK}:8000")).await?;
+            let mut byte = [0u8];
+            c.read_exact(&mut byte).await?;
+            std::io::Result::Ok(timestamps_on(&c))
+        });
+        let mut s = listener.accept(soon()).await.unwrap();
+        s.write_all(b"x").await.unwrap();
+        assert!(
+            client.await.unwrap().unwrap(),
+            "the kernel saw no timestamps on the handshake"
+        );
+        s.close(soon()).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn curl_gets_a_page_from_a_utcp_server() {
     if !root_or_skip("curl_gets_a_page_from_a_utcp_server") {
