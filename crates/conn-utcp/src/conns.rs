@@ -29,7 +29,7 @@ use crate::demux::Flow;
 /// samples on every ACK, and the kernel at the other end reuses a port it
 /// still holds in TIME-WAIT from a connection to us only if that
 /// connection had them (`tcp_tw_reuse`, checked against PAWS).
-fn tsval() -> u32 {
+pub(crate) fn tsval() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     static BASE: std::sync::OnceLock<(std::time::Instant, u32)> = std::sync::OnceLock::new();
     let (start, offset) = BASE.get_or_init(|| {

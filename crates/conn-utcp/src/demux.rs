@@ -11,7 +11,8 @@ use std::net::IpAddr;
 
 use smoltcp::phy::Medium;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpOption,
+    TcpPacket,
 };
 
 /// A connection as its peer's segments name it; the local address is the
@@ -52,6 +53,9 @@ pub(crate) struct Segment {
     /// The sender's MAC, where an answer the stack writes itself goes
     /// (zero on `Medium::Ip`, which has none).
     pub(crate) peer_mac: [u8; 6],
+    /// The sender's timestamp (RFC 7323 TSval), if it sent one: an answer
+    /// the stack writes itself echoes it.
+    pub(crate) tsval: Option<u32>,
 }
 
 impl Segment {
@@ -157,7 +161,21 @@ pub(crate) fn classify(frame: &[u8], medium: Medium) -> Frame {
         ack_number: tcp.ack_number().0 as u32,
         len: tcp.payload().len() as u32,
         peer_mac: eth.map_or([0; 6], |eth| eth.src_addr().0),
+        tsval: tsval_of(tcp.options()),
     })
+}
+
+/// The TSval of a timestamp option among `options`; `None` without one
+/// or where the options do not parse.
+fn tsval_of(mut options: &[u8]) -> Option<u32> {
+    while !options.is_empty() {
+        match TcpOption::parse(options).ok()? {
+            (_, TcpOption::EndOfList) => return None,
+            (_, TcpOption::TimeStamp { tsval, .. }) => return Some(tsval),
+            (rest, _) => options = rest,
+        }
+    }
+    None
 }
 
 /// Whether `frame`'s IP (v4) and TCP checksums hold (for the segments

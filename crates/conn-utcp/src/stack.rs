@@ -730,8 +730,8 @@ impl Inner {
             return;
         };
         if let Some(tx) = phy::Device::transmit(&mut self.device, now) {
-            phy::TxToken::consume(tx, time_wait::ack_len(seg.flow.peer, medium), |buf| {
-                time_wait::write_ack(seg, me, mac, buf, medium)
+            phy::TxToken::consume(tx, time_wait::ack_len(seg, medium), |buf| {
+                time_wait::write_ack(seg, me, mac, crate::conns::tsval(), buf, medium)
             });
         }
     }

@@ -20,7 +20,7 @@ use smoltcp::phy::Medium;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet,
-    Ipv6Packet, TcpPacket, TcpSeqNumber,
+    Ipv6Packet, TcpOption, TcpPacket, TcpSeqNumber,
 };
 
 use crate::demux::{Flow, Segment};
@@ -85,8 +85,15 @@ impl TimeWait {
 
 /// Bytes of the ACK [`write_ack`] writes to `peer`: Ethernet (not on
 /// `Medium::Ip`), IP and TCP headers.
-pub(crate) fn ack_len(peer: IpAddr, medium: Medium) -> usize {
-    link_header(medium) + if peer.is_ipv4() { 20 } else { 40 } + 20
+pub(crate) fn ack_len(seg: &Segment, medium: Medium) -> usize {
+    link_header(medium) + if seg.flow.peer.is_ipv4() { 20 } else { 40 } + tcp_len(seg)
+}
+
+/// The ACK's TCP header: 20 bytes, and 12 more (two NOPs and the option)
+/// to echo a timestamp, as RFC 7323 asks of every segment of a connection
+/// that has them.
+fn tcp_len(seg: &Segment) -> usize {
+    20 + if seg.tsval.is_some() { 12 } else { 0 }
 }
 
 fn link_header(medium: Medium) -> usize {
@@ -99,10 +106,19 @@ fn link_header(medium: Medium) -> usize {
 /// Writes into `buf` (at least [`ack_len`] bytes) the acknowledgement of
 /// the FIN `seg` retransmitted: from `me` (`mac`, the address of the
 /// peer's family) to its sender, our sequence number the one the peer
-/// acknowledges, the peer's FIN counted. On `Medium::Ip` it is the bare
-/// IP packet (`mac` unused).
-pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8], medium: Medium) {
-    let len = ack_len(seg.flow.peer, medium);
+/// acknowledges, the peer's FIN counted, the peer's timestamp echoed with
+/// `tsval` (ours) if it sent one. On `Medium::Ip` it is the bare IP
+/// packet (`mac` unused).
+pub(crate) fn write_ack(
+    seg: &Segment,
+    me: IpAddr,
+    mac: [u8; 6],
+    tsval: u32,
+    buf: &mut [u8],
+    medium: Medium,
+) {
+    let len = ack_len(seg, medium);
+    let tcp_len = tcp_len(seg);
     let ip_at = link_header(medium);
     if medium == Medium::Ethernet {
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
@@ -122,7 +138,7 @@ pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8],
                 ip.set_header_len(20);
                 ip.set_dscp(0);
                 ip.set_ecn(0);
-                ip.set_total_len(40);
+                ip.set_total_len(20 + tcp_len as u16);
                 ip.set_ident(0);
                 ip.clear_flags();
                 ip.set_dont_frag(true);
@@ -139,7 +155,7 @@ pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8],
                 ip.set_version(6);
                 ip.set_traffic_class(0);
                 ip.set_flow_label(0);
-                ip.set_payload_len(20);
+                ip.set_payload_len(tcp_len as u16);
                 ip.set_next_header(IpProtocol::Tcp);
                 ip.set_hop_limit(64);
                 ip.set_src_addr(me);
@@ -154,7 +170,13 @@ pub(crate) fn write_ack(seg: &Segment, me: IpAddr, mac: [u8; 6], buf: &mut [u8],
     tcp.set_seq_number(TcpSeqNumber(seg.ack_number as i32));
     let fin = u32::from(seg.fin);
     tcp.set_ack_number(TcpSeqNumber(seg.seq.wrapping_add(seg.len + fin) as i32));
-    tcp.set_header_len(20);
+    tcp.set_header_len(tcp_len as u8);
+    if let Some(tsecr) = seg.tsval {
+        let options = tcp.options_mut();
+        let rest = TcpOption::NoOperation.emit(options);
+        let rest = TcpOption::NoOperation.emit(rest);
+        TcpOption::TimeStamp { tsval, tsecr }.emit(rest);
+    }
     tcp.clear_flags();
     tcp.set_ack(true);
     tcp.set_window_len(0);
@@ -202,11 +224,12 @@ mod tests {
             panic!("a segment");
         };
         let mut buf = [0u8; 54];
-        assert_eq!(ack_len(seg.flow.peer, Medium::Ethernet), buf.len());
+        assert_eq!(ack_len(&seg, Medium::Ethernet), buf.len());
         write_ack(
             &seg,
             Ipv4Addr::from(ADDR).into(),
             MAC,
+            9,
             &mut buf,
             Medium::Ethernet,
         );
@@ -226,6 +249,48 @@ mod tests {
     }
 
     #[test]
+    fn the_ack_echoes_the_timestamp_of_the_fin_it_answers() {
+        const FIN_ACK: u8 = 0x11;
+        // NOP, NOP, timestamp (kind 8, length 10): TSval 0x01020304.
+        let options = [1, 1, 8, 10, 1, 2, 3, 4, 0, 0, 0, 7];
+        let mut frame = tcp_segment(80, 5000, 777, FIN_ACK, &options);
+        frame[14 + 20 + 12] = 0x80; // data offset: 8 words, the options in the header
+        let Frame::Tcp(seg) = classify(&frame, Medium::Ethernet) else {
+            panic!("a segment");
+        };
+        assert_eq!((seg.tsval, seg.len), (Some(0x0102_0304), 0));
+        let mut buf = [0u8; 66];
+        assert_eq!(ack_len(&seg, Medium::Ethernet), buf.len());
+        write_ack(
+            &seg,
+            Ipv4Addr::from(ADDR).into(),
+            MAC,
+            9,
+            &mut buf,
+            Medium::Ethernet,
+        );
+        let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.verify_checksum(
+            &IpAddress::Ipv4(ip.src_addr()),
+            &IpAddress::Ipv4(ip.dst_addr())
+        ));
+        assert_eq!(tcp.header_len(), 32);
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(5001));
+        let (mut opts, mut echoed) = (tcp.options(), None);
+        while !opts.is_empty() {
+            let (rest, option) = TcpOption::parse(opts).unwrap();
+            if let TcpOption::TimeStamp { tsval, tsecr } = option {
+                echoed = Some((tsval, tsecr));
+            }
+            opts = rest;
+        }
+        assert_eq!(echoed, Some((9, 0x0102_0304)));
+    }
+
+    #[test]
     fn on_an_ip_link_the_ack_is_a_bare_ip_packet() {
         const FIN_ACK: u8 = 0x11;
         let frame = tcp_segment(80, 5000, 777, FIN_ACK, &[]);
@@ -233,8 +298,15 @@ mod tests {
             panic!("a segment");
         };
         let mut buf = [0u8; 40];
-        assert_eq!(ack_len(seg.flow.peer, Medium::Ip), buf.len());
-        write_ack(&seg, Ipv4Addr::from(ADDR).into(), MAC, &mut buf, Medium::Ip);
+        assert_eq!(ack_len(&seg, Medium::Ip), buf.len());
+        write_ack(
+            &seg,
+            Ipv4Addr::from(ADDR).into(),
+            MAC,
+            9,
+            &mut buf,
+            Medium::Ip,
+        );
         let ip = Ipv4Packet::new_checked(&buf[..]).unwrap();
         assert!(ip.verify_checksum());
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
