@@ -75,6 +75,11 @@ impl Service {
         self.0 & Self::LEVELS == Self::UNRELIABLE.0
     }
 
+    /// True for [`Service::SAFE`].
+    pub(crate) fn is_safe(self) -> bool {
+        self.0 & Self::LEVELS == Self::SAFE.0
+    }
+
     /// The level's name, e.g. `"AGREED"` (`"INVALID"` when not valid).
     pub fn level_name(self) -> &'static str {
         match self.0 & Self::LEVELS {

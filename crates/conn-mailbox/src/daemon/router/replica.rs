@@ -256,6 +256,14 @@ impl Router {
         st.drop_fallen();
     }
 
+    /// A configuration change is coming and what waited for the old
+    /// configuration's acknowledgements applies first: `members` (the old
+    /// configuration's daemons that are in the new one) are the
+    /// transitional configuration those messages are delivered in.
+    pub(crate) fn transitional(&self, members: &[u64]) {
+        tracing::info!(?members, "cluster: transitional configuration");
+    }
+
     /// Daemons left the configuration in one CPG change (`left`: each with
     /// its cause): their clients go, and each group they were in hears it
     /// in one membership message per cause (disconnect first, then
