@@ -328,7 +328,8 @@ fn safe_waits_for_every_daemon_a_stopped_one_holds_it_and_its_removal_releases_i
         }
 
         // Stopped again, then killed: when CPG removes it, the message
-        // that waited for it is delivered, before its clients go.
+        // that waited for it is delivered in the transitional
+        // configuration, announced first, before n3's clients go.
         daemons[2].signal(Signal::STOP);
         boxes[1]
             .multicast(Service::SAFE, &["g"], 0, b"before the loss")
@@ -339,9 +340,19 @@ fn safe_waits_for_every_daemon_a_stopped_one_holds_it_and_its_removal_releases_i
         }
         daemons[2].signal(Signal::KILL);
         for m in &mut boxes[..2] {
+            // The transitional membership, the message, the regular view.
+            let Event::Membership(t) = next(m).await else {
+                panic!("expected the transitional membership")
+            };
+            assert!(t.is_transitional(), "{t:?}");
+            assert_eq!(t.members, ["#a#n1", "#b#n2"]);
             assert_eq!(next_data(m).await, "before the loss");
-            let ms = wait_change(m, "g", Cause::Network, "#c#n3").await;
+            let Event::Membership(ms) = next(m).await else {
+                panic!("expected the regular view")
+            };
+            assert_eq!((ms.cause, ms.changed.as_str()), (Cause::Network, "#c#n3"));
             assert_eq!(ms.members, ["#a#n1", "#b#n2"]);
+            assert_eq!(ms.view, t.view + 1);
         }
         // Two daemons: SAFE goes on.
         boxes[0]

@@ -544,16 +544,16 @@ impl Exchange {
         // before the change, after the transitional membership (ours and
         // the old members that remain).
         let members: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
-        if !self.gate.waiting.is_empty() {
-            let transitional: Vec<u64> = self
-                .members
-                .iter()
-                .copied()
-                .filter(|m| members.contains(m))
-                .collect();
+        let transitional: Vec<u64> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| members.contains(m))
+            .collect();
+        if transitional.len() < self.members.len() {
             self.router.transitional(&transitional);
-            self.release_upto(true);
         }
+        self.release_upto(true);
         self.members = members;
         self.gate.reset(&self.members);
         let mut left = Vec::new();
@@ -1089,10 +1089,22 @@ mod safe_tests {
                 _ => None,
             })
             .collect();
+        // First the transitional membership: n1's and n2's members, the
+        // view id as it was.
+        let crate::Event::Membership(t) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert!(t.is_transitional() && t.changed.is_empty(), "{t:?}");
+        assert_eq!(t.members, ["#a#n1", "#b#n2"]);
+        let crate::Event::Membership(regular) = events.last().unwrap() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(regular.view, t.view + 1);
         assert!(
-            matches!(&events[0], crate::Event::Message(m) if m.data() == b"s"),
+            matches!(&events[1], crate::Event::Message(m) if m.data() == b"s"),
             "{events:?}"
         );
+        assert_eq!(events.len(), 3, "{events:?}");
         assert!(
             matches!(events.last(), Some(crate::Event::Membership(m)) if m.cause == Cause::Network),
             "{events:?}"

@@ -361,7 +361,10 @@ impl<'a> wire::Repr<'a> for Op<'a> {
             }
             Tag::Gone => {
                 let client = client(&mut r)?;
-                let cause = Cause::from_u8(r.u8()?).ok_or_else(|| r.bad("cause"))?;
+                // A client's departure: a transition is no client's cause.
+                let cause = Cause::from_u8(r.u8()?)
+                    .filter(|c| *c != Cause::Transition)
+                    .ok_or_else(|| r.bad("cause"))?;
                 Op::Gone { client, cause }
             }
             Tag::Sync => {
@@ -766,6 +769,10 @@ mod tests {
             Op::Gone {
                 client: &long,
                 cause: Cause::Network,
+            },
+            Op::Gone {
+                client: "#a#n3",
+                cause: Cause::Transition,
             },
             Op::Multicast {
                 client: "#a#n3",

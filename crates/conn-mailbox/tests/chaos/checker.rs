@@ -113,6 +113,15 @@ pub enum Event {
         groups: Vec<String>,
         service: Service,
     },
+    /// It received a transitional membership of `group` (cause
+    /// transition): the view id as it was, the `members` whose daemons
+    /// move on with its own. Not a view: what follows it until the next
+    /// view was left unfinished by the old configuration.
+    Transition {
+        group: String,
+        view: u64,
+        members: Vec<String>,
+    },
     /// It received a membership message of `group`: view id `view`,
     /// `cause`, the member `changed`, the `members` now (`changed` empty
     /// and no members: its daemon's shutdown notice).
@@ -310,6 +319,11 @@ fn show(e: &Event) -> String {
             "view {group}#{view} {} {changed:?} members {members:?}",
             cause.as_str()
         ),
+        Event::Transition {
+            group,
+            view,
+            members,
+        } => format!("transitional membership {group}#{view} members {members:?}"),
     }
 }
 
@@ -983,6 +997,8 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                         // the member named and maybe more (the clients of
                         // daemons that left together go in one message).
                         let consistent = match cause {
+                            // Recorded as Event::Transition, never as a view.
+                            Cause::Transition => false,
                             Cause::Join => {
                                 !old.contains(changed.as_str())
                                     && old
@@ -1043,6 +1059,8 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                     let justified = x.is_some_and(|x| {
                         let xc = &h.clients[x];
                         match cause {
+                            // Recorded as Event::Transition, never as a view.
+                            Cause::Transition => false,
                             Cause::Join => requested(x, true, group, at).is_some(),
                             Cause::Leave => requested(x, false, group, at).is_some(),
                             Cause::Disconnect => xc.end == End::Disconnected && xc.ended <= at,

@@ -358,6 +358,18 @@ async fn client(
                 clock.last_event.store(clock.now(), Ordering::Relaxed);
                 None
             }
+            Next::Got(Ok(MbEvent::Membership(ms))) if ms.is_transitional() => {
+                push(
+                    &mut rec,
+                    Event::Transition {
+                        group: ms.group.to_string(),
+                        view: ms.view,
+                        members: ms.members.iter().map(|m| m.to_string()).collect(),
+                    },
+                );
+                clock.last_event.store(clock.now(), Ordering::Relaxed);
+                None
+            }
             Next::Got(Ok(MbEvent::Membership(ms))) => {
                 let members: Vec<String> = ms.members.iter().map(|m| m.to_string()).collect();
                 if members.is_empty() {
