@@ -669,25 +669,34 @@ mod tests {
     use super::*;
     use crate::daemon::outbox::{Outbox, QueueLimits};
 
-    const A: Member = Member { node: 1, pid: 10 };
+    pub(super) const A: Member = Member { node: 1, pid: 10 };
     const A2: Member = Member { node: 1, pid: 11 };
-    const B: Member = Member { node: 2, pid: 20 };
-    const C: Member = Member { node: 3, pid: 30 };
+    pub(super) const B: Member = Member { node: 2, pid: 20 };
+    pub(super) const C: Member = Member { node: 3, pid: 30 };
 
     /// A clustered router named `name`, CPG member `me`, with a client
     /// `client` if given.
     fn router(name: &str, me: Member, client: Option<&str>) -> Arc<Router> {
+        router_and_outbox(name, me, client).0
+    }
+
+    /// [`router`], and its client's outbox.
+    pub(super) fn router_and_outbox(
+        name: &str,
+        me: Member,
+        client: Option<&str>,
+    ) -> (Arc<Router>, Arc<Outbox>) {
         let r = Arc::new(Router::new(name.into(), None));
         r.set_cluster(Link {
             pending: Arc::default(),
             wake: Arc::new(Notify::new()),
             me: key(me),
         });
+        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
         if let Some(client) = client {
-            let outbox = Arc::new(Outbox::new(QueueLimits::default()));
-            r.register(client, true, None, outbox).unwrap();
+            r.register(client, true, None, outbox.clone()).unwrap();
         }
-        r
+        (r, outbox)
     }
 
     /// A daemon that has been running: past its join and its first state.
@@ -726,7 +735,7 @@ mod tests {
 
     /// The first state exchange gave `routers` the names n1 (A, and A2
     /// after it), n2 (B) and n3 (C); then a, b and c joined g.
-    fn abc_in_g(routers: &[&Arc<Router>]) {
+    pub(super) fn abc_in_g(routers: &[&Arc<Router>]) {
         let first: Vec<Synced> = [(A, "n1"), (B, "n2"), (C, "n3")]
             .iter()
             .map(|(m, d)| (key(*m), Snapshot::fresh(d, vec![])))
@@ -923,43 +932,20 @@ mod tests {
 mod safe_tests {
     use conn_cpg::Member;
 
+    use super::tests::{A, B, C, abc_in_g, router_and_outbox};
     use super::*;
+    use crate::Service;
     use crate::client::decode::Decoded;
-    use crate::daemon::outbox::{Outbox, QueueLimits};
+    use crate::daemon::outbox::Outbox;
     use crate::wire::Names;
 
-    const A: Member = Member { node: 1, pid: 10 };
-    const B: Member = Member { node: 2, pid: 20 };
-    const C: Member = Member { node: 3, pid: 30 };
     const D: Member = Member { node: 4, pid: 40 };
 
     /// n1 (CPG member A) running in the configuration [A, B, C], its
     /// client `#a#n1` in g with `#b#n2` and `#c#n3`; the client's outbox.
     fn n1() -> (Exchange, Arc<Outbox>) {
-        let r = Arc::new(Router::new("n1".into(), None));
-        r.set_cluster(Link {
-            pending: Arc::default(),
-            wake: Arc::new(Notify::new()),
-            me: key(A),
-        });
-        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
-        r.register("a", true, None, outbox.clone()).unwrap();
-        let first: Vec<Synced> = [(A, "n1"), (B, "n2"), (C, "n3")]
-            .iter()
-            .map(|(m, d)| (key(*m), Snapshot::fresh(d, vec![])))
-            .collect();
-        r.merge(&first, &HashMap::new());
-        for (from, client) in [(A, "#a#n1"), (B, "#b#n2"), (C, "#c#n3")] {
-            r.apply(
-                key(from),
-                Op::Join {
-                    req: 1,
-                    client,
-                    group: "g",
-                    uid: None,
-                },
-            );
-        }
+        let (r, outbox) = router_and_outbox("n1", A, Some("a"));
+        abc_in_g(&[&r]);
         let mut x = Exchange::new(r, key(A));
         x.started = true;
         x.synced = true;
@@ -988,8 +974,6 @@ mod safe_tests {
         }
         b
     }
-
-    use crate::Service;
 
     /// The payloads of the messages the client got, in order.
     fn got(outbox: &Outbox) -> Vec<Vec<u8>> {

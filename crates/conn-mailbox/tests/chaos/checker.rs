@@ -1330,19 +1330,12 @@ mod tests {
             )
         }
         fn safe(&mut self, c: usize, sender: &str, seq: u64) -> &mut H {
-            self.push(
-                c,
-                Event::Delivered {
-                    id: MsgId {
-                        sender: sender.into(),
-                        seq,
-                    },
-                    groups: vec!["g".into()],
-                    service: Service::SAFE,
-                },
-            )
+            self.deliver_at(c, sender, seq, Service::SAFE)
         }
         fn deliver(&mut self, c: usize, sender: &str, seq: u64) -> &mut H {
+            self.deliver_at(c, sender, seq, Service::AGREED)
+        }
+        fn deliver_at(&mut self, c: usize, sender: &str, seq: u64, service: Service) -> &mut H {
             self.push(
                 c,
                 Event::Delivered {
@@ -1351,7 +1344,7 @@ mod tests {
                         seq,
                     },
                     groups: vec!["g".into()],
-                    service: Service::AGREED,
+                    service,
                 },
             )
         }
