@@ -300,6 +300,9 @@ struct Gate {
     acks: HashMap<u64, u64>,
     /// The position our last sent batch acknowledged in it.
     sent: u64,
+    /// The highest position of a SAFE message gated in it: the others
+    /// wait for our acknowledgement of it, even once it is stable here.
+    owed: u64,
     /// What waits, in the stream's order.
     waiting: VecDeque<Gated>,
     /// Acknowledgements refused: from a daemon not in the configuration,
@@ -315,6 +318,7 @@ impl Gate {
         self.pos = 0;
         self.acks.clear();
         self.sent = 0;
+        self.owed = 0;
     }
 
     /// `from`'s acknowledgement `ack`, carried by the batch at position `at`.
@@ -378,11 +382,9 @@ impl Gate {
             .unwrap_or(self.pos)
     }
 
-    /// A SAFE message waits here that our last batch did not acknowledge.
+    /// A SAFE message came here that our last batch did not acknowledge.
     fn wants_ack(&self) -> bool {
-        self.waiting
-            .iter()
-            .any(|g| matches!(g, Gated::Batch { need, .. } if *need > self.sent))
+        self.owed > self.sent
     }
 }
 
@@ -418,7 +420,8 @@ impl Exchange {
         }
     }
 
-    /// A SAFE message waits here for our acknowledgement.
+    /// A SAFE message came here that the others wait for us to
+    /// acknowledge.
     fn wants_ack(&self) -> bool {
         self.started && self.gate.wants_ack()
     }
@@ -433,6 +436,7 @@ impl Exchange {
         } else {
             0
         };
+        self.gate.owed = self.gate.owed.max(need);
         if need == 0 && self.gate.waiting.is_empty() {
             self.apply(from, &bytes);
             return;
@@ -1022,6 +1026,27 @@ mod safe_tests {
         assert_eq!(got(&outbox), [b"y".to_vec()]);
         assert!(!a.wants_ack());
         assert_eq!(a.gate.refused, 0);
+    }
+
+    #[test]
+    fn a_safe_message_stable_here_at_once_is_still_acknowledged() {
+        // Replayed after a state exchange, once the others' acknowledgements
+        // of its position came in: delivered at once, and the others still
+        // wait for ours.
+        let (mut a, outbox) = n1();
+        let tag = a.gate.config;
+        a.gate.pos = 3;
+        a.gate.acks.extend([(key(B), 2), (key(C), 2)]);
+        a.gate(
+            key(B),
+            batch(tag, 0, Some(("#b#n2", Service::SAFE, b"s"))),
+            1,
+            tag,
+        );
+        assert_eq!(got(&outbox), [b"s".to_vec()]);
+        assert!(a.wants_ack());
+        a.ack();
+        assert!(!a.wants_ack());
     }
 
     #[test]
