@@ -26,6 +26,15 @@ pub enum Cause {
     /// A member was lost without a word: crash, kill, dropped connection,
     /// bad bytes, or fell behind.
     Network,
+    /// Across daemons only: the daemons' configuration is changing (CPG
+    /// lost a daemon), and the members listed are those whose daemons
+    /// move on with the receiver's, the *transitional* membership (Spread's
+    /// `TRANSITION_MESS`). The view id is unchanged and `changed` is empty;
+    /// the messages delivered after it and before the group's next
+    /// membership message (the regular one, cause network or disconnect)
+    /// are those the old configuration left unfinished: a SAFE one among
+    /// them is known to be held by the transitional members' daemons only.
+    Transition,
 }
 
 impl Cause {
@@ -36,6 +45,7 @@ impl Cause {
             Cause::Leave => 2,
             Cause::Disconnect => 3,
             Cause::Network => 4,
+            Cause::Transition => 5,
         }
     }
 
@@ -46,17 +56,20 @@ impl Cause {
             2 => Cause::Leave,
             3 => Cause::Disconnect,
             4 => Cause::Network,
+            5 => Cause::Transition,
             _ => return None,
         })
     }
 
-    /// Lower-case name: `"join"`, `"leave"`, `"disconnect"`, `"network"`.
+    /// Lower-case name: `"join"`, `"leave"`, `"disconnect"`, `"network"`,
+    /// `"transition"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Join => "join",
             Cause::Leave => "leave",
             Cause::Disconnect => "disconnect",
             Cause::Network => "network",
+            Cause::Transition => "transition",
         }
     }
 }
@@ -258,6 +271,12 @@ impl Membership {
     /// True for the message the leaver itself gets: cause leave, no members.
     pub fn is_self_leave(&self) -> bool {
         self.cause == Cause::Leave && self.members.is_empty()
+    }
+
+    /// True for a transitional membership ([`Cause::Transition`]): not a
+    /// view of its own, but the announcement of the regular one to come.
+    pub fn is_transitional(&self) -> bool {
+        self.cause == Cause::Transition
     }
 }
 

@@ -16,9 +16,11 @@
 //! `SELF_DISCARD` may be or-ed to any level: the sender gets no copy.
 //!
 //! Daemons joined through corosync (`mailboxd --cluster corosync`) keep every
-//! level as above across machines except `SAFE`, which is then only as
-//! strong as `AGREED` (libcpg implements no safe delivery); the repository's
-//! docs/cluster.md maps each level.
+//! level as above across machines. `SAFE` there means: delivered once every
+//! daemon of the configuration acknowledged it, or, when the configuration
+//! changes first, after a transitional membership
+//! ([`Cause::Transition`](crate::Cause::Transition)) to the daemons that
+//! move on together; the repository's docs/cluster.md maps each level.
 
 /// A multicast's service: one level, optionally or-ed with [`SELF_DISCARD`](Service::SELF_DISCARD).
 ///
@@ -73,6 +75,11 @@ impl Service {
     /// True for [`Service::UNRELIABLE`].
     pub fn is_unreliable(self) -> bool {
         self.0 & Self::LEVELS == Self::UNRELIABLE.0
+    }
+
+    /// True for [`Service::SAFE`].
+    pub(crate) fn is_safe(self) -> bool {
+        self.0 & Self::LEVELS == Self::SAFE.0
     }
 
     /// The level's name, e.g. `"AGREED"` (`"INVALID"` when not valid).

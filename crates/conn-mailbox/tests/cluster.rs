@@ -266,3 +266,101 @@ fn daemons_started_at_once_agree_on_state_views_and_order() {
         assert_eq!(orders[0], orders[2]);
     });
 }
+
+/// The next message's payload; panics on a membership message.
+async fn next_data(m: &mut Mailbox) -> String {
+    match next(m).await {
+        Event::Message(msg) => String::from_utf8(msg.data().to_vec()).unwrap(),
+        Event::Membership(ms) => panic!("{}: unexpected {ms:?}", m.private_group()),
+    }
+}
+
+/// Nothing arrives at `m` for `quiet`.
+async fn nothing_for(m: &mut Mailbox, quiet: std::time::Duration) {
+    if let Ok(ev) = m.receive(Deadline::after(quiet)).await {
+        panic!("{}: got {ev:?} while it should wait", m.private_group());
+    }
+}
+
+#[test]
+fn safe_waits_for_every_daemon_a_stopped_one_holds_it_and_its_removal_releases_it() {
+    use rustix::process::Signal;
+    use std::time::Duration;
+    let Some(cluster) = cluster() else { return };
+    let daemons: Vec<Daemon> = (0..3).map(|i| start(&cluster, i)).collect();
+    rt().block_on(async {
+        let mut boxes = three_members(&daemons).await;
+        // SAFE from every node: delivered at all three, in one order.
+        for (i, m) in boxes.iter_mut().enumerate() {
+            m.multicast(Service::SAFE, &["g"], 0, format!("safe {i}").as_bytes())
+                .await
+                .unwrap();
+        }
+        let mut orders = Vec::new();
+        for m in &mut boxes {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(next_data(m).await);
+            }
+            orders.push(got);
+        }
+        assert_eq!(orders[0], orders[1]);
+        assert_eq!(orders[0], orders[2]);
+
+        // n3's daemon stopped (CPG keeps it): a's SAFE message, and the
+        // AGREED one after it, wait at n1 and n2 until n3 resumes.
+        daemons[2].signal(Signal::STOP);
+        boxes[0]
+            .multicast(Service::SAFE, &["g"], 0, b"held")
+            .await
+            .unwrap();
+        boxes[0]
+            .multicast(Service::AGREED, &["g"], 0, b"after")
+            .await
+            .unwrap();
+        for m in &mut boxes[..2] {
+            nothing_for(m, Duration::from_secs(3)).await;
+        }
+        daemons[2].signal(Signal::CONT);
+        for m in &mut boxes {
+            assert_eq!(next_data(m).await, "held");
+            assert_eq!(next_data(m).await, "after");
+        }
+
+        // Stopped again, then killed: when CPG removes it, the message
+        // that waited for it is delivered in the transitional
+        // configuration, announced first, before n3's clients go.
+        daemons[2].signal(Signal::STOP);
+        boxes[1]
+            .multicast(Service::SAFE, &["g"], 0, b"before the loss")
+            .await
+            .unwrap();
+        for m in &mut boxes[..2] {
+            nothing_for(m, Duration::from_secs(2)).await;
+        }
+        daemons[2].signal(Signal::KILL);
+        for m in &mut boxes[..2] {
+            // The transitional membership, the message, the regular view.
+            let Event::Membership(t) = next(m).await else {
+                panic!("expected the transitional membership")
+            };
+            assert!(t.is_transitional(), "{t:?}");
+            assert_eq!(t.members, ["#a#n1", "#b#n2"]);
+            assert_eq!(next_data(m).await, "before the loss");
+            let Event::Membership(ms) = next(m).await else {
+                panic!("expected the regular view")
+            };
+            assert_eq!((ms.cause, ms.changed.as_str()), (Cause::Network, "#c#n3"));
+            assert_eq!(ms.members, ["#a#n1", "#b#n2"]);
+            assert_eq!(ms.view, t.view + 1);
+        }
+        // Two daemons: SAFE goes on.
+        boxes[0]
+            .multicast(Service::SAFE, &["g"], 0, b"two")
+            .await
+            .unwrap();
+        for m in &mut boxes[..2] {
+            assert_eq!(next_data(m).await, "two");
+        }
+    });
+}

@@ -21,6 +21,16 @@
 //! the state it proposes its own `--acl` list through the stream and
 //! starts serving clients only once that came back, so none of its clients
 //! is checked against a list older than the one it was given.
+//!
+//! SAFE delivery: every batch carries its sender's acknowledgement, how
+//! many batches CPG had delivered to it in the current configuration (its
+//! *position*). A batch holding a SAFE message, and everything after it in
+//! the stream, is applied here once every member of the configuration has
+//! acknowledged its position ([`Gate`]); a daemon holding such a batch that
+//! has not acknowledged it yet sends an acknowledgement alone. At a
+//! configuration change what waits is applied before the change (CPG's
+//! virtual synchrony: the daemons that move on together were delivered the
+//! same batches), after a transitional membership message to the clients.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -29,7 +39,7 @@ use conn_cpg::{CpgGroup, Event, Member, Membership, Reason};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::cluster_op::{BATCH_VERSION, Op, Snapshot, ops};
+use super::cluster_op::{Ack, Op, Snapshot, batch_ack, config_tag, new_batch, ops, set_ack};
 use super::router::{Link, NameTaken, Router, Synced};
 use crate::Cause;
 
@@ -39,7 +49,9 @@ fn key(m: Member) -> u64 {
 
 /// What waits while a state exchange is under way.
 enum Held {
-    Batch(u64, Vec<u8>),
+    /// A batch from a daemon, with its position and the tag of the
+    /// configuration it was delivered in.
+    Batch(u64, Vec<u8>, u64, u64),
     /// The daemons that left in one configuration change, with causes.
     Left(Vec<(u64, Cause)>),
 }
@@ -196,28 +208,49 @@ impl Node {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop_front();
             match batch {
-                Some(batch) => self.group.send(&batch).await?,
+                Some(batch) => self.send(batch).await?,
                 None => return Ok(()),
             }
         }
+    }
+
+    /// Stamps `batch` with our acknowledgement and multicasts it.
+    async fn send(&mut self, mut batch: Vec<u8>) -> conn_core::Result<()> {
+        set_ack(&mut batch, self.exchange.ack());
+        self.group.send(&batch).await
+    }
+
+    /// Acknowledges what we hold of a SAFE message waiting here that our
+    /// last batch did not: with the batches the router filled, or alone.
+    async fn acknowledge(&mut self) -> conn_core::Result<()> {
+        if !self.exchange.wants_ack() {
+            return Ok(());
+        }
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.is_empty() {
+                pending.push_back(new_batch());
+            }
+        }
+        self.send_pending().await
     }
 
     async fn event(&mut self, ev: Event) -> conn_core::Result<()> {
         match ev {
             Event::Message { from, bytes } => {
                 if let Some(sync) = self.exchange.message(key(from), bytes) {
-                    self.group.send(&sync).await?;
+                    self.send(sync).await?;
                 }
             }
             Event::Membership(change) => {
                 if let Some(sync) = self.exchange.membership(&change) {
-                    self.group.send(&sync).await?;
+                    self.send(sync).await?;
                 }
             }
         }
         match self.exchange.taken.take() {
             Some(taken) => Err(taken.error()),
-            None => Ok(()),
+            None => self.acknowledge().await,
         }
     }
 }
@@ -237,6 +270,129 @@ struct Exchange {
     synced: bool,
     /// A state exchange refused this daemon: another holds its name.
     taken: Option<NameTaken>,
+    /// Where SAFE messages wait until every member has them.
+    gate: Gate,
+}
+
+/// What waits for stability, in the stream's order.
+enum Gated {
+    /// A batch from `from`; `need` the position every member must have
+    /// acknowledged before it applies (0: none, it only waits its turn).
+    Batch {
+        from: u64,
+        bytes: Vec<u8>,
+        need: u64,
+    },
+    /// The daemons that left in one configuration change, with causes.
+    Left(Vec<(u64, Cause)>),
+}
+
+/// The stream's positions in the current configuration and the members'
+/// acknowledgements of them: a batch holding a SAFE message is applied
+/// here once every member acknowledged it, and nothing after it before.
+#[derive(Default)]
+struct Gate {
+    /// The current configuration's tag ([`config_tag`]); 0 before our join.
+    config: u64,
+    /// Batches CPG delivered here in it: our position.
+    pos: u64,
+    /// The highest position each other member acknowledged in it.
+    acks: HashMap<u64, u64>,
+    /// The position our last sent batch acknowledged in it.
+    sent: u64,
+    /// The highest position of a SAFE message gated in it: the others
+    /// wait for our acknowledgement of it, even once it is stable here.
+    owed: u64,
+    /// What waits, in the stream's order.
+    waiting: VecDeque<Gated>,
+    /// Acknowledgements refused: from a daemon not in the configuration,
+    /// below one it sent before, or of a position not yet delivered when
+    /// it was sent.
+    refused: u64,
+}
+
+impl Gate {
+    /// A new configuration `members`: positions count from 0 again.
+    fn reset(&mut self, members: &[u64]) {
+        self.config = config_tag(members);
+        self.pos = 0;
+        self.acks.clear();
+        self.sent = 0;
+        self.owed = 0;
+    }
+
+    /// `from`'s acknowledgement `ack`, carried by the batch at position `at`.
+    fn take(&mut self, from: u64, ack: Ack, at: u64, members: &[u64]) {
+        if ack.config == 0 {
+            return; // sent before its first configuration: acknowledges nothing
+        }
+        if !members.contains(&from) {
+            self.refused += 1;
+            tracing::warn!(
+                from,
+                "cluster: an acknowledgement from a daemon not in the configuration refused"
+            );
+            return;
+        }
+        if ack.config != self.config {
+            // Sent in a configuration before this one (CPG delivered it
+            // after the change): it says nothing of this one.
+            tracing::debug!(
+                from,
+                "cluster: an acknowledgement of another configuration skipped"
+            );
+            return;
+        }
+        if ack.pos >= at {
+            self.refused += 1;
+            tracing::warn!(
+                from,
+                pos = ack.pos,
+                at,
+                "cluster: an acknowledgement of what its sender cannot have had refused"
+            );
+            return;
+        }
+        let had = self.acks.entry(from).or_default();
+        if ack.pos < *had {
+            self.refused += 1;
+            tracing::warn!(
+                from,
+                pos = ack.pos,
+                had = *had,
+                "cluster: an acknowledgement below an earlier one refused"
+            );
+            return;
+        }
+        *had = ack.pos;
+    }
+
+    /// The highest position every member of `members` has: `me` has ours.
+    fn stable(&self, me: u64, members: &[u64]) -> u64 {
+        members
+            .iter()
+            .map(|m| {
+                if *m == me {
+                    self.pos
+                } else {
+                    self.acks.get(m).copied().unwrap_or(0)
+                }
+            })
+            .min()
+            .unwrap_or(self.pos)
+    }
+
+    /// A SAFE message came here that our last batch did not acknowledge.
+    fn wants_ack(&self) -> bool {
+        self.owed > self.sent
+    }
+}
+
+/// `batch` holds a SAFE message.
+fn has_safe(batch: &[u8]) -> bool {
+    ops(batch).any(|op| {
+        matches!(op, Ok(Op::Multicast { service, .. }) if crate::Service::from_bits(service).is_safe())
+    })
 }
 
 impl Exchange {
@@ -250,7 +406,77 @@ impl Exchange {
             started: false,
             synced: false,
             taken: None,
+            gate: Gate::default(),
         }
+    }
+
+    /// Our acknowledgement for the next batch we send; remembered, so that
+    /// no acknowledgement alone repeats it.
+    fn ack(&mut self) -> Ack {
+        self.gate.sent = self.gate.pos;
+        Ack {
+            config: self.gate.config,
+            pos: self.gate.pos,
+        }
+    }
+
+    /// A SAFE message came here that the others wait for us to
+    /// acknowledge.
+    fn wants_ack(&self) -> bool {
+        self.started && self.gate.wants_ack()
+    }
+
+    /// Takes `from`'s batch at position `at` of the configuration `config`
+    /// into the gate and applies what is stable. A batch of an earlier
+    /// configuration (held through a state exchange) needs no
+    /// acknowledgement: the daemons that moved on with us have it.
+    fn gate(&mut self, from: u64, bytes: Vec<u8>, at: u64, config: u64) {
+        let need = if config == self.gate.config && has_safe(&bytes) {
+            at
+        } else {
+            0
+        };
+        self.gate.owed = self.gate.owed.max(need);
+        if need == 0 && self.gate.waiting.is_empty() {
+            self.apply(from, &bytes);
+            return;
+        }
+        self.gate
+            .waiting
+            .push_back(Gated::Batch { from, bytes, need });
+        self.release();
+    }
+
+    /// The daemons `left` go, in the stream's order.
+    fn gate_left(&mut self, left: Vec<(u64, Cause)>) {
+        if self.gate.waiting.is_empty() {
+            self.router.daemons_left(&left);
+        } else {
+            self.gate.waiting.push_back(Gated::Left(left));
+        }
+    }
+
+    /// Applies what waits, in order, as far as it is stable (`all`:
+    /// everything, at a configuration change).
+    fn release_upto(&mut self, all: bool) {
+        let stable = self.gate.stable(self.me, &self.members);
+        while let Some(front) = self.gate.waiting.front() {
+            if let Gated::Batch { need, .. } = front
+                && *need > stable
+                && !all
+            {
+                return;
+            }
+            match self.gate.waiting.pop_front() {
+                Some(Gated::Batch { from, bytes, .. }) => self.apply(from, &bytes),
+                Some(Gated::Left(left)) => self.router.daemons_left(&left),
+                None => {}
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.release_upto(false);
     }
 
     /// A message CPG delivered from `from`; the Sync to multicast if it
@@ -259,6 +485,12 @@ impl Exchange {
         if !self.started {
             return None; // before our join: not ours
         }
+        self.gate.pos += 1;
+        let at = self.gate.pos;
+        if let Ok(ack) = batch_ack(&bytes) {
+            self.gate.take(from, ack, at, &self.members);
+        }
+        let config = self.gate.config;
         // A Sync travels alone in its batch.
         let sync = match ops(&bytes).next() {
             Some(Ok(Op::Sync { config, snapshot })) => Some((config, snapshot)),
@@ -285,9 +517,11 @@ impl Exchange {
                 round.offer(from, config, body);
                 self.finish_round();
             }
-            (Some(_), None) => self.held.push_back(Held::Batch(from, bytes)),
-            (None, _) => self.apply(from, &bytes),
+            (Some(_), None) => self.held.push_back(Held::Batch(from, bytes, at, config)),
+            (None, _) => self.gate(from, bytes, at, config),
         }
+        // An acknowledgement may have made what waits stable.
+        self.release();
         ours
     }
 
@@ -309,7 +543,23 @@ impl Exchange {
             }
             self.started = true;
         }
-        self.members = change.members.iter().map(|m| key(*m)).collect();
+        // What waits for acknowledgements was delivered in the old
+        // configuration, at every daemon that moves on with us: it applies
+        // before the change, after the transitional membership (ours and
+        // the old members that remain).
+        let members: Vec<u64> = change.members.iter().map(|m| key(*m)).collect();
+        let transitional: Vec<u64> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| members.contains(m))
+            .collect();
+        if transitional.len() < self.members.len() {
+            self.router.transitional(&transitional);
+        }
+        self.release_upto(true);
+        self.members = members;
+        self.gate.reset(&self.members);
         let mut left = Vec::new();
         for (m, reason) in &change.left {
             // A daemon that left in order shut down gracefully; any other
@@ -329,7 +579,7 @@ impl Exchange {
         if !left.is_empty() {
             match self.round {
                 Some(_) => self.held.push_back(Held::Left(left)),
-                None => self.router.daemons_left(&left),
+                None => self.gate_left(left),
             }
         }
         if change.joined.is_empty() {
@@ -352,7 +602,7 @@ impl Exchange {
         let config = self.members.clone();
         tracing::info!(members = config.len(), ?config, "cluster: state exchange");
         self.round = Some(Round::new(config.clone()));
-        let mut batch = vec![BATCH_VERSION];
+        let mut batch = new_batch();
         let sync = Op::Sync {
             config,
             snapshot: self.router.sync_state(),
@@ -409,8 +659,8 @@ impl Exchange {
     fn replay_held(&mut self) {
         while let Some(held) = self.held.pop_front() {
             match held {
-                Held::Batch(from, bytes) => self.apply(from, &bytes),
-                Held::Left(left) => self.router.daemons_left(&left),
+                Held::Batch(from, bytes, at, config) => self.gate(from, bytes, at, config),
+                Held::Left(left) => self.gate_left(left),
             }
         }
     }
@@ -423,25 +673,34 @@ mod tests {
     use super::*;
     use crate::daemon::outbox::{Outbox, QueueLimits};
 
-    const A: Member = Member { node: 1, pid: 10 };
+    pub(super) const A: Member = Member { node: 1, pid: 10 };
     const A2: Member = Member { node: 1, pid: 11 };
-    const B: Member = Member { node: 2, pid: 20 };
-    const C: Member = Member { node: 3, pid: 30 };
+    pub(super) const B: Member = Member { node: 2, pid: 20 };
+    pub(super) const C: Member = Member { node: 3, pid: 30 };
 
     /// A clustered router named `name`, CPG member `me`, with a client
     /// `client` if given.
     fn router(name: &str, me: Member, client: Option<&str>) -> Arc<Router> {
+        router_and_outbox(name, me, client).0
+    }
+
+    /// [`router`], and its client's outbox.
+    pub(super) fn router_and_outbox(
+        name: &str,
+        me: Member,
+        client: Option<&str>,
+    ) -> (Arc<Router>, Arc<Outbox>) {
         let r = Arc::new(Router::new(name.into(), None));
         r.set_cluster(Link {
             pending: Arc::default(),
             wake: Arc::new(Notify::new()),
             me: key(me),
         });
+        let outbox = Arc::new(Outbox::new(QueueLimits::default()));
         if let Some(client) = client {
-            let outbox = Arc::new(Outbox::new(QueueLimits::default()));
-            r.register(client, true, None, outbox).unwrap();
+            r.register(client, true, None, outbox.clone()).unwrap();
         }
-        r
+        (r, outbox)
     }
 
     /// A daemon that has been running: past its join and its first state.
@@ -466,7 +725,7 @@ mod tests {
     }
 
     fn join_batch(client: &str, group: &str) -> Vec<u8> {
-        let mut batch = vec![BATCH_VERSION];
+        let mut batch = new_batch();
         Op::Join {
             req: 1,
             client,
@@ -480,7 +739,7 @@ mod tests {
 
     /// The first state exchange gave `routers` the names n1 (A, and A2
     /// after it), n2 (B) and n3 (C); then a, b and c joined g.
-    fn abc_in_g(routers: &[&Arc<Router>]) {
+    pub(super) fn abc_in_g(routers: &[&Arc<Router>]) {
         let first: Vec<Synced> = [(A, "n1"), (B, "n2"), (C, "n3")]
             .iter()
             .map(|(m, d)| (key(*m), Snapshot::fresh(d, vec![])))
@@ -613,7 +872,7 @@ mod tests {
         let (ra, rb) = (router("n1", A, Some("a")), router("n2", B, Some("b")));
         let mut a = running(ra, A);
         let earlier = {
-            let mut batch = vec![BATCH_VERSION];
+            let mut batch = new_batch();
             Op::Sync {
                 config: vec![key(A), key(B)],
                 snapshot: Snapshot::fresh("n2", rb.snapshot()),
@@ -670,5 +929,204 @@ mod tests {
         assert_eq!(ra.snapshot(), before);
         a.membership(&change(&[A], &[(B, Reason::Leave)], &[]));
         assert_eq!(ra.snapshot(), before);
+    }
+}
+
+#[cfg(test)]
+mod safe_tests {
+    use conn_cpg::Member;
+
+    use super::tests::{A, B, C, abc_in_g, router_and_outbox};
+    use super::*;
+    use crate::Service;
+    use crate::client::decode::Decoded;
+    use crate::daemon::outbox::Outbox;
+    use crate::wire::Names;
+
+    const D: Member = Member { node: 4, pid: 40 };
+
+    /// n1 (CPG member A) running in the configuration [A, B, C], its
+    /// client `#a#n1` in g with `#b#n2` and `#c#n3`; the client's outbox.
+    fn n1() -> (Exchange, Arc<Outbox>) {
+        let (r, outbox) = router_and_outbox("n1", A, Some("a"));
+        abc_in_g(&[&r]);
+        let mut x = Exchange::new(r, key(A));
+        x.started = true;
+        x.synced = true;
+        x.members = vec![key(A), key(B), key(C)];
+        x.gate.reset(&x.members);
+        outbox.take_queued();
+        (x, outbox)
+    }
+
+    /// A batch acknowledging `pos` of `config`, with a multicast of
+    /// `payload` to g at `service` from `client` if given.
+    fn batch(config: u64, pos: u64, mcast: Option<(&str, Service, &[u8])>) -> Vec<u8> {
+        let mut b = new_batch();
+        set_ack(&mut b, Ack { config, pos });
+        if let Some((client, service, payload)) = mcast {
+            Op::Multicast {
+                client,
+                service: service.bits(),
+                msg_type: 0,
+                groups: Names::from(&["g"]),
+                payload,
+                uid: None,
+            }
+            .emit_into(&mut b)
+            .unwrap();
+        }
+        b
+    }
+
+    /// The payloads of the messages the client got, in order.
+    fn got(outbox: &Outbox) -> Vec<Vec<u8>> {
+        outbox
+            .take_queued()
+            .into_iter()
+            .filter_map(|f| match crate::client::decode::decode(f).unwrap() {
+                Decoded::Event(crate::Event::Message(m)) => Some(m.data().to_vec()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_safe_message_and_what_follows_wait_until_every_member_acknowledged_it() {
+        let (mut a, outbox) = n1();
+        let tag = a.gate.config;
+        // n2's SAFE message lands at position 1; n2 had seen nothing.
+        a.message(key(B), batch(tag, 0, Some(("#b#n2", Service::SAFE, b"s"))));
+        // An AGREED message after it waits behind it.
+        a.message(
+            key(C),
+            batch(tag, 0, Some(("#c#n3", Service::AGREED, b"x"))),
+        );
+        assert!(got(&outbox).is_empty(), "nothing before it is stable");
+        assert!(a.wants_ack(), "n1 owes its acknowledgement");
+        assert_eq!(
+            a.ack(),
+            Ack {
+                config: tag,
+                pos: 2
+            }
+        );
+        assert!(!a.wants_ack(), "acknowledged once");
+        // n3 acknowledges 2, n2 still only 0: it waits.
+        a.message(key(C), batch(tag, 2, None));
+        assert!(got(&outbox).is_empty());
+        // n2 acknowledges 1: the SAFE message and the AGREED one go.
+        a.message(key(B), batch(tag, 1, None));
+        assert_eq!(got(&outbox), [b"s".to_vec(), b"x".to_vec()]);
+        // An AGREED message with nothing waiting goes at once.
+        a.message(
+            key(C),
+            batch(tag, 3, Some(("#c#n3", Service::AGREED, b"y"))),
+        );
+        assert_eq!(got(&outbox), [b"y".to_vec()]);
+        assert!(!a.wants_ack());
+        assert_eq!(a.gate.refused, 0);
+    }
+
+    #[test]
+    fn a_safe_message_stable_here_at_once_is_still_acknowledged() {
+        // Replayed after a state exchange, once the others' acknowledgements
+        // of its position came in: delivered at once, and the others still
+        // wait for ours.
+        let (mut a, outbox) = n1();
+        let tag = a.gate.config;
+        a.gate.pos = 3;
+        a.gate.acks.extend([(key(B), 2), (key(C), 2)]);
+        a.gate(
+            key(B),
+            batch(tag, 0, Some(("#b#n2", Service::SAFE, b"s"))),
+            1,
+            tag,
+        );
+        assert_eq!(got(&outbox), [b"s".to_vec()]);
+        assert!(a.wants_ack());
+        a.ack();
+        assert!(!a.wants_ack());
+    }
+
+    #[test]
+    fn foreign_impossible_and_backward_acknowledgements_are_refused() {
+        let (mut a, outbox) = n1();
+        let tag = a.gate.config;
+        a.message(key(B), batch(tag, 0, Some(("#b#n2", Service::SAFE, b"s"))));
+        // From a daemon not in the configuration: refused.
+        a.message(key(D), batch(tag, 5, None));
+        // Of a position its sender could not have had (its own batch, 3).
+        a.message(key(C), batch(tag, 3, None));
+        // Of another configuration: skipped, not counted.
+        a.message(key(B), batch(config_tag(&[key(A), key(B)]), 3, None));
+        assert_eq!(a.gate.refused, 2);
+        assert!(got(&outbox).is_empty());
+        a.message(key(C), batch(tag, 4, None));
+        // Backward: n3 said 4, now 1.
+        a.message(key(C), batch(tag, 1, None));
+        assert_eq!(a.gate.refused, 3);
+        assert_eq!(a.gate.acks[&key(C)], 4);
+        // A header cut short: the batch is skipped, its position counts.
+        a.message(key(B), vec![BATCH_VERSION_FOR_TEST, 0, 0]);
+        assert_eq!(a.gate.pos, 7);
+        assert!(got(&outbox).is_empty());
+        a.message(key(B), batch(tag, 6, None));
+        assert_eq!(got(&outbox), [b"s".to_vec()]);
+    }
+
+    const BATCH_VERSION_FOR_TEST: u8 = crate::daemon::cluster_op::BATCH_VERSION;
+
+    #[test]
+    fn at_a_configuration_change_what_waits_is_delivered_before_it() {
+        let (mut a, outbox) = n1();
+        let tag = a.gate.config;
+        a.message(key(B), batch(tag, 0, Some(("#b#n2", Service::SAFE, b"s"))));
+        a.message(key(B), batch(tag, 1, None));
+        assert!(got(&outbox).is_empty(), "n3 never acknowledges");
+        // CPG removes n3: the message is delivered, then n3's clients go.
+        a.membership(&Membership {
+            members: vec![A, B],
+            left: vec![(C, Reason::ProcDown)],
+            joined: vec![],
+        });
+        let frames = outbox.take_queued();
+        let events: Vec<_> = frames
+            .into_iter()
+            .filter_map(|f| match crate::client::decode::decode(f).unwrap() {
+                Decoded::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        // First the transitional membership: n1's and n2's members, the
+        // view id as it was.
+        let crate::Event::Membership(t) = &events[0] else {
+            panic!("{events:?}")
+        };
+        assert!(t.is_transitional() && t.changed.is_empty(), "{t:?}");
+        assert_eq!(t.members, ["#a#n1", "#b#n2"]);
+        let crate::Event::Membership(regular) = events.last().unwrap() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(regular.view, t.view + 1);
+        assert!(
+            matches!(&events[1], crate::Event::Message(m) if m.data() == b"s"),
+            "{events:?}"
+        );
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(
+            matches!(events.last(), Some(crate::Event::Membership(m)) if m.cause == Cause::Network),
+            "{events:?}"
+        );
+        // The new configuration counts from 0: an acknowledgement of the
+        // old one says nothing, and with n3 gone n2's alone makes it stable.
+        assert_eq!(
+            (a.gate.pos, a.gate.config),
+            (0, config_tag(&[key(A), key(B)]))
+        );
+        let tag = a.gate.config;
+        a.message(key(B), batch(tag, 0, Some(("#b#n2", Service::SAFE, b"t"))));
+        a.message(key(B), batch(tag, 1, None));
+        assert_eq!(got(&outbox), [b"t".to_vec()]);
     }
 }

@@ -1,10 +1,13 @@
 //! The operations clustered daemons multicast to one another on CPG, built
 //! with the [wire kit](conn_core::wire): an [`Op`] parses from a checked
 //! frame (every length checked before use) and emits itself. Several ops
-//! ride in one CPG message, a *batch*: a version byte, then ops, each a
-//! frame of the kit's length-first layout (`length:u32 tag:u8 body`).
+//! ride in one CPG message, a *batch*: a version byte, the sender's
+//! acknowledgement ([`Ack`]), then ops, each a frame of the kit's
+//! length-first layout (`length:u32 tag:u8 body`). A batch of no ops is an
+//! acknowledgement alone.
 //!
 //! ```text
+//! batch     = version:u8 ack_config:u64 ack_pos:u64 op*
 //! op        = len:u32 tag:u8 body
 //! Join  (1) = req:u32 client:str group:str uid:u32
 //! Leave (2) = req:u32 client:str group:str
@@ -53,10 +56,69 @@ use crate::wire::Names;
 /// target found a Sync of view `u64::MAX` panicking the next join).
 pub(crate) const MAX_VIEW: u64 = 1 << 62;
 
-/// The batch format's version byte (3: uids in joins and multicasts,
-/// access lists in their own op and in Syncs, Syncs say if their sender
-/// was settled).
-pub(crate) const BATCH_VERSION: u8 = 3;
+/// The batch format's version byte (4: every batch carries its sender's
+/// [`Ack`]; 3: uids in joins and multicasts, access lists in their own op
+/// and in Syncs, Syncs say if their sender was settled).
+pub(crate) const BATCH_VERSION: u8 = 4;
+
+/// A batch's bytes before its ops: the version and the [`Ack`].
+pub(crate) const BATCH_HEADER: usize = 1 + 8 + 8;
+
+/// What a batch's sender had received of CPG's stream when it sent the
+/// batch: `pos` batches delivered in the configuration `config` names
+/// ([`config_tag`]). `config` 0 acknowledges nothing (a batch made before
+/// its sender's first configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ack {
+    /// The configuration's tag, [`config_tag`] of its members.
+    pub(crate) config: u64,
+    /// How many batches its sender had been delivered in it.
+    pub(crate) pos: u64,
+}
+
+/// A configuration's tag: FNV-1a of its members in CPG's order, never 0.
+/// Every daemon of the configuration computes the same.
+pub(crate) fn config_tag(members: &[u64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in members {
+        for b in m.to_be_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h | 1
+}
+
+/// An empty batch: the version and an [`Ack`] of nothing, stamped with
+/// [`set_ack`] when it is sent.
+pub(crate) fn new_batch() -> Vec<u8> {
+    let mut batch = Vec::with_capacity(4096);
+    batch.push(BATCH_VERSION);
+    batch.resize(BATCH_HEADER, 0);
+    batch
+}
+
+/// Writes `ack` into a batch made by [`new_batch`].
+pub(crate) fn set_ack(batch: &mut [u8], ack: Ack) {
+    if let Some(header) = batch.get_mut(1..BATCH_HEADER) {
+        header[..8].copy_from_slice(&ack.config.to_be_bytes());
+        header[8..].copy_from_slice(&ack.pos.to_be_bytes());
+    }
+}
+
+/// A batch's [`Ack`]; an error for a batch of another version or too
+/// short for its header.
+pub(crate) fn batch_ack(batch: &[u8]) -> Result<Ack, WireError> {
+    if batch.first() != Some(&BATCH_VERSION) {
+        return Err(ClusterOps::error(Problem::BadField("batch version")));
+    }
+    match (batch.get(1..9), batch.get(9..BATCH_HEADER)) {
+        (Some(config), Some(pos)) => Ok(Ack {
+            config: u64::from_be_bytes(config.try_into().unwrap_or_default()),
+            pos: u64::from_be_bytes(pos.try_into().unwrap_or_default()),
+        }),
+        _ => Err(ClusterOps::error(Problem::Truncated { at: batch.len() })),
+    }
+}
 
 /// The uid an op carries for a client whose uid is unknown (TCP):
 /// `(uid_t)-1`, which is no user's (the kernel refuses it as an id to take,
@@ -299,7 +361,10 @@ impl<'a> wire::Repr<'a> for Op<'a> {
             }
             Tag::Gone => {
                 let client = client(&mut r)?;
-                let cause = Cause::from_u8(r.u8()?).ok_or_else(|| r.bad("cause"))?;
+                // A client's departure: a transition is no client's cause.
+                let cause = Cause::from_u8(r.u8()?)
+                    .filter(|c| *c != Cause::Transition)
+                    .ok_or_else(|| r.bad("cause"))?;
                 Op::Gone { client, cause }
             }
             Tag::Sync => {
@@ -476,13 +541,10 @@ impl Op<'_> {
 }
 
 /// The ops of one batch, each checked as it is reached; the first error
-/// ends the batch.
+/// (a header of another version or cut short included) ends the batch.
 pub(crate) fn ops(batch: &[u8]) -> impl Iterator<Item = Result<Op<'_>, WireError>> {
-    let version_error = match batch.first() {
-        Some(&BATCH_VERSION) => None,
-        _ => Some(ClusterOps::error(Problem::BadField("batch version"))),
-    };
-    let mut rest = batch.get(1..).unwrap_or_default();
+    let version_error = batch_ack(batch).err();
+    let mut rest = batch.get(BATCH_HEADER..).unwrap_or_default();
     let mut failed = version_error;
     std::iter::from_fn(move || {
         if let Some(e) = failed.take() {
@@ -521,7 +583,7 @@ mod tests {
     }
 
     fn round_trip(op: Op<'_>) {
-        let mut batch = vec![BATCH_VERSION];
+        let mut batch = new_batch();
         op.emit_into(&mut batch).unwrap();
         op.emit_into(&mut batch).unwrap();
         let back: Vec<_> = ops(&batch).collect::<Result<_, _>>().unwrap();
@@ -660,11 +722,13 @@ mod tests {
         let len = (bytes.len() - 4) as u32;
         bytes[..4].copy_from_slice(&len.to_be_bytes());
         assert!(Op::decode(&bytes).is_err());
-        // A batch of the version before is refused whole.
-        assert_eq!(
-            ops(&[2]).next().unwrap().unwrap_err().problem(),
-            &bad("batch version")
-        );
+        // A batch of a version before is refused whole.
+        for old in [2, 3] {
+            assert_eq!(
+                ops(&[old]).next().unwrap().unwrap_err().problem(),
+                &bad("batch version")
+            );
+        }
     }
 
     /// One op as a batch's bytes would hold it.
@@ -705,6 +769,10 @@ mod tests {
             Op::Gone {
                 client: &long,
                 cause: Cause::Network,
+            },
+            Op::Gone {
+                client: "#a#n3",
+                cause: Cause::Transition,
             },
             Op::Multicast {
                 client: "#a#n3",
@@ -795,8 +863,29 @@ mod tests {
     }
 
     #[test]
+    fn acks_round_trip_and_a_header_cut_short_is_refused() {
+        let mut batch = new_batch();
+        assert_eq!(batch_ack(&batch), Ok(Ack::default()));
+        assert_eq!(ops(&batch).count(), 0, "an acknowledgement alone");
+        let ack = Ack {
+            config: config_tag(&[1, 2]),
+            pos: 7,
+        };
+        set_ack(&mut batch, ack);
+        assert_eq!(batch_ack(&batch), Ok(ack));
+        for cut in 0..BATCH_HEADER {
+            assert!(batch_ack(&batch[..cut]).is_err(), "cut at {cut}");
+            assert!(ops(&batch[..cut]).next().unwrap().is_err());
+        }
+        // Tags differ with the members and their order, and are never 0.
+        assert_ne!(config_tag(&[1, 2]), config_tag(&[2, 1]));
+        assert_ne!(config_tag(&[1, 2]), config_tag(&[1, 2, 3]));
+        assert_ne!(config_tag(&[]), 0);
+    }
+
+    #[test]
     fn truncated_and_unknown_bytes_are_refused() {
-        let mut batch = vec![BATCH_VERSION];
+        let mut batch = new_batch();
         Op::Join {
             req: 1,
             client: "#a#n1",
@@ -805,7 +894,10 @@ mod tests {
         }
         .emit_into(&mut batch)
         .unwrap();
-        for cut in 2..batch.len() {
+        for cut in 1..batch.len() {
+            if cut == BATCH_HEADER {
+                continue; // a batch of no ops: an acknowledgement alone
+            }
             assert!(ops(&batch[..cut]).any(|r| r.is_err()), "cut at {cut}");
         }
         assert!(ops(&[9]).next().unwrap().is_err());
@@ -818,7 +910,7 @@ mod tests {
     #[test]
     fn a_name_too_long_for_its_length_is_an_error_to_emit_and_the_batch_stays() {
         let long = "g".repeat(usize::from(u16::MAX) + 1);
-        let mut batch = vec![BATCH_VERSION];
+        let mut batch = new_batch();
         let op = Op::Join {
             req: 1,
             client: "#a#n1",
@@ -830,6 +922,6 @@ mod tests {
             matches!(err.problem(), Problem::TooLong { max: 65535, .. }),
             "{err}"
         );
-        assert_eq!(batch, [BATCH_VERSION]);
+        assert_eq!(batch, new_batch());
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use super::cluster_op::{BATCH_VERSION, Op, Snapshot, SyncGroup, ops};
+use super::cluster_op::{
+    Ack, BATCH_HEADER, Op, Snapshot, SyncGroup, config_tag, new_batch, ops, set_ack,
+};
 use super::outbox::{Outbox, QueueLimits};
 use super::router::{Link, Router, Synced};
 use crate::Cause;
@@ -75,7 +77,7 @@ fn check_batch(batch: &[u8]) -> bool {
         Ok(parsed) => parsed,
         Err(_) => return false,
     };
-    let mut again = vec![BATCH_VERSION];
+    let mut again = batch[..BATCH_HEADER].to_vec();
     for op in &parsed {
         op.emit_into(&mut again).expect("a parsed op emits");
     }
@@ -191,8 +193,9 @@ fn settle(n: &[Daemon; 2]) {
 
 /// Seed inputs for [`cluster`]: every op kind from daemon 3, a state
 /// exchange, a daemon leaving, an op for another daemon's client, an access
-/// list and what it refuses, a list that does not parse, and a Sync under
-/// a name another daemon holds.
+/// list and what it refuses, a list that does not parse, a Sync under
+/// a name another daemon holds, and a SAFE multicast with an
+/// acknowledgement alone after it.
 pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     let ops = [
         (
@@ -256,7 +259,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
         ),
     ];
     let record = |tag: u8, op: &Op<'_>| {
-        let mut batch = vec![BATCH_VERSION];
+        let mut batch = new_batch();
         op.emit_into(&mut batch).expect("seed ops emit");
         let mut r = vec![tag];
         r.extend_from_slice(&(batch.len() as u16).to_be_bytes());
@@ -286,7 +289,7 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
     acl_then_refused.extend(record(0, &ops[2].1));
     seeds.push(("acl-then-refused".into(), acl_then_refused));
     // A list that does not parse: refused at both, the batch goes on.
-    let mut bad_acl = vec![BATCH_VERSION];
+    let mut bad_acl = new_batch();
     for op in [Op::Acl { text: "[groups" }, ops[0].1.clone()] {
         op.emit_into(&mut bad_acl).expect("seed ops emit");
     }
@@ -303,5 +306,28 @@ pub fn cluster_seeds() -> Vec<(String, Vec<u8>)> {
         },
     };
     seeds.push(("sync-taken-name".into(), record(0, &impostor)));
+    // A SAFE multicast, then an acknowledgement alone (a batch of no ops)
+    // of position 1 of a configuration.
+    let safe = Op::Multicast {
+        client: "#c#n3",
+        service: crate::Service::SAFE.bits(),
+        msg_type: 0,
+        groups: crate::wire::Names::from(&["g"]),
+        payload: b"safe",
+        uid: None,
+    };
+    let mut safe_then_ack = record(0, &safe);
+    let mut ack = new_batch();
+    set_ack(
+        &mut ack,
+        Ack {
+            config: config_tag(&[1, 2, 3]),
+            pos: 1,
+        },
+    );
+    safe_then_ack.push(0);
+    safe_then_ack.extend_from_slice(&(ack.len() as u16).to_be_bytes());
+    safe_then_ack.extend_from_slice(&ack);
+    seeds.push(("safe-then-ack".into(), safe_then_ack));
     seeds
 }

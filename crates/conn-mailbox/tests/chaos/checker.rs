@@ -38,9 +38,15 @@
 //! * [`total_order`]: any two clients that both delivered two AGREED or
 //!   SAFE messages delivered them in the same order. This is checked
 //!   pairwise and globally, across partitions: corosync's extended virtual
-//!   synchrony gives one order to every pair that delivers both. SAFE is
-//!   checked as AGREED only: the daemon delivers SAFE as AGREED
-//!   (docs/cluster.md), so SAFE stability is not claimed and not checked.
+//!   synchrony gives one order to every pair that delivers both.
+//! * [`safe`]: a SAFE message a client delivered in a view V of g, before
+//!   any transitional membership of g in V, was held by the daemon of
+//!   every member of V: every member of V that installed V too and stayed
+//!   (its membership of g went on to another view or a self-leave, or it
+//!   survived in V to the end) delivered it in V, whichever side of a
+//!   partition it then went to. One delivered after a transitional
+//!   membership is promised to the transitional members only, which
+//!   virtual synchrony already checks.
 //! * [`virtual_synchrony`]: clients that pass together from V to V'
 //!   delivered the same messages in V. Clients that do not (the two halves
 //!   of a cut, a member that left) are not compared: what each half
@@ -112,6 +118,15 @@ pub enum Event {
         id: MsgId,
         groups: Vec<String>,
         service: Service,
+    },
+    /// It received a transitional membership of `group` (cause
+    /// transition): the view id as it was, the `members` whose daemons
+    /// move on with its own. Not a view: what follows it until the next
+    /// view was left unfinished by the old configuration.
+    Transition {
+        group: String,
+        view: u64,
+        members: Vec<String>,
     },
     /// It received a membership message of `group`: view id `view`,
     /// `cause`, the member `changed`, the `members` now (`changed` empty
@@ -310,6 +325,11 @@ fn show(e: &Event) -> String {
             "view {group}#{view} {} {changed:?} members {members:?}",
             cause.as_str()
         ),
+        Event::Transition {
+            group,
+            view,
+            members,
+        } => format!("transitional membership {group}#{view} members {members:?}"),
     }
 }
 
@@ -322,6 +342,7 @@ pub const PROPERTIES: &[(&str, Property)] = &[
     ("no_duplicates", no_duplicates),
     ("fifo", fifo),
     ("total_order", total_order),
+    ("safe", safe),
     ("virtual_synchrony", virtual_synchrony),
     ("no_loss", no_loss),
     ("causes", causes),
@@ -399,6 +420,8 @@ struct Segment {
     next: Option<(usize, Option<ViewKey>)>,
     /// Reliable messages delivered in it: id to event.
     delivered: BTreeMap<MsgId, usize>,
+    /// Its first transitional membership's event, if it got one.
+    transition: Option<usize>,
 }
 
 fn key_of(e: &Event) -> Option<ViewKey> {
@@ -436,7 +459,13 @@ fn segments(client: &Client) -> Vec<Segment> {
                         at: e,
                         next: None,
                         delivered: BTreeMap::new(),
+                        transition: None,
                     });
+                }
+            }
+            Event::Transition { group, .. } => {
+                if let Some(&s) = current.get(group) {
+                    out[s].transition.get_or_insert(e);
                 }
             }
             Event::Delivered {
@@ -780,6 +809,75 @@ pub fn virtual_synchrony(h: &History) -> Vec<Anomaly> {
     )
 }
 
+/// A SAFE message delivered in a view before any transitional membership
+/// was delivered in that view by every member of it that installed it
+/// and stayed.
+pub fn safe(h: &History) -> Vec<Anomaly> {
+    let segs: Vec<Vec<Segment>> = h.clients.iter().map(segments).collect();
+    let mut by_key: BTreeMap<&ViewKey, Vec<(usize, usize)>> = BTreeMap::new();
+    for (c, ss) in segs.iter().enumerate() {
+        for (i, s) in ss.iter().enumerate() {
+            by_key.entry(&s.key).or_default().push((c, i));
+        }
+    }
+    // A member stayed in a segment when its membership went on past it (a
+    // later view, a self-leave) or it survived in it; a daemon's shutdown
+    // notice ends its daemon, not a stay.
+    let stayed = |q: usize, sq: &Segment| match sq.next {
+        Some((n, None)) => matches!(
+            &h.clients[q].events[n].event,
+            Event::View { cause, .. } if *cause == Cause::Leave
+        ),
+        Some((_, Some(_))) => true,
+        None => h.clients[q].end == End::Survived,
+    };
+    let sent = sends(h);
+    let mut out = Vec::new();
+    for (p, ss) in segs.iter().enumerate() {
+        for sp in ss {
+            for (m, &e) in &sp.delivered {
+                let service = service_of(h, p, e);
+                if service.level_name() != "SAFE" || sp.transition.is_some_and(|t| t < e) {
+                    continue;
+                }
+                for &(q, qi) in &by_key[&sp.key] {
+                    let sq = &segs[q][qi];
+                    if q == p
+                        || sq.delivered.contains_key(m)
+                        || !stayed(q, sq)
+                        || !comparable(h, p, q, m, service)
+                    {
+                        continue;
+                    }
+                    let mut evidence = vec![(p, sp.at), (p, e), (q, sq.at)];
+                    if let Some((n, _)) = sq.next {
+                        evidence.push((q, n));
+                    }
+                    if let Some(&s) = sent.get(m) {
+                        evidence.push(s);
+                    }
+                    out.push(Anomaly::new(
+                        "safe",
+                        format!(
+                            "{} delivered the SAFE message {}:{} in view {}#{} with no \
+                             transitional membership before it, and {}, a member of that \
+                             view that stayed, did not deliver it in it",
+                            h.clients[p].name,
+                            m.sender,
+                            m.seq,
+                            sp.key.group,
+                            sp.key.view,
+                            h.clients[q].name
+                        ),
+                        evidence,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// For each set of segments that should hold the same deliveries, the
 /// first against each other one.
 fn compare_each<'a>(
@@ -983,6 +1081,8 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                         // the member named and maybe more (the clients of
                         // daemons that left together go in one message).
                         let consistent = match cause {
+                            // Recorded as Event::Transition, never as a view.
+                            Cause::Transition => false,
                             Cause::Join => {
                                 !old.contains(changed.as_str())
                                     && old
@@ -1043,6 +1143,8 @@ pub fn causes(h: &History) -> Vec<Anomaly> {
                     let justified = x.is_some_and(|x| {
                         let xc = &h.clients[x];
                         match cause {
+                            // Recorded as Event::Transition, never as a view.
+                            Cause::Transition => false,
                             Cause::Join => requested(x, true, group, at).is_some(),
                             Cause::Leave => requested(x, false, group, at).is_some(),
                             Cause::Disconnect => xc.end == End::Disconnected && xc.ended <= at,
@@ -1217,7 +1319,23 @@ mod tests {
                 },
             )
         }
+        fn transition(&mut self, c: usize, view: u64, members: &[&str]) -> &mut H {
+            self.push(
+                c,
+                Event::Transition {
+                    group: "g".into(),
+                    view,
+                    members: members.iter().map(|m| m.to_string()).collect(),
+                },
+            )
+        }
+        fn safe(&mut self, c: usize, sender: &str, seq: u64) -> &mut H {
+            self.deliver_at(c, sender, seq, Service::SAFE)
+        }
         fn deliver(&mut self, c: usize, sender: &str, seq: u64) -> &mut H {
+            self.deliver_at(c, sender, seq, Service::AGREED)
+        }
+        fn deliver_at(&mut self, c: usize, sender: &str, seq: u64, service: Service) -> &mut H {
             self.push(
                 c,
                 Event::Delivered {
@@ -1226,7 +1344,7 @@ mod tests {
                         seq,
                     },
                     groups: vec!["g".into()],
-                    service: Service::AGREED,
+                    service,
                 },
             )
         }
@@ -1274,6 +1392,69 @@ mod tests {
 
     fn names(anomalies: &[Anomaly]) -> Vec<&'static str> {
         anomalies.iter().map(|a| a.property).collect()
+    }
+
+    #[test]
+    fn a_safe_message_one_side_of_a_cut_delivered_before_the_transition_the_other_must_have() {
+        // a sends a SAFE message; a and b deliver it in view 3, then c's
+        // node is cut. c stayed (its membership went on to view 4) but
+        // never delivered it: an anomaly, even though c did not pass with
+        // a and b into their next view.
+        let mut h = three_joined();
+        h.push(
+            0,
+            Event::Sent {
+                id: MsgId {
+                    sender: A.into(),
+                    seq: 0,
+                },
+                groups: vec!["g".into()],
+                service: Service::SAFE,
+            },
+        );
+        h.safe(0, A, 0).safe(1, A, 0);
+        h.fault(FaultKind::Cut, 2);
+        h.view(0, 4, Cause::Network, C, &[A, B])
+            .view(1, 4, Cause::Network, C, &[A, B])
+            .view(2, 4, Cause::Network, A, &[B, C]);
+        let found = safe(&h.h);
+        assert_eq!(names(&found), ["safe", "safe"], "{found:#?}");
+        assert!(
+            found[0].what.contains("#c#n3, a member of that view"),
+            "{found:#?}"
+        );
+        // Delivered at c too: none.
+        let mut ok = h.h.clone();
+        let at = ok.clients[2].events.len() - 1;
+        ok.clients[2].events.insert(
+            at,
+            Record {
+                at: 0,
+                event: Event::Delivered {
+                    id: MsgId {
+                        sender: A.into(),
+                        seq: 0,
+                    },
+                    groups: vec!["g".into()],
+                    service: Service::SAFE,
+                },
+            },
+        );
+        assert!(safe(&ok).is_empty(), "{:#?}", safe(&ok));
+        // Delivered by a and b after their transitional membership only:
+        // promised to them, not to c.
+        let mut h = three_joined();
+        h.transition(0, 3, &[A, B]).transition(1, 3, &[A, B]);
+        h.safe(0, A, 0).safe(1, A, 0);
+        h.view(0, 4, Cause::Network, C, &[A, B])
+            .view(1, 4, Cause::Network, C, &[A, B])
+            .view(2, 4, Cause::Network, A, &[B, C]);
+        assert!(safe(&h.h).is_empty(), "{:#?}", safe(&h.h));
+        // c lost with its daemon: not a member that stayed.
+        let mut h = three_joined();
+        h.safe(0, A, 0).safe(1, A, 0);
+        h.h.clients[2].end = End::Lost("killed with its daemon".into());
+        assert!(safe(&h.h).is_empty(), "{:#?}", safe(&h.h));
     }
 
     #[test]

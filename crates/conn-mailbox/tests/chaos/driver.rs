@@ -358,6 +358,18 @@ async fn client(
                 clock.last_event.store(clock.now(), Ordering::Relaxed);
                 None
             }
+            Next::Got(Ok(MbEvent::Membership(ms))) if ms.is_transitional() => {
+                push(
+                    &mut rec,
+                    Event::Transition {
+                        group: ms.group.to_string(),
+                        view: ms.view,
+                        members: ms.members.iter().map(|m| m.to_string()).collect(),
+                    },
+                );
+                clock.last_event.store(clock.now(), Ordering::Relaxed);
+                None
+            }
             Next::Got(Ok(MbEvent::Membership(ms))) => {
                 let members: Vec<String> = ms.members.iter().map(|m| m.to_string()).collect();
                 if members.is_empty() {
@@ -964,6 +976,10 @@ pub fn run_from_env() {
         let sent = count(|e| matches!(e, Event::Sent { .. }));
         let delivered = count(|e| matches!(e, Event::Delivered { .. }));
         let views = count(|e| matches!(e, Event::View { .. }));
+        let safe = count(
+            |e| matches!(e, Event::Delivered { service, .. } if service.level_name() == "SAFE"),
+        );
+        let transitions = count(|e| matches!(e, Event::Transition { .. }));
         let survivors = out
             .history
             .clients
@@ -973,7 +989,7 @@ pub fn run_from_env() {
         total_msgs += sent;
         total_views += views;
         println!(
-            "chaos: seed {seed}: {} steps, {} faults, {} clients ({survivors} to the end), {sent} messages sent, {delivered} delivered, {views} views, {} anomalies ({:.1?})",
+            "chaos: seed {seed}: {} steps, {} faults, {} clients ({survivors} to the end), {sent} messages sent, {delivered} delivered ({safe} SAFE), {views} views, {transitions} transitional, {} anomalies ({:.1?})",
             schedule.steps.len(),
             out.history.faults.len(),
             out.history.clients.len(),

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::daemon::cluster_op::{BATCH_VERSION, Op};
+use crate::daemon::cluster_op::{Op, new_batch};
 
 /// A batch takes more ops until it holds this much (corosync fragments
 /// larger messages itself; this bounds one CPG message).
@@ -73,9 +73,8 @@ impl Sequencer for Link {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let first = pending.is_empty();
         if pending.back().is_none_or(|b| b.len() >= BATCH_MAX) {
-            let mut batch = Vec::with_capacity(4096);
-            batch.push(BATCH_VERSION);
-            pending.push_back(batch);
+            // Its acknowledgement is stamped when the CPG task sends it.
+            pending.push_back(new_batch());
         }
         if let Some(batch) = pending.back_mut()
             && let Err(e) = op.emit_into(batch)

@@ -20,11 +20,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{Client, ClientId, Group, Link, Router, State};
+use super::{Client, ClientId, Group, Link, Router, State, to_frame};
 use crate::Cause;
 use crate::daemon::acl::Acl;
 use crate::daemon::cluster_op::{Op, Snapshot, SyncGroup, home_of};
-use crate::daemon::outbox::{End, Outbox, QueueLimits};
+use crate::daemon::outbox::{End, Outbox, Push, QueueLimits};
+use crate::wire::{Names, Repr};
 
 /// One daemon's Sync as a state exchange gathered it: its CPG member and
 /// what it said.
@@ -253,6 +254,55 @@ impl Router {
             return;
         }
         st.apply(from, op);
+        st.drop_fallen();
+    }
+
+    /// CPG's configuration changes and daemons left: `members` (the old
+    /// configuration's daemons that are in the new one) are the
+    /// transitional configuration. Each local member of every group that
+    /// has a member homed at a daemon not in it gets a membership message
+    /// with cause transition: the group's view id as it is, no member
+    /// named, the members whose daemons are in it. What waited for the old
+    /// configuration's acknowledgements is delivered after it, then the
+    /// regular change.
+    pub(crate) fn transitional(&self, members: &[u64]) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.shutting_down {
+            return;
+        }
+        tracing::info!(?members, "cluster: transitional configuration");
+        let stays = |c: &Client| c.home.is_none_or(|h| members.contains(&h));
+        let mut fallen = Vec::new();
+        for (name, g) in &st.groups {
+            let (staying, going): (Vec<&Client>, Vec<&Client>) = g
+                .members
+                .iter()
+                .filter_map(|m| st.clients.get(m))
+                .partition(|c| stays(c));
+            if going.is_empty() {
+                continue; // the change takes no member of it
+            }
+            let names: Vec<&str> = staying.iter().map(|c| &*c.private_group).collect();
+            let frame = to_frame(&Repr::Membership {
+                cause: Cause::Transition.to_u8(),
+                view: g.view,
+                group: name,
+                changed: "",
+                members: Names::from(&names),
+            });
+            for id in &g.members {
+                if let Some(c) = st
+                    .clients
+                    .get(id)
+                    .filter(|c| c.home.is_none() && c.membership)
+                    && c.outbox.push(frame.clone()) == Push::Full
+                {
+                    fallen.push(*id);
+                }
+            }
+        }
+        st.fallen.extend(fallen);
         st.drop_fallen();
     }
 
