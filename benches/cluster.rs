@@ -22,6 +22,7 @@ mod common;
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Row, measuring, write_table};
@@ -114,15 +115,23 @@ fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(60))
 }
 
-async fn mailboxes(d: &Daemons, tag: &str) -> (Mailbox, Mailbox) {
-    let (a, _) = Mailbox::connect(&d[0].socket, &format!("a{tag}"), 0, false, deadline())
+/// A client name not given before in this run. A daemon may still hold
+/// the name of a client that has just disconnected, so a run right after
+/// another (AGREED, then SAFE) does not take its names again.
+fn fresh(role: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{role}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A client on node 1 and one on node 2, each with its private group.
+async fn pair(d: &Daemons) -> [(Mailbox, String); 2] {
+    let a = Mailbox::connect(&d[0].socket, &fresh("a"), 0, false, deadline())
         .await
         .unwrap();
-    let (mut b, _) = Mailbox::connect(&d[1].socket, &format!("b{tag}"), 0, false, deadline())
+    let b = Mailbox::connect(&d[1].socket, &fresh("b"), 0, false, deadline())
         .await
         .unwrap();
-    b.join("tp", deadline()).await.unwrap();
-    (a, b)
+    [a, b]
 }
 
 /// Waits until message `sent` is at most `WINDOW` ahead of the `got`
@@ -136,7 +145,8 @@ async fn within_window(sent: u64, got: &Cell<u64>) {
 /// Messages/s from `a` (node 1) to `b`'s group (node 2) through mailboxd,
 /// sent at `service`.
 async fn mbx_throughput(d: &Daemons, service: Service, size: usize, n: u64) -> f64 {
-    let (mut a, mut b) = mailboxes(d, "t").await;
+    let [(mut a, _), (mut b, _)] = pair(d).await;
+    b.join("tp", deadline()).await.unwrap();
     let got = Rc::new(Cell::new(0u64));
     let payload = vec![7u8; size];
     let start = Instant::now();
@@ -202,23 +212,18 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// Ping-pong round trips (µs) through mailboxd: node 1 to node 2 and back,
 /// as private-group unicasts, both sent at `service`.
 async fn mbx_rtt(d: &Daemons, service: Service, size: usize, pings: usize) -> Vec<f64> {
-    let (mut a, _) = Mailbox::connect(&d[0].socket, "pa", 0, false, deadline())
-        .await
-        .unwrap();
-    let (mut b, _) = Mailbox::connect(&d[1].socket, "pb", 0, false, deadline())
-        .await
-        .unwrap();
+    let [(mut a, to_a), (mut b, to_b)] = pair(d).await;
     let payload = vec![1u8; size];
     let mut rtts = Vec::with_capacity(pings);
     for _ in 0..pings {
         let t0 = Instant::now();
-        a.multicast(service, &["#pb#n2"], 0, &payload)
+        a.multicast(service, &[to_b.as_str()], 0, &payload)
             .await
             .unwrap();
         let Event::Message(m) = b.receive(deadline()).await.unwrap() else {
             panic!("ping")
         };
-        b.multicast(service, &["#pa#n1"], 0, m.data())
+        b.multicast(service, &[to_a.as_str()], 0, m.data())
             .await
             .unwrap();
         let Event::Message(_) = a.receive(deadline()).await.unwrap() else {
