@@ -399,8 +399,9 @@ fn main() {
         "Two `mailboxd --cluster corosync` on nodes 1 and 2 of a three-node corosync testbed \
          (network namespaces on one machine, knet over veth), clients on one current-thread \
          runtime; the peer is raw CPG (conn-cpg over libcpg) between the same nodes, same \
-         messages, same runtime, alternating rounds, medians. Throughput: one sender, one \
-         receiver, at most 256 in flight. Round trip: one message there, one back (mailboxd: \
+         messages, same runtime, alternating rounds (mailboxd AGREED, mailboxd SAFE, raw \
+         CPG); messages/s are medians over rounds, round trips percentiles over every round's. \
+         Throughput: one sender, one receiver, at most 256 in flight. Round trip: one message there, one back (mailboxd: \
          private-group unicasts). The mailboxd rows send AGREED; the rows \"SAFE vs AGREED\" \
          measure the same two things sent at SAFE (in the ping-pong, both legs), and their peer \
          column is mailboxd AGREED, not raw CPG: a SAFE message is delivered once both daemons \
