@@ -2,21 +2,27 @@
 //! three-node testbed) against raw CPG (conn-cpg, the same messages, the
 //! same nodes), in the same run: messages/s from a sender on node 1 to a
 //! receiver on node 2, and the round trip of a ping-pong between them
-//! (p50/p99), 100 B and 10 KiB.
+//! (p50/p99), 100 B and 10 KiB. Those mailboxd rows send AGREED; the SAFE
+//! rows then measure the same two things sent at SAFE against AGREED (its
+//! peer there): what delivering only once both daemons acknowledged a
+//! message costs (docs/cluster.md, "SAFE across daemons"). In the ping-pong
+//! both legs are sent at the service measured.
 //!
 //! Setup, identical for both: every client runs on the bench's one
 //! current-thread runtime (the CPG handles are opened inside their node's
 //! network namespace, then driven from here; the mailbox clients reach their
 //! daemons' Unix sockets, and each `mailboxd --cluster corosync` runs in its
 //! node's namespace). The sender keeps at most WINDOW messages in flight
-//! beyond the receiver. Rounds alternate mailboxd and raw CPG; figures are
-//! medians over rounds. Needs root and corosync (skips loudly otherwise).
+//! beyond the receiver. Rounds alternate mailboxd AGREED, mailboxd SAFE and
+//! raw CPG; messages/s are medians over rounds, p50/p99 are over every
+//! round's pings. Needs root and corosync (skips loudly otherwise).
 
 mod common;
 
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Row, measuring, write_table};
@@ -51,6 +57,10 @@ fn settings() -> Settings {
 }
 
 const SIZES: [usize; 2] = [100, 10 * 1024];
+
+/// mailboxd's services measured: AGREED (against raw CPG), and SAFE
+/// (against AGREED).
+const SERVICES: [Service; 2] = [Service::AGREED, Service::SAFE];
 
 /// The two clustered mailboxd of a bench run, gone with it.
 type Daemons = Vec<ClusterDaemon>;
@@ -105,15 +115,23 @@ fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(60))
 }
 
-async fn mailboxes(d: &Daemons, tag: &str) -> (Mailbox, Mailbox) {
-    let (a, _) = Mailbox::connect(&d[0].socket, &format!("a{tag}"), 0, false, deadline())
+/// A client name not given before in this run. A daemon may still hold
+/// the name of a client that has just disconnected, so a run right after
+/// another (AGREED, then SAFE) does not take its names again.
+fn fresh(role: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{role}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A client on node 1 and one on node 2, each with its private group.
+async fn pair(d: &Daemons) -> [(Mailbox, String); 2] {
+    let a = Mailbox::connect(&d[0].socket, &fresh("a"), 0, false, deadline())
         .await
         .unwrap();
-    let (mut b, _) = Mailbox::connect(&d[1].socket, &format!("b{tag}"), 0, false, deadline())
+    let b = Mailbox::connect(&d[1].socket, &fresh("b"), 0, false, deadline())
         .await
         .unwrap();
-    b.join("tp", deadline()).await.unwrap();
-    (a, b)
+    [a, b]
 }
 
 /// Waits until message `sent` is at most `WINDOW` ahead of the `got`
@@ -124,18 +142,18 @@ async fn within_window(sent: u64, got: &Cell<u64>) {
     }
 }
 
-/// Messages/s from `a` (node 1) to `b`'s group (node 2) through mailboxd.
-async fn mbx_throughput(d: &Daemons, size: usize, n: u64) -> f64 {
-    let (mut a, mut b) = mailboxes(d, "t").await;
+/// Messages/s from `a` (node 1) to `b`'s group (node 2) through mailboxd,
+/// sent at `service`.
+async fn mbx_throughput(d: &Daemons, service: Service, size: usize, n: u64) -> f64 {
+    let [(mut a, _), (mut b, _)] = pair(d).await;
+    b.join("tp", deadline()).await.unwrap();
     let got = Rc::new(Cell::new(0u64));
     let payload = vec![7u8; size];
     let start = Instant::now();
     let sender = async {
         for sent in 0..n {
             within_window(sent, &got).await;
-            a.multicast(Service::AGREED, &["tp"], 0, &payload)
-                .await
-                .unwrap();
+            a.multicast(service, &["tp"], 0, &payload).await.unwrap();
         }
     };
     let receiver = async {
@@ -192,25 +210,20 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// Ping-pong round trips (µs) through mailboxd: node 1 to node 2 and back,
-/// as private-group unicasts.
-async fn mbx_rtt(d: &Daemons, size: usize, pings: usize) -> Vec<f64> {
-    let (mut a, _) = Mailbox::connect(&d[0].socket, "pa", 0, false, deadline())
-        .await
-        .unwrap();
-    let (mut b, _) = Mailbox::connect(&d[1].socket, "pb", 0, false, deadline())
-        .await
-        .unwrap();
+/// as private-group unicasts, both sent at `service`.
+async fn mbx_rtt(d: &Daemons, service: Service, size: usize, pings: usize) -> Vec<f64> {
+    let [(mut a, to_a), (mut b, to_b)] = pair(d).await;
     let payload = vec![1u8; size];
     let mut rtts = Vec::with_capacity(pings);
     for _ in 0..pings {
         let t0 = Instant::now();
-        a.multicast(Service::AGREED, &["#pb#n2"], 0, &payload)
+        a.multicast(service, &[to_b.as_str()], 0, &payload)
             .await
             .unwrap();
         let Event::Message(m) = b.receive(deadline()).await.unwrap() else {
             panic!("ping")
         };
-        b.multicast(Service::AGREED, &["#pa#n1"], 0, m.data())
+        b.multicast(service, &[to_a.as_str()], 0, m.data())
             .await
             .unwrap();
         let Event::Message(_) = a.receive(deadline()).await.unwrap() else {
@@ -259,6 +272,54 @@ fn median(mut v: Vec<f64>) -> f64 {
     percentile(&mut v, 0.5)
 }
 
+/// What a set of rows compares connkit's figures with, and its goals.
+struct Against {
+    /// Put before each row's name ("" for mailboxd AGREED vs raw CPG).
+    rows: &'static str,
+    /// The peer, as the goals name it.
+    peer: &'static str,
+    /// Goal: messages/s at least this times the peer's.
+    throughput: f64,
+    /// Goal: round trip p99 at most this times the peer's.
+    p99: f64,
+}
+
+/// One size's rows: messages/s (medians over rounds), then round trip p50
+/// (informative) and p99 (over every round's pings).
+fn compare(
+    label: &str,
+    against: &Against,
+    tp: [Vec<f64>; 2],
+    mut rtt: [Vec<f64>; 2],
+) -> impl Iterator<Item = Row> {
+    let [ours, peer] = tp.map(median);
+    let throughput = Row {
+        what: format!("{label}, {}node 1 -> node 2, messages/s", against.rows),
+        ours,
+        peer,
+        unit: "msg/s",
+        goal: format!(">= {}x {}", against.throughput, against.peer),
+        met: ours >= against.throughput * peer,
+    };
+    let latency = [(0.5, "p50"), (0.99, "p99")].map(|(p, name)| {
+        let [ours, peer] = [0, 1].map(|k| percentile(&mut rtt[k], p));
+        let p99 = name == "p99";
+        Row {
+            what: format!("{label}, {}ping-pong round trip {name}", against.rows),
+            ours,
+            peer,
+            unit: "µs",
+            goal: if p99 {
+                format!("<= {}x {}", against.p99, against.peer)
+            } else {
+                "(informative)".into()
+            },
+            met: !p99 || ours <= against.p99 * peer,
+        }
+    });
+    std::iter::once(throughput).chain(latency)
+}
+
 fn main() {
     if let Some(why) = testbed::unavailable() {
         conn_test_support::skip("benches/cluster.rs", format!("the corosync testbed {why}"));
@@ -285,56 +346,67 @@ fn main() {
         .build()
         .unwrap();
     let mut rows = Vec::new();
+    let raw = Against {
+        rows: "",
+        peer: "raw CPG",
+        throughput: 0.8,
+        p99: 1.5,
+    };
+    let agreed = Against {
+        rows: "SAFE vs AGREED, ",
+        peer: "AGREED",
+        throughput: 0.7,
+        p99: 2.0,
+    };
     rt.block_on(async {
         let mut round = 0;
         for (i, size) in SIZES.into_iter().enumerate() {
-            let (mut ours_tp, mut peer_tp) = (Vec::new(), Vec::new());
-            let (mut ours_rtt, mut peer_rtt) = (Vec::new(), Vec::new());
+            // Index 0: mailboxd AGREED, 1: mailboxd SAFE, 2: raw CPG.
+            let (mut tp, mut rtt) = (<[Vec<f64>; 3]>::default(), <[Vec<f64>; 3]>::default());
             for _ in 0..s.rounds {
                 round += 1;
                 let g = format!("{}-raw{round}", cluster.name());
-                ours_tp.push(mbx_throughput(&daemons, size, s.messages[i]).await);
-                peer_tp.push(cpg_throughput(&cluster, &g, size, s.messages[i]).await);
-                ours_rtt.extend(mbx_rtt(&daemons, size, s.pings).await);
-                peer_rtt.extend(cpg_rtt(&cluster, &format!("{g}p"), size, s.pings).await);
+                for (k, service) in SERVICES.into_iter().enumerate() {
+                    tp[k].push(mbx_throughput(&daemons, service, size, s.messages[i]).await);
+                }
+                tp[2].push(cpg_throughput(&cluster, &g, size, s.messages[i]).await);
+                for (k, service) in SERVICES.into_iter().enumerate() {
+                    rtt[k].extend(mbx_rtt(&daemons, service, size, s.pings).await);
+                }
+                rtt[2].extend(cpg_rtt(&cluster, &format!("{g}p"), size, s.pings).await);
             }
             let label = if size < 1024 { "100 B" } else { "10 KiB" };
-            let (ours, peer) = (median(ours_tp), median(peer_tp));
-            rows.push(Row {
-                what: format!("{label}, node 1 -> node 2, messages/s"),
-                ours,
-                peer,
-                unit: "msg/s",
-                goal: ">= 0.8x raw CPG".into(),
-                met: ours >= 0.8 * peer,
-            });
-            for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
-                let (ours, peer) = (percentile(&mut ours_rtt, p), percentile(&mut peer_rtt, p));
-                rows.push(Row {
-                    what: format!("{label}, ping-pong round trip {name}"),
-                    ours,
-                    peer,
-                    unit: "µs",
-                    goal: if name == "p99" {
-                        "<= 1.5x raw CPG".into()
-                    } else {
-                        "(informative)".into()
-                    },
-                    met: name == "p50" || ours <= 1.5 * peer,
-                });
-            }
+            let [tp_agreed, tp_safe, tp_raw] = tp;
+            let [rtt_agreed, rtt_safe, rtt_raw] = rtt;
+            rows.extend(compare(
+                label,
+                &raw,
+                [tp_agreed.clone(), tp_raw],
+                [rtt_agreed.clone(), rtt_raw],
+            ));
+            rows.extend(compare(
+                label,
+                &agreed,
+                [tp_safe, tp_agreed],
+                [rtt_safe, rtt_agreed],
+            ));
         }
     });
     drop(daemons);
     write_table(
         "cluster",
-        "mailboxd across corosync vs raw CPG",
+        "mailboxd across corosync vs raw CPG, SAFE vs AGREED",
         "Two `mailboxd --cluster corosync` on nodes 1 and 2 of a three-node corosync testbed \
          (network namespaces on one machine, knet over veth), clients on one current-thread \
          runtime; the peer is raw CPG (conn-cpg over libcpg) between the same nodes, same \
-         messages, same runtime, alternating rounds, medians. Throughput: one sender, one \
-         receiver, at most 256 in flight. Round trip: one message there, one back (mailboxd: \
-         private-group unicasts).",
+         messages, same runtime, alternating rounds (mailboxd AGREED, mailboxd SAFE, raw \
+         CPG); messages/s are medians over rounds, round trips percentiles over every round's. \
+         Throughput: one sender, one receiver, at most 256 in flight. Round trip: one message there, one back (mailboxd: \
+         private-group unicasts). The mailboxd rows send AGREED; the rows \"SAFE vs AGREED\" \
+         measure the same two things sent at SAFE (in the ping-pong, both legs), and their peer \
+         column is mailboxd AGREED, not raw CPG: a SAFE message is delivered once both daemons \
+         acknowledged it, which costs each daemon one more CPG message per burst and a second \
+         trip through Totem.",
         &rows,
     );
 }
