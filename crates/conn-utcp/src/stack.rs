@@ -882,6 +882,16 @@ async fn drive(stack: Weak<Shared>, kick: Arc<Notify>, waiter: crate::device::Wa
     tokio::pin!(timer);
     let mut armed: Option<tokio::time::Instant> = None;
     loop {
+        if delay == Some(Duration::ZERO) {
+            // More to do at once (a full batch of frames, a socket with
+            // more to send, a timer already due): another turn, after the
+            // tasks this one woke, never a timer, which tokio rounds up to
+            // its next millisecond (a request/response then waited for it).
+            yield_once().await;
+            let Some((d, _)) = turn(false) else { return };
+            delay = d;
+            continue;
+        }
         let due = delay.map(|d| tokio::time::Instant::now() + d);
         if let Some(at) = due.filter(|at| armed.is_none_or(|armed| *at < armed)) {
             // Usually a turn wants an earlier timer because it woke a
