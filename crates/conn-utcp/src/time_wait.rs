@@ -216,17 +216,12 @@ mod tests {
         assert_eq!(tw.next(), None);
     }
 
-    #[test]
-    fn the_ack_of_a_retransmitted_fin_counts_the_fin_and_is_checksummed() {
-        const FIN_ACK: u8 = 0x11;
-        let Frame::Tcp(seg) = classify(&tcp_segment(80, 5000, 777, FIN_ACK, &[]), Medium::Ethernet)
-        else {
-            panic!("a segment");
-        };
-        let mut buf = [0u8; 54];
-        assert_eq!(ack_len(&seg, Medium::Ethernet), buf.len());
+    /// The ACK of `seg` over Ethernet, in a buffer of exactly
+    /// [`ack_len`], its IPv4 checksum checked.
+    fn ack_over_ethernet(seg: &Segment) -> Vec<u8> {
+        let mut buf = vec![0u8; ack_len(seg, Medium::Ethernet)];
         write_ack(
-            &seg,
+            seg,
             Ipv4Addr::from(ADDR).into(),
             MAC,
             9,
@@ -234,9 +229,26 @@ mod tests {
             Medium::Ethernet,
         );
         let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
+        assert!(
+            Ipv4Packet::new_checked(eth.payload())
+                .unwrap()
+                .verify_checksum()
+        );
+        buf
+    }
+
+    #[test]
+    fn the_ack_of_a_retransmitted_fin_counts_the_fin_and_is_checksummed() {
+        const FIN_ACK: u8 = 0x11;
+        let Frame::Tcp(seg) = classify(&tcp_segment(80, 5000, 777, FIN_ACK, &[]), Medium::Ethernet)
+        else {
+            panic!("a segment");
+        };
+        let buf = ack_over_ethernet(&seg);
+        assert_eq!(buf.len(), 54);
+        let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
         assert_eq!(eth.dst_addr().0, PEER_MAC);
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert!(ip.verify_checksum());
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(tcp.verify_checksum(
             &IpAddress::Ipv4(ip.src_addr()),
@@ -259,19 +271,10 @@ mod tests {
             panic!("a segment");
         };
         assert_eq!((seg.tsval, seg.len), (Some(0x0102_0304), 0));
-        let mut buf = [0u8; 66];
-        assert_eq!(ack_len(&seg, Medium::Ethernet), buf.len());
-        write_ack(
-            &seg,
-            Ipv4Addr::from(ADDR).into(),
-            MAC,
-            9,
-            &mut buf,
-            Medium::Ethernet,
-        );
+        let buf = ack_over_ethernet(&seg);
+        assert_eq!(buf.len(), 66, "12 bytes of options");
         let eth = EthernetFrame::new_checked(&buf[..]).unwrap();
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert!(ip.verify_checksum());
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(tcp.verify_checksum(
             &IpAddress::Ipv4(ip.src_addr()),
