@@ -78,6 +78,10 @@ impl Service {
     }
 
     /// True for [`Service::SAFE`].
+    #[cfg_attr(
+        not(feature = "corosync"),
+        expect(dead_code, reason = "only the corosync cluster's gate calls it")
+    )]
     pub(crate) fn is_safe(self) -> bool {
         self.0 & Self::LEVELS == Self::SAFE.0
     }

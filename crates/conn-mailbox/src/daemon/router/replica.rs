@@ -265,6 +265,10 @@ impl Router {
     /// named, the members whose daemons are in it. What waited for the old
     /// configuration's acknowledgements is delivered after it, then the
     /// regular change.
+    #[cfg_attr(
+        not(feature = "corosync"),
+        expect(dead_code, reason = "only the corosync cluster's gate calls it")
+    )]
     pub(crate) fn transitional(&self, members: &[u64]) {
         let mut guard = self.lock();
         let st = &mut *guard;
