@@ -371,6 +371,13 @@ pub fn test_all() -> bool {
             "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings",
             false,
         ),
+        // Default features too: code only a feature calls is dead without
+        // it, and a user's `cargo clippy` sees the default build.
+        (
+            "clippy-default-features",
+            "cargo clippy --workspace --all-targets --locked -- -D warnings",
+            false,
+        ),
         (
             "test",
             "cargo test --workspace --all-targets --all-features --locked --no-fail-fast",
